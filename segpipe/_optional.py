@@ -1,0 +1,41 @@
+"""Lazy imports of heavy optional dependencies (tensorrt, cuda-python, modelopt).
+
+They are imported inside the function that needs them, through :func:`require`, which raises a
+:class:`~segpipe.errors.DependencyError` naming the install command. Nothing is ever installed at
+run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from segpipe.errors import DependencyError
+
+INSTALL_HINTS = {
+    "tensorrt": 'pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com '
+    "(TensorRT wheels come from NVIDIA's package index; a CUDA GPU and driver are needed)",
+    "cuda": 'pip install "segpipe[trt]" (cuda-python)',
+    "modelopt": 'pip install nvidia-modelopt --extra-index-url https://pypi.nvidia.com',
+    "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for the CUDA provider)",
+}
+
+
+def require(module: str, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise a one-line DependencyError saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        top = module.split(".")[0]
+        hint = INSTALL_HINTS.get(top, f"pip install {top}")
+        what = f" (needed for {purpose})" if purpose else ""
+        raise DependencyError(f"python package '{module}' is not installed{what}: {hint}") from e
+
+
+def available(module: str) -> bool:
+    """True when ``module`` can be imported (without raising)."""
+    try:
+        importlib.import_module(module)
+    except Exception:
+        return False
+    return True

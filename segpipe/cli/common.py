@@ -1,0 +1,174 @@
+"""What every command shares: the rich consoles, the reporter, the error handler and option aliases.
+
+Each command module parses its flags, builds the stage's options object, calls the core inside
+:func:`run_guarded` and renders the result. Errors of type :class:`SegpipeError` become one red
+line and exit code 1; ``--debug`` (or ``SEGPIPE_DEBUG=1``) shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from segpipe.errors import SegpipeError
+from segpipe.progress import Reporter, Task
+
+T = TypeVar("T")
+
+# Consoles resolve sys.stdout / sys.stderr at write time, so typer's CliRunner captures them.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_state = {"debug": bool(os.environ.get("SEGPIPE_DEBUG"))}
+
+
+def set_debug(value: bool) -> None:
+    """Called by the app callback for ``segpipe --debug ...``."""
+    _state["debug"] = _state["debug"] or value
+
+
+def is_debug() -> bool:
+    return bool(_state["debug"])
+
+
+def one_line(exc: BaseException) -> str:
+    """The user-facing line of an error (errors re-raised by DataLoader workers carry a traceback)."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:  # torch.utils.data re-raise: keep the original message
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        last = lines[-1] if lines else text
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return " ".join(text.split("\n")) or exc.__class__.__name__
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one red error line and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}")
+
+
+def run_guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the core; SegpipeError -> one red line and exit 1 (traceback with --debug)."""
+    try:
+        return fn(*args, **kwargs)
+    except SegpipeError as e:
+        if is_debug():
+            raise
+        raise fail(one_line(e)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", code=130) from None
+
+
+class _RichTask(Task):
+    def __init__(self, progress: Progress, task_id: Any) -> None:
+        self._progress = progress
+        self._id = task_id
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        text = "  ".join(f"{k} {_fmt(v)}" for k, v in fields.items())
+        self._progress.update(self._id, advance=n, fields=text)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+class RichReporter(Reporter):
+    """Draws the core's progress as rich progress bars, tables and coloured lines."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Task]:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[fields]}"),
+            console=err_console,
+            transient=False,
+            disable=self.quiet,
+        )
+        with progress:
+            task_id = progress.add_task(description, total=total, fields="")
+            yield _RichTask(progress, task_id)
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            console.print(message)
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        if self.quiet:
+            return
+        table = Table(title=title, title_justify="left")
+        for col in columns:
+            table.add_column(col, justify="right" if col not in ("class", "name", "file") else "left")
+        for row in rows:
+            table.add_row(*(_fmt(v) for v in row))
+        console.print(table)
+
+
+def print_written(path: Path, what: str = "") -> None:
+    """The one line every step prints for a file it wrote: what, where, how big."""
+    size = path.stat().st_size / 1e6 if path.exists() and path.is_file() else 0.0
+    label = f"{what} " if what else ""
+    console.print(f"[green]wrote[/] {label}{path} ({size:.2f} MB)")
+
+
+# ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------
+SizeOpt = Annotated[
+    tuple[int, int] | None,
+    typer.Option(
+        "--size",
+        help="Network input size as WIDTH HEIGHT (width first); multiples of the output stride.",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel="Hardware")
+]
+ColorsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--colors",
+        help="Palette CSV (id,name,r,g,b); default: the colors.csv shipped with segpipe.",
+        show_default=False,
+    ),
+]
+NumClassesOpt = Annotated[
+    int | None, typer.Option("--num-classes", "--num_classes", help="Number of classes.", show_default=False)
+]
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,217 @@
+"""The dataset: the original folder layout, checked up front, read as RGB uint8.
+
+Layout::
+
+    DATA_ROOT/images/NAME.png            (PNG, JPEG, BMP or TIFF; sub-folders allowed)
+    DATA_ROOT/indexes/NAME_color_mask.png
+
+The dataset returns ``(image, mask)``: ``image`` a uint8 tensor H×W×3 (RGB), ``mask`` a uint8/int16
+tensor H×W of class ids. Normalisation and the NCHW permute happen on the device in the training
+loop (cheaper than in the workers, and the permuted batch is channels-last for free).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segpipe.data.masks import MaskDecoder
+from segpipe.errors import DataError
+from segpipe.progress import Reporter
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+MASK_EXTS = (".png", ".bmp", ".tif", ".tiff")
+
+cv2.setNumThreads(1)  # the loader parallelises across samples; cv2's own threads only contend
+
+
+def sample_data_root() -> Path:
+    """The small sample dataset shipped inside the package (used by ``segpipe demo``)."""
+    return Path(str(resources.files("segpipe") / "data" / "sample"))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its mask."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def find_samples(
+    root: str | Path,
+    images_dir: str = "images",
+    masks_dir: str = "indexes",
+    mask_suffix: str = "_color_mask",
+) -> list[Sample]:
+    """Pair every image with its mask; one-line errors for every way the layout can be wrong."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist")
+    img_dir, mask_dir = root / images_dir, root / masks_dir
+    for d, what in ((img_dir, "images"), (mask_dir, "masks")):
+        if not d.is_dir():
+            raise DataError(f"{d} is missing: the data root must hold {images_dir}/ and {masks_dir}/ ({what} folder)")
+    images = _list_images(img_dir)
+    if not images:
+        raise DataError(f"{img_dir} holds no images (read: {', '.join(IMAGE_EXTS)})")
+    masks: dict[str, Path] = {}
+    for p in mask_dir.rglob("*"):
+        if p.suffix.lower() in MASK_EXTS and p.is_file():
+            masks[str(p.relative_to(mask_dir).with_suffix(""))] = p
+    samples, orphans = [], []
+    for img in images:
+        rel = img.relative_to(img_dir).with_suffix("")
+        key = str(rel.parent / f"{rel.name}{mask_suffix}") if str(rel.parent) != "." else f"{rel.name}{mask_suffix}"
+        mask = masks.get(key)
+        if mask is None:
+            orphans.append(str(img.relative_to(root)))
+        else:
+            samples.append(Sample(str(rel), img, mask))
+    if orphans:
+        first = ", ".join(orphans[:3])
+        raise DataError(
+            f"{len(orphans)} image(s) in {img_dir} have no mask NAME{mask_suffix}.png in {mask_dir}: "
+            f"{first}{' ...' if len(orphans) > 3 else ''}"
+        )
+    return samples
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image as RGB uint8 H×W×3; one-line error naming the file when it cannot be decoded."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise DataError(f"cannot read image {path}: missing, unreadable or not an image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_mask_raw(path: str | Path) -> np.ndarray:
+    """A mask as stored (indices, or BGR colours); one-line error when it cannot be decoded."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if mask is None:
+        raise DataError(f"cannot read mask {path}: missing, unreadable or not an image")
+    return mask
+
+
+def load_pair(sample: Sample, decoder: MaskDecoder) -> tuple[np.ndarray, np.ndarray]:
+    """Image (RGB) and decoded mask of one sample, checked to be the same size."""
+    image = read_image(sample.image)
+    mask = decoder.decode(read_mask_raw(sample.mask), sample.mask)
+    if image.shape[:2] != mask.shape[:2]:
+        raise DataError(
+            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but image {sample.image} is "
+            f"{image.shape[1]}x{image.shape[0]} (W x H)"
+        )
+    return image, mask
+
+
+@dataclass
+class DatasetStats:
+    """What a scan of the whole dataset found."""
+
+    count: int
+    class_pixels: np.ndarray  # pixels per class (ignore excluded)
+    ignored_pixels: int
+
+    @property
+    def majority_fraction(self) -> float:
+        total = self.class_pixels.sum()
+        return float(self.class_pixels.max() / total) if total else 0.0
+
+
+def scan_samples(
+    samples: Sequence[Sample], decoder: MaskDecoder, reporter: Reporter | None = None, threads: int | None = None
+) -> DatasetStats:
+    """Decode every mask (and image) once, so bad data fails before anything is written.
+
+    Raises the first error found (one line naming the file). Also counts pixels per class.
+    """
+    if not samples:
+        raise DataError("the dataset is empty")
+    reporter = reporter or Reporter()
+    counts = np.zeros(max(decoder.num_classes, 1), dtype=np.int64)
+    ignored = 0
+
+    def one(s: Sample) -> np.ndarray:
+        _, mask = load_pair(s, decoder)
+        return np.bincount(mask.ravel(), minlength=max(decoder.num_classes, decoder.ignore_index + 1))
+
+    threads = threads or min(8, (os.cpu_count() or 2) * 2)
+    with reporter.task("Checking dataset", total=len(samples)) as task, ThreadPoolExecutor(threads) as pool:
+        for hist in pool.map(one, samples):
+            counts += hist[: len(counts)]
+            if decoder.ignore_index < len(hist):
+                ignored += int(hist[decoder.ignore_index])
+            task.advance()
+    return DatasetStats(len(samples), counts, ignored)
+
+
+class SegDataset(Dataset):
+    """Pairs of (image uint8 H×W×3, mask H×W) after the albumentations ``transform``.
+
+    ``transform`` gets ``image=`` and ``mask=`` (same geometric augmentation; masks use nearest
+    neighbour). :meth:`reseed` makes the random augmentation reproducible per epoch and worker.
+    """
+
+    def __init__(self, samples: Sequence[Sample], decoder: MaskDecoder, transform: Callable[..., Any] | None = None):
+        self.samples = list(samples)
+        self.decoder = decoder
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def reseed(self, seed: int) -> None:
+        """Seed the augmentation pipeline's own random generators."""
+        if self.transform is not None and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw (untransformed) image and mask of sample ``index``."""
+        return load_pair(self.samples[index], self.decoder)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.load(index)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask))
+        if mask_t.dtype == torch.uint16:
+            mask_t = mask_t.to(torch.int32)
+        return torch.from_numpy(np.ascontiguousarray(image)), mask_t
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Seed numpy, random and the augmentation in each loader worker from torch's worker seed.
+
+    torch gives every worker ``base_seed + worker_id``, with ``base_seed`` drawn from the loader's
+    generator, which the training loop seeds per epoch: augmentation is reproducible on resume.
+    """
+    import random
+
+    seed = torch.initial_seed() % (2**32)
+    np.random.seed(seed)
+    random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset if info is not None else None
+    while dataset is not None and not hasattr(dataset, "reseed"):
+        dataset = getattr(dataset, "dataset", None)  # torch Subset
+    if dataset is not None:
+        dataset.reseed(seed)

@@ -1,0 +1,47 @@
+"""The errors segpipe raises for bad input.
+
+Every :class:`SegpipeError` is meant to be shown to a user as one line that names the file and the
+value at fault; the CLI prints it in red and exits with code 1 (``--debug`` shows the traceback).
+Anything that is not a ``SegpipeError`` is a bug and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SegpipeError(Exception):
+    """Base class: a user-facing error whose message is one line."""
+
+
+class DataError(SegpipeError):
+    """The dataset on disk is missing, malformed or inconsistent."""
+
+
+class ConfigError(SegpipeError):
+    """An option, a config file or a class-map file is invalid."""
+
+
+class CheckpointError(SegpipeError):
+    """A checkpoint or model file is missing, corrupt or does not fit the options."""
+
+
+class DependencyError(SegpipeError):
+    """An optional dependency (tensorrt, cuda-python, modelopt...) is not installed."""
+
+
+class ExportError(SegpipeError):
+    """Exporting or verifying a model failed."""
+
+
+def close_matches(value: str, choices: Iterable[str], n: int = 5) -> str:
+    """A short ``did you mean`` suffix listing the choices closest to ``value`` (may be empty)."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    matches = difflib.get_close_matches(value.lower(), list(lowered), n=n, cutoff=0.5)
+    if not matches:
+        matches = [c for c in lowered if value.lower() in c][:n]
+    if not matches:
+        return ""
+    return "; close matches: " + ", ".join(lowered[m] for m in matches)

@@ -1,0 +1,230 @@
+"""Typed, frozen options for every stage. Defaults live here and nowhere else.
+
+Each stage is a plain function of one of these (``train(TrainOptions)``, ...). ``__post_init__``
+validates values and raises :class:`~segpipe.errors.ConfigError` with one line naming the option
+and the value. The CLI builds them from flags (and ``--config FILE.yaml``: flags win).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from segpipe.errors import ConfigError, close_matches
+from segpipe.modelinfo import MODES
+
+LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "poly", "constant")
+
+
+def parse_loss(spec: str) -> tuple[str, ...]:
+    """``ce+dice`` -> ("ce", "dice"); aliases ``cross-entropy``/``crossentropy`` -> ``ce``."""
+    aliases = {"cross-entropy": "ce", "crossentropy": "ce", "cross_entropy": "ce", "xent": "ce"}
+    parts = tuple(aliases.get(p.strip().lower(), p.strip().lower()) for p in spec.split("+") if p.strip())
+    bad = [p for p in parts if p not in LOSSES]
+    if not parts or bad:
+        raise ConfigError(f"--loss {spec!r}: use one of {', '.join(LOSSES)} or a sum like ce+dice")
+    return parts
+
+
+def _default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything ``segpipe train`` needs. Sizes are (width, height) in pixels."""
+
+    data_root: Path
+    #: Number of classes in the masks (binary mode: 2). None: from --class-names or the checkpoint.
+    num_classes: int | None = None
+    #: Name the run and its checkpoints are saved under (run folder ``runs/<model_name>``).
+    model_name: str = "model"
+    #: Checkpoint to start from: a segpipe checkpoint resumes (model, optimizer, scheduler,
+    #: epoch, best metric); a bare state_dict loads weights only. Missing file: warn, start fresh.
+    model: Path | None = None
+    #: Load only the weights of ``model`` (fine-tune) instead of resuming its run.
+    finetune: bool = False
+    #: ``seg`` (multiclass softmax), ``binary`` (one sigmoid channel) or ``multilabel``.
+    mode: str = "seg"
+    arch: str = "Unet"
+    encoder: str = "efficientnet-b0"
+    #: ``imagenet``, ``none`` or a path to an encoder weights file.
+    encoder_weights: str = "imagenet"
+    epochs: int = 50
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    scheduler: str = "cosine"
+    size: tuple[int, int] = (512, 512)
+    #: Fraction of the data held out for validation when ``val_root`` is not given (0: none).
+    val_fraction: float = 0.2
+    val_root: Path | None = None
+    workers: int = field(default_factory=_default_workers)
+    device: str = "auto"
+    #: Mixed precision (CUDA only; ignored with a warning on CPU).
+    amp: bool = False
+    seed: int = 0
+    #: Run folder; default ``runs/<model_name>`` (``-2``, ``-3``... if that already holds a run).
+    output_dir: Path | None = None
+    class_names: tuple[str, ...] | None = None
+    #: Palette CSV for colour masks and pictures; default the colors.csv shipped with segpipe.
+    colors: Path | None = None
+    ignore_index: int = 255
+    #: One of ce, dice, focal, lovasz (bce in binary/multilabel) or a sum such as ``ce+dice``.
+    loss: str = "ce"
+    #: ``none``, ``light``, ``heavy`` or a YAML albumentations pipeline.
+    augment: str = "light"
+    use_mixup: bool = False
+    mixup_alpha: float = 0.4
+    #: Stop after this many epochs without a better validation mIoU (0: never).
+    patience: int = 0
+    images_dir: str = "images"
+    masks_dir: str = "indexes"
+    mask_suffix: str = "_color_mask"
+    #: ``auto``, ``index`` or ``color``.
+    mask_type: str = "auto"
+    class_map: Path | None = None
+    #: A user's dataset class ``package.module:ClassName`` for other layouts.
+    dataset: str | None = None
+
+    def __post_init__(self) -> None:
+        coerce_paths(self)
+
+        def bad(flag: str, value: Any, why: str) -> ConfigError:
+            return ConfigError(f"--{flag} {value}: {why}")
+
+        if self.mode not in MODES:
+            raise bad("mode", self.mode, f"use one of {', '.join(MODES)}")
+        if self.num_classes is not None and self.num_classes < (2 if self.mode != "multilabel" else 1):
+            raise bad("num-classes", self.num_classes, "need at least 2 classes (binary: 2, background and foreground)")
+        if self.mode == "binary" and self.num_classes not in (None, 2):
+            raise bad("num-classes", self.num_classes, "binary mode has exactly 2 classes (0 and 1)")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise bad(name.replace("_", "-"), getattr(self, name), "must be at least 1")
+        if self.lr <= 0:
+            raise bad("lr", self.lr, "must be positive")
+        if len(self.size) != 2 or min(self.size) <= 0:
+            raise bad("size", self.size, "give WIDTH HEIGHT, both positive")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise bad("val-fraction", self.val_fraction, "must be in [0, 1)")
+        if self.workers < 0:
+            raise bad("workers", self.workers, "must be >= 0")
+        if self.mixup_alpha <= 0:
+            raise bad("mixup-alpha", self.mixup_alpha, "must be positive")
+        if self.patience < 0:
+            raise bad("patience", self.patience, "must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise bad("optimizer", self.optimizer, f"use one of {', '.join(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise bad("scheduler", self.scheduler, f"use one of {', '.join(SCHEDULERS)}")
+        if self.mask_type not in ("auto", "index", "color"):
+            raise bad("mask-type", self.mask_type, "use auto, index or color")
+        if not 0 <= self.ignore_index <= 65535:
+            raise bad("ignore-index", self.ignore_index, "must be within 0..65535")
+        losses = parse_loss(self.loss)
+        if self.mode == "seg" and "bce" in losses:
+            raise bad("loss", self.loss, "bce is for binary/multilabel modes; use ce in seg mode")
+        if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
+            raise bad("class-names", ",".join(self.class_names), f"gives {len(self.class_names)} names for {self.num_classes} classes")
+        if self.dataset is not None and ":" not in self.dataset:
+            raise bad("dataset", self.dataset, "use package.module:ClassName")
+
+    def replace(self, **changes: Any) -> TrainOptions:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (for options.yaml and the checkpoint)."""
+        return to_plain(self)
+
+
+def coerce_paths(opts: Any) -> None:
+    """Turn str values of Path-typed fields of a frozen dataclass into Paths, and lists into tuples."""
+    hints = get_type_hints(type(opts))
+    for f in dataclasses.fields(opts):
+        value = getattr(opts, f.name)
+        hint = str(hints[f.name])
+        if isinstance(value, str) and "Path" in hint:
+            object.__setattr__(opts, f.name, Path(value))
+        elif isinstance(value, list) and "tuple" in hint:
+            object.__setattr__(opts, f.name, tuple(value))
+
+
+def to_plain(opts: Any) -> dict[str, Any]:
+    """A dataclass as a dict of plain YAML/torch-safe values (Paths -> str, tuples -> lists)."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (tuple, list)):
+            return [conv(x) for x in v]
+        return v
+
+    return {f.name: conv(getattr(opts, f.name)) for f in dataclasses.fields(opts)}
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    hint = str(get_type_hints(cls)[name])
+    if value is None:
+        return None
+    if "Path" in hint:
+        return Path(str(value))
+    if "tuple[int, int]" in hint:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ConfigError(f"{name}: expected [WIDTH, HEIGHT], got {value!r}")
+        return tuple(int(v) for v in value)
+    if "tuple[str" in hint:
+        return tuple(str(v) for v in (value.split(",") if isinstance(value, str) else value))
+    return value
+
+
+def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
+    """Read a YAML options file into keyword arguments for ``cls``.
+
+    Keys are option names (``batch_size`` or ``batch-size``). Errors name the file and line for
+    malformed YAML, and the key (with close matches) for unknown options.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p}{where}: malformed YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of option: value, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    lines = {}
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        key = line.split(":", 1)[0].strip()
+        lines.setdefault(key, i)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in names:
+            raise ConfigError(f"{p} line {lines.get(str(key), '?')}: unknown option {key!r}{close_matches(name, names)}")
+        try:
+            out[name] = _coerce(cls, name, value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{p} line {lines.get(str(key), '?')}: bad value for {key}: {e}") from None
+    return out
+
+
+# ---- inference options (issue 2 of 5) ------------------------------------------------------------
+
+# ---- export options (issue 3 of 5) ---------------------------------------------------------------
+
+# ---- benchmark options ---------------------------------------------------------------------------

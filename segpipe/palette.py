@@ -1,0 +1,180 @@
+"""Class palettes: ``colors.csv`` (``id,name,r,g,b``) read/write, colourising and overlays."""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import io
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from segpipe.errors import ConfigError, DataError
+from segpipe.utils import atomic_write_text
+
+HEADER = ["id", "name", "r", "g", "b"]
+
+
+def default_palette_path() -> Path:
+    """The ``colors.csv`` shipped inside the package (a copy of the repo's top-level one)."""
+    return Path(str(resources.files("segpipe") / "colors.csv"))
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Class names and RGB colours, indexed by class id (0..K-1)."""
+
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.colors)
+
+    def array(self) -> np.ndarray:
+        """K×3 uint8 array of colours."""
+        return np.asarray(self.colors, dtype=np.uint8).reshape(-1, 3)
+
+    def extended(self, n: int) -> Palette:
+        """This palette grown to ``n`` entries with distinct generated colours (names ``class_i``)."""
+        if n <= len(self):
+            return self
+        colors = list(self.colors)
+        names = list(self.names)
+        used = set(colors)
+        i = 0
+        while len(colors) < n:
+            # golden-ratio hue walk with varying saturation/value: far apart, deterministic
+            h = (i * 0.618033988749895) % 1.0
+            s = 0.55 + 0.45 * ((i // 7) % 2)
+            v = 0.95 - 0.3 * ((i // 3) % 2)
+            rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+            i += 1
+            if rgb in used:
+                continue
+            used.add(rgb)
+            colors.append(rgb)  # type: ignore[arg-type]
+            names.append(f"class_{len(colors) - 1}")
+        return Palette(tuple(names), tuple(colors), self.source)  # type: ignore[arg-type]
+
+    def truncated(self, n: int) -> Palette:
+        """The first ``n`` entries."""
+        return Palette(self.names[:n], self.colors[:n], self.source)
+
+
+def load_palette(path: str | Path | None = None) -> Palette:
+    """Read a palette CSV (header ``id,name,r,g,b``); ``None`` reads the default one.
+
+    Rows may come in any order; ids must be 0..K-1 without gaps. Errors name the file and line.
+    """
+    p = Path(path) if path is not None else default_palette_path()
+    if not p.is_file():
+        raise ConfigError(f"palette file {p} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"palette file {p}: cannot read it ({e})") from e
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise ConfigError(f"palette file {p} is empty; expected a header {','.join(HEADER)}")
+    header = [h.strip().lower() for h in rows[0]]
+    if header[:5] != HEADER:
+        raise ConfigError(f"{p} line 1: header is {','.join(rows[0])!r}, expected {','.join(HEADER)!r}")
+    entries: dict[int, tuple[str, tuple[int, int, int]]] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row) or row[0].strip().startswith("#"):
+            continue
+        if len(row) < 5:
+            raise ConfigError(f"{p} line {lineno}: expected 5 fields id,name,r,g,b, got {','.join(row)!r}")
+        try:
+            cid = int(row[0])
+            rgb = tuple(int(v) for v in row[2:5])
+        except ValueError:
+            raise ConfigError(f"{p} line {lineno}: id and r,g,b must be integers, got {','.join(row)!r}") from None
+        if any(not 0 <= v <= 255 for v in rgb):
+            raise ConfigError(f"{p} line {lineno}: colour {rgb} is outside 0-255")
+        if cid in entries:
+            raise ConfigError(f"{p} line {lineno}: class id {cid} appears twice")
+        entries[cid] = (row[1].strip(), rgb)  # type: ignore[assignment]
+    if not entries:
+        raise ConfigError(f"palette file {p} has a header but no colours")
+    ids = sorted(entries)
+    if ids != list(range(len(ids))):
+        missing = sorted(set(range(max(ids) + 1)) - set(ids))
+        raise ConfigError(f"palette file {p}: class ids must be 0..{len(ids) - 1} without gaps; missing {missing[:5]}")
+    return Palette(
+        names=tuple(entries[i][0] or f"class_{i}" for i in ids),
+        colors=tuple(entries[i][1] for i in ids),
+        source=str(p),
+    )
+
+
+def save_palette(palette: Palette, path: str | Path) -> Path:
+    """Write a palette CSV atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HEADER)
+    for i, (name, rgb) in enumerate(zip(palette.names, palette.colors, strict=True)):
+        writer.writerow([i, name, *rgb])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def fit_palette(palette: Palette, num_classes: int) -> tuple[Palette, str | None]:
+    """Palette with exactly ``num_classes`` entries, plus a warning when it had to be extended."""
+    if len(palette) >= num_classes:
+        return palette.truncated(num_classes), None
+    where = f" {palette.source}" if palette.source else ""
+    msg = (
+        f"palette{where} has {len(palette)} colours for {num_classes} classes; "
+        f"using generated colours for classes {len(palette)}..{num_classes - 1}"
+    )
+    return palette.extended(num_classes), msg
+
+
+def colorize(labels: np.ndarray, colors: np.ndarray | Palette, ignore_index: int = 255) -> np.ndarray:
+    """Class map H×W (any int dtype) -> RGB image H×W×3 uint8; unknown ids and ignore are black."""
+    lut_src = colors.array() if isinstance(colors, Palette) else np.asarray(colors, dtype=np.uint8)
+    lut = np.zeros((max(256, len(lut_src)), 3), dtype=np.uint8)
+    lut[: len(lut_src)] = lut_src
+    if ignore_index < len(lut) and ignore_index >= len(lut_src):
+        lut[ignore_index] = 0
+    idx = np.clip(labels.astype(np.int64, copy=False), 0, len(lut) - 1)
+    return lut[idx]
+
+
+def overlay(image: np.ndarray, color_mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a colour mask over an RGB image: ``(1 - alpha) * image + alpha * mask``."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"--overlay {alpha}: alpha must be between 0 and 1")
+    out = image.astype(np.float32) * (1.0 - alpha) + color_mask.astype(np.float32) * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def rgb_to_index(mask_rgb: np.ndarray, palette: Palette, path: str | Path = "", ignore_index: int = 255) -> np.ndarray:
+    """Decode an RGB colour mask through the palette into class indices (uint8/uint16).
+
+    Black (0,0,0) that is not a palette colour, and any colour not in the palette, is an error
+    naming the file, the colour and where it occurs.
+    """
+    flat = mask_rgb.reshape(-1, 3).astype(np.int64)
+    keys = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    pal = palette.array().astype(np.int64)
+    pal_keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+    order = np.argsort(pal_keys)
+    sorted_keys = pal_keys[order]
+    pos = np.searchsorted(sorted_keys, keys)
+    pos = np.clip(pos, 0, len(sorted_keys) - 1)
+    found = sorted_keys[pos] == keys
+    if not found.all():
+        bad = int(np.flatnonzero(~found)[0])
+        y, x = divmod(bad, mask_rgb.shape[1])
+        color = tuple(int(c) for c in flat[bad])
+        count = int((~found).sum())
+        raise DataError(
+            f"{path}: colour {color} at pixel (x={x}, y={y}) is not in the palette {palette.source or ''}"
+            f" ({count} pixels of unknown colours); fix the mask or pass --colors with a palette that has it"
+        )
+    dtype = np.uint8 if len(palette) <= 256 else np.uint16
+    return order[pos].astype(dtype).reshape(mask_rgb.shape[:2])

@@ -1,0 +1,55 @@
+"""How the core reports progress without printing.
+
+The core never prints: it calls a :class:`Reporter`. The default one is silent; the CLI passes one
+that draws rich progress bars and tables (``segpipe.cli.common.RichReporter``). Tests can pass a
+recording reporter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+class Task:
+    """A handle on one progress bar."""
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        """Advance by ``n`` steps; ``fields`` (e.g. ``loss=0.3``) are shown beside the bar."""
+
+
+class Reporter:
+    """Silent reporter; subclass and override what you want to see."""
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None = None) -> Iterator[Task]:
+        """A progress bar for ``total`` steps (``None``: unknown)."""
+        yield Task()
+
+    def info(self, message: str) -> None:
+        """A plain informational line."""
+
+    def warn(self, message: str) -> None:
+        """A one-line warning."""
+
+    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A small table (e.g. the per-epoch summary)."""
+
+
+class RecordingReporter(Reporter):
+    """Keeps every message, warning and table; handy in tests."""
+
+    def __init__(self) -> None:
+        self.infos: list[str] = []
+        self.warnings: list[str] = []
+        self.tables: list[tuple[str, list[str], list[list[Any]]]] = []
+
+    def info(self, message: str) -> None:
+        self.infos.append(message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        self.tables.append((title, columns, rows))
