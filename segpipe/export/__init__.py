@@ -1,0 +1,1 @@
+"""Export stages: ONNX (``segpipe.export.onnx``) and TensorRT engines (``segpipe.export.tensorrt``)."""

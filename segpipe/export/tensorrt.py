@@ -1,0 +1,425 @@
+"""The TensorRT engine builder of ``segpipe build-trt`` (TensorRT 10.x and 11.x, Python API).
+
+``build_engine(EngineOptions(onnx=...))`` parses the ONNX model, derives the optimisation profile,
+decides how to honour ``--fp16`` (``trt_precision``), builds a serialized plan, verifies it against
+ONNX Runtime, writes it atomically and writes the ``NAME.engine.json`` sidecar (``trt_sidecar``).
+tensorrt is imported inside :func:`build_engine` only: this module imports without it, and without
+it :func:`build_engine` raises a one-line :class:`DependencyError` naming the install command.
+
+API calls used, all present in both TensorRT 10.x and 11.x Python bindings (TensorRT Python API
+reference and the NVIDIA migration guides 8.x->10.x and 10.x->11.x): ``trt.ILogger`` subclassing,
+``trt.Builder(logger)``, ``builder.create_network(flags)`` with
+``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (10.x only; in 11.x every network is strongly typed
+and the migration examples call ``create_network()`` without flags), ``trt.OnnxParser(network,
+logger).parse_from_file(path)``, ``parser.num_errors`` / ``get_error(i)`` with ``desc()``,
+``node_name()``, ``node_operator()``, ``builder.create_builder_config()``,
+``config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, bytes)``,
+``config.builder_optimization_level``, ``config.set_flag(trt.BuilderFlag.FP16)`` (10.x only;
+removed in 11.x), ``builder.create_optimization_profile()`` / ``profile.set_shape(name, min, opt,
+max)`` / ``config.add_optimization_profile``, ``config.create_timing_cache(bytes)`` /
+``set_timing_cache(cache, ignore_mismatch)`` / ``get_timing_cache().serialize()``,
+``builder.build_serialized_network(network, config)`` (``None`` on failure). Not run here: no GPU
+and no tensorrt on the development machine; ``tests/test_tensorrt_gpu.py`` exercises it on a GPU.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segpipe._optional import available, require
+from segpipe.errors import CheckpointError, ConfigError, DependencyError, ExportError
+from segpipe.export.trt_precision import (
+    Fp16Plan,
+    PrecisionDecision,
+    autocast_fp16,
+    decide_fp16,
+    graph_precision,
+)
+from segpipe.export.trt_shapes import (
+    ProfileShape,
+    Shapes,
+    ShapesArg,
+    TensorSpec,
+    derive_profile,
+    normalize_shapes,
+    onnx_io,
+)
+from segpipe.export.trt_sidecar import engine_sidecar, minimal_model_info, write_sidecar
+from segpipe.export.trt_verify import default_min_agreement, verify_engine
+from segpipe.modelinfo import ModelInfo
+from segpipe.progress import Reporter
+from segpipe.utils import atomic_path, atomic_write_bytes
+
+__all__ = ["EngineOptions", "OnnxSummary", "build_engine", "inspect_onnx", "trt_major_version"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Options of :func:`build_engine` (and of ``segpipe build-trt``); validated on creation."""
+
+    onnx: Path
+    """The ONNX model (``segpipe export-onnx`` output: input ``input_1`` NHWC, output ``output``)."""
+    engine: Path | None = None
+    """Where the engine goes; default: beside the ONNX with suffix ``.engine``."""
+    shapes: ShapesArg = None
+    """trtexec ``--shapes``: the opt shape per input (``input_1:1x640x1280x3``); min = max = opt."""
+    min_shapes: ShapesArg = None
+    """Smallest shapes of the profile (with ``opt_shapes``/``shapes`` and ``max_shapes``)."""
+    opt_shapes: ShapesArg = None
+    """Shapes TensorRT tunes for (same role as ``shapes``; give one of the two)."""
+    max_shapes: ShapesArg = None
+    """Largest shapes of the profile."""
+    workspace_mib: int | None = None
+    """Workspace memory pool limit in MiB; ``None``: TensorRT's default (the device memory)."""
+    fp16: bool = False
+    """FP16 engine: ``BuilderFlag.FP16`` on 10.x, ModelOpt AutoCast on 11.x (or an FP16 graph)."""
+    timing_cache: Path | None = None
+    """Timing cache file: loaded when it exists, saved after the build (speeds up rebuilds)."""
+    opt_level: int = 3
+    """Builder optimisation level 0-5 (TensorRT's default 3; higher builds slower, may run faster)."""
+    verbose: bool = False
+    """Forward TensorRT's verbose log to the reporter."""
+    verify: bool = True
+    """Compare the built engine with ONNX Runtime before writing it (needs the GPU it was built on)."""
+    verify_images: Path | None = None
+    """Folder of pictures for verification; default: seeded random images."""
+    min_agreement: float | None = None
+    """Minimum argmax agreement with ONNX Runtime, 0-1; default 0.999 (fp32) or 0.99 (fp16)."""
+
+    def __post_init__(self) -> None:
+        onnx = Path(self.onnx)
+        object.__setattr__(self, "onnx", onnx)
+        if onnx.suffix.lower() != ".onnx":
+            raise ConfigError(f"--onnx {onnx}: expected an .onnx file")
+        engine = Path(self.engine) if self.engine is not None else onnx.with_suffix(".engine")
+        if engine.resolve() == onnx.resolve():
+            raise ConfigError(f"--engine {engine}: would overwrite the ONNX model")
+        object.__setattr__(self, "engine", engine)
+        for name, flag in (
+            ("shapes", "--shapes"),
+            ("min_shapes", "--min-shapes"),
+            ("opt_shapes", "--opt-shapes"),
+            ("max_shapes", "--max-shapes"),
+        ):
+            object.__setattr__(self, name, normalize_shapes(getattr(self, name), flag) or None)
+        if self.workspace_mib is not None and int(self.workspace_mib) <= 0:
+            raise ConfigError(f"--workspace {self.workspace_mib}: must be a positive number of MiB")
+        if not 0 <= int(self.opt_level) <= 5:
+            raise ConfigError(f"--opt-level {self.opt_level}: must be between 0 and 5")
+        if self.min_agreement is not None and not 0.0 < float(self.min_agreement) <= 1.0:
+            raise ConfigError(f"--min-agreement {self.min_agreement}: must be in (0, 1], e.g. 0.999")
+        for name in ("timing_cache", "verify_images"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, Path(value) if value is not None else None)
+
+    def agreement_threshold(self, precision: str) -> float:
+        """``min_agreement`` or the default for the engine precision."""
+        return (
+            float(self.min_agreement) if self.min_agreement is not None else default_min_agreement(precision)
+        )
+
+
+@dataclass(frozen=True)
+class OnnxSummary:
+    """What the builder reads from the ONNX file before touching TensorRT."""
+
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    metadata: dict[str, str]
+    info: ModelInfo | None
+    profile: dict[str, ProfileShape]
+    precision: str
+    dynamic: bool = field(default=False)
+
+
+def inspect_onnx(opts: EngineOptions) -> OnnxSummary:
+    """Read inputs, outputs, metadata, precision of ``opts.onnx`` and derive the profile."""
+    import onnx
+
+    path = Path(opts.onnx)
+    if not path.is_file():
+        raise CheckpointError(f"ONNX model {path} does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable ONNX model: {e}") from e
+    inputs, outputs = onnx_io(model)
+    if not inputs or not outputs:
+        raise CheckpointError(f"{path}: the graph has {len(inputs)} input(s) and {len(outputs)} output(s)")
+    metadata = {p.key: p.value for p in model.metadata_props}
+    info = ModelInfo.from_metadata(metadata)
+    shapes: dict[str, Shapes | None] = {
+        k: getattr(opts, k) for k in ("shapes", "min_shapes", "opt_shapes", "max_shapes")
+    }
+    profile = derive_profile(inputs, info=info, source=str(path), **shapes)
+    dynamic = any(t.dynamic_axes for t in inputs)
+    return OnnxSummary(inputs, outputs, metadata, info, profile, graph_precision(model), dynamic)
+
+
+def trt_major_version(version: str) -> int:
+    """``"10.3.0.26"`` -> 10; one-line error for anything else."""
+    m = re.match(r"\s*(\d+)\.", str(version))
+    if not m:
+        raise DependencyError(f"cannot read the TensorRT version {version!r}")
+    return int(m.group(1))
+
+
+def gpu_description() -> tuple[str, str]:
+    """(GPU name, compute capability ``"8.6"``) of CUDA device 0, or ``("unknown", "unknown")``."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(0)
+            return torch.cuda.get_device_name(0), f"{major}.{minor}"
+    except Exception:  # a CPU-only torch build or a broken driver: the sidecar just says unknown
+        pass
+    return "unknown", "unknown"
+
+
+@dataclass(frozen=True)
+class ParserIssue:
+    """One ONNX parser error: the node it concerns and TensorRT's description."""
+
+    node_name: str
+    op_type: str
+    desc: str
+
+    def __str__(self) -> str:
+        where = f"node {self.node_name!r} ({self.op_type})" if self.node_name or self.op_type else "graph"
+        return f"{where}: {' '.join(self.desc.split())}"
+
+
+def parser_issues(parser: Any) -> list[ParserIssue]:
+    """Every error a TensorRT ``OnnxParser`` recorded (``node_name``/``node_operator`` exist in 10.x+)."""
+    issues = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        name = err.node_name() if hasattr(err, "node_name") else str(err.node())
+        op = err.node_operator() if hasattr(err, "node_operator") else ""
+        issues.append(ParserIssue(str(name or ""), str(op or ""), str(err.desc())))
+    return issues
+
+
+def format_parser_issues(issues: list[ParserIssue], limit: int = 8) -> str:
+    """All parser errors on one line (the first ``limit``, then a count)."""
+    text = "; ".join(str(i) for i in issues[:limit])
+    if len(issues) > limit:
+        text += f"; and {len(issues) - limit} more"
+    return text or "no error recorded"
+
+
+def _logger_class(trt: Any) -> type:
+    """A ``trt.ILogger`` subclass that keeps errors and forwards messages to a reporter."""
+
+    class CollectingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+            self.reporter: Reporter = Reporter()
+            self.verbose = False
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                self.errors.append(" ".join(str(msg).split()))
+                self.reporter.warn(f"TensorRT: {msg}")
+            elif severity == trt.ILogger.Severity.WARNING and self.verbose:
+                self.reporter.warn(f"TensorRT: {msg}")
+            elif self.verbose:
+                self.reporter.info(f"TensorRT: {msg}")
+
+    return CollectingLogger
+
+
+_LOGGERS: dict[int, Any] = {}
+
+
+def _logger(trt: Any, reporter: Reporter, verbose: bool) -> Any:
+    """One logger per process (TensorRT historically treats the logger as a singleton)."""
+    logger = _LOGGERS.get(id(trt))
+    if logger is None:
+        logger = _LOGGERS[id(trt)] = _logger_class(trt)()
+    logger.errors, logger.reporter, logger.verbose = [], reporter, verbose
+    return logger
+
+
+def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
+    """Build a TensorRT engine from ``opts.onnx``; returns the engine path (``opts.engine``).
+
+    Steps: import tensorrt (DependencyError with the install command when missing), read the ONNX
+    and derive the profile, decide FP16 handling for the installed major version, optionally run
+    ModelOpt AutoCast (11.x), build, verify against ONNX Runtime (the engine is never left at the
+    output path when verification fails), write atomically, save the timing cache, write the
+    sidecar ``NAME.engine.json``.
+    """
+    reporter = reporter or Reporter()
+    trt = require("tensorrt", "segpipe build-trt")
+    version = str(trt.__version__)
+    major = trt_major_version(version)
+    if major < 10:
+        raise DependencyError(
+            f"TensorRT {version} is installed; segpipe build-trt needs TensorRT 10 or 11 "
+            '(pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com); '
+            "`segpipe build-trt --print-trtexec --trt-version 8` prints a trtexec command for 8.x"
+        )
+    summary = inspect_onnx(opts)
+    needs_modelopt = major >= 11 and opts.fp16 and summary.precision == "fp32"
+    decision = decide_fp16(
+        major,
+        summary.precision,
+        opts.fp16,
+        available("modelopt.onnx.autocast") if needs_modelopt else False,
+        source=str(opts.onnx),
+    )
+    if decision.note:
+        reporter.info(decision.note)
+    with tempfile.TemporaryDirectory(prefix="segpipe-trt-") as tmpdir:
+        src = Path(opts.onnx)
+        if decision.plan is Fp16Plan.AUTOCAST:
+            with reporter.task(f"ModelOpt AutoCast: {src.name} to fp16"):
+                src = autocast_fp16(src, Path(tmpdir) / f"{src.stem}.fp16.onnx")
+        with reporter.task(f"building TensorRT {version} {decision.precision} engine {opts.engine}"):
+            plan = _build_plan(trt, major, src, summary, decision, opts, reporter)
+        with atomic_path(opts.engine) as tmp:
+            tmp.write_bytes(plan)
+            del plan
+            if opts.verify:
+                verify_built_engine(opts, tmp, summary, decision.precision, reporter)
+    write_engine_sidecar(opts, summary, decision, version, gpu_description(), builder="python")
+    return Path(opts.engine)
+
+
+def _build_plan(
+    trt: Any,
+    major: int,
+    onnx_src: Path,
+    summary: OnnxSummary,
+    decision: PrecisionDecision,
+    opts: EngineOptions,
+    reporter: Reporter,
+) -> bytes:
+    """Parse ``onnx_src`` and build the serialized plan with the TensorRT Python API."""
+    logger = _logger(trt, reporter, opts.verbose)
+    try:
+        builder = trt.Builder(logger)
+    except Exception as e:  # pybind raises when CUDA cannot initialise
+        detail = "; ".join(logger.errors[-2:]) or str(e)
+        raise ExportError(
+            f"TensorRT {trt.__version__} cannot create a builder (is a CUDA GPU visible?): {detail}"
+        ) from e
+    flags = 0
+    if major == 10 and decision.strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_src)):
+        issues = parser_issues(parser)
+        raise ExportError(
+            f"{opts.onnx}: TensorRT {trt.__version__} cannot parse the model ({len(issues)} error(s)): "
+            f"{format_parser_issues(issues)}"
+        )
+    config = builder.create_builder_config()
+    if opts.workspace_mib:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mib) << 20)
+    config.builder_optimization_level = int(opts.opt_level)
+    if opts.verbose:
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    if decision.plan is Fp16Plan.BUILDER_FLAG:
+        config.set_flag(trt.BuilderFlag.FP16)  # 10.x only: decide_fp16 never picks it on 11.x
+    if summary.dynamic:
+        profile = builder.create_optimization_profile()
+        for name, shape in summary.profile.items():
+            profile.set_shape(name, shape.min, shape.opt, shape.max)
+        config.add_optimization_profile(profile)
+    cache = None
+    if opts.timing_cache is not None:
+        data = opts.timing_cache.read_bytes() if opts.timing_cache.is_file() else b""
+        cache = config.create_timing_cache(data)
+        if cache is None or not config.set_timing_cache(cache, False):
+            reporter.warn(
+                f"timing cache {opts.timing_cache} does not fit TensorRT {trt.__version__} or this GPU; "
+                "starting a new one"
+            )
+            cache = config.create_timing_cache(b"")
+            config.set_timing_cache(cache, False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        detail = "; ".join(logger.errors[-3:]) or "no error message (rerun with --verbose)"
+        raise ExportError(f"{opts.onnx}: TensorRT {trt.__version__} could not build the engine: {detail}")
+    if opts.timing_cache is not None:
+        atomic_write_bytes(opts.timing_cache, bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized)
+
+
+def engine_model_info(summary: OnnxSummary, precision: str) -> ModelInfo:
+    """The engine's ModelInfo: the ONNX's with the engine precision, or a best-effort one."""
+    if summary.info is not None:
+        return summary.info.replace(precision=precision)
+    first_in, first_out = summary.inputs[0], summary.outputs[0]
+    out_dims = [d if isinstance(d, int) and d > 0 else 1 for d in first_out.dims]
+    return minimal_model_info(summary.profile[first_in.name].opt, first_in.dtype, out_dims).replace(
+        precision=precision
+    )
+
+
+def verify_built_engine(
+    opts: EngineOptions, engine_tmp: Path, summary: OnnxSummary, precision: str, reporter: Reporter
+) -> None:
+    """Verify a just-built engine (at a temporary path) against ONNX Runtime; ExportError on failure."""
+    first = summary.inputs[0]
+    shape = summary.profile[first.name].opt
+    if len(summary.inputs) != 1 or len(shape) != 4:
+        reporter.warn(f"{opts.engine} not verified: verification expects one N×H×W×C image input")
+        return
+    with reporter.task(f"verifying {opts.engine} against ONNX Runtime"):
+        verify_engine(
+            engine_tmp,
+            opts.onnx,
+            engine_model_info(summary, precision),
+            shape,
+            opts.agreement_threshold(precision),
+            opts.verify_images,
+            reporter,
+            display_path=opts.engine,
+        )
+
+
+def write_engine_sidecar(
+    opts: EngineOptions,
+    summary: OnnxSummary,
+    decision: PrecisionDecision,
+    trt_version: str,
+    gpu: tuple[str, str],
+    builder: str = "python",
+) -> Path:
+    """Write ``NAME.engine.json`` for an engine built from ``summary`` with ``decision``."""
+    sidecar = engine_sidecar(
+        engine_path=opts.engine,
+        onnx_path=opts.onnx,
+        metadata=summary.metadata,
+        tensorrt_version=trt_version,
+        gpu_name=gpu[0],
+        compute_capability=gpu[1],
+        precision=decision.precision,
+        onnx_precision=summary.precision,
+        fp16_method=decision.plan.value,
+        strongly_typed=decision.strongly_typed,
+        profile=summary.profile,
+        inputs=summary.inputs,
+        outputs=summary.outputs,
+        workspace_mib=opts.workspace_mib,
+        opt_level=opts.opt_level,
+        builder=builder,
+    )
+    return write_sidecar(opts.engine, sidecar)
+
+
+def engine_summary(engine_path: str | Path) -> dict[str, Any]:
+    """The sidecar of a built engine as a dict (``{}`` when missing); for the CLI summary."""
+    from segpipe.export.trt_sidecar import read_sidecar
+
+    return read_sidecar(engine_path) or {}

@@ -1,0 +1,174 @@
+"""How ``segpipe build-trt --fp16`` gets an FP16 engine on TensorRT 10.x and 11.x.
+
+TensorRT 10.x still has weak typing: ``BuilderFlag.FP16`` lets the builder pick FP16 kernels for an
+FP32 graph. TensorRT 11.x removed it (and ``BuilderFlag.INT8``, the INT8 calibrator,
+``platform_has_fast_fp16``): every network is strongly typed, so FP16 must be in the ONNX graph,
+either exported that way (``segpipe export-onnx --half``) or converted with NVIDIA ModelOpt AutoCast.
+:func:`decide_fp16` is that decision as a pure function; :func:`autocast_fp16` runs AutoCast.
+
+References:
+
+* NVIDIA, "Migrating from TensorRT 10.x to 11.x", Python migration patterns and "Removed Python
+  APIs and Replacements" (docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/...):
+  ``BuilderFlag.FP16`` -> "Strong typing with ModelOpt AutoCast"; the 11.x example calls
+  ``autocast.convert_to_mixed_precision(onnx_path=..., low_precision_type="fp16", keep_io_types=True)``.
+* TensorRT 10 Python API, ``NetworkDefinitionCreationFlag``: ``EXPLICIT_BATCH`` "[DEPRECATED]
+  Ignored because networks are always explicit batch in TensorRT 10.0"; ``STRONGLY_TYPED``: every
+  tensor's type follows the network's types (so precision flags must not be set).
+* ModelOpt AutoCast guide (nvidia.github.io/Model-Optimizer/guides/8_autocast.html) and the
+  signature of ``modelopt.onnx.autocast.convert_to_mixed_precision`` in nvidia-modelopt 0.47.0
+  (checked by importing it on CPU: ``onnx_path, low_precision_type='fp16', ..., keep_io_types=False,
+  ..., providers=['cpu']`` -> ``onnx.ModelProto``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from segpipe._optional import require
+from segpipe.errors import ConfigError, ExportError
+
+MODELOPT_INSTALL = 'pip install "nvidia-modelopt[onnx]" --extra-index-url https://pypi.nvidia.com'
+PRECISIONS = ("fp32", "fp16")
+
+
+class Fp16Plan(str, Enum):
+    """What the builder does about precision."""
+
+    AS_IS = "as-is"  #: build the graph with the types it has (FP32, or an FP16 graph)
+    BUILDER_FLAG = "builder-flag"  #: TensorRT 10.x: set ``BuilderFlag.FP16`` (weak typing)
+    AUTOCAST = "autocast"  #: TensorRT 11.x: convert the ONNX with ModelOpt AutoCast, then build
+
+
+@dataclass(frozen=True)
+class PrecisionDecision:
+    """The outcome of :func:`decide_fp16`.
+
+    Attributes:
+        plan: what to do (see :class:`Fp16Plan`).
+        precision: the engine's compute precision, ``fp32`` or ``fp16``.
+        strongly_typed: create the network with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``
+            (TensorRT 10.x, for graphs that carry FP16 types; 11.x networks always are).
+        note: one line for the user explaining the choice (may be empty).
+    """
+
+    plan: Fp16Plan
+    precision: str
+    strongly_typed: bool
+    note: str = ""
+
+
+def graph_precision(model) -> str:
+    """``fp16`` or ``fp32``: the compute precision an ``onnx.ModelProto`` carries.
+
+    ``fp16`` when the segpipe metadata says so (``segpipe.precision``), or when the graph holds
+    FP16/BF16 initializers, Constant nodes or Casts to FP16/BF16 (e.g. an AutoCast output whose
+    metadata was copied unchanged). Otherwise ``fp32``. Works on a model loaded with
+    ``load_external_data=False``: only dtypes are read.
+    """
+    from onnx import TensorProto
+
+    low = {TensorProto.FLOAT16, TensorProto.BFLOAT16}
+    meta = {p.key: p.value for p in model.metadata_props}
+    raw = meta.get("segpipe.precision")
+    if raw is not None:
+        try:
+            if json.loads(raw) == "fp16":
+                return "fp16"
+        except (TypeError, ValueError):
+            pass
+    if any(init.data_type in low for init in model.graph.initializer):
+        return "fp16"
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i in low:
+                return "fp16"
+            if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type in low:
+                return "fp16"
+    return "fp32"
+
+
+def decide_fp16(
+    trt_major: int,
+    graph_precision: str,
+    fp16: bool,
+    modelopt_available: bool,
+    source: str = "the ONNX model",
+) -> PrecisionDecision:
+    """Decide how to honour ``--fp16`` for a TensorRT major version and a graph precision.
+
+    * TensorRT 8.x (only for ``--print-trtexec``): ``--fp16`` or an FP16 graph -> BuilderFlag.FP16
+      (8.x has no strong typing); otherwise as is, fp32.
+    * TensorRT 10.x: FP16 graph -> as is, strongly typed (the graph's FP16 types rule, no flag);
+      FP32 graph + ``--fp16`` -> BuilderFlag.FP16 (weak typing still exists); else as is, fp32.
+    * TensorRT 11.x and later: FP16 graph -> as is; FP32 graph + ``--fp16`` -> ModelOpt AutoCast
+      when modelopt imports, else stop (re-export with ``--half`` or install modelopt); else fp32.
+
+    Raises :class:`ExportError` (one line) for the "stop" case and :class:`ConfigError` for an
+    unknown graph precision. Majors above 11 are treated as 11 (strong typing only).
+    """
+    if graph_precision not in PRECISIONS:
+        raise ConfigError(
+            f"{source}: graph precision {graph_precision!r} is not one of {', '.join(PRECISIONS)}"
+        )
+    if trt_major < 10:
+        if fp16 or graph_precision == "fp16":
+            return PrecisionDecision(Fp16Plan.BUILDER_FLAG, "fp16", False)
+        return PrecisionDecision(Fp16Plan.AS_IS, "fp32", False)
+    if graph_precision == "fp16":
+        note = (
+            f"{source} already computes in fp16: built strongly typed, no FP16 builder flag" if fp16 else ""
+        )
+        return PrecisionDecision(Fp16Plan.AS_IS, "fp16", True, note)
+    if not fp16:
+        return PrecisionDecision(Fp16Plan.AS_IS, "fp32", trt_major >= 11)
+    if trt_major == 10:
+        return PrecisionDecision(Fp16Plan.BUILDER_FLAG, "fp16", False, "TensorRT 10.x: BuilderFlag.FP16 set")
+    if modelopt_available:
+        return PrecisionDecision(
+            Fp16Plan.AUTOCAST,
+            "fp16",
+            True,
+            f"TensorRT {trt_major}.x has no FP16 builder flag: "
+            f"converting {source} to fp16 with ModelOpt AutoCast",
+        )
+    raise ExportError(
+        f"--fp16: {source} computes in fp32 and TensorRT {trt_major}.x has no FP16 builder flag (every "
+        "network is strongly typed): re-export it with `segpipe export-onnx --half`, or install ModelOpt "
+        f"({MODELOPT_INSTALL}) so build-trt converts it with AutoCast"
+    )
+
+
+def autocast_fp16(onnx_path: str | Path, out_path: str | Path) -> Path:
+    """Convert an FP32 ONNX model to mixed FP16 with ModelOpt AutoCast, keeping FP32 inputs/outputs.
+
+    Calls ``modelopt.onnx.autocast.convert_to_mixed_precision(onnx_path=..., low_precision_type="fp16",
+    keep_io_types=True)`` (AutoCast keeps numerically sensitive nodes in FP32 and inserts Casts), copies
+    the segpipe metadata props over when AutoCast dropped them, and saves the result to ``out_path``.
+    Models over 2 GB (external data) are not handled here.
+    """
+    import onnx
+
+    autocast = require("modelopt.onnx.autocast", "converting an FP32 ONNX model to FP16 for TensorRT 11")
+    src = Path(onnx_path)
+    try:
+        model = autocast.convert_to_mixed_precision(
+            onnx_path=str(src), low_precision_type="fp16", keep_io_types=True
+        )
+    except Exception as e:  # AutoCast raises plain exceptions with multi-line text
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{src}: ModelOpt AutoCast could not convert the model to fp16: {first}") from e
+    have = {p.key for p in model.metadata_props}
+    original = onnx.load(str(src), load_external_data=False)
+    for prop in original.metadata_props:
+        if prop.key not in have:
+            model.metadata_props.add(key=prop.key, value=prop.value)
+    for prop in model.metadata_props:
+        if prop.key == "segpipe.precision":
+            prop.value = json.dumps("fp16")
+    out = Path(out_path)
+    onnx.save(model, str(out))
+    return out

@@ -1,0 +1,143 @@
+"""Post-build verification: the engine against ONNX Runtime on the same inputs.
+
+``build_engine`` runs the freshly built engine (still at its temporary path) and the ONNX model on
+ONNX Runtime's CPU provider with the same batches, random images or pictures from a folder resized
+to the network size, and compares the outputs with :func:`segpipe.runtime.base.compare`. Under the
+agreement threshold (argmax agreement, default 0.999 for fp32, 0.99 for fp16 engines) the build
+fails and the engine is not left at the output path.
+
+The batch making and the ONNX Runtime reference run on CPU and are tested; running the engine
+needs a CUDA GPU and tensorrt (``tests/test_tensorrt_gpu.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from segpipe.errors import DataError, ExportError
+from segpipe.modelinfo import ModelInfo
+from segpipe.progress import Reporter
+from segpipe.runtime.base import CompareResult, compare
+
+#: Default minimum argmax agreement per engine precision.
+DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def default_min_agreement(precision: str) -> float:
+    """0.999 for fp32 engines, 0.99 for fp16 ones."""
+    return DEFAULT_MIN_AGREEMENT.get(precision, DEFAULT_MIN_AGREEMENT["fp16"])
+
+
+def verification_batches(
+    shape: Sequence[int],
+    dtype: str = "float32",
+    images_dir: str | Path | None = None,
+    max_images: int = 8,
+    random_batches: int = 2,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Input batches of exactly ``shape`` (N×H×W×C, NHWC RGB 0-255) in ``dtype``.
+
+    With ``images_dir``: up to ``max_images`` pictures (sorted by name), read as RGB and resized to
+    W×H, grouped N at a time (the last group is filled by repeating pictures). Without: seeded
+    uniform random pixels, ``random_batches`` batches.
+    """
+    n, h, w, c = (int(v) for v in shape)
+    np_dtype = np.dtype(dtype)
+    if images_dir is None:
+        rng = np.random.default_rng(seed)
+        return [rng.integers(0, 256, size=(n, h, w, c)).astype(np_dtype) for _ in range(random_batches)]
+    folder = Path(images_dir)
+    if not folder.is_dir():
+        raise DataError(f"--verify-images {folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_images]
+    if not files:
+        raise DataError(f"--verify-images {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+    images = [_read_rgb(p, w, h, c) for p in files]
+    batches = []
+    for start in range(0, len(images), n):
+        group = images[start : start + n]
+        while len(group) < n:
+            group.append(images[len(group) % len(images)])
+        batches.append(np.stack(group).astype(np_dtype))
+    return batches
+
+
+def _read_rgb(path: Path, width: int, height: int, channels: int) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"--verify-images: cannot read image {path}")
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img.shape[:2] != (height, width):
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    if channels != 3:
+        raise DataError(f"--verify-images {path}: the model takes {channels} channels, images give 3")
+    return img
+
+
+def onnx_reference(onnx_path: str | Path, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Run the ONNX model on ONNX Runtime (CPU) over ``batches``; the first output of each run."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    want = (
+        np.uint8
+        if inp.type == "tensor(uint8)"
+        else np.float16
+        if inp.type == "tensor(float16)"
+        else np.float32
+    )
+    names = [o.name for o in session.get_outputs()]
+    out_name = "output" if "output" in names else names[0]
+    return [session.run([out_name], {inp.name: b.astype(want, copy=False)})[0] for b in batches]
+
+
+def verify_engine(
+    engine_path: str | Path,
+    onnx_path: str | Path,
+    info: ModelInfo,
+    input_shape: Sequence[int],
+    min_agreement: float,
+    images_dir: str | Path | None = None,
+    reporter: Reporter | None = None,
+    display_path: str | Path | None = None,
+) -> CompareResult:
+    """Run the engine and ONNX Runtime on the same batches; ExportError under ``min_agreement``.
+
+    ``engine_path`` may be a temporary file (the runner is opened with ``info`` directly, so no
+    sidecar is needed); ``display_path`` is the name used in messages (the final engine path).
+    """
+    from segpipe.runtime.tensorrt import TensorRTRunner
+
+    reporter = reporter or Reporter()
+    shown = display_path or engine_path
+    batches = verification_batches(input_shape, info.input_dtype, images_dir)
+    reference = onnx_reference(onnx_path, batches)
+    with TensorRTRunner(engine_path, info=info) as runner:
+        candidate = [runner(b) for b in batches]
+    ref = np.concatenate(reference)
+    cand = np.concatenate(candidate)
+    if ref.shape != cand.shape:
+        raise ExportError(
+            f"{shown}: engine output shape {cand.shape} differs from "
+            f"ONNX Runtime's {ref.shape} for {onnx_path}"
+        )
+    result = compare(ref, cand, info.mode, info.output_kind)
+    what = (
+        f"{len(batches)} batch(es) of {'images from ' + str(images_dir) if images_dir else 'random images'}"
+    )
+    if not result.ok(min_agreement):
+        raise ExportError(
+            f"{shown}: verification failed on {what}: TensorRT and ONNX Runtime agree on "
+            f"{100 * result.argmax_agreement:.3f}% of pixels, {100 * min_agreement:.3f}% required "
+            f"(--min-agreement); {result}; the engine was not written"
+        )
+    reporter.info(f"verified against ONNX Runtime on {what}: {result}")
+    return result
