@@ -1,0 +1,276 @@
+"""TensorRT runner: runs a serialized engine (``.engine/.plan/.trt/.bin``) on a CUDA GPU.
+
+One execution context, one CUDA stream and one device buffer per I/O tensor (grown when a larger
+shape arrives), allocated with cuda-python's runtime API. Per call: ``set_input_shape`` for dynamic
+inputs, ``set_tensor_address`` for every tensor, host-to-device copies, ``execute_async_v3`` on the
+stream, device-to-host copies, stream synchronise. :attr:`TensorRTRunner.info` comes from the
+sidecar ``NAME.engine.json`` that ``segpipe build-trt`` writes (or from the engine's tensor shapes
+when there is none); a TensorRT version or GPU different from the ones that built the engine is
+reported in :attr:`TensorRTRunner.warnings` (and to the reporter).
+
+This module imports without tensorrt or cuda-python; opening an engine without them raises a
+one-line :class:`~segpipe.errors.DependencyError`.
+
+References (not run here: no GPU, no tensorrt on the development machine):
+
+* TensorRT 10.x/11.x Python API: ``trt.Runtime(logger).deserialize_cuda_engine(bytes)`` (``None``
+  on failure), ``engine.num_io_tensors``, ``get_tensor_name(i)``, ``get_tensor_mode(name)`` vs
+  ``trt.TensorIOMode.INPUT``, ``get_tensor_dtype``, ``get_tensor_shape``,
+  ``get_tensor_profile_shape(name, profile)`` -> (min, opt, max), ``trt.nptype``,
+  ``engine.create_execution_context()``, ``context.set_input_shape``, ``context.get_tensor_shape``,
+  ``context.set_tensor_address``, ``context.execute_async_v3(stream_handle)``; NVIDIA's
+  ``samples/python/common_runtime.py`` (TensorRT 10) shows the same sequence with cuda-python.
+* cuda-python: ``cuda.bindings.runtime`` (cuda-python >= 12.6; older releases: ``cuda.cudart``).
+  Every call returns ``(cudaError_t, *results)``: ``cudaStreamCreate``, ``cudaMalloc``,
+  ``cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyKind, stream)``, ``cudaStreamSynchronize``,
+  ``cudaFree``, ``cudaStreamDestroy``, ``cudaSetDevice``, ``cudaGetErrorName``. The error
+  handling (:func:`cuda_check`) is tested on CPU against the real bindings, which report
+  ``cudaErrorInsufficientDriver`` / ``cudaErrorNoDevice`` without a GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from segpipe._optional import require
+from segpipe.errors import CheckpointError, ConfigError, DependencyError, SegpipeError
+from segpipe.export.trt_sidecar import minimal_model_info, read_sidecar, sidecar_model_info, sidecar_path
+from segpipe.modelinfo import ModelInfo
+from segpipe.progress import Reporter
+from segpipe.runtime.base import Runner
+
+
+def cuda_runtime() -> ModuleType:
+    """cuda-python's runtime module (``cuda.bindings.runtime``, or the older ``cuda.cudart``)."""
+    try:
+        from cuda.bindings import runtime  # cuda-python >= 12.6
+
+        return runtime
+    except ImportError:
+        pass
+    try:
+        from cuda import cudart  # cuda-python < 12.6
+
+        return cudart
+    except ImportError as e:
+        raise DependencyError(
+            "python package 'cuda-python' is not installed (needed to run TensorRT engines): "
+            'pip install "segpipe[trt]"'
+        ) from e
+
+
+def cuda_check(cudart: ModuleType, result: Any, what: str) -> Any:
+    """Unpack a cuda-python ``(err, *values)`` result; one-line SegpipeError unless ``cudaSuccess``.
+
+    Returns ``None``, the single value, or a tuple of values.
+    """
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        try:
+            name = cudart.cudaGetErrorName(err)[1].decode()
+            text = cudart.cudaGetErrorString(err)[1].decode()
+        except Exception:  # an unknown code: show the number
+            name, text = f"error {int(err)}", ""
+        raise SegpipeError(f"CUDA {what} failed: {name}{': ' + text if text else ''}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _device_index(device: str, path: Path) -> int:
+    spec = (device or "auto").strip().lower()
+    if spec in ("auto", "cuda", "gpu"):
+        return 0
+    if spec.startswith("cuda:") and spec[5:].isdigit():
+        return int(spec[5:])
+    raise ConfigError(
+        f"--device {device!r}: TensorRT engine {path} runs on a CUDA GPU (auto, cuda or cuda:N)"
+    )
+
+
+class TensorRTRunner(Runner):
+    """Runs a TensorRT engine; see the module docstring. Use as a context manager."""
+
+    backend = "tensorrt"
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        info: ModelInfo | None = None,
+        reporter: Reporter | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(path, device)
+        self.warnings: list[str] = []
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, capacity in bytes)
+        self._stream: Any = None
+        self._context: Any = None
+        self._engine: Any = None
+        self._runtime: Any = None
+        self._closed = False
+        reporter = reporter or Reporter()
+        index = _device_index(device, self.path)
+        self.sidecar = read_sidecar(self.path) or {}
+        trt = require("tensorrt", f"running the TensorRT engine {self.path}")
+        self._trt = trt
+        self._cudart = cudart = cuda_runtime()
+        if not self.path.is_file():
+            raise CheckpointError(f"TensorRT engine {self.path} does not exist")
+        cuda_check(cudart, cudart.cudaSetDevice(index), f"cudaSetDevice({index}) for {self.path}")
+        self._check_versions(str(trt.__version__), reporter)
+        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            built = self.sidecar.get("tensorrt_version", "an unknown version")
+            raise CheckpointError(
+                f"TensorRT {trt.__version__} cannot deserialize {self.path} (built with TensorRT {built}; "
+                "an engine only loads on the TensorRT version and GPU model that built it: rebuild it)"
+            )
+        self._context = self._engine.create_execution_context()
+        self._stream = cuda_check(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        self._inputs = [n for n in names if is_input[n]]
+        self._outputs = [n for n in names if not is_input[n]]
+        if len(self._inputs) != 1 or not self._outputs:
+            raise CheckpointError(
+                f"{self.path}: expected one image input and at least one output, found inputs "
+                f"{self._inputs} and outputs {self._outputs}"
+            )
+        self._input = self._inputs[0]
+        self._output = "output" if "output" in self._outputs else self._outputs[0]
+        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        self.info = info or sidecar_model_info(self.sidecar) or self._guess_info(reporter)
+
+    # ---- information -------------------------------------------------------------------------
+    def _check_versions(self, trt_version: str, reporter: Reporter) -> None:
+        """Warn when this TensorRT version or GPU differ from the ones that built the engine."""
+        built_trt = self.sidecar.get("tensorrt_version")
+        if built_trt and str(built_trt) != trt_version:
+            self._warn(
+                f"{self.path} was built with TensorRT {built_trt}, this is TensorRT {trt_version}", reporter
+            )
+        built_gpu = self.sidecar.get("gpu_name")
+        if built_gpu and built_gpu != "unknown":
+            from segpipe.export.tensorrt import gpu_description
+
+            gpu = gpu_description()[0]
+            if gpu != "unknown" and gpu != built_gpu:
+                self._warn(f"{self.path} was built on a {built_gpu}, this GPU is a {gpu}", reporter)
+
+    def _warn(self, message: str, reporter: Reporter) -> None:
+        self.warnings.append(message)
+        reporter.warn(message + " (rebuild the engine if it fails or runs slowly)")
+
+    def _guess_info(self, reporter: Reporter) -> ModelInfo:
+        shape = (
+            tuple(int(d) for d in self._engine.get_tensor_profile_shape(self._input, 0)[1])
+            if any(d < 0 for d in self._engine.get_tensor_shape(self._input))
+            else tuple(int(d) for d in self._engine.get_tensor_shape(self._input))
+        )
+        out = tuple(max(int(d), 1) for d in self._engine.get_tensor_shape(self._output))
+        self._warn(
+            f"{self.path}: no sidecar {sidecar_path(self.path).name}; class names and colours unknown",
+            reporter,
+        )
+        return minimal_model_info(shape, self._dtypes[self._input].name, out)
+
+    def input_range(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(min, max) input shapes the engine's profile 0 accepts."""
+        static = tuple(int(d) for d in self._engine.get_tensor_shape(self._input))
+        if all(d >= 0 for d in static):
+            return static, static
+        lo, _opt, hi = self._engine.get_tensor_profile_shape(self._input, 0)
+        return tuple(int(d) for d in lo), tuple(int(d) for d in hi)
+
+    def peak_memory_bytes(self) -> int | None:
+        """I/O buffers plus the engine's activation memory, where the engine reports it."""
+        activations = getattr(self._engine, "device_memory_size_v2", None)
+        if activations is None:
+            return None
+        return int(activations) + sum(cap for _ptr, cap in self._buffers.values())
+
+    # ---- inference ---------------------------------------------------------------------------
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Run a batch N×H×W×3 (uint8 or float32 0-255) and return the engine's ``output``."""
+        if self._closed:
+            raise SegpipeError(f"TensorRT runner for {self.path} is closed")
+        batch = np.asarray(images)
+        lo, hi = self.input_range()
+        if batch.ndim != len(lo) or any(not a <= b <= c for a, b, c in zip(lo, batch.shape, hi, strict=True)):
+            raise ConfigError(
+                f"{self.path}: input batch of shape {'x'.join(map(str, batch.shape))} is outside the "
+                f"engine's profile ({'x'.join(map(str, lo))} to {'x'.join(map(str, hi))}); "
+                "rebuild with --min-shapes/--max-shapes to accept it"
+            )
+        batch = np.ascontiguousarray(batch.astype(self._dtypes[self._input], copy=False))
+        cudart, ctx = self._cudart, self._context
+        dynamic = any(int(d) < 0 for d in self._engine.get_tensor_shape(self._input))
+        if dynamic and not ctx.set_input_shape(self._input, batch.shape):
+            raise ConfigError(f"{self.path}: TensorRT refused input shape {batch.shape} for {self._input}")
+        host_out = {}
+        for name in self._outputs:
+            shape = tuple(int(d) for d in ctx.get_tensor_shape(name))
+            host_out[name] = np.empty(shape, dtype=self._dtypes[name])
+        for name, nbytes in [(self._input, batch.nbytes)] + [(n, a.nbytes) for n, a in host_out.items()]:
+            ctx.set_tensor_address(name, self._buffer(name, nbytes))
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        stream = self._stream
+        cuda_check(
+            cudart,
+            cudart.cudaMemcpyAsync(
+                self._buffers[self._input][0], batch.ctypes.data, batch.nbytes, h2d, stream
+            ),
+            "copy of the input to the GPU",
+        )
+        if not ctx.execute_async_v3(int(stream)):
+            raise SegpipeError(f"TensorRT execute_async_v3 failed for {self.path}")
+        for name, arr in host_out.items():
+            cuda_check(
+                cudart,
+                cudart.cudaMemcpyAsync(arr.ctypes.data, self._buffers[name][0], arr.nbytes, d2h, stream),
+                f"copy of {name} from the GPU",
+            )
+        cuda_check(cudart, cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        return host_out[self._output]
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        """Device pointer of ``name``'s buffer, (re)allocated when ``nbytes`` exceeds its capacity."""
+        ptr, cap = self._buffers.get(name, (0, 0))
+        if nbytes > cap:
+            if ptr:
+                cuda_check(self._cudart, self._cudart.cudaFree(ptr), "cudaFree")
+            ptr = int(
+                cuda_check(self._cudart, self._cudart.cudaMalloc(max(nbytes, 1)), f"cudaMalloc for {name}")
+            )
+            self._buffers[name] = (ptr, max(nbytes, 1))
+        return ptr
+
+    def close(self) -> None:
+        """Free device buffers, the stream, the context and the engine; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        cudart = getattr(self, "_cudart", None)
+        if cudart is not None:
+            for ptr, _cap in self._buffers.values():
+                cudart.cudaFree(ptr)
+            if self._stream is not None:
+                cudart.cudaStreamDestroy(self._stream)
+        self._buffers.clear()
+        self._stream = None
+        self._context = None  # TensorRT 10+ frees objects when their last reference goes
+        self._engine = None
+        self._runtime = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter shutdown
+        try:
+            self.close()
+        except Exception:
+            pass
