@@ -1,0 +1,592 @@
+"""CPU tests of everything around TensorRT: shapes, profiles, FP16 decision, trtexec, sidecar, CLI.
+
+Nothing here builds or runs an engine (no GPU, no tensorrt on the development machine). One test
+drives ``build_engine`` with a stand-in module that is NOT TensorRT, to check which documented API
+calls the builder makes for 10.x and 11.x; it is named and documented as such. Real engine builds
+are in ``tests/test_tensorrt_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from segpipe._optional import available
+from segpipe.errors import CheckpointError, ConfigError, DataError, DependencyError, ExportError, SegpipeError
+from segpipe.export.tensorrt import (
+    EngineOptions,
+    ParserIssue,
+    build_engine,
+    format_parser_issues,
+    inspect_onnx,
+)
+from segpipe.export.trt_precision import Fp16Plan, autocast_fp16, decide_fp16, graph_precision
+from segpipe.export.trt_shapes import ProfileShape, TensorSpec, derive_profile, format_shapes, parse_shapes
+from segpipe.export.trt_sidecar import (
+    engine_sidecar,
+    read_sidecar,
+    sidecar_model_info,
+    sidecar_path,
+    write_sidecar,
+)
+from segpipe.export.trt_trtexec import parse_trtexec_version, trtexec_command
+from segpipe.export.trt_verify import default_min_agreement, onnx_reference, verification_batches
+from segpipe.modelinfo import ModelInfo
+from segpipe.runtime.base import compare, runner_class
+
+sys.path.insert(0, str(Path(__file__).parent))
+from not_tensorrt import NotTensorRT  # noqa: E402
+from trt_helpers import make_seg_onnx, reference_logits  # noqa: E402
+
+HAS_TRT = available("tensorrt")
+no_trt = pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here; these check the message without it")
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    text = str(exc.value)
+    assert "\n" not in text, text
+    return text
+
+
+# ---- shape strings ------------------------------------------------------------------------------
+def test_parse_shapes_trtexec_syntax():
+    assert parse_shapes("input_1:1x640x1280x3") == {"input_1": (1, 640, 1280, 3)}
+    assert parse_shapes("a:1x3, b:2X4") == {"a": (1, 3), "b": (2, 4)}
+    assert parse_shapes("'Input:0':1x3x8x8") == {"Input:0": (1, 3, 8, 8)}
+    assert format_shapes({"input_1": (1, 640, 1280, 3), "x:0": (1, 2)}) == "input_1:1x640x1280x3,'x:0':1x2"
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("input_1", "'input_1'"),
+        ("input_1:1x640xfoo", "'foo'"),
+        ("input_1:1x0x64x3", "'0'"),
+        ("input_1:-1x64x64x3", "'-1'"),
+        (":1x3", "':1x3'"),
+        ("input_1:", "no dimensions"),
+        ("a:1x3,,b:1x3", "empty entry"),
+        ("a:1x3,a:1x4", "given twice"),
+        ("'a:1x3", "unbalanced"),
+        ("", "empty"),
+    ],
+)
+def test_parse_shapes_errors_name_the_value(spec, needle):
+    with pytest.raises(ConfigError) as exc:
+        parse_shapes(spec, "--min-shapes")
+    text = one_line(exc)
+    assert text.startswith("--min-shapes")
+    assert needle in text
+
+
+# ---- options ------------------------------------------------------------------------------------
+def test_engine_options_defaults_and_validation(tmp_path):
+    opts = EngineOptions(onnx=tmp_path / "m.onnx", shapes="input_1:1x64x64x3")
+    assert opts.engine == tmp_path / "m.engine"
+    assert opts.shapes == {"input_1": (1, 64, 64, 3)}
+    assert opts.min_shapes is None and opts.opt_level == 3 and opts.verify
+    assert opts.agreement_threshold("fp32") == 0.999 and opts.agreement_threshold("fp16") == 0.99
+    assert EngineOptions(onnx="m.onnx", min_agreement=0.5).agreement_threshold("fp32") == 0.5
+    assert EngineOptions(onnx="m.onnx", opt_shapes={"input_1": [1, 2, 3, 4]}).opt_shapes == {
+        "input_1": (1, 2, 3, 4)
+    }
+    bad = [
+        ({"onnx": "m.engine"}, "--onnx m.engine"),
+        ({"onnx": "m.onnx", "engine": "m.onnx"}, "overwrite"),
+        ({"onnx": "m.onnx", "workspace_mib": 0}, "--workspace 0"),
+        ({"onnx": "m.onnx", "opt_level": 6}, "--opt-level 6"),
+        ({"onnx": "m.onnx", "min_agreement": 1.5}, "--min-agreement 1.5"),
+        ({"onnx": "m.onnx", "max_shapes": "input_1:1xbad"}, "'bad'"),
+    ]
+    for kwargs, needle in bad:
+        with pytest.raises(ConfigError) as exc:
+            EngineOptions(**kwargs)
+        assert needle in one_line(exc)
+
+
+# ---- profile derivation -------------------------------------------------------------------------
+DYN = TensorSpec("input_1", ("batch", "height", "width", 3), "float32")
+INFO = ModelInfo(arch="Unet", encoder="tiny", num_classes=4, input_size=(1280, 640), layout="NHWC")
+
+
+def test_profile_from_onnx_dynamic_axes_and_model_info():
+    prof = derive_profile([DYN], info=INFO, source="m.onnx")["input_1"]
+    assert prof == ProfileShape((1, 640, 1280, 3), (1, 640, 1280, 3), (1, 640, 1280, 3)) and prof.is_static
+    static = TensorSpec("input_1", (2, 64, 96, 3), "uint8")
+    assert derive_profile([static])["input_1"].opt == (2, 64, 96, 3)
+
+
+def test_profile_from_shapes_follows_trtexec():
+    prof = derive_profile([DYN], shapes={"input_1": (1, 640, 1280, 3)}, info=INFO)["input_1"]
+    assert prof.min == prof.opt == prof.max == (1, 640, 1280, 3)
+    prof = derive_profile(
+        [DYN],
+        min_shapes={"input_1": (1, 320, 640, 3)},
+        opt_shapes={"input_1": (2, 640, 1280, 3)},
+        max_shapes={"input_1": (4, 1024, 2048, 3)},
+        info=INFO,
+    )["input_1"]
+    assert not prof.is_static and prof.describe() == "min 1x320x640x3 opt 2x640x1280x3 max 4x1024x2048x3"
+    assert prof.to_dict() == {"min": [1, 320, 640, 3], "opt": [2, 640, 1280, 3], "max": [4, 1024, 2048, 3]}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({}, "--shapes input_1:NxHxWxC"),  # dynamic, no metadata
+        ({"shapes": {"input": (1, 64, 64, 3)}}, "no input named 'input'"),
+        ({"shapes": {"input_1": (1, 64, 64)}}, "has 4 axes"),
+        ({"shapes": {"input_1": (1, 64, 64, 4)}}, "axis 3 of input_1 is fixed to 3"),
+        ({"min_shapes": {"input_1": (1, 64, 64, 3)}}, "need --opt-shapes"),
+        ({"shapes": {"input_1": (1, 64, 64, 3)}, "min_shapes": {"input_1": (1, 32, 32, 3)}}, "give both"),
+        ({"shapes": {"input_1": (1, 64, 64, 3)}, "opt_shapes": {"input_1": (1, 32, 32, 3)}}, "disagree"),
+        (
+            {
+                "min_shapes": {"input_1": (2, 64, 64, 3)},
+                "shapes": {"input_1": (1, 64, 64, 3)},
+                "max_shapes": {"input_1": (4, 64, 64, 3)},
+            },
+            "min 2x64x64x3 <= opt 1x64x64x3",
+        ),
+    ],
+)
+def test_profile_errors(kwargs, needle):
+    with pytest.raises(ConfigError) as exc:
+        derive_profile([DYN], source="m.onnx", **kwargs)
+    assert needle in one_line(exc)
+
+
+def test_profile_checks_output_stride():
+    with pytest.raises(ConfigError) as exc:
+        derive_profile([DYN], shapes={"input_1": (1, 600, 1280, 3)}, info=INFO)
+    text = one_line(exc)
+    assert text.startswith("--shapes input_1:1x600x1280x3 has W H 1280 600:") and "multiples" in text
+
+
+def test_inspect_onnx_reads_dynamic_axes_metadata_and_precision(tmp_path):
+    path = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
+    summary = inspect_onnx(EngineOptions(onnx=path))
+    assert summary.dynamic and summary.precision == "fp32"
+    assert summary.inputs[0].dims == ("batch", "height", "width", 3)
+    assert summary.profile["input_1"].opt == (1, 32, 64, 3)  # from ModelInfo.input_size (W, H)
+    assert summary.info.num_classes == 4 and summary.outputs[0].name == "output"
+    with pytest.raises(CheckpointError) as exc:
+        inspect_onnx(EngineOptions(onnx=tmp_path / "missing.onnx"))
+    assert "missing.onnx" in one_line(exc)
+
+
+# ---- FP16 decision ------------------------------------------------------------------------------
+def test_graph_precision(tmp_path):
+    import onnx
+
+    fp32 = onnx.load(make_seg_onnx(tmp_path / "a.onnx"))
+    fp16 = onnx.load(make_seg_onnx(tmp_path / "b.onnx", half=True))
+    bare16 = onnx.load(make_seg_onnx(tmp_path / "c.onnx", half=True, metadata=False))
+    assert graph_precision(fp32) == "fp32"
+    assert graph_precision(fp16) == "fp16"
+    assert graph_precision(bare16) == "fp16"  # found by scanning initializer dtypes
+
+
+CASES = [
+    # major, graph, --fp16, modelopt, expected plan, precision, strongly typed
+    (10, "fp32", False, False, Fp16Plan.AS_IS, "fp32", False),
+    (10, "fp32", False, True, Fp16Plan.AS_IS, "fp32", False),
+    (10, "fp32", True, False, Fp16Plan.BUILDER_FLAG, "fp16", False),
+    (10, "fp32", True, True, Fp16Plan.BUILDER_FLAG, "fp16", False),
+    (10, "fp16", False, False, Fp16Plan.AS_IS, "fp16", True),
+    (10, "fp16", False, True, Fp16Plan.AS_IS, "fp16", True),
+    (10, "fp16", True, False, Fp16Plan.AS_IS, "fp16", True),
+    (10, "fp16", True, True, Fp16Plan.AS_IS, "fp16", True),
+    (11, "fp32", False, False, Fp16Plan.AS_IS, "fp32", True),
+    (11, "fp32", False, True, Fp16Plan.AS_IS, "fp32", True),
+    (11, "fp32", True, False, None, None, None),  # stop: re-export with --half or install modelopt
+    (11, "fp32", True, True, Fp16Plan.AUTOCAST, "fp16", True),
+    (11, "fp16", False, False, Fp16Plan.AS_IS, "fp16", True),
+    (11, "fp16", False, True, Fp16Plan.AS_IS, "fp16", True),
+    (11, "fp16", True, False, Fp16Plan.AS_IS, "fp16", True),
+    (11, "fp16", True, True, Fp16Plan.AS_IS, "fp16", True),
+]
+
+
+@pytest.mark.parametrize(("major", "graph", "fp16", "modelopt", "plan", "precision", "typed"), CASES)
+def test_decide_fp16_every_case(major, graph, fp16, modelopt, plan, precision, typed):
+    if plan is None:
+        with pytest.raises(ExportError) as exc:
+            decide_fp16(major, graph, fp16, modelopt, source="m.onnx")
+        text = one_line(exc)
+        assert "m.onnx" in text and "segpipe export-onnx --half" in text and "nvidia-modelopt" in text
+        return
+    decision = decide_fp16(major, graph, fp16, modelopt, source="m.onnx")
+    assert (decision.plan, decision.precision, decision.strongly_typed) == (plan, precision, typed)
+    assert "\n" not in decision.note
+
+
+def test_decide_fp16_trt8_and_bad_precision():
+    assert decide_fp16(8, "fp32", True, False).plan is Fp16Plan.BUILDER_FLAG
+    assert decide_fp16(8, "fp32", False, False).plan is Fp16Plan.AS_IS
+    with pytest.raises(ConfigError):
+        decide_fp16(10, "int8", False, False)
+
+
+@pytest.mark.skipif(not available("modelopt.onnx.autocast"), reason="nvidia-modelopt[onnx] not installed")
+def test_autocast_fp16_converts_for_real(tmp_path):
+    """Runs ModelOpt AutoCast on CPU and checks the result with ONNX Runtime (no TensorRT involved)."""
+    import onnx
+
+    src = make_seg_onnx(tmp_path / "m.onnx", dims=(1, 32, 64, 3), size=(64, 32))
+    out = autocast_fp16(src, tmp_path / "m.fp16.onnx")
+    model = onnx.load(out)
+    assert graph_precision(model) == "fp16"
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # keep_io_types
+    assert ModelInfo.from_metadata({p.key: p.value for p in model.metadata_props}).precision == "fp16"
+    batch = verification_batches((1, 32, 64, 3))[0]
+    (ref,), (half,) = onnx_reference(src, [batch]), onnx_reference(out, [batch])
+    assert compare(ref, half).argmax_agreement >= 0.99
+
+
+# ---- trtexec ------------------------------------------------------------------------------------
+def seed_opts(tmp_path: Path, **kw) -> EngineOptions:
+    """The seed's options: m.onnx, --shapes input_1:1x640x1280x3, --workspace 2048, m.bin, --fp16."""
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(1280, 640), half=kw.pop("half", False))
+    base = dict(
+        onnx=onnx, engine=tmp_path / "m.bin", shapes="input_1:1x640x1280x3", workspace_mib=2048, fp16=True
+    )
+    base.update(kw)
+    return EngineOptions(**base)
+
+
+def test_trtexec_command_tensorrt_8(tmp_path):
+    cmd = trtexec_command(seed_opts(tmp_path), 8)
+    argv = cmd.argv
+    assert argv[:3] == ["trtexec", f"--onnx={tmp_path / 'm.onnx'}", f"--saveEngine={tmp_path / 'm.bin'}"]
+    assert "--explicitBatch" in argv and "--workspace=2048" in argv and "--fp16" in argv
+    assert "--optShapes=input_1:1x640x1280x3" in argv and "--minShapes=input_1:1x640x1280x3" in argv
+    assert not any(a.startswith("--memPoolSize") for a in argv) and not cmd.prepare
+
+
+def test_trtexec_command_tensorrt_10(tmp_path):
+    cmd = trtexec_command(
+        seed_opts(tmp_path, timing_cache=tmp_path / "t.cache", opt_level=5, verbose=True), 10
+    )
+    argv = cmd.argv
+    assert "--memPoolSize=workspace:2048M" in argv and "--fp16" in argv
+    assert "--explicitBatch" not in argv and not any(a.startswith("--workspace=") for a in argv)
+    assert f"--timingCacheFile={tmp_path / 't.cache'}" in argv and "--builderOptimizationLevel=5" in argv
+    assert "--verbose" in argv and "--skipInference" in argv and "--stronglyTyped" not in argv
+
+
+def test_trtexec_command_tensorrt_11_has_no_fp16(tmp_path):
+    cmd = trtexec_command(seed_opts(tmp_path), 11)
+    assert "--fp16" not in cmd.argv and "--explicitBatch" not in cmd.argv
+    assert (
+        cmd.prepare[0][:3] == ["python", "-m", "modelopt.onnx.autocast"]
+        and "--keep_io_types" in cmd.prepare[0]
+    )
+    assert f"--onnx={tmp_path / 'm.fp16.onnx'}" in cmd.argv
+    assert any("no --fp16" in n for n in cmd.notes)
+    text = str(cmd)
+    assert text.splitlines()[0].startswith("python -m modelopt.onnx.autocast") and "trtexec --onnx=" in text
+
+
+def test_trtexec_command_fp16_graph(tmp_path):
+    cmd10 = trtexec_command(seed_opts(tmp_path, half=True), 10)
+    assert "--stronglyTyped" in cmd10.argv and "--fp16" not in cmd10.argv
+    cmd11 = trtexec_command(seed_opts(tmp_path, half=True), 11)
+    assert not cmd11.prepare and "--fp16" not in cmd11.argv and "--stronglyTyped" not in cmd11.argv
+    assert any("already computes in fp16" in n for n in cmd11.notes)
+
+
+def test_trtexec_command_static_model_has_no_shapes(tmp_path):
+    onnx = make_seg_onnx(tmp_path / "s.onnx", dims=(1, 32, 64, 3))
+    argv = trtexec_command(EngineOptions(onnx=onnx), 10).argv
+    assert not any("Shapes" in a for a in argv) and "--fp16" not in argv
+
+
+def test_parse_trtexec_version():
+    assert parse_trtexec_version("&&&& RUNNING TensorRT.trtexec [TensorRT v8601] # trtexec --help") == (
+        8,
+        6,
+        1,
+    )
+    assert parse_trtexec_version("&&&& RUNNING TensorRT.trtexec [TensorRT v100500] [b18] # trtexec") == (
+        10,
+        5,
+        0,
+    )
+    assert parse_trtexec_version("[TensorRT v110300] [b99]") == (11, 3, 0)
+    assert parse_trtexec_version("TensorRT v11.1.0.106") == (11, 1, 0)
+    assert parse_trtexec_version("no banner") is None
+
+
+# ---- sidecar ------------------------------------------------------------------------------------
+def test_sidecar_contents_roundtrip(tmp_path):
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(1280, 640))
+    summary = inspect_onnx(EngineOptions(onnx=onnx, shapes="input_1:1x640x1280x3"))
+    engine = tmp_path / "m.bin"
+    sidecar = engine_sidecar(
+        engine_path=engine,
+        onnx_path=onnx,
+        metadata=summary.metadata,
+        tensorrt_version="10.3.0",
+        gpu_name="NVIDIA H100",
+        compute_capability="9.0",
+        precision="fp16",
+        onnx_precision="fp32",
+        fp16_method="builder-flag",
+        strongly_typed=False,
+        profile=summary.profile,
+        inputs=summary.inputs,
+        outputs=summary.outputs,
+        workspace_mib=2048,
+        opt_level=3,
+    )
+    path = write_sidecar(engine, sidecar)
+    assert path == sidecar_path(engine) == tmp_path / "m.bin.json"
+    data = read_sidecar(engine)
+    assert data == json.loads(json.dumps(sidecar))
+    assert data["tensorrt_version"] == "10.3.0" and data["gpu_name"] == "NVIDIA H100"
+    assert (
+        data["compute_capability"] == "9.0"
+        and data["precision"] == "fp16"
+        and data["onnx_precision"] == "fp32"
+    )
+    assert data["profile"] == {
+        "input_1": {"min": [1, 640, 1280, 3], "opt": [1, 640, 1280, 3], "max": [1, 640, 1280, 3]}
+    }
+    info = sidecar_model_info(data)
+    assert info.precision == "fp16" and info.num_classes == 4 and info.input_size == (1280, 640)
+    assert read_sidecar(tmp_path / "other.engine") is None
+    (tmp_path / "bad.engine.json").write_text("{not json")
+    with pytest.raises(CheckpointError) as exc:
+        read_sidecar(tmp_path / "bad.engine")
+    assert "bad.engine.json" in one_line(exc)
+
+
+# ---- verification inputs and the ONNX Runtime reference (the engine side needs a GPU) -----------
+def test_verification_batches_random_and_images(tmp_path):
+    import cv2
+
+    random = verification_batches((2, 32, 64, 3), "uint8")
+    assert len(random) == 2 and random[0].shape == (2, 32, 64, 3) and random[0].dtype == np.uint8
+    assert np.array_equal(random[0], verification_batches((2, 32, 64, 3), "uint8")[0])  # seeded
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        img = np.full((50, 70, 3), 40 * i, np.uint8)
+        img[..., 0] = 255  # blue in BGR -> must come back as channel 2 in RGB
+        cv2.imwrite(str(folder / f"{i}.png"), img)
+    batches = verification_batches((2, 32, 64, 3), "float32", folder)
+    assert [b.shape for b in batches] == [(2, 32, 64, 3), (2, 32, 64, 3)] and batches[0].dtype == np.float32
+    assert np.all(batches[0][..., 2] == 255)
+    with pytest.raises(DataError):
+        verification_batches((1, 32, 64, 3), images_dir=tmp_path / "nowhere")
+    assert default_min_agreement("fp32") == 0.999 and default_min_agreement("fp16") == 0.99
+
+
+def test_onnx_reference_matches_numpy(tmp_path):
+    onnx = make_seg_onnx(tmp_path / "m.onnx")
+    batches = verification_batches((2, 32, 64, 3))
+    (out, _), ref = onnx_reference(onnx, batches), reference_logits(batches[0])
+    assert out.shape == (2, 4, 32, 64) and np.allclose(out, ref, atol=1e-4)
+    assert compare(ref, out).argmax_agreement == 1.0
+
+
+# ---- no tensorrt: library, runner and CLI -------------------------------------------------------
+@no_trt
+def test_build_engine_without_tensorrt_names_the_install_command(tmp_path):
+    with pytest.raises(DependencyError) as exc:
+        build_engine(EngineOptions(onnx=make_seg_onnx(tmp_path / "m.onnx")))
+    assert 'pip install "segpipe[trt]"' in one_line(exc) and "pypi.nvidia.com" in str(exc.value)
+
+
+@no_trt
+def test_runner_without_tensorrt(tmp_path):
+    cls = runner_class(tmp_path / "m.engine")
+    assert cls.__name__ == "TensorRTRunner" and cls.backend == "tensorrt"
+    with pytest.raises(DependencyError) as exc:
+        cls(tmp_path / "m.engine")
+    assert "segpipe[trt]" in one_line(exc)
+    with pytest.raises(ConfigError) as exc:
+        cls(tmp_path / "m.engine", device="cpu")
+    assert "CUDA GPU" in one_line(exc)
+
+
+def test_cuda_check_reports_real_cuda_errors():
+    """cuda-python is installed with torch: without a GPU its calls fail, and the error is one line."""
+    from segpipe.runtime.tensorrt import cuda_check, cuda_runtime
+
+    cudart = cuda_runtime()
+    result = cudart.cudaStreamCreate()
+    if int(result[0]) == 0:  # a GPU is present: clean up, nothing to check
+        cudart.cudaStreamDestroy(result[1])
+        pytest.skip("a CUDA device is available")
+    with pytest.raises(SegpipeError) as exc:
+        cuda_check(cudart, result, "cudaStreamCreate")
+    assert one_line(exc).startswith("CUDA cudaStreamCreate failed: cudaError")
+
+
+def test_parser_issues_on_one_line():
+    issues = [ParserIssue("head_conv", "Conv", "unsupported\n attribute"), ParserIssue("", "", "bad graph")]
+    assert format_parser_issues(issues) == "node 'head_conv' (Conv): unsupported attribute; graph: bad graph"
+    assert format_parser_issues(issues * 5, limit=2).endswith("; and 8 more")
+
+
+def cli_app() -> typer.Typer:
+    """The command registered the way segpipe.cli.app registers it."""
+    from segpipe.cli.build_trt import build_trt_command
+
+    app = typer.Typer(add_completion=False)
+    app.callback()(lambda: None)
+    app.command("build-trt")(build_trt_command)
+    return app
+
+
+SEED = [
+    "build-trt",
+    "--onnx=m.onnx",
+    "--shapes=input_1:1x640x1280x3",
+    "--explicitBatch",
+    "--workspace=2048",
+    "--saveEngine=m.bin",
+    "--fp16",
+]
+
+
+@no_trt
+def test_cli_seed_command_line_fails_only_for_missing_tensorrt(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_seg_onnx(tmp_path / "m.onnx", size=(1280, 640))
+    result = CliRunner().invoke(cli_app(), SEED)
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and 'pip install "segpipe[trt]"' in errors[0], result.output
+    assert any("--explicitBatch is ignored" in ln for ln in lines)
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_cli_seed_command_line_print_trtexec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_seg_onnx(tmp_path / "m.onnx", size=(1280, 640))
+    result = CliRunner().invoke(cli_app(), [*SEED, "--print-trtexec", "--trt-version", "10"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "trtexec --onnx=m.onnx --saveEngine=m.bin --minShapes=input_1:1x640x1280x3 "
+        "--optShapes=input_1:1x640x1280x3 --maxShapes=input_1:1x640x1280x3 "
+        "--memPoolSize=workspace:2048M --fp16"
+    ) in result.output
+    result = CliRunner().invoke(cli_app(), [*SEED, "--print-trtexec", "--trt-version", "11"])
+    assert result.exit_code == 0 and "python -m modelopt.onnx.autocast" in result.output
+    assert "no --fp16" in result.output and " --fp16" not in result.output.split("trtexec --onnx")[1]
+    result = CliRunner().invoke(cli_app(), [*SEED, "--print-trtexec", "--trt-version", "9"])
+    assert result.exit_code == 1 and "--trt-version 9" in result.output
+
+
+def test_cli_bad_shapes_is_one_red_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli_app(), ["build-trt", "--onnx", "m.onnx", "--shapes", "input_1:1xfoo"])
+    assert result.exit_code == 1
+    assert [ln for ln in result.output.splitlines() if ln.strip()] == [
+        "error: --shapes 'input_1:1xfoo': dimension 'foo' is not a positive integer (expected NAME:NxHxWxC, "
+        "e.g. input_1:1x640x1280x3)"
+    ]
+
+
+def test_registered_in_segpipe_app():
+    try:
+        from segpipe.cli.app import COMMANDS, app
+    except ImportError as e:  # another command module is still being written
+        pytest.skip(f"segpipe.cli.app does not import yet: {e}")
+    assert ("build-trt", "segpipe.cli.build_trt:build_trt_command") in COMMANDS
+    result = CliRunner().invoke(app, ["build-trt", "--help"])
+    assert result.exit_code == 0 and "--saveEngine" in result.output
+
+
+# ---- the builder's call sequence, against a stand-in that is NOT TensorRT -----------------------
+@pytest.mark.parametrize("major", [10, 11])
+def test_builder_call_sequence_with_stand_in_not_tensorrt(tmp_path, monkeypatch, major):
+    """Checks which TensorRT API calls build_engine makes, using ``NotTensorRT``.
+
+    ``NotTensorRT`` is NOT TensorRT and builds nothing: it only exposes the documented Python names
+    of TensorRT ``major`` (no ``BuilderFlag.FP16`` on 11) and records the calls. Its "engine" bytes
+    are a marker string; no engine is built or claimed. Verification is off (it needs a GPU).
+    """
+    import segpipe.export.tensorrt as builder_mod
+
+    fake = NotTensorRT(major)
+    monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32), half=(major == 11))
+    cache = tmp_path / "timing.cache"
+    opts = EngineOptions(
+        onnx=onnx,
+        engine=tmp_path / "m.engine",
+        min_shapes="input_1:1x32x64x3",
+        opt_shapes="input_1:2x32x64x3",
+        max_shapes="input_1:4x64x128x3",
+        workspace_mib=512,
+        fp16=True,
+        timing_cache=cache,
+        opt_level=4,
+        verify=False,
+    )
+    path = build_engine(opts)
+    calls = fake.calls
+    assert ("create_network", 0) in calls  # 10.x: fp16 graph would be typed; here 10 gets fp32 + flag
+    assert ("set_memory_pool_limit", "WORKSPACE", 512 << 20) in calls
+    assert ("builder_optimization_level", 4) in calls
+    assert ("set_shape", "input_1", (1, 32, 64, 3), (2, 32, 64, 3), (4, 64, 128, 3)) in calls
+    assert (("set_flag", "FP16") in calls) == (major == 10)
+    assert path.read_bytes() == NotTensorRT.PLAN and cache.read_bytes() == NotTensorRT.CACHE
+    side = read_sidecar(path)
+    assert side["tensorrt_version"] == fake.__version__ and side["precision"] == "fp16"
+    assert side["fp16_method"] == ("builder-flag" if major == 10 else "as-is")
+
+
+def test_builder_strongly_typed_fp16_graph_on_10_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
+    """``NotTensorRT`` (NOT TensorRT): an FP16 graph on 10.x gets STRONGLY_TYPED and no FP16 flag."""
+    import segpipe.export.tensorrt as builder_mod
+
+    fake = NotTensorRT(10)
+    monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32), half=True)
+    build_engine(EngineOptions(onnx=onnx, fp16=True, verify=False))
+    assert ("create_network", 1 << fake.NetworkDefinitionCreationFlag.STRONGLY_TYPED) in fake.calls
+    assert not any(c[0] == "set_flag" for c in fake.calls)
+
+
+def test_builder_errors_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
+    """``NotTensorRT`` (NOT TensorRT) reporting parser errors, then a failed build: one-line errors."""
+    import segpipe.export.tensorrt as builder_mod
+
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
+    fake = NotTensorRT(
+        10,
+        parser_errors=[
+            ("head_conv", "Conv", "kernel weights must be initializers"),
+            ("argmax", "ArgMax", "unsupported"),
+        ],
+    )
+    monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
+    with pytest.raises(ExportError) as exc:
+        build_engine(EngineOptions(onnx=onnx, verify=False))
+    text = one_line(exc)
+    assert "2 error(s)" in text and "node 'head_conv' (Conv)" in text and "node 'argmax' (ArgMax)" in text
+    fake = NotTensorRT(10, build_fails=True)
+    monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
+    with pytest.raises(ExportError) as exc:
+        build_engine(EngineOptions(onnx=onnx, verify=False))
+    assert "could not build" in one_line(exc) and "out of memory" in str(exc.value)
+    assert not (tmp_path / "m.engine").exists() and not (tmp_path / "m.engine.json").exists()
+    fake = NotTensorRT(11)
+    monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
+    monkeypatch.setattr(builder_mod, "available", lambda name: False)
+    with pytest.raises(ExportError) as exc:
+        build_engine(EngineOptions(onnx=onnx, fp16=True, verify=False))
+    assert "segpipe export-onnx --half" in one_line(exc)
+    assert not any(c[0] == "create_network" for c in fake.calls)

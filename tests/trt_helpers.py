@@ -1,0 +1,96 @@
+"""Tiny ONNX models for the TensorRT tests (built with ``onnx.helper``, no torch needed).
+
+``make_seg_onnx`` writes a segpipe-contract model: input ``input_1`` N×H×W×3 RGB 0-255 (float32
+or uint8), normalisation inside the graph, a 1×1 convolution to ``classes`` channels, output
+``output`` (logits N×C×H×W, or the class map N×H×W). ``half=True`` computes in FP16 with FP32 I/O,
+as ``segpipe export-onnx --half`` does. ``reference_logits`` computes the same thing with numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from segpipe.modelinfo import ModelInfo
+
+WEIGHT_SEED = 1
+
+
+def weights(classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 1×1 conv weight (C×3×1×1) and bias (C) the tiny model uses."""
+    rng = np.random.default_rng(WEIGHT_SEED)
+    return rng.normal(size=(classes, 3, 1, 1)).astype(np.float32), rng.normal(size=(classes,)).astype(
+        np.float32
+    )
+
+
+def make_seg_onnx(
+    path: str | Path,
+    dims: tuple[int | str, ...] = ("batch", "height", "width", 3),
+    classes: int = 4,
+    size: tuple[int, int] = (64, 32),
+    half: bool = False,
+    metadata: bool = True,
+    input_dtype: str = "float32",
+    output_kind: str = "logits",
+    opset: int = 17,
+) -> Path:
+    """Write the tiny segmentation model to ``path`` and return it (``size`` is (W, H))."""
+    elem_in = TensorProto.UINT8 if input_dtype == "uint8" else TensorProto.FLOAT
+    compute = TensorProto.FLOAT16 if half else TensorProto.FLOAT
+    np_compute = np.float16 if half else np.float32
+    w, b = weights(classes)
+    inits = [
+        numpy_helper.from_array(np.float32(255.0).reshape(()), "scale"),
+        numpy_helper.from_array(w.astype(np_compute), "W"),
+        numpy_helper.from_array(b.astype(np_compute), "B"),
+    ]
+    nodes = [
+        helper.make_node("Cast", ["input_1"], ["x_f"], to=TensorProto.FLOAT, name="cast_in"),
+        helper.make_node("Div", ["x_f", "scale"], ["x_n"], name="normalize"),
+        helper.make_node("Transpose", ["x_n"], ["x_nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+        helper.make_node("Cast", ["x_nchw"], ["x_c"], to=compute, name="cast_compute"),
+        helper.make_node("Conv", ["x_c", "W", "B"], ["y_c"], name="head_conv"),
+        helper.make_node("Cast", ["y_c"], ["logits"], to=TensorProto.FLOAT, name="cast_out"),
+    ]
+    batch, height, width = dims[0], dims[1], dims[2]
+    if output_kind == "labels":
+        nodes.append(helper.make_node("ArgMax", ["logits"], ["output"], axis=1, keepdims=0, name="argmax"))
+        out = helper.make_tensor_value_info("output", TensorProto.INT64, [batch, height, width])
+    else:
+        nodes.append(helper.make_node("Identity", ["logits"], ["output"], name="out"))
+        out = helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, classes, height, width])
+    graph = helper.make_graph(
+        nodes, "tiny_seg", [helper.make_tensor_value_info("input_1", elem_in, list(dims))], [out], inits
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="segpipe-tests"
+    )
+    model.ir_version = 8
+    if metadata:
+        info = ModelInfo(
+            arch="Unet",
+            encoder="tiny",
+            num_classes=classes,
+            input_size=size,
+            layout="NHWC",
+            input_dtype=input_dtype,
+            precision="fp16" if half else "fp32",
+            output_kind=output_kind,
+            class_names=tuple(f"c{i}" for i in range(classes)),
+        )
+        helper.set_model_props(model, info.to_metadata())
+    onnx.checker.check_model(model)
+    p = Path(path)
+    onnx.save(model, str(p))
+    return p
+
+
+def reference_logits(images: np.ndarray, classes: int = 4) -> np.ndarray:
+    """What the tiny model computes, in numpy (N×H×W×3 -> N×C×H×W)."""
+    w, b = weights(classes)
+    x = images.astype(np.float32) / 255.0
+    return np.einsum("nhwc,kc->nkhw", x, w[:, :, 0, 0]) + b[None, :, None, None]
