@@ -431,6 +431,16 @@ def test_cuda_check_reports_real_cuda_errors():
     assert one_line(exc).startswith("CUDA cudaStreamCreate failed: cudaError")
 
 
+def test_split_batch_fits_the_profile():
+    from segpipe.runtime.tensorrt import split_batch
+
+    assert split_batch(3, 1, 4) == [(0, 3, 0)]
+    assert split_batch(6, 1, 4) == [(0, 4, 0), (4, 6, 0)]
+    assert split_batch(1, 4, 4) == [(0, 1, 3)]  # static batch 4: pad with 3 copies
+    assert split_batch(9, 4, 4) == [(0, 4, 0), (4, 8, 0), (8, 9, 3)]
+    assert split_batch(2, 1, 1) == [(0, 1, 0), (1, 2, 0)]
+
+
 def test_parser_issues_on_one_line():
     issues = [ParserIssue("head_conv", "Conv", "unsupported\n attribute"), ParserIssue("", "", "bad graph")]
     assert format_parser_issues(issues) == "node 'head_conv' (Conv): unsupported attribute; graph: bad graph"
@@ -590,3 +600,55 @@ def test_builder_errors_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
         build_engine(EngineOptions(onnx=onnx, fp16=True, verify=False))
     assert "segpipe export-onnx --half" in one_line(exc)
     assert not any(c[0] == "create_network" for c in fake.calls)
+
+
+def test_cli_summary_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
+    """The CLI's closing summary, driven by ``NotTensorRT`` (NOT TensorRT: the file it writes is a
+    marker, not an engine, and verification is off)."""
+    import segpipe.export.tensorrt as builder_mod
+
+    monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": NotTensorRT(10))
+    monkeypatch.chdir(tmp_path)
+    make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
+    args = ["build-trt", "--onnx", "m.onnx", "--shapes", "input_1:1x32x64x3", "--fp16", "--no-verify"]
+    result = CliRunner().invoke(cli_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "precision fp16 (builder-flag), TensorRT 10.99.0+not.tensorrt" in result.output
+    assert "profile input_1 1x32x64x3" in result.output and "m.engine.json" in result.output
+
+
+def test_run_trtexec_flow_with_stand_in_script_not_trtexec(tmp_path):
+    """``run_trtexec`` against a shell script that is NOT trtexec: it prints a TensorRT 10.5 banner
+    for ``--help``, records its arguments and writes a marker file where ``--saveEngine`` points.
+    Checks the translated flags, the atomic write and the sidecar; verification is off."""
+    from segpipe.export.trt_trtexec import run_trtexec
+
+    script = tmp_path / "not_trtexec.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--help" ]; then\n'
+        '  echo "&&&& RUNNING TensorRT.trtexec [TensorRT v100500] # not trtexec"; exit 0\n'
+        "fi\n"
+        f'echo "$@" > {tmp_path / "args.txt"}\n'
+        'for a in "$@"; do case "$a" in\n'
+        '  --saveEngine=*) printf NOT-AN-ENGINE > "${a#--saveEngine=}";;\n'
+        "esac; done\n"
+    )
+    script.chmod(0o755)
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
+    opts = EngineOptions(onnx=onnx, shapes="input_1:1x32x64x3", workspace_mib=64, fp16=True, verify=False)
+    engine = run_trtexec(opts, exe=str(script))
+    args = (tmp_path / "args.txt").read_text().split()
+    assert "--memPoolSize=workspace:64M" in args and "--fp16" in args and "--explicitBatch" not in args
+    assert engine.read_bytes() == b"NOT-AN-ENGINE"
+    side = read_sidecar(engine)
+    assert (
+        side["builder"] == "trtexec" and side["tensorrt_version"] == "10.5.0" and side["precision"] == "fp16"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "args.txt",
+        "m.engine",
+        "m.engine.json",
+        "m.onnx",
+        "not_trtexec.sh",
+    ]

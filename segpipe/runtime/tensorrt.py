@@ -81,6 +81,32 @@ def cuda_check(cudart: ModuleType, result: Any, what: str) -> Any:
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def split_batch(n: int, n_min: int, n_max: int) -> list[tuple[int, int, int]]:
+    """How to run ``n`` images on an engine taking batches of ``n_min``..``n_max``.
+
+    Returns ``(start, stop, pad)`` chunks: at most ``n_max`` images each; a chunk smaller than
+    ``n_min`` is padded with ``pad`` copies of its last image (dropped from the result).
+    """
+    n_max = max(int(n_max), 1)
+    n_min = min(max(int(n_min), 1), n_max)
+    chunks = []
+    for start in range(0, n, n_max):
+        stop = min(start + n_max, n)
+        chunks.append((start, stop, max(n_min - (stop - start), 0)))
+    return chunks
+
+
+_RUNTIME_LOGGERS: dict[int, Any] = {}
+
+
+def _runtime_logger(trt: ModuleType) -> Any:
+    """One ``trt.Logger`` per process, kept alive as long as any runtime may use it."""
+    logger = _RUNTIME_LOGGERS.get(id(trt))
+    if logger is None:
+        logger = _RUNTIME_LOGGERS[id(trt)] = trt.Logger(trt.Logger.WARNING)
+    return logger
+
+
 def _device_index(device: str, path: Path) -> int:
     spec = (device or "auto").strip().lower()
     if spec in ("auto", "cuda", "gpu"):
@@ -123,7 +149,7 @@ class TensorRTRunner(Runner):
             raise CheckpointError(f"TensorRT engine {self.path} does not exist")
         cuda_check(cudart, cudart.cudaSetDevice(index), f"cudaSetDevice({index}) for {self.path}")
         self._check_versions(str(trt.__version__), reporter)
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._runtime = trt.Runtime(_runtime_logger(trt))
         self._engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             built = self.sidecar.get("tensorrt_version", "an unknown version")
@@ -146,6 +172,9 @@ class TensorRTRunner(Runner):
         self._output = "output" if "output" in self._outputs else self._outputs[0]
         self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
         self.info = info or sidecar_model_info(self.sidecar) or self._guess_info(reporter)
+        lo, hi = self.input_range()
+        if len(lo) == 4 and lo[1:3] == hi[1:3]:  # NHWC: H and W fixed by the profile
+            self.fixed_size = (int(lo[2]), int(lo[1]))
 
     # ---- information -------------------------------------------------------------------------
     def _check_versions(self, trt_version: str, reporter: Reporter) -> None:
@@ -197,17 +226,37 @@ class TensorRTRunner(Runner):
 
     # ---- inference ---------------------------------------------------------------------------
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Run a batch N×H×W×3 (uint8 or float32 0-255) and return the engine's ``output``."""
+        """Run a batch N×H×W×3 (uint8 or float32 0-255) and return the engine's ``output``.
+
+        H, W and C must lie in the engine's profile; any N works: a batch larger than the
+        profile's maximum is run in chunks, a smaller one than its minimum is padded by repeating
+        the last image (the padding is dropped from the result).
+        """
         if self._closed:
             raise SegpipeError(f"TensorRT runner for {self.path} is closed")
         batch = np.asarray(images)
         lo, hi = self.input_range()
-        if batch.ndim != len(lo) or any(not a <= b <= c for a, b, c in zip(lo, batch.shape, hi, strict=True)):
+        if batch.ndim != len(lo) or any(
+            not a <= b <= c for a, b, c in zip(lo[1:], batch.shape[1:], hi[1:], strict=True)
+        ):
             raise ConfigError(
                 f"{self.path}: input batch of shape {'x'.join(map(str, batch.shape))} is outside the "
                 f"engine's profile ({'x'.join(map(str, lo))} to {'x'.join(map(str, hi))}); "
                 "rebuild with --min-shapes/--max-shapes to accept it"
             )
+        if batch.shape[0] == 0:
+            raise ConfigError(f"{self.path}: empty input batch")
+        results = []
+        for start, stop, pad in split_batch(batch.shape[0], lo[0], hi[0]):
+            chunk = batch[start:stop]
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            out = self._run(chunk)
+            results.append(out[: stop - start])
+        return results[0] if len(results) == 1 else np.concatenate(results)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """One execution for a batch that fits the profile exactly."""
         batch = np.ascontiguousarray(batch.astype(self._dtypes[self._input], copy=False))
         cudart, ctx = self._cudart, self._context
         dynamic = any(int(d) < 0 for d in self._engine.get_tensor_shape(self._input))
