@@ -481,6 +481,14 @@ def test_cli_seed_command_line_fails_only_for_missing_tensorrt(tmp_path, monkeyp
     assert not (tmp_path / "m.bin").exists()
 
 
+@no_trt
+def test_cli_checks_shapes_before_tensorrt(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_seg_onnx(tmp_path / "m.onnx", size=(1280, 640))
+    result = CliRunner().invoke(cli_app(), ["build-trt", "--onnx=m.onnx", "--shapes=input_1:1x600x1280x3"])
+    assert result.exit_code == 1 and "has W H 1280 600" in result.output and "tensorrt" not in result.output
+
+
 def test_cli_seed_command_line_print_trtexec(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_seg_onnx(tmp_path / "m.onnx", size=(1280, 640))

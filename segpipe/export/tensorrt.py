@@ -6,8 +6,9 @@ ONNX Runtime, writes it atomically and writes the ``NAME.engine.json`` sidecar (
 tensorrt is imported inside :func:`build_engine` only: this module imports without it, and without
 it :func:`build_engine` raises a one-line :class:`DependencyError` naming the install command.
 
-API calls used, all present in both TensorRT 10.x and 11.x Python bindings (TensorRT Python API
-reference and the NVIDIA migration guides 8.x->10.x and 10.x->11.x): ``trt.ILogger`` subclassing,
+API calls used, as the TensorRT 10.x Python API reference documents them; none is in the 10.x->11.x
+"Removed Python APIs" list of NVIDIA's migration guide except ``BuilderFlag.FP16``, used on 10.x
+only (checked against the docs, not against 11.x bindings): ``trt.ILogger`` subclassing,
 ``trt.Builder(logger)``, ``builder.create_network(flags)`` with
 ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (10.x only; in 11.x every network is strongly typed
 and the migration examples call ``create_network()`` without flags), ``trt.OnnxParser(network,
@@ -250,13 +251,15 @@ def _logger(trt: Any, reporter: Reporter, verbose: bool) -> Any:
 def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
     """Build a TensorRT engine from ``opts.onnx``; returns the engine path (``opts.engine``).
 
-    Steps: import tensorrt (DependencyError with the install command when missing), read the ONNX
-    and derive the profile, decide FP16 handling for the installed major version, optionally run
+    Steps: read the ONNX and derive the profile (errors about the user's file and shapes come
+    first), import tensorrt (DependencyError with the install command when missing), decide FP16
+    handling for the installed major version, optionally run
     ModelOpt AutoCast (11.x), build, verify against ONNX Runtime (the engine is never left at the
     output path when verification fails), write atomically, save the timing cache, write the
     sidecar ``NAME.engine.json``.
     """
     reporter = reporter or Reporter()
+    summary = inspect_onnx(opts)  # the user's file and shapes are checked first, tensorrt or not
     trt = require("tensorrt", "segpipe build-trt")
     version = str(trt.__version__)
     major = trt_major_version(version)
@@ -266,7 +269,6 @@ def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
             '(pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com); '
             "`segpipe build-trt --print-trtexec --trt-version 8` prints a trtexec command for 8.x"
         )
-    summary = inspect_onnx(opts)
     needs_modelopt = major >= 11 and opts.fp16 and summary.precision == "fp32"
     decision = decide_fp16(
         major,
