@@ -33,6 +33,7 @@ from typing import Any
 
 from segpipe._optional import available, require
 from segpipe.errors import CheckpointError, ConfigError, DependencyError, ExportError
+from segpipe.export.trt_log import ParserIssue, build_logger, format_parser_issues, parser_issues
 from segpipe.export.trt_precision import (
     Fp16Plan,
     PrecisionDecision,
@@ -55,7 +56,15 @@ from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
 from segpipe.utils import atomic_path, atomic_write_bytes
 
-__all__ = ["EngineOptions", "OnnxSummary", "build_engine", "inspect_onnx", "trt_major_version"]
+__all__ = [
+    "EngineOptions",
+    "OnnxSummary",
+    "ParserIssue",
+    "build_engine",
+    "format_parser_issues",
+    "inspect_onnx",
+    "trt_major_version",
+]
 
 
 @dataclass(frozen=True)
@@ -182,72 +191,6 @@ def gpu_description() -> tuple[str, str]:
     return "unknown", "unknown"
 
 
-@dataclass(frozen=True)
-class ParserIssue:
-    """One ONNX parser error: the node it concerns and TensorRT's description."""
-
-    node_name: str
-    op_type: str
-    desc: str
-
-    def __str__(self) -> str:
-        where = f"node {self.node_name!r} ({self.op_type})" if self.node_name or self.op_type else "graph"
-        return f"{where}: {' '.join(self.desc.split())}"
-
-
-def parser_issues(parser: Any) -> list[ParserIssue]:
-    """Every error a TensorRT ``OnnxParser`` recorded (``node_name``/``node_operator`` exist in 10.x+)."""
-    issues = []
-    for i in range(parser.num_errors):
-        err = parser.get_error(i)
-        name = err.node_name() if hasattr(err, "node_name") else str(err.node())
-        op = err.node_operator() if hasattr(err, "node_operator") else ""
-        issues.append(ParserIssue(str(name or ""), str(op or ""), str(err.desc())))
-    return issues
-
-
-def format_parser_issues(issues: list[ParserIssue], limit: int = 8) -> str:
-    """All parser errors on one line (the first ``limit``, then a count)."""
-    text = "; ".join(str(i) for i in issues[:limit])
-    if len(issues) > limit:
-        text += f"; and {len(issues) - limit} more"
-    return text or "no error recorded"
-
-
-def _logger_class(trt: Any) -> type:
-    """A ``trt.ILogger`` subclass that keeps errors and forwards messages to a reporter."""
-
-    class CollectingLogger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.reporter: Reporter = Reporter()
-            self.verbose = False
-
-        def log(self, severity: Any, msg: str) -> None:
-            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                self.errors.append(" ".join(str(msg).split()))
-                self.reporter.warn(f"TensorRT: {msg}")
-            elif severity == trt.ILogger.Severity.WARNING and self.verbose:
-                self.reporter.warn(f"TensorRT: {msg}")
-            elif self.verbose:
-                self.reporter.info(f"TensorRT: {msg}")
-
-    return CollectingLogger
-
-
-_LOGGERS: dict[int, Any] = {}
-
-
-def _logger(trt: Any, reporter: Reporter, verbose: bool) -> Any:
-    """One logger per process (TensorRT historically treats the logger as a singleton)."""
-    logger = _LOGGERS.get(id(trt))
-    if logger is None:
-        logger = _LOGGERS[id(trt)] = _logger_class(trt)()
-    logger.errors, logger.reporter, logger.verbose = [], reporter, verbose
-    return logger
-
-
 def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
     """Build a TensorRT engine from ``opts.onnx``; returns the engine path (``opts.engine``).
 
@@ -305,7 +248,7 @@ def _build_plan(
     reporter: Reporter,
 ) -> bytes:
     """Parse ``onnx_src`` and build the serialized plan with the TensorRT Python API."""
-    logger = _logger(trt, reporter, opts.verbose)
+    logger = build_logger(trt, reporter, opts.verbose)
     try:
         builder = trt.Builder(logger)
     except Exception as e:  # pybind raises when CUDA cannot initialise
