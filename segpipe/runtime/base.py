@@ -43,6 +43,9 @@ class Runner(ABC):
 
     #: Human-readable backend name (``pytorch``, ``onnxruntime``, ``tensorrt``).
     backend: ClassVar[str] = "?"
+    #: (W, H) when the model only accepts that input size (a fixed ONNX graph, an engine without a
+    #: dynamic profile), else ``None``: the pipeline then refuses any other ``--size``.
+    fixed_size: tuple[int, int] | None = None
 
     def __init__(self, path: str | Path, device: str = "auto", **kwargs: Any) -> None:
         self.path = Path(path)

@@ -1,0 +1,193 @@
+"""ONNX Runtime backend: runs an ``.onnx`` model with the CPU provider, or CUDA when available.
+
+The model's description (classes, names, colours, size...) is read from the segpipe metadata props
+``export-onnx`` writes. A foreign ONNX file without them works too when its class count is known
+(``num_classes`` or a static channel axis of the output). Inputs may be NHWC (segpipe's contract,
+``input_1``) or NCHW, float32 0-255 pixels or uint8; outputs logits, probabilities or a class map.
+A graph with a fixed batch size is fed in chunks of that size (a batch of 1 is looped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe._optional import require
+from segpipe.errors import CheckpointError, ConfigError
+from segpipe.modelinfo import ModelInfo
+from segpipe.runtime.base import Runner
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+
+
+def _providers(ort: Any, device: str) -> list[Any]:
+    """Execution providers for ``auto | cpu | cuda | cuda:N``; one-line error when CUDA is missing."""
+    spec = (device or "auto").strip().lower()
+    have_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if spec == "cpu":
+        return ["CPUExecutionProvider"]
+    if spec == "auto":
+        return (["CUDAExecutionProvider"] if have_cuda else []) + ["CPUExecutionProvider"]
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not have_cuda:
+            raise ConfigError(
+                f"--device {device}: this onnxruntime has no CUDA provider "
+                "(pip install onnxruntime-gpu), or use --device cpu"
+            )
+        index = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _static(dim: Any) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+class OnnxRunner(Runner):
+    """An ONNX model run with ONNX Runtime.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: ``auto`` (CUDA provider when installed), ``cpu``, ``cuda`` or ``cuda:N``.
+        num_classes: checked against the metadata; needed for a model without segpipe metadata
+            whose output does not show the class count.
+        mode: ``seg`` / ``binary`` / ``multilabel`` for a model without metadata.
+        threads: intra-op threads of the CPU provider (0: one per core).
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        *,
+        num_classes: int | None = None,
+        mode: str = "seg",
+        threads: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(path, device)
+        ort = require("onnxruntime", "running .onnx models")
+        providers = _providers(ort, device)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = int(threads)
+        so.log_severity_level = 3  # errors only: keep provider fallbacks off the terminal
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
+            raise CheckpointError(
+                f"{self.path} is not a loadable ONNX model ({type(e).__name__}: {first[:200]})"
+            ) from e
+        self.providers = self.session.get_providers()
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self._input = next((i for i in inputs if i.name == "input_1"), inputs[0])
+        self._output = next((o for o in outputs if o.name == "output"), outputs[0])
+        if len(self._input.shape) != 4:
+            raise CheckpointError(
+                f"{self.path}: input {self._input.name} has shape {self._input.shape}; expected 4 axes"
+            )
+        if self._input.type not in _DTYPES:
+            raise CheckpointError(
+                f"{self.path}: input {self._input.name} has type {self._input.type}; "
+                f"expected one of {', '.join(_DTYPES)}"
+            )
+        self._in_dtype = _DTYPES[self._input.type]
+        meta = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map or {})
+        self.info = self._describe(meta, num_classes, mode)
+        shape = self._input.shape
+        self._nhwc = self.info.layout == "NHWC"
+        h, w = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
+        #: (W, H) when the graph only takes that size, else None.
+        self.fixed_size = (w, h) if _static(w) and _static(h) else None
+        if self.fixed_size is not None and self.fixed_size != self.info.input_size:
+            self.info = self.info.replace(input_size=self.fixed_size)
+        #: the graph's fixed batch size, or None when the batch axis is dynamic
+        self.fixed_batch = _static(shape[0])
+
+    def _describe(self, meta: ModelInfo | None, num_classes: int | None, mode: str) -> ModelInfo:
+        shape = self._input.shape
+        layout = "NHWC" if shape[-1] == 3 else "NCHW" if shape[1] == 3 else None
+        out_shape = self._output.shape
+        kind = "labels" if len(out_shape) == 3 else "logits"
+        channels = _static(out_shape[1]) if len(out_shape) == 4 else None
+        if meta is not None:
+            if num_classes is not None and num_classes != meta.num_classes:
+                raise CheckpointError(
+                    f"--num-classes {num_classes} contradicts {self.path}, "
+                    f"which was exported for {meta.num_classes} classes"
+                )
+            if channels is not None and channels != meta.out_channels:
+                raise CheckpointError(
+                    f"{self.path}: output has {channels} channels but its metadata says "
+                    f"{meta.num_classes} classes ({meta.mode} mode)"
+                )
+            return meta.replace(
+                layout=layout or meta.layout,
+                input_dtype="uint8" if self._in_dtype == np.uint8 else "float32",
+                output_kind=meta.output_kind if kind == "logits" else "labels",
+            )
+        if num_classes is None and channels is not None:
+            num_classes, mode = (2, "binary") if channels == 1 else (channels, mode)
+        if num_classes is None:
+            raise CheckpointError(
+                f"{self.path} has no segpipe metadata and its output does not show the class count; "
+                "pass --num-classes (or export it with segpipe export-onnx)"
+            )
+        if channels is not None and channels != (1 if mode == "binary" else num_classes):
+            raise CheckpointError(
+                f"--num-classes {num_classes} contradicts {self.path}: its output has {channels} channels"
+            )
+        if layout is None:
+            raise CheckpointError(
+                f"{self.path}: cannot tell the layout of input shape {shape}; expected N,H,W,3 or N,3,H,W"
+            )
+        return ModelInfo(
+            arch="unknown",
+            encoder="unknown",
+            num_classes=num_classes,
+            mode=mode,
+            layout=layout,
+            input_dtype="uint8" if self._in_dtype == np.uint8 else "float32",
+            output_kind=kind,
+            class_names=tuple(f"class_{i}" for i in range(num_classes)),
+        )
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self._output.name], {self._input.name: x})[0]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Batch N×H×W×3 RGB (uint8 or float32 0-255) -> logits N×C×H×W or class map N×H×W."""
+        if self.session is None:
+            raise RuntimeError(f"runner for {self.path} is closed")
+        x = np.asarray(images)
+        if self._in_dtype == np.uint8 and x.dtype != np.uint8:
+            x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        elif x.dtype != self._in_dtype:
+            x = x.astype(self._in_dtype)
+        if not self._nhwc:
+            x = x.transpose(0, 3, 1, 2)
+        x = np.ascontiguousarray(x)
+        n, b = len(x), self.fixed_batch
+        if b is None or n == b:
+            out = self._run(x)
+        else:  # fixed batch: feed chunks of b, padding the last one
+            parts = []
+            for start in range(0, n, b):
+                chunk = x[start : start + b]
+                if len(chunk) < b:
+                    pad = np.zeros((b - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
+                    parts.append(self._run(np.concatenate([chunk, pad]))[: len(chunk)])
+                else:
+                    parts.append(self._run(chunk))
+            out = np.concatenate(parts)
+        if out.dtype == np.float16:
+            out = out.astype(np.float32)
+        return out
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,216 @@
+"""The inference pipeline around a runner: list, decode, resize, batch, run, resize back.
+
+This is the one place that resizes images to the network size and predictions back to each
+image's own size, so every backend sees exactly the same input and ``visualize``/``evaluate`` agree.
+Images are decoded (and resized) in background threads while the model runs on the previous batch;
+OpenCV releases the GIL while it decodes and resizes, so this overlaps for real.
+
+Resizing follows training: images go to the network size with bilinear interpolation (what the
+``eval`` transform does); logits come back with bilinear interpolation before the argmax (smoother
+borders than upscaling a class map), a class map (``labels`` models) with exact nearest neighbour.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import cv2
+import numpy as np
+
+from segpipe.data.dataset import IMAGE_EXTS, read_image
+from segpipe.errors import ConfigError, DataError, SegpipeError
+from segpipe.runtime.base import Runner
+from segpipe.utils import check_divisible
+
+K = TypeVar("K")
+
+
+def list_images(path: str | Path, recursive: bool = False) -> list[Path]:
+    """One image file, or the images of a folder (its sub-folders too with ``recursive``), sorted."""
+    p = Path(path)
+    if p.is_file():
+        if p.suffix.lower() not in IMAGE_EXTS:
+            raise DataError(
+                f"--images {p}: not an image file type ({p.suffix or 'no suffix'}); "
+                f"read: {', '.join(IMAGE_EXTS)}"
+            )
+        return [p]
+    if not p.is_dir():
+        raise DataError(f"--images {p} does not exist")
+    pattern = p.rglob("*") if recursive else p.glob("*")
+    files = sorted(f for f in pattern if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+    if not files:
+        nested = not recursive and any(f.suffix.lower() in IMAGE_EXTS for f in p.rglob("*"))
+        hint = "; its sub-folders hold images: pass --recursive" if nested else ""
+        raise DataError(f"--images {p} holds no images (read: {', '.join(IMAGE_EXTS)}){hint}")
+    return files
+
+
+def network_size(runner: Runner, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The (W, H) fed to the network: ``size`` or the model's own; checked against its stride."""
+    fixed = runner.fixed_size
+    w, h = size if size is not None else (fixed or runner.input_size)
+    if fixed is not None and (w, h) != tuple(fixed):
+        raise ConfigError(
+            f"--size {w} {h}: {runner.path} has a fixed input size; use --size {fixed[0]} {fixed[1]} "
+            "(or export the model with dynamic axes)"
+        )
+    check_divisible(w, h, runner.info.output_stride)
+    return int(w), int(h)
+
+
+def to_network(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An RGB image resized to the network's (W, H) with bilinear interpolation (as in training)."""
+    w, h = size
+    if image.shape[1] == w and image.shape[0] == h:
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def label_dtype(num_classes: int) -> type[np.unsignedinteger]:
+    """uint8 for up to 256 classes, else uint16 (what a class-index PNG can hold)."""
+    return np.uint8 if num_classes <= 256 else np.uint16
+
+
+def restore_labels(
+    output: np.ndarray,
+    image_hw: tuple[int, int],
+    mode: str = "seg",
+    output_kind: str = "logits",
+    num_classes: int = 256,
+) -> np.ndarray:
+    """One image's network output (C×h×w logits/probs or h×w class map) -> class map at ``image_hw``.
+
+    Logits are resized bilinearly per channel and the argmax taken at full size (binary mode: the
+    single channel thresholded); a class map is resized with exact nearest neighbour.
+    """
+    h, w = image_hw
+    dtype = label_dtype(num_classes)
+    if output_kind == "labels" or output.ndim == 2:
+        labels = output.astype(dtype, copy=False)
+        if labels.shape != (h, w):
+            labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+        return labels
+    same = output.shape[1:] == (h, w)
+
+    def channel(c: int) -> np.ndarray:
+        x = output[c].astype(np.float32, copy=False)
+        return x if same else cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    if mode == "binary" and output.shape[0] == 1:
+        threshold = 0.5 if output_kind == "probs" else 0.0
+        return (channel(0) > threshold).astype(dtype)
+    best = channel(0).copy()
+    labels = np.zeros((h, w), dtype=dtype)
+    for c in range(1, output.shape[0]):  # C vectorised passes: cheaper than argmax over a last axis
+        x = channel(c)
+        better = x > best
+        np.copyto(best, x, where=better)
+        labels[better] = c
+    return labels
+
+
+@dataclass
+class Prediction(Generic[K]):
+    """One input's result: its key, RGB image, class map at the image's size, loader extras.
+
+    When the input could not be loaded, ``error`` holds the one-line error and the rest is None.
+    """
+
+    key: K
+    image: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    extra: Any = None
+    error: SegpipeError | None = None
+
+
+def _load_image(key: Any) -> tuple[np.ndarray, None]:
+    return read_image(key), None
+
+
+def predict(
+    runner: Runner,
+    keys: Iterable[K],
+    size: tuple[int, int] | None = None,
+    load: Callable[[K], tuple[np.ndarray, Any]] | None = None,
+    batch_size: int = 4,
+    workers: int = 2,
+) -> Iterator[Prediction[K]]:
+    """Run ``runner`` over inputs, yielding one :class:`Prediction` per key, in order.
+
+    Args:
+        runner: an open runner (any backend).
+        keys: what ``load`` reads (default: image paths).
+        size: network (W, H); default the model's (see :func:`network_size`).
+        load: ``key -> (RGB uint8 image, extra)``; runs in background threads. A
+            :class:`SegpipeError` it raises becomes a Prediction with ``error`` set; the
+            pipeline goes on with the rest.
+        batch_size: images per runner call.
+        workers: decoding threads.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    wh = network_size(runner, size)
+    load_fn = load or _load_image
+    info = runner.info
+
+    def job(key: K) -> tuple[np.ndarray, np.ndarray, Any]:
+        image, extra = load_fn(key)
+        return image, to_network(image, wh), extra
+
+    lookahead = 2 * batch_size + max(1, workers)
+    pending: deque[tuple[K, Future]] = deque()
+    it = iter(keys)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="segpipe-decode") as pool:
+
+        def refill() -> None:
+            while len(pending) < lookahead:
+                try:
+                    key = next(it)
+                except StopIteration:
+                    return
+                pending.append((key, pool.submit(job, key)))
+
+        try:
+            refill()
+            batch: list[tuple[K, np.ndarray, Any]] = []
+            inputs: list[np.ndarray] = []
+            while pending or batch:
+                failed: list[Prediction[K]] = []
+                while pending and len(batch) < batch_size:
+                    key, fut = pending.popleft()
+                    try:
+                        image, net, extra = fut.result()
+                    except SegpipeError as e:
+                        failed.append(Prediction(key, error=e))
+                        continue
+                    finally:
+                        refill()
+                    batch.append((key, image, extra))
+                    inputs.append(net)
+                yield from failed
+                if not batch:
+                    continue
+                out = runner(np.stack(inputs))  # the background threads decode the next batch meanwhile
+                for (key, image, extra), o in zip(batch, out, strict=True):
+                    labels = restore_labels(
+                        o, image.shape[:2], info.mode, runner.output_kind, info.num_classes
+                    )
+                    yield Prediction(key, image, labels, extra)
+                batch, inputs = [], []
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+def predict_arrays(
+    runner: Runner, images: Sequence[np.ndarray], size: tuple[int, int] | None = None, batch_size: int = 4
+) -> list[np.ndarray]:
+    """Class maps (at each image's size) for RGB uint8 arrays already in memory."""
+    preds = predict(runner, range(len(images)), size, load=lambda i: (images[i], None), batch_size=batch_size)
+    return [p.labels for p in preds]  # type: ignore[misc]
