@@ -66,10 +66,26 @@ def check_encoder(name: str) -> str:
     raise ConfigError(f"unknown encoder {name!r}{hint}")
 
 
-def preprocessing_params(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the encoder's ImageNet weights were trained with (ImageNet defaults otherwise)."""
+def preprocessing_params(encoder: str, weights: str | Path | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) for the encoder: those of its named pretrained weights (``imagenet``...), else
+    ImageNet's. smp reads a named weight's settings from the hub, so this only asks for them when
+    such weights are used (they were just downloaded and are cached); random init or a weights
+    file never touches the network.
+    """
+    name = None if weights is None else str(weights)
+    if name is None or name.lower() in ("", "none", "null") or Path(name).suffix or Path(name).exists():
+        if encoder.startswith("tu-"):
+            try:
+                import timm
+
+                cfg = timm.models.get_pretrained_cfg(encoder[3:])
+                if cfg is not None and cfg.mean and cfg.std:
+                    return tuple(float(v) for v in cfg.mean), tuple(float(v) for v in cfg.std)
+            except Exception:
+                pass
+        return IMAGENET_MEAN, IMAGENET_STD
     try:
-        params = _smp().encoders.get_preprocessing_params(encoder, pretrained="imagenet")
+        params = _smp().encoders.get_preprocessing_params(encoder, pretrained=name)
         return tuple(float(v) for v in params["mean"]), tuple(float(v) for v in params["std"])
     except Exception:
         return IMAGENET_MEAN, IMAGENET_STD
@@ -122,8 +138,10 @@ def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> 
         state = _torch_load(weights_file)
         state = _unwrap_state_dict(state, weights_file)
         state = {k.removeprefix("encoder."): v for k, v in state.items()}
-        missing, unexpected = model.encoder.load_state_dict(state, strict=False)
-        if len(missing) == len(model.encoder.state_dict()):
+        own = model.encoder.state_dict()
+        matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.encoder.load_state_dict(matched, strict=False)
+        if not matched:
             raise CheckpointError(f"--encoder-weights {weights_file}: no tensor matches encoder {encoder}")
     return model
 
@@ -180,6 +198,8 @@ def _torch_load(path: Path, trust: bool = False) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "unsupported global" not in str(e).lower():
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or not a torch.save file)") from e
         if not trust:
             raise CheckpointError(
                 f"{path} needs full unpickling (it holds Python objects, e.g. a whole pickled model), "
@@ -248,7 +268,7 @@ def describe_bare(
             f"--num-classes {num_classes} contradicts {ckpt.path}: its segmentation head has {head} outputs"
         )
     enc = encoder or DEFAULT_ENCODER
-    mean, std = preprocessing_params(enc)
+    mean, std = preprocessing_params(enc)  # weights unknown: ImageNet statistics
     return ModelInfo(
         arch=resolve_arch(arch or DEFAULT_ARCH), encoder=check_encoder(enc), num_classes=num_classes,
         mode=mode, mean=mean, std=std, input_size=input_size or (512, 512),

@@ -89,9 +89,9 @@ def check_divisible(width: int, height: int, stride: int, what: str = "--size") 
         return
 
     def near(v: int) -> str:
-        lo = max(stride, (v // stride) * stride)
-        hi = lo + stride if lo >= v else lo
-        return str(lo) if lo == hi else f"{lo} or {hi}"
+        lo = (max(v, 0) // stride) * stride
+        hi = lo + stride
+        return f"{lo} or {hi}" if lo > 0 else str(hi)
 
     detail = ", ".join(f"{name} {v} (try {near(v)})" for name, v in bad)
     raise ConfigError(

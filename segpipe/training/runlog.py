@@ -1,0 +1,106 @@
+"""What a run leaves in its folder besides checkpoints: metrics.csv, curves.png, val_samples.png,
+options.yaml. Every file is written atomically, so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from segpipe.palette import colorize
+from segpipe.utils import atomic_path, atomic_write_text
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return v
+
+
+def write_metrics_csv(history: Sequence[dict[str, Any]], path: Path, class_names: Sequence[str]) -> Path:
+    """One row per epoch: epoch, time, losses, mIoU, pixel accuracy, per-class IoU, lr."""
+    columns = ["epoch", "time_s", "train_loss", "val_loss", "miou", "pixel_accuracy"]
+    columns += [f"iou_{n}" for n in class_names] + ["lr"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in history:
+        ious = list(row.get("iou") or [math.nan] * len(class_names))
+        writer.writerow(
+            [_cell(row.get(c, math.nan)) for c in columns[:6]] + [_cell(float(v)) for v in ious] + [_cell(row.get("lr", math.nan))]
+        )
+    return atomic_write_text(path, buf.getvalue())
+
+
+def write_options_yaml(options: dict[str, Any], path: Path) -> Path:
+    return atomic_write_text(path, yaml.safe_dump(options, sort_keys=False))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Loss (train and val) and validation mIoU per epoch, side by side."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r.get("train_loss", math.nan) for r in history], "o-", label="train")
+    ax1.plot(epochs, [r.get("val_loss", math.nan) for r in history], "o-", label="val")
+    ax1.set(title="loss", xlabel="epoch")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(epochs, [r.get("miou", math.nan) for r in history], "o-", color="tab:green")
+    ax2.set(title="validation mIoU", xlabel="epoch", ylim=(0, 1))
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_val_samples(
+    images: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    preds: Sequence[np.ndarray],
+    colors: np.ndarray,
+    class_names: Sequence[str],
+    path: Path,
+    ignore_index: int = 255,
+) -> Path:
+    """A grid: one row per validation image with image, ground truth and prediction."""
+    plt = _pyplot()
+    rows = max(1, len(images))
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
+    for r, (img, gt, pr) in enumerate(zip(images, truths, preds, strict=True)):
+        for c, (pic, title) in enumerate(
+            ((img, "image"), (colorize(gt, colors, ignore_index), "ground truth"), (colorize(pr, colors, ignore_index), "prediction"))
+        ):
+            axes[r][c].imshow(pic)
+            axes[r][c].set_axis_off()
+            if r == 0:
+                axes[r][c].set_title(title)
+    present = sorted({int(v) for m in (*truths, *preds) for v in np.unique(m) if int(v) < len(colors)})
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=np.asarray(colors[i]) / 255.0, label=class_names[i] if i < len(class_names) else str(i))
+        for i in present
+    ]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,122 @@
+"""Everything ``train`` resolves before the first step: classes, palette, data splits, run folder.
+
+All checks happen here, before anything is written, so bad input never leaves half a run behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from segpipe.data.augment import build_eval_transform, build_transform
+from segpipe.data.dataset import DatasetStats, SegDataset, find_samples, scan_samples
+from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.errors import ConfigError, DataError
+from segpipe.models import Checkpoint
+from segpipe.options import TrainOptions
+from segpipe.palette import Palette, fit_palette, load_palette
+from segpipe.progress import Reporter
+
+
+@dataclass
+class DataSetup:
+    """The resolved classes and datasets of a run."""
+
+    num_classes: int
+    class_names: tuple[str, ...]
+    palette: Palette
+    train_set: Dataset
+    val_set: Dataset | None
+    stats: DatasetStats | None
+
+
+def resolve_classes(opts: TrainOptions, ckpt: Checkpoint | None, reporter: Reporter) -> tuple[int, tuple[str, ...], Palette]:
+    """Number of classes, their names and colours from the flags, the checkpoint and the palette."""
+    palette = load_palette(opts.colors)
+    num = opts.num_classes
+    if ckpt is not None and ckpt.info is not None:
+        if num is not None and num != ckpt.info.num_classes:
+            raise ConfigError(
+                f"--num-classes {num} contradicts {ckpt.path}, which was trained for {ckpt.info.num_classes} classes"
+            )
+        num = ckpt.info.num_classes
+    if num is None and opts.class_names:
+        num = len(opts.class_names)
+    if num is None and opts.mode == "binary":
+        num = 2
+    if num is None:
+        raise ConfigError("--num-classes is required (or --class-names, or a checkpoint to resume from)")
+    palette, warning = fit_palette(palette, num)
+    if warning:
+        reporter.warn(warning)
+    names = tuple(opts.class_names) if opts.class_names else (
+        ckpt.info.class_names if ckpt is not None and ckpt.info is not None and ckpt.info.class_names else palette.names
+    )
+    if len(names) != num:
+        raise ConfigError(f"--class-names gives {len(names)} names for {num} classes")
+    return num, names, palette
+
+
+def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Dataset:
+    module_name, _, cls_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"--dataset {spec}: cannot import it ({e})") from e
+    return cls(root=root, split=split, transform=transform)
+
+
+def build_datasets(
+    opts: TrainOptions, num_classes: int, palette: Palette, reporter: Reporter
+) -> tuple[Dataset, Dataset | None, DatasetStats | None]:
+    """Train and validation datasets, checked up front.
+
+    With ``--dataset module:Class`` the class is built as ``Class(root=, split="train"|"val",
+    transform=)`` and must return (image H×W×3 uint8 RGB tensor, mask H×W int tensor) pairs.
+    """
+    width, height = opts.size
+    train_tf = build_transform(opts.augment, width, height, opts.ignore_index, seed=opts.seed)
+    eval_tf = build_eval_transform(width, height)
+    if opts.dataset:
+        train = _custom_dataset(opts.dataset, opts.data_root, "train", train_tf)
+        val = _custom_dataset(opts.dataset, opts.val_root or opts.data_root, "val", eval_tf)
+        return train, (val if len(val) else None), None
+    class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
+    decoder = MaskDecoder(num_classes, palette, class_map, opts.ignore_index, opts.mask_type)
+    layout = {"images_dir": opts.images_dir, "masks_dir": opts.masks_dir, "mask_suffix": opts.mask_suffix}
+    samples = find_samples(opts.data_root, **layout)
+    if opts.val_root is not None:
+        train_samples, val_samples = samples, find_samples(opts.val_root, **layout)
+    else:
+        order = np.random.default_rng(opts.seed).permutation(len(samples))
+        n_val = int(round(len(samples) * opts.val_fraction))
+        if opts.val_fraction > 0 and len(samples) >= 2:
+            n_val = min(max(1, n_val), len(samples) - 1)
+        val_samples = [samples[i] for i in sorted(order[:n_val])]
+        train_samples = [samples[i] for i in sorted(order[n_val:])]
+    if not train_samples:
+        raise DataError(f"no training images left in {opts.data_root} after the validation split")
+    stats = scan_samples(train_samples + val_samples, decoder, reporter)
+    train = SegDataset(train_samples, decoder, train_tf)
+    val = SegDataset(val_samples, decoder, eval_tf) if val_samples else None
+    return train, val, stats
+
+
+def resolve_run_dir(opts: TrainOptions, resume_from: Path | None) -> Path:
+    """``--output-dir`` as given; else the folder of the checkpoint being resumed; else
+    ``runs/<model_name>``, or ``runs/<model_name>-2``, ``-3``... when that already holds a run."""
+    if opts.output_dir is not None:
+        return Path(opts.output_dir)
+    if resume_from is not None:
+        return resume_from.parent
+    base = Path("runs") / opts.model_name
+    candidate, i = base, 2
+    while (candidate / "last.pth").exists() or (candidate / "best.pth").exists():
+        candidate = base.with_name(f"{opts.model_name}-{i}")
+        i += 1
+    return candidate
