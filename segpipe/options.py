@@ -224,6 +224,114 @@ def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
 
 
 # ---- inference options (issue 2 of 5) ------------------------------------------------------------
+def _flag_error(flag: str, value: Any, why: str) -> ConfigError:
+    return ConfigError(f"--{flag} {value}: {why}")
+
+
+def _check_model_flags(opts: Any) -> None:
+    """Checks shared by the inference stages (visualize, evaluate)."""
+    if opts.mode not in MODES:
+        raise _flag_error("mode", opts.mode, f"use one of {', '.join(MODES)}")
+    if opts.num_classes is not None and opts.num_classes < (1 if opts.mode == "multilabel" else 2):
+        raise _flag_error("num-classes", opts.num_classes, "need at least 2 classes (binary: 2)")
+    if opts.size is not None and (len(opts.size) != 2 or min(opts.size) <= 0):
+        raise _flag_error("size", " ".join(map(str, opts.size)), "give WIDTH HEIGHT, both positive")
+    if opts.batch_size < 1:
+        raise _flag_error("batch-size", opts.batch_size, "must be at least 1")
+    if opts.workers < 1:
+        raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
+
+
+@dataclass(frozen=True)
+class VisualizeOptions:
+    """Everything ``segpipe visualize`` needs. Sizes are (width, height) in pixels."""
+
+    #: One image, or a folder of images (PNG, JPEG, BMP, TIFF).
+    images: Path
+    #: Any model file: ``.pth`` checkpoint, ``.onnx`` model or TensorRT ``.engine``.
+    model: Path
+    #: Where the pictures go (created if needed).
+    output_dir: Path = Path("runs/visualize")
+    #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
+    num_classes: int | None = None
+    #: Network input size (W, H); default the model's own (training / export size).
+    size: tuple[int, int] | None = None
+    #: Palette CSV; default the model's colours, else the colors.csv shipped with segpipe.
+    colors: Path | None = None
+    #: Also write the mask blended on the image with this opacity (0..1).
+    overlay: float | None = None
+    #: Also write image and mask next to each other.
+    side_by_side: bool = False
+    #: Also write the class-index PNG (uint8, uint16 above 256 classes).
+    save_labels: bool = False
+    #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
+    recursive: bool = False
+    #: Images per model call.
+    batch_size: int = 4
+    device: str = "auto"
+    #: Image decoding threads (they run while the model works).
+    workers: int = 2
+    #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
+    arch: str | None = None
+    encoder: str | None = None
+    mode: str = "seg"
+    #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
+    trust_checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        coerce_paths(self)
+        _check_model_flags(self)
+        if self.overlay is not None and not 0.0 <= self.overlay <= 1.0:
+            raise _flag_error("overlay", self.overlay, "alpha must be between 0 and 1")
+
+    def replace(self, **changes: Any) -> VisualizeOptions:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """Everything ``segpipe evaluate`` needs (same dataset layout and decoding as training)."""
+
+    data_root: Path
+    #: Any model file: ``.pth``, ``.onnx`` or ``.engine``.
+    model: Path
+    #: Network input size (W, H); default the model's own. Metrics are computed at each mask's size.
+    size: tuple[int, int] | None = None
+    #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
+    num_classes: int | None = None
+    #: Palette CSV to decode colour masks; default DATA_ROOT/colors.csv, else the model's colours.
+    colors: Path | None = None
+    class_map: Path | None = None
+    #: Label ignored by the metrics; default the model's (255).
+    ignore_index: int | None = None
+    images_dir: str = "images"
+    masks_dir: str = "indexes"
+    mask_suffix: str = "_color_mask"
+    #: ``auto``, ``index`` or ``color``.
+    mask_type: str = "auto"
+    #: Write the figures as JSON here.
+    report: Path | None = None
+    #: Draw the row-normalised confusion matrix (PNG) here.
+    confusion_matrix: Path | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    workers: int = 2
+    arch: str | None = None
+    encoder: str | None = None
+    mode: str = "seg"
+    trust_checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        coerce_paths(self)
+        _check_model_flags(self)
+        if self.mask_type not in ("auto", "index", "color"):
+            raise _flag_error("mask-type", self.mask_type, "use auto, index or color")
+        if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
+            raise _flag_error("ignore-index", self.ignore_index, "must be within 0..65535")
+
+    def replace(self, **changes: Any) -> EvaluateOptions:
+        return dataclasses.replace(self, **changes)
+
 
 # ---- export options (issue 3 of 5) ---------------------------------------------------------------
 

@@ -1,0 +1,155 @@
+"""``segpipe evaluate``: mIoU, per-class IoU and pixel accuracy of any model file on a data set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from segpipe.cli.common import (
+    ColorsOpt,
+    DeviceOpt,
+    NumClassesOpt,
+    SizeOpt,
+    console,
+    print_written,
+    run_guarded,
+)
+
+if TYPE_CHECKING:
+    from segpipe.evaluate import EvalResult
+
+_DATA_PANEL = "Dataset"
+_MODEL_PANEL = "Bare state_dict"
+
+
+def print_result(result: EvalResult) -> None:
+    """The per-class table and the summary line."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"{result.model} ({result.backend}, {result.size[0]}x{result.size[1]}, {result.images} images)",
+        title_justify="left",
+    )
+    for col in ("id", "class", "IoU %", "accuracy %", "pixels"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.2f}"
+
+    for cid, name, iou, acc, pixels in result.rows():
+        table.add_row(str(cid), name, pct(iou), pct(acc), str(pixels))
+    console.print(table)
+    console.print(
+        f"[bold]mIoU {100 * result.miou:.2f}%[/]  pixel accuracy {100 * result.pixel_accuracy:.2f}%  "
+        f"({result.seconds:.1f} s)"
+    )
+
+
+def evaluate_command(
+    data_root: Annotated[
+        Path,
+        typer.Option(
+            "--data-root", "--data_root", help="Data set folder (images/ and indexes/).", show_default=False
+        ),
+    ],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "--model_name", "-m", help="Model file: .pth, .onnx or .engine.", show_default=False
+        ),
+    ],
+    size: SizeOpt = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the figures as JSON here.", show_default=False)
+    ] = None,
+    confusion_matrix: Annotated[
+        Path | None,
+        typer.Option(
+            "--confusion-matrix", help="Draw the normalised confusion matrix (PNG) here.", show_default=False
+        ),
+    ] = None,
+    num_classes: NumClassesOpt = None,
+    colors: ColorsOpt = None,
+    class_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--class-map",
+            help="Class remapping file (as in training).",
+            show_default=False,
+            rich_help_panel=_DATA_PANEL,
+        ),
+    ] = None,
+    ignore_index: Annotated[
+        int | None,
+        typer.Option(
+            "--ignore-index",
+            help="Label left out of the metrics (default: the model's, 255).",
+            show_default=False,
+            rich_help_panel=_DATA_PANEL,
+        ),
+    ] = None,
+    images_dir: Annotated[str, typer.Option("--images-dir", rich_help_panel=_DATA_PANEL)] = "images",
+    masks_dir: Annotated[str, typer.Option("--masks-dir", rich_help_panel=_DATA_PANEL)] = "indexes",
+    mask_suffix: Annotated[str, typer.Option("--mask-suffix", rich_help_panel=_DATA_PANEL)] = "_color_mask",
+    mask_type: Annotated[
+        str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=_DATA_PANEL)
+    ] = "auto",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "--batch_size", help="Images per model call.")
+    ] = 4,
+    device: DeviceOpt = "auto",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Decoding threads.", rich_help_panel="Hardware")
+    ] = 2,
+    arch: Annotated[
+        str | None, typer.Option("--arch", show_default=False, rich_help_panel=_MODEL_PANEL)
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option("--encoder", "--backend", show_default=False, rich_help_panel=_MODEL_PANEL)
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", rich_help_panel=_MODEL_PANEL)] = "seg",
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Allow checkpoints that need full unpickling.",
+            rich_help_panel=_MODEL_PANEL,
+        ),
+    ] = False,
+) -> None:
+    """Score a model (.pth, .onnx or .engine) on a labelled data set: mIoU, per-class IoU, accuracy."""
+    from segpipe.cli.common import RichReporter
+    from segpipe.evaluate import evaluate, plot_confusion, write_report
+    from segpipe.options import EvaluateOptions
+
+    opts = run_guarded(
+        EvaluateOptions,
+        data_root=data_root,
+        model=model,
+        size=size,
+        num_classes=num_classes,
+        colors=colors,
+        class_map=class_map,
+        ignore_index=ignore_index,
+        images_dir=images_dir,
+        masks_dir=masks_dir,
+        mask_suffix=mask_suffix,
+        mask_type=mask_type,
+        report=report,
+        confusion_matrix=confusion_matrix,
+        batch_size=batch_size,
+        device=device,
+        workers=workers,
+        arch=arch,
+        encoder=encoder,
+        mode=mode,
+        trust_checkpoint=trust_checkpoint,
+    )
+    result = run_guarded(evaluate, opts, RichReporter())
+    print_result(result)
+    if opts.report is not None:
+        print_written(run_guarded(write_report, result, opts.report), "report")
+    if opts.confusion_matrix is not None:
+        print_written(run_guarded(plot_confusion, result, opts.confusion_matrix), "confusion matrix")

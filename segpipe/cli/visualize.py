@@ -1,0 +1,151 @@
+"""``segpipe visualize``: colour masks (and overlays, side-by-side pictures, label PNGs) of any model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segpipe.cli.common import (
+    ColorsOpt,
+    DeviceOpt,
+    NumClassesOpt,
+    RichReporter,
+    SizeOpt,
+    console,
+    fail,
+    run_guarded,
+)
+
+_MODEL_PANEL = "Bare state_dict"
+_OUT_PANEL = "Outputs"
+
+
+def visualize_command(
+    images: Annotated[
+        Path,
+        typer.Option(
+            "--images", "--images_path", "-i", help="One image or a folder of images.", show_default=False
+        ),
+    ],
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "--model_name", "-m", help="Model file: .pth, .onnx or .engine.", show_default=False
+        ),
+    ],
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "--output_dir", "-o", help="Folder the pictures are written to.")
+    ] = Path("runs/visualize"),
+    num_classes: NumClassesOpt = None,
+    size: SizeOpt = None,
+    colors: ColorsOpt = None,
+    overlay: Annotated[
+        float | None,
+        typer.Option(
+            "--overlay",
+            metavar="ALPHA",
+            help="Also write the mask blended on the image (opacity 0-1).",
+            show_default=False,
+            rich_help_panel=_OUT_PANEL,
+        ),
+    ] = None,
+    side_by_side: Annotated[
+        bool,
+        typer.Option(
+            "--side-by-side", help="Also write image and mask next to each other.", rich_help_panel=_OUT_PANEL
+        ),
+    ] = False,
+    save_labels: Annotated[
+        bool,
+        typer.Option("--save-labels", help="Also write the class-index PNG.", rich_help_panel=_OUT_PANEL),
+    ] = False,
+    recursive: Annotated[
+        bool,
+        typer.Option("--recursive", "-r", help="Read sub-folders too; keep their structure in the output."),
+    ] = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "--batch_size", help="Images per model call.")
+    ] = 4,
+    device: DeviceOpt = "auto",
+    workers: Annotated[
+        int, typer.Option("--workers", help="Decoding and writing threads.", rich_help_panel="Hardware")
+    ] = 2,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            "--arch",
+            help="Architecture of a bare state_dict (default Unet).",
+            show_default=False,
+            rich_help_panel=_MODEL_PANEL,
+        ),
+    ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            "--encoder",
+            "--backend",
+            help="Encoder of a bare state_dict (default efficientnet-b0).",
+            show_default=False,
+            rich_help_panel=_MODEL_PANEL,
+        ),
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", help="seg, binary or multilabel (bare state_dict).", rich_help_panel=_MODEL_PANEL
+        ),
+    ] = "seg",
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Allow checkpoints that need full unpickling (trusted files only).",
+            rich_help_panel=_MODEL_PANEL,
+        ),
+    ] = False,
+) -> None:
+    """Run a model over images and write colour masks at each image's own size, plus a legend."""
+    from segpipe.options import VisualizeOptions
+    from segpipe.visualize import visualize
+
+    opts = run_guarded(
+        VisualizeOptions,
+        images=images,
+        model=model,
+        output_dir=output_dir,
+        num_classes=num_classes,
+        size=size,
+        colors=colors,
+        overlay=overlay,
+        side_by_side=side_by_side,
+        save_labels=save_labels,
+        recursive=recursive,
+        batch_size=batch_size,
+        device=device,
+        workers=workers,
+        arch=arch,
+        encoder=encoder,
+        mode=mode,
+        trust_checkpoint=trust_checkpoint,
+    )
+    result = run_guarded(visualize, opts, RichReporter())
+    total = result.images + len(result.failed)
+    console.print(
+        f"visualized {result.images} of {total} image(s) with {result.backend} "
+        f"at {result.size[0]}x{result.size[1]} in {result.seconds:.1f} s "
+        f"({result.images_per_second:.1f} images/s)"
+    )
+    if result.class_pixels:
+        console.print("classes present: " + ", ".join(result.class_pixels))
+    console.print(
+        f"[green]wrote[/] {result.files} file(s) to {result.output_dir}"
+        + (f" (legend: {result.legend})" if result.legend else "")
+    )
+    if result.failed:
+        raise fail(
+            f"{len(result.failed)} of {total} image(s) could not be read: "
+            + ", ".join(str(p) for p, _ in result.failed[:3])
+            + (" ..." if len(result.failed) > 3 else "")
+        )

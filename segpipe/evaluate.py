@@ -1,0 +1,207 @@
+"""``segpipe evaluate``: mIoU, per-class IoU and pixel accuracy of any model file on a data set.
+
+The data set is read with the training code (same layout, mask decoding, class map, ignore index),
+the model with any runner (``.pth``, ``.onnx``, ``.engine``), so the PyTorch, ONNX and TensorRT
+versions of one model can be put side by side on the same data. Predictions go through the shared
+inference pipeline and are scored at each mask's own resolution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe import __version__
+from segpipe.data.dataset import Sample, find_samples, load_pair
+from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.metrics import ConfusionMatrix
+from segpipe.modelinfo import ModelInfo
+from segpipe.options import EvaluateOptions
+from segpipe.palette import Palette, load_palette
+from segpipe.progress import Reporter
+from segpipe.runtime.base import load_runner
+from segpipe.runtime.pipeline import network_size, predict
+from segpipe.utils import atomic_path, atomic_write_text
+
+
+@dataclass
+class EvalResult:
+    """The figures of one evaluation."""
+
+    model: Path
+    backend: str
+    data_root: Path
+    size: tuple[int, int]
+    images: int
+    class_names: tuple[str, ...]
+    confusion: ConfusionMatrix
+    seconds: float = 0.0
+
+    @property
+    def iou(self) -> np.ndarray:
+        """Per-class IoU (NaN for a class absent from both ground truth and predictions)."""
+        return self.confusion.iou()
+
+    @property
+    def miou(self) -> float:
+        return self.confusion.miou()
+
+    @property
+    def pixel_accuracy(self) -> float:
+        return self.confusion.pixel_accuracy()
+
+    def rows(self) -> list[list[Any]]:
+        """One row per class: id, name, IoU, accuracy (recall), ground-truth pixels."""
+        acc = self.confusion.class_accuracy()
+        gt = self.confusion.matrix.sum(1)
+        return [
+            [i, name, _num(self.iou[i]), _num(acc[i]), int(gt[i])] for i, name in enumerate(self.class_names)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (NaN becomes null)."""
+        return {
+            "model": str(self.model),
+            "backend": self.backend,
+            "data_root": str(self.data_root),
+            "size": list(self.size),
+            "images": self.images,
+            "pixels": self.confusion.pixels,
+            "miou": _num(self.miou),
+            "pixel_accuracy": _num(self.pixel_accuracy),
+            "mean_accuracy": _num(
+                float(np.nanmean(self.confusion.class_accuracy()))
+                if np.isfinite(self.confusion.class_accuracy()).any()
+                else float("nan")
+            ),
+            "classes": [
+                dict(zip(("id", "name", "iou", "accuracy", "pixels"), r, strict=True)) for r in self.rows()
+            ],
+            "confusion_matrix": self.confusion.matrix.tolist(),
+            "ignore_index": self.confusion.ignore_index,
+            "seconds": round(self.seconds, 3),
+            "segpipe_version": __version__,
+        }
+
+
+def _num(v: float) -> float | None:
+    return None if v is None or math.isnan(float(v)) else float(v)
+
+
+def dataset_palette(opts: EvaluateOptions, info: ModelInfo) -> Palette:
+    """Palette that decodes colour masks: ``--colors``, else ``DATA_ROOT/colors.csv``, else the
+    model's colours (without a class map, they are the training classes), else segpipe's default."""
+    if opts.colors is not None:
+        return load_palette(opts.colors)
+    beside = Path(opts.data_root) / "colors.csv"
+    if beside.is_file():
+        return load_palette(beside)
+    if info.colors and opts.class_map is None:
+        return Palette(
+            info.class_names or tuple(f"class_{i}" for i in range(len(info.colors))),
+            info.colors,
+            f"of the model {opts.model}",
+        )
+    return load_palette(None)
+
+
+def evaluate(opts: EvaluateOptions, reporter: Reporter | None = None) -> EvalResult:
+    """Score ``opts.model`` on the data set at ``opts.data_root``; nothing is written here."""
+    reporter = reporter or Reporter()
+    start = time.perf_counter()
+    samples = find_samples(opts.data_root, opts.images_dir, opts.masks_dir, opts.mask_suffix)
+    runner = load_runner(
+        opts.model,
+        device=opts.device,
+        num_classes=opts.num_classes,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        mode=opts.mode,
+        trust=opts.trust_checkpoint,
+        reporter=reporter,
+    )
+    with runner:
+        info = runner.info
+        size = network_size(runner, opts.size)
+        ignore = info.ignore_index if opts.ignore_index is None else opts.ignore_index
+        class_map = load_class_map(opts.class_map, ignore) if opts.class_map is not None else None
+        decoder = MaskDecoder(
+            info.num_classes, dataset_palette(opts, info), class_map, ignore, opts.mask_type
+        )
+        cm = ConfusionMatrix(info.num_classes, ignore)
+
+        def load(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+            return load_pair(sample, decoder)
+
+        with reporter.task(f"Evaluating ({runner.backend})", total=len(samples)) as task:
+            for pred in predict(
+                runner, samples, size, load=load, batch_size=opts.batch_size, workers=opts.workers
+            ):
+                if pred.error is not None:
+                    raise pred.error  # bad data: one line naming the file, nothing written
+                cm.update(pred.labels, pred.extra)
+                task.advance()
+    names = (
+        info.class_names
+        if len(info.class_names) == info.num_classes
+        else tuple(f"class_{i}" for i in range(info.num_classes))
+    )
+    return EvalResult(
+        Path(opts.model),
+        runner.backend,
+        Path(opts.data_root),
+        size,
+        len(samples),
+        tuple(names),
+        cm,
+        time.perf_counter() - start,
+    )
+
+
+def write_report(result: EvalResult, path: str | Path) -> Path:
+    """The figures as JSON, written atomically."""
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+def plot_confusion(result: EvalResult, path: str | Path) -> Path:
+    """Draw the row-normalised confusion matrix (ground truth rows, predictions columns) as PNG."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    norm = result.confusion.normalized()
+    k = len(norm)
+    side = min(4 + 0.45 * k, 30)
+    fig = Figure(figsize=(side + 1.5, side))
+    ax = fig.subplots()
+    try:
+        im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(k), result.class_names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), result.class_names, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("ground truth")
+        ax.set_title(f"{result.model.name} ({result.backend}): mIoU {100 * result.miou:.1f}%")
+        if k <= 30:
+            for i in range(k):
+                for j in range(k):
+                    if norm[i, j] >= 0.005:
+                        ax.text(
+                            j,
+                            i,
+                            f"{norm[i, j]:.2f}",
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black",
+                        )
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+    finally:
+        fig.clear()
+    return Path(path)

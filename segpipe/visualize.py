@@ -1,0 +1,221 @@
+"""``segpipe visualize``: run any model file over images and write what it sees.
+
+Per input image ``NAME.ext`` (sub-folders kept with ``recursive``), in ``output_dir``:
+
+* ``NAME_mask.png``: the colour mask at the image's original resolution (palette colours, lossless);
+* ``NAME_overlay.png`` with ``overlay=ALPHA``: the mask blended on the image;
+* ``NAME_side.png`` with ``side_by_side``: image and mask next to each other;
+* ``NAME_labels.png`` with ``save_labels``: the class-index PNG (uint8, uint16 above 256 classes);
+* ``NAME_legend.png``: the classes present in the image, their colours and pixel shares;
+
+and ``legend.png``: every class present in any image. Images that cannot be read are reported and
+skipped; the others are still written (the CLI then exits with code 1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segpipe.errors import SegpipeError
+from segpipe.modelinfo import ModelInfo
+from segpipe.options import VisualizeOptions
+from segpipe.palette import Palette, colorize, fit_palette, load_palette, overlay
+from segpipe.progress import Reporter
+from segpipe.runtime.base import load_runner
+from segpipe.runtime.pipeline import list_images, network_size, predict
+from segpipe.utils import atomic_write_bytes, ensure_dir
+
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fastest zlib level: masks compress well anyway
+
+
+@dataclass
+class VisualizeResult:
+    """What a visualize run did."""
+
+    output_dir: Path
+    backend: str
+    size: tuple[int, int]
+    images: int = 0  # images predicted and written
+    files: int = 0  # files written (all kinds)
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (image, one-line error)
+    class_pixels: dict[str, int] = field(default_factory=dict)  # class name -> pixels, classes present
+    legend: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def model_palette(info: ModelInfo, colors: str | Path | None, reporter: Reporter | None = None) -> Palette:
+    """The palette pictures are drawn with: ``colors`` if given, else the model's, else the default.
+
+    Names come from the model when it has them. A palette with fewer colours than classes is
+    extended with distinct generated colours, with one warning.
+    """
+    if colors is not None:
+        palette = load_palette(colors)
+    elif info.colors:
+        palette = Palette(
+            info.class_names or tuple(f"class_{i}" for i in range(len(info.colors))),
+            info.colors,
+            "of the model",
+        )
+    else:
+        palette = load_palette(None)
+    palette, warning = fit_palette(palette, info.num_classes)
+    if warning and reporter is not None:
+        reporter.warn(warning)
+    if len(info.class_names) == info.num_classes and not all(
+        n == f"class_{i}" for i, n in enumerate(info.class_names)
+    ):
+        palette = Palette(tuple(info.class_names), palette.colors, palette.source)
+    return palette
+
+
+def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = max(int(counts.sum()), 1)
+    present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
+    font, scale, thick, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1, 22
+    texts = [f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" for i in present] or ["(no class)"]
+    width = 36 + max(cv2.getTextSize(t, font, scale, thick)[0][0] for t in texts) + 8
+    img = np.full((row * len(texts) + 8, width, 3), 255, dtype=np.uint8)
+    for r, text in enumerate(texts):
+        y = 4 + r * row
+        if present:
+            color = tuple(int(c) for c in palette.colors[present[r]])
+            cv2.rectangle(img, (6, y + 3), (26, y + row - 3), color, -1)
+            cv2.rectangle(img, (6, y + 3), (26, y + row - 3), (96, 96, 96), 1)
+        cv2.putText(img, text, (34, y + row - 7), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return img
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """Encode an RGB (or single-channel) image as PNG and write it atomically."""
+    img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    ok, buf = cv2.imencode(".png", img, PNG_PARAMS)
+    if not ok:
+        raise SegpipeError(f"cannot encode {path} as PNG")
+    try:
+        return atomic_write_bytes(path, buf.tobytes())
+    except OSError as e:
+        raise SegpipeError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def _stems(paths: list[Path], root: Path, recursive: bool, reporter: Reporter) -> list[Path]:
+    """Output stem (relative to the output folder) per input; name clashes keep the extension."""
+    out, seen, clashes = [], set(), 0
+    for p in paths:
+        rel = p.relative_to(root) if recursive and root.is_dir() else Path(p.name)
+        stem = rel.with_suffix("")
+        if stem in seen:
+            stem = rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}")
+            clashes += 1
+        seen.add(stem)
+        out.append(stem)
+    if clashes:
+        reporter.warn(
+            f"{clashes} image(s) share a name with another of a different type; "
+            "their outputs are named NAME_EXT_mask.png"
+        )
+    return out
+
+
+def _render(
+    opts: VisualizeOptions,
+    palette: Palette,
+    out_stem: Path,
+    image: np.ndarray,
+    labels: np.ndarray,
+    ignore_index: int,
+) -> tuple[int, np.ndarray]:
+    """Write every picture of one image; returns (files written, pixels per class)."""
+    k = len(palette)
+    mask = colorize(labels, palette, ignore_index=ignore_index)
+    write_png(out_stem.with_name(f"{out_stem.name}_mask.png"), mask)
+    files = 1
+    if opts.overlay is not None:
+        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), overlay(image, mask, opts.overlay))
+        files += 1
+    if opts.side_by_side:
+        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), np.concatenate([image, mask], axis=1))
+        files += 1
+    if opts.save_labels:
+        write_png(out_stem.with_name(f"{out_stem.name}_labels.png"), labels)
+        files += 1
+    counts = np.bincount(labels.ravel(), minlength=k)[:k]
+    write_png(out_stem.with_name(f"{out_stem.name}_legend.png"), draw_legend(palette, counts))
+    return files + 1, counts
+
+
+def visualize(opts: VisualizeOptions, reporter: Reporter | None = None) -> VisualizeResult:
+    """Predict every image of ``opts.images`` with ``opts.model`` and write the pictures."""
+    reporter = reporter or Reporter()
+    start = time.perf_counter()
+    out_dir = Path(opts.output_dir)
+    paths = list_images(opts.images, opts.recursive)
+    if Path(opts.images).is_dir():  # never read back our own output when it lies inside the input
+        out_abs = out_dir.resolve()
+        paths = [p for p in paths if out_abs not in p.resolve().parents] or paths
+    runner = load_runner(
+        opts.model,
+        device=opts.device,
+        num_classes=opts.num_classes,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        mode=opts.mode,
+        trust=opts.trust_checkpoint,
+        reporter=reporter,
+    )
+    with runner:
+        size = network_size(runner, opts.size)
+        info = runner.info
+        palette = model_palette(info, opts.colors, reporter)
+        ensure_dir(out_dir)
+        stems = dict(zip(paths, _stems(paths, Path(opts.images), opts.recursive, reporter), strict=True))
+        result = VisualizeResult(out_dir, runner.backend, size)
+        totals = np.zeros(len(palette), dtype=np.int64)
+        writers: deque[Future] = deque()
+
+        def collect(fut: Future) -> None:
+            nfiles, counts = fut.result()
+            result.files += nfiles
+            result.images += 1
+            totals[: len(counts)] += counts
+
+        with (
+            ThreadPoolExecutor(opts.workers, thread_name_prefix="segpipe-write") as pool,
+            reporter.task(f"Visualizing ({runner.backend})", total=len(paths)) as task,
+        ):
+            preds = predict(runner, paths, size, batch_size=opts.batch_size, workers=opts.workers)
+            for pred in preds:
+                if pred.error is not None:
+                    result.failed.append((pred.key, str(pred.error)))
+                    reporter.warn(str(pred.error))
+                    task.advance()
+                    continue
+                stem = out_dir / stems[pred.key]
+                writers.append(
+                    pool.submit(_render, opts, palette, stem, pred.image, pred.labels, info.ignore_index)
+                )
+                while len(writers) > 2 * opts.workers + opts.batch_size:
+                    collect(writers.popleft())
+                task.advance()
+            while writers:
+                collect(writers.popleft())
+    if result.images:
+        result.legend = write_png(out_dir / "legend.png", draw_legend(palette, totals))
+        result.files += 1
+    result.class_pixels = {palette.names[i]: int(totals[i]) for i in np.flatnonzero(totals)}
+    result.seconds = time.perf_counter() - start
+    return result
