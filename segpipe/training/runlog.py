@@ -58,7 +58,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [r.get("train_loss", math.nan) for r in history], "o-", label="train")
     ax1.plot(epochs, [r.get("val_loss", math.nan) for r in history], "o-", label="val")
-    ax1.set(title="loss", xlabel="epoch")
+    ax1.set(title="loss (log scale)", xlabel="epoch", yscale="log")
     ax1.legend()
     ax1.grid(alpha=0.3)
     ax2.plot(epochs, [r.get("miou", math.nan) for r in history], "o-", color="tab:green")
