@@ -24,6 +24,7 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str]] = [
     ("demo", "segpipe.cli.demo:demo_command"),
     ("train", "segpipe.cli.train:train_command"),
+    ("export-onnx", "segpipe.cli.export_onnx:export_onnx_command"),
     ("visualize", "segpipe.cli.visualize:visualize_command"),
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
 ]

@@ -1,0 +1,287 @@
+"""``segpipe export-onnx``: flags (original and modern spellings) -> OnnxExportOptions -> ``export_onnx``.
+
+``--output`` serves both spellings of the issue: ``--output logits|probs|labels`` chooses what the
+graph returns, and ``--output FILE.onnx`` (like ``--model_out``) names the file. The two never
+clash, since a file must end in ``.onnx``; ``--output-kind`` and ``--model-out`` are the
+unambiguous spellings for scripts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from segpipe.cli.common import RichReporter, console, print_written, run_guarded
+from segpipe.errors import ConfigError
+from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions
+
+_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(OnnxExportOptions) if f.default is not dataclasses.MISSING
+}
+
+MODEL, GRAPH, VERIFY = "Model", "Graph", "Verification"
+
+
+def _d(name: str) -> Any:
+    """The default shown in --help, read from OnnxExportOptions (defaults live there only)."""
+    return _DEFAULTS[name]
+
+
+def split_output_values(
+    values: list[str], model_out: Path | None, output_kind: str | None
+) -> tuple[Path | None, str]:
+    """Sort the ``--output`` values into the file path and the output kind; one-line error on a clash."""
+    kinds = [v for v in values if v.lower() in ONNX_OUTPUT_KINDS]
+    paths = [Path(v) for v in values if v.lower() not in ONNX_OUTPUT_KINDS]
+    for p in paths:
+        if p.suffix.lower() != ".onnx":
+            raise ConfigError(
+                f"--output {p}: give {', '.join(ONNX_OUTPUT_KINDS)} (what the graph returns) "
+                "or a file ending in .onnx"
+            )
+    if model_out is not None:
+        paths.append(model_out)
+    if output_kind is not None:
+        kinds.append(output_kind)
+    if len({str(p) for p in paths}) > 1:
+        raise ConfigError(f"--model_out/--output: two output files given ({', '.join(map(str, paths))})")
+    if len({k.lower() for k in kinds}) > 1:
+        raise ConfigError(f"--output/--output-kind: two output kinds given ({', '.join(kinds)})")
+    return (paths[0] if paths else None), (kinds[0].lower() if kinds else _d("output_kind"))
+
+
+def export_onnx_command(
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model", "--model_in", "--model-in", help="Checkpoint to export (.pth).", rich_help_panel=MODEL
+        ),
+    ],
+    model_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-out",
+            "--model_out",
+            help="ONNX file to write (default: beside the checkpoint, .onnx).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            help="logits, probs or labels (what the graph returns; default logits), or the file to write.",
+            show_default=False,
+        ),
+    ] = None,
+    output_kind: Annotated[
+        str | None,
+        typer.Option(
+            "--output-kind", help="logits, probs or labels (same as --output KIND).", show_default=False
+        ),
+    ] = None,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--num-classes",
+            "--num_classes",
+            help="Class count (bare state_dicts; checked against a segpipe checkpoint).",
+            rich_help_panel=MODEL,
+            show_default=False,
+        ),
+    ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            "--encoder",
+            "--backend",
+            help="Encoder of a bare state_dict (default efficientnet-b0).",
+            rich_help_panel=MODEL,
+            show_default=False,
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            "--arch",
+            help="Architecture of a bare state_dict (default Unet).",
+            rich_help_panel=MODEL,
+            show_default=False,
+        ),
+    ] = None,
+    mode: Annotated[
+        str,
+        typer.Option("--mode", help="seg, binary or multilabel (bare state_dicts).", rich_help_panel=MODEL),
+    ] = _d("mode"),
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint", help="Allow full unpickling (trusted files only).", rich_help_panel=MODEL
+        ),
+    ] = False,
+    size: Annotated[
+        tuple[int, int] | None,
+        typer.Option(
+            "--size",
+            help="WIDTH HEIGHT of the graph (default: the training size in the checkpoint).",
+            rich_help_panel=GRAPH,
+            show_default=False,
+        ),
+    ] = None,
+    input_dtype: Annotated[
+        str,
+        typer.Option("--input-dtype", help="float32 (pixels 0-255) or uint8.", rich_help_panel=GRAPH),
+    ] = _d("input_dtype"),
+    batch: Annotated[
+        int,
+        typer.Option("--batch", help="Batch size of the graph.", rich_help_panel=GRAPH),
+    ] = _d("batch"),
+    dynamic_batch: Annotated[
+        bool,
+        typer.Option("--dynamic-batch", help="Dynamic batch axis.", rich_help_panel=GRAPH),
+    ] = False,
+    dynamic_size: Annotated[
+        bool,
+        typer.Option("--dynamic-size", help="Dynamic H and W axes.", rich_help_panel=GRAPH),
+    ] = False,
+    opset: Annotated[
+        int | None,
+        typer.Option(
+            "--opset",
+            help="ONNX opset (default 17; 18 with --exporter dynamo).",
+            rich_help_panel=GRAPH,
+            show_default=False,
+        ),
+    ] = None,
+    half: Annotated[
+        bool,
+        typer.Option(
+            "--half",
+            help="FP16 graph with FP32 input and output (for TensorRT FP16 engines).",
+            rich_help_panel=GRAPH,
+        ),
+    ] = False,
+    simplify: Annotated[
+        bool,
+        typer.Option("--simplify/--no-simplify", help="Run onnx-simplifier.", rich_help_panel=GRAPH),
+    ] = _d("simplify"),
+    exporter: Annotated[
+        str,
+        typer.Option(
+            "--exporter", help="torchscript or dynamo (torch.onnx exporter).", rich_help_panel=GRAPH
+        ),
+    ] = _d("exporter"),
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Check and compare ONNX Runtime with PyTorch before keeping the file.",
+            rich_help_panel=VERIFY,
+        ),
+    ] = _d("verify"),
+    verify_images: Annotated[
+        Path | None,
+        typer.Option(
+            "--verify-images",
+            help="Folder of real images to verify on too.",
+            rich_help_panel=VERIFY,
+            show_default=False,
+        ),
+    ] = None,
+    verify_random: Annotated[
+        int,
+        typer.Option("--verify-random", help="Random images to verify on.", rich_help_panel=VERIFY),
+    ] = _d("verify_random"),
+    min_agreement: Annotated[
+        float | None,
+        typer.Option(
+            "--min-agreement",
+            help="Smallest argmax agreement accepted (default 0.999; 0.99 with --half).",
+            rich_help_panel=VERIFY,
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Only the summary."),
+    ] = False,
+) -> None:
+    """Export a checkpoint to a deployable, verified ONNX model (NHWC RGB 0-255 in, normalisation inside)."""
+
+    def build() -> OnnxExportOptions:
+        out, kind = split_output_values(list(output or []), model_out, output_kind)
+        return OnnxExportOptions(
+            model=model,
+            output=out,
+            num_classes=num_classes,
+            arch=arch,
+            encoder=encoder,
+            mode=mode,
+            size=tuple(size) if size else None,
+            input_dtype=input_dtype,
+            output_kind=kind,
+            batch=batch,
+            dynamic_batch=dynamic_batch,
+            dynamic_size=dynamic_size,
+            opset=opset,
+            half=half,
+            simplify=simplify,
+            verify=verify,
+            verify_images=verify_images,
+            verify_random=verify_random,
+            min_agreement=min_agreement,
+            exporter=exporter,
+            trust_checkpoint=trust_checkpoint,
+        )
+
+    from segpipe.export.onnx import export_onnx
+
+    opts = run_guarded(build)
+    result = run_guarded(export_onnx, opts, RichReporter(quiet=quiet))
+    render_result(result)
+
+
+def render_result(result: Any) -> None:
+    """The summary: file, size, opset, shapes, node counts, verification figures, time."""
+    from rich.table import Table
+
+    info = result.info
+    nodes = str(result.nodes_exported)
+    if result.nodes_simplified is not None:
+        nodes += f" -> {result.nodes_simplified} (simplified)"
+    table = Table(show_header=False, title=f"ONNX export of {info.arch}/{info.encoder}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("file", str(result.path))
+    table.add_row("size", f"{result.size_mb:.2f} MB")
+    table.add_row("opset", str(result.opset))
+    for spec in result.inputs:
+        table.add_row("input", str(spec))
+    for spec in result.outputs:
+        table.add_row("output", f"{spec} ({info.output_kind})")
+    table.add_row("precision", info.precision)
+    table.add_row("classes", f"{info.num_classes} ({info.mode})")
+    table.add_row("nodes", nodes)
+    table.add_row("time", f"{result.seconds:.1f} s")
+    console.print(table)
+    ver = result.verification
+    if ver is None:
+        console.print("[yellow]not verified[/] (--no-verify)")
+    else:
+        vt = Table(
+            title=f"verification: ONNX Runtime vs PyTorch (min agreement {ver.min_agreement:g})",
+            title_justify="left",
+        )
+        for col in ("inputs", "images", "max |diff|", "mean |diff|", "argmax agreement"):
+            vt.add_column(col, justify="left" if col == "inputs" else "right")
+        for row in ver.rows():
+            vt.add_row(*(str(v) for v in row))
+        console.print(vt)
+        console.print(
+            f"[green]verified[/]: onnx.checker {ver.checker}; argmax agreement "
+            f"{100 * ver.worst.argmax_agreement:.3f}% >= {100 * ver.min_agreement:g}%"
+        )
+    print_written(result.path, "ONNX model")
