@@ -1,0 +1,85 @@
+"""``segpipe info PATH...``: what a ``.pth``, ``.onnx`` or ``.engine`` file holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from segpipe.cli.common import console, run_guarded
+
+
+def info_command(
+    paths: Annotated[list[Path], typer.Argument(help="Model files: .pth, .onnx or .engine.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    trust_checkpoint: Annotated[
+        bool, typer.Option("--trust-checkpoint", help="Allow full unpickling (trusted files only).")
+    ] = False,
+) -> None:
+    """Show a model file's architecture, encoder, classes (names, colours), input, precision, I/O."""
+    from segpipe.info import describe_model
+
+    descriptions = [run_guarded(describe_model, p, trust=trust_checkpoint) for p in paths]
+    if as_json:
+        data: Any = [d.to_dict() for d in descriptions]
+        console.print_json(json.dumps(data[0] if len(data) == 1 else data, default=str))
+        return
+    for desc in descriptions:
+        render(desc)
+
+
+def render(desc: Any) -> None:
+    """Tables for one :class:`~segpipe.info.ModelDescription`."""
+    from rich.table import Table
+
+    table = Table(show_header=False, title=str(desc.path), title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("kind", desc.kind)
+    table.add_row("size", f"{desc.size_mb:.2f} MB")
+    info = desc.info
+    if info is not None:
+        table.add_row("architecture", info.arch)
+        table.add_row("encoder", info.encoder)
+        table.add_row("classes", f"{info.num_classes} ({info.mode} mode)")
+        table.add_row("input size", f"{info.input_size[0]} x {info.input_size[1]} (W x H)")
+        if desc.kind in ("segpipe checkpoint", "bare state_dict"):
+            feed = f"NCHW normalised, {info.in_channels} channels (runners and export take NHWC RGB 0-255)"
+        else:
+            feed = f"{info.layout}, RGB 0-255, {info.input_dtype}, {info.in_channels} channels"
+        table.add_row("input", feed)
+        table.add_row("normalisation", f"mean {_nums(info.mean)}, std {_nums(info.std)}")
+        table.add_row("output stride", str(info.output_stride))
+        table.add_row("precision", info.precision)
+        table.add_row("output", info.output_kind)
+        table.add_row("segpipe version", info.segpipe_version)
+    if desc.opset is not None:
+        table.add_row("opset", str(desc.opset))
+    for spec in desc.inputs:
+        table.add_row("graph input", str(spec))
+    for spec in desc.outputs:
+        table.add_row("graph output", str(spec))
+    for key, value in desc.details.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if info is not None and info.num_classes:
+        classes = Table(title="classes", title_justify="left")
+        for col in ("id", "name", "colour", "rgb"):
+            classes.add_column(col, justify="right" if col == "id" else "left")
+        for i in range(info.num_classes):
+            name = info.class_names[i] if i < len(info.class_names) else f"class_{i}"
+            if i < len(info.colors):
+                r, g, b = info.colors[i]
+                swatch, rgb = f"[on rgb({r},{g},{b})]      [/]", f"{r},{g},{b}"
+            else:
+                swatch, rgb = "", "?"
+            classes.add_row(str(i), name, swatch, rgb)
+        console.print(classes)
+    for note in desc.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _nums(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"

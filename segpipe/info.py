@@ -1,0 +1,175 @@
+"""``segpipe info``: what a model file holds, for every kind segpipe reads.
+
+* ``.pth`` / ``.pt``: a segpipe checkpoint (its :class:`ModelInfo`, epoch, best metric) or a bare
+  state_dict (tensor and parameter counts, the head's class count);
+* ``.onnx``: the segpipe metadata props, inputs, outputs, opset, node count, weight precision;
+* ``.engine`` (``.plan``, ``.trt``, ``.bin``): the sidecar ``NAME.engine.json`` ``build-trt``
+  writes (TensorRT version, GPU, precision, optimisation profile). tensorrt is never imported:
+  an engine alone cannot be read without deserialising it on a GPU.
+
+Nothing here runs a model; reading a checkpoint uses ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segpipe.errors import CheckpointError, close_matches
+from segpipe.export.onnx import TensorSpec
+from segpipe.modelinfo import ModelInfo
+from segpipe.utils import file_size_mb
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+ONNX_SUFFIXES = (".onnx",)
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt", ".bin")
+
+
+@dataclass
+class ModelDescription:
+    """What ``segpipe info`` shows about one model file."""
+
+    path: Path
+    #: ``segpipe checkpoint``, ``bare state_dict``, ``onnx`` or ``tensorrt engine``.
+    kind: str
+    size_mb: float
+    #: The model's self-description (``None``: the file does not carry one).
+    info: ModelInfo | None = None
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+    opset: int | None = None
+    #: Further facts, in display order (epoch, parameters, TensorRT version, profile...).
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Things the user should know (no metadata, no sidecar...).
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (for ``segpipe info --json``)."""
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "size_mb": round(self.size_mb, 3),
+            "model_info": self.info.to_dict() if self.info is not None else None,
+            "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.inputs],
+            "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.outputs],
+            "opset": self.opset,
+            "details": self.details,
+            "notes": self.notes,
+        }
+
+
+def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
+    """Describe a ``.pth``, ``.onnx`` or ``.engine`` file; one-line error when it cannot be read."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    known = CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES
+    if suffix not in known:
+        raise CheckpointError(
+            f"{p}: unknown model file type {suffix or '(no suffix)'!r}; expected one of "
+            f"{', '.join(known)}{close_matches(suffix, known)}"
+        )
+    if not p.is_file():
+        raise CheckpointError(f"model file {p} does not exist")
+    if suffix in CHECKPOINT_SUFFIXES:
+        return _describe_checkpoint(p, trust)
+    if suffix in ONNX_SUFFIXES:
+        return _describe_onnx(p)
+    return _describe_engine(p)
+
+
+def _describe_checkpoint(path: Path, trust: bool) -> ModelDescription:
+    from segpipe.models import head_classes, load_checkpoint
+
+    ckpt = load_checkpoint(path, trust=trust)
+    tensors = ckpt.state_dict
+    params = sum(int(t.numel()) for t in tensors.values() if t.is_floating_point())
+    kind = "segpipe checkpoint" if ckpt.info else "bare state_dict"
+    desc = ModelDescription(path, kind, file_size_mb(path), info=ckpt.info)
+    desc.details["tensors"] = len(tensors)
+    desc.details["parameters"] = f"{params / 1e6:.2f} M"
+    state = ckpt.train_state or {}
+    for key, label in (("epoch", "epoch"), ("best_metric", "best mIoU"), ("best_epoch", "best epoch")):
+        if isinstance(state.get(key), (int, float)):
+            desc.details[label] = state[key]
+    if ckpt.is_bare:
+        head = head_classes(tensors)
+        desc.details["head outputs"] = head if head is not None else "unknown"
+        desc.notes.append(
+            "a bare state_dict does not say what it is: pass --arch, --encoder (defaults Unet, "
+            "efficientnet-b0) and --num-classes when you use it"
+        )
+    return desc
+
+
+_ONNX_ELEM = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 2: "uint8", 3: "int8", 7: "int64"}
+
+
+def _describe_onnx(path: Path) -> ModelDescription:
+    import onnx
+
+    from segpipe.export.onnx import graph_inputs, tensor_specs
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable ONNX model ({type(e).__name__})") from e
+    props = {p.key: p.value for p in proto.metadata_props}
+    try:
+        info = ModelInfo.from_metadata(props)
+    except Exception as e:  # damaged JSON in a segpipe key
+        raise CheckpointError(f"{path}: damaged segpipe metadata ({type(e).__name__}: {e})") from e
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    desc = ModelDescription(
+        path, "onnx", file_size_mb(path), info=info, opset=opset,
+        inputs=tensor_specs(graph_inputs(proto)), outputs=tensor_specs(proto.graph.output),
+    )
+    counts: dict[str, int] = {}
+    for init in proto.graph.initializer:
+        name = _ONNX_ELEM.get(init.data_type, str(init.data_type))
+        counts[name] = counts.get(name, 0) + 1
+    desc.details["producer"] = f"{proto.producer_name} {proto.producer_version}".strip() or "unknown"
+    desc.details["ir version"] = proto.ir_version
+    desc.details["nodes"] = len(proto.graph.node)
+    desc.details["weights"] = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
+    others = {k: v for k, v in props.items() if not k.startswith("segpipe.")}
+    desc.details.update({f"metadata {k}": v if len(v) <= 80 else v[:77] + "..." for k, v in others.items()})
+    if info is None:
+        desc.notes.append("no segpipe metadata: pass --num-classes to use it "
+                          "(or export it with segpipe export-onnx)")
+    return desc
+
+
+def _describe_engine(path: Path) -> ModelDescription:
+    from segpipe.export.trt_sidecar import read_sidecar, sidecar_model_info, sidecar_path
+
+    sidecar = read_sidecar(path)
+    desc = ModelDescription(path, "tensorrt engine", file_size_mb(path))
+    if sidecar is None:
+        desc.notes.append(
+            f"no sidecar {sidecar_path(path).name} beside it: an engine alone does not say what it holds "
+            "(segpipe build-trt writes one); it runs only with the TensorRT version and GPU that built it"
+        )
+        return desc
+    try:
+        desc.info = sidecar_model_info(sidecar)
+    except Exception as e:
+        where = sidecar_path(path)
+        raise CheckpointError(f"{where}: damaged segpipe metadata ({type(e).__name__}: {e})") from e
+    for key in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "onnx_precision",
+                "fp16_method", "strongly_typed", "workspace_mib", "opt_level", "builder", "onnx", "created"):
+        if sidecar.get(key) is not None:
+            desc.details[key.replace("_", " ")] = sidecar[key]
+    for name, prof in (sidecar.get("profile") or {}).items():
+        if isinstance(prof, dict):
+            desc.details[f"profile {name}"] = " / ".join(
+                f"{k} {'x'.join(map(str, prof[k]))}" for k in ("min", "opt", "max") if k in prof
+            )
+    for key, target in (("inputs", desc.inputs), ("outputs", desc.outputs)):
+        for t in sidecar.get(key) or []:
+            if isinstance(t, dict) and "name" in t:
+                dims = tuple(t.get("dims") or ())
+                target.append(TensorSpec(str(t["name"]), dims, str(t.get("dtype", "?"))))
+    if desc.info is None:
+        desc.notes.append(f"{sidecar_path(path).name} holds no segpipe metadata")
+    return desc
