@@ -442,3 +442,42 @@ class OnnxExportOptions:
 
 
 # ---- benchmark options ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """Everything ``segpipe benchmark`` needs. Sizes are (width, height) in pixels."""
+
+    #: Model files to compare, any backend (``.pth``, ``.onnx``, ``.engine``).
+    models: tuple[Path, ...]
+    #: Input size (W, H); default each model's own.
+    size: tuple[int, int] | None = None
+    #: Images per call.
+    batch: int = 1
+    #: Untimed calls before timing (lets cuDNN / TensorRT / ONNX Runtime settle).
+    warmup: int = 5
+    #: Timed calls.
+    runs: int = 20
+    device: str = "auto"
+    #: A dataset (original layout) to compute each model's mIoU on (as ``segpipe evaluate`` does).
+    data_root: Path | None = None
+    #: Write the figures as JSON here.
+    report: Path | None = None
+    #: Describe a bare state_dict / an ONNX model without metadata.
+    num_classes: int | None = None
+    arch: str | None = None
+    encoder: str | None = None
+    trust_checkpoint: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        coerce_paths(self)
+        object.__setattr__(self, "models", tuple(Path(m) for m in self.models))
+        if not self.models:
+            raise ConfigError("--model: give at least one model file")
+        if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
+            raise ConfigError(f"--size {' '.join(map(str, self.size))}: give WIDTH HEIGHT, both positive")
+        for flag, value, low in (("batch", self.batch, 1), ("runs", self.runs, 1), ("warmup", self.warmup, 0)):
+            if value < low:
+                raise ConfigError(f"--{flag} {value}: must be at least {low}")
+
+    def replace(self, **changes: Any) -> BenchmarkOptions:
+        return dataclasses.replace(self, **changes)

@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("train", "segpipe.cli.train:train_command"),
     ("export-onnx", "segpipe.cli.export_onnx:export_onnx_command"),
     ("info", "segpipe.cli.info:info_command"),
+    ("benchmark", "segpipe.cli.benchmark:benchmark_command"),
     ("visualize", "segpipe.cli.visualize:visualize_command"),
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
 ]

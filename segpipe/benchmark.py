@@ -1,0 +1,269 @@
+"""``segpipe benchmark``: latency, throughput, peak memory and (optionally) mIoU of model files.
+
+Any backend the runtime knows (``.pth`` with PyTorch, ``.onnx`` with ONNX Runtime, ``.engine``
+with TensorRT) is opened with :func:`~segpipe.runtime.base.load_runner` and called on the same
+random batch: ``warmup`` untimed calls, then ``runs`` timed ones. A call is what a user's program
+pays per batch: uint8 NHWC pixels in, numpy logits or class map out, copies to and from the device
+included (the runners return host arrays, so every timed call is complete when it returns).
+With a data set, each model's mIoU is computed by :func:`segpipe.evaluate.evaluate`, the code
+behind ``segpipe evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe import __version__
+from segpipe.errors import CheckpointError, ConfigError, SegpipeError
+from segpipe.options import BenchmarkOptions
+from segpipe.progress import Reporter
+from segpipe.utils import atomic_write_text
+
+
+@dataclass
+class ModelBenchmark:
+    """The figures of one model file."""
+
+    model: str
+    backend: str
+    precision: str
+    output_kind: str
+    size: tuple[int, int]
+    batch: int
+    runs: int
+    #: Per-call latency statistics in milliseconds.
+    mean_ms: float
+    std_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    #: Images per second over the timed calls.
+    throughput: float
+    #: Peak device memory in MB where the backend reports it (``None`` on CPU).
+    peak_memory_mb: float | None
+    load_seconds: float
+    miou: float | None = None
+    device: str = ""
+
+    def row(self) -> list[Any]:
+        """A table row (see :data:`COLUMNS`)."""
+        dash = "-"
+        return [
+            Path(self.model).name,
+            f"{self.backend} {self.device}",
+            f"{self.batch}x{self.size[1]}x{self.size[0]} {self.precision}",
+            f"{self.mean_ms:.2f}",
+            f"{self.p50_ms:.2f}",
+            f"{self.p90_ms:.2f}",
+            f"{self.p99_ms:.2f}",
+            f"{self.throughput:.1f}",
+            dash if self.peak_memory_mb is None else f"{self.peak_memory_mb:.0f}",
+            dash if self.miou is None else f"{self.miou:.4f}",
+        ]
+
+
+#: Header of :meth:`ModelBenchmark.row` (input = N×H×W and precision; latencies in ms).
+COLUMNS = ["model", "backend", "input", "mean ms", "p50", "p90", "p99", "images/s", "peak MB", "mIoU"]
+
+
+@dataclass
+class BenchmarkResult:
+    """Every model's figures plus what they were measured on."""
+
+    models: list[ModelBenchmark]
+    warmup: int
+    runs: int
+    data_root: str | None = None
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (the ``--report`` file)."""
+        return {
+            "segpipe_version": __version__,
+            "warmup": self.warmup,
+            "runs": self.runs,
+            "data_root": self.data_root,
+            "machine": self.machine,
+            "models": [{**asdict(m), "size": list(m.size)} for m in self.models],
+        }
+
+
+def latency_stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
+    """mean, std, min and the 50th / 90th / 99th percentiles (linear interpolation) of latencies."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    if a.size == 0:
+        raise ValueError("no latency samples")
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {
+        "mean_ms": float(a.mean()),
+        "std_ms": float(a.std()),
+        "min_ms": float(a.min()),
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on: CPU, core count, library versions, GPU when present."""
+    import os
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def _runner_device(runner: Any) -> str:
+    """Where a runner computes, in a word (``cpu``, ``cuda:0``, ``CUDAExecutionProvider``...)."""
+    providers = getattr(runner, "providers", None)
+    if providers:
+        return str(providers[0]).replace("ExecutionProvider", "").lower()
+    dev = getattr(runner, "torch_device", None)
+    if dev is not None:
+        return str(dev)
+    return "cuda" if runner.backend == "tensorrt" else str(runner.device)
+
+
+def _call(runner: Any, images: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return runner(images)
+    except SegpipeError:
+        raise
+    except Exception as e:  # a backend's own error: one line naming the model and the input
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise SegpipeError(
+            f"{runner.path}: inference on {what} failed ({type(e).__name__}: {first[:200]})"
+        ) from e
+
+
+def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> ModelBenchmark:
+    """Time one model file as described in the module docstring (mIoU left ``None``)."""
+    from segpipe.runtime.base import load_runner
+    from segpipe.runtime.pipeline import network_size
+
+    reporter = reporter or Reporter()
+    t0 = time.perf_counter()
+    runner = load_runner(
+        path,
+        device=opts.device,
+        num_classes=opts.num_classes,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        trust=opts.trust_checkpoint,
+        reporter=reporter,
+    )
+    with runner:
+        load_seconds = time.perf_counter() - t0
+        width, height = network_size(runner, opts.size)
+        rng = np.random.default_rng(opts.seed)
+        images = rng.integers(0, 256, (opts.batch, height, width, 3), dtype=np.uint8)
+        what = f"a batch of {opts.batch} at {width}x{height}"
+        times: list[float] = []
+        with reporter.task(
+            f"benchmark {path.name} ({runner.backend})", total=opts.warmup + opts.runs
+        ) as task:
+            for _ in range(opts.warmup):
+                _call(runner, images, what)
+                task.advance(phase="warm-up")
+            for _ in range(opts.runs):
+                start = time.perf_counter()
+                _call(runner, images, what)
+                times.append((time.perf_counter() - start) * 1000.0)
+                task.advance(ms=times[-1])
+        peak = runner.peak_memory_bytes()
+        stats = latency_stats(times)
+        return ModelBenchmark(
+            model=str(path),
+            backend=runner.backend,
+            precision=runner.info.precision,
+            output_kind=runner.output_kind,
+            size=(width, height),
+            batch=opts.batch,
+            runs=opts.runs,
+            throughput=opts.batch * len(times) / (sum(times) / 1000.0),
+            peak_memory_mb=None if peak is None else peak / 2**20,
+            load_seconds=load_seconds,
+            device=_runner_device(runner),
+            **stats,
+        )
+
+
+def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> float:
+    """mIoU of one model on ``opts.data_root``, through ``segpipe evaluate``'s code."""
+    from segpipe.evaluate import evaluate
+    from segpipe.options import EvaluateOptions
+
+    assert opts.data_root is not None
+    eval_opts = EvaluateOptions(
+        data_root=opts.data_root,
+        model=path,
+        size=opts.size,
+        num_classes=opts.num_classes,
+        device=opts.device,
+        batch_size=opts.batch,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        trust_checkpoint=opts.trust_checkpoint,
+    )
+    return float(evaluate(eval_opts, reporter).miou)
+
+
+def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> BenchmarkResult:
+    """Benchmark every model of ``opts`` one after the other; write ``opts.report`` when asked."""
+    from segpipe.runtime.base import runner_class
+
+    reporter = reporter or Reporter()
+    for path in opts.models:  # fail at once, not after minutes spent on the first models
+        runner_class(path)
+        if not Path(path).is_file():
+            raise CheckpointError(f"model file {path} does not exist")
+    if opts.data_root is not None and not Path(opts.data_root).is_dir():
+        raise ConfigError(f"--data-root {opts.data_root}: folder does not exist")
+    results = []
+    for path in opts.models:
+        bench = benchmark_model(Path(path), opts, reporter)
+        if opts.data_root is not None:
+            bench.miou = model_miou(Path(path), opts, reporter)
+        results.append(bench)
+    result = BenchmarkResult(
+        results,
+        opts.warmup,
+        opts.runs,
+        str(opts.data_root) if opts.data_root is not None else None,
+        machine_info(),
+    )
+    if opts.report is not None:
+        write_report(result, opts.report)
+    return result
+
+
+def write_report(result: BenchmarkResult, path: str | Path) -> Path:
+    """The figures as JSON, written atomically."""
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
