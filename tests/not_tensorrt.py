@@ -2,7 +2,8 @@
 
 It builds nothing and runs nothing. It only exposes, for one TensorRT major version, the Python
 names the builder uses as the TensorRT Python API reference documents them (``Builder``,
-``ILogger`` and ``ILogger.Severity``, ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (10.x),
+``ILogger`` and ``ILogger.Severity``, ``NetworkDefinitionCreationFlag`` (10.x: ``EXPLICIT_BATCH`` and
+``STRONGLY_TYPED``; 11.x: only the deprecated, ignored ``STRONGLY_TYPED``),
 ``OnnxParser.parse_from_file / num_errors / get_error`` with ``desc / node_name / node_operator``,
 ``MemoryPoolType.WORKSPACE``, ``BuilderFlag.FP16`` (10.x only: removed in 11.x),
 ``ProfilingVerbosity.DETAILED``, ``IBuilderConfig.set_memory_pool_limit / builder_optimization_level /
@@ -49,10 +50,12 @@ class NotTensorRT:
         ILogger.Severity = Severity  # type: ignore[attr-defined]
         self.ILogger = ILogger
 
-        flags = {"STRONGLY_TYPED": 1} if major == 10 else {}
-        self.NetworkDefinitionCreationFlag = enum.IntEnum(
-            "NetworkDefinitionCreationFlag", {"EXPLICIT_BATCH": 0, **flags}
-        )
+        # Members as the Python references list them: 10.x has EXPLICIT_BATCH (deprecated, ignored) and
+        # STRONGLY_TYPED; the 11.0 reference lists no EXPLICIT_BATCH and marks STRONGLY_TYPED
+        # "[DEPRECATED] ... ignored" (docs.nvidia.com/deeplearning/tensorrt/11.0.0/_static/python-api/
+        # infer/Core/Builder.html). The numeric values here are the stand-in's own.
+        flags = {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1} if major == 10 else {"STRONGLY_TYPED": 0}
+        self.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags)
         self.MemoryPoolType = enum.Enum("MemoryPoolType", {"WORKSPACE": 0})
         self.BuilderFlag = enum.Enum(
             "BuilderFlag", {"FP16": 0} if major == 10 else {"NOT_TENSORRT_PLACEHOLDER": 0}
@@ -127,8 +130,8 @@ class NotTensorRT:
             def __init__(self, logger: Any) -> None:
                 self.logger = logger
 
-            def create_network(self, flags: int = 0) -> object:
-                record(("create_network", flags))
+            def create_network(self, *flags: int) -> object:
+                record(("create_network", *flags))  # ("create_network",) when called with no flags
                 return object()
 
             def create_builder_config(self) -> Config:

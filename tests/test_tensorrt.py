@@ -555,7 +555,9 @@ def test_builder_call_sequence_with_stand_in_not_tensorrt(tmp_path, monkeypatch,
     )
     path = build_engine(opts)
     calls = fake.calls
-    assert ("create_network", 0) in calls  # 10.x: fp16 graph would be typed; here 10 gets fp32 + flag
+    # no creation flag on either: 10.x gets an fp32 graph + BuilderFlag.FP16 (weak typing); 11.x is always
+    # strongly typed and its STRONGLY_TYPED flag is deprecated and ignored, so none is passed
+    assert ("create_network",) in calls
     assert ("set_memory_pool_limit", "WORKSPACE", 512 << 20) in calls
     assert ("builder_optimization_level", 4) in calls
     assert ("set_shape", "input_1", (1, 32, 64, 3), (2, 32, 64, 3), (4, 64, 128, 3)) in calls
