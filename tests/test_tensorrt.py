@@ -431,6 +431,17 @@ def test_cuda_check_reports_real_cuda_errors():
     assert one_line(exc).startswith("CUDA cudaStreamCreate failed: cudaError")
 
 
+def test_native_handle_of_a_stream_without_deprecated_int(recwarn):
+    """``execute_async_v3`` gets the stream as an int, through ``get_cuda_native_handle`` where
+    cuda-bindings has it (``int(cuda_obj)`` is deprecated since 12.9.1 / 13.0.0). CPU only: a null
+    ``cudaStream_t`` is built, nothing runs on a GPU."""
+    from segpipe.runtime.tensorrt import cuda_runtime, native_handle
+
+    cudart = cuda_runtime()
+    assert native_handle(cudart.cudaStream_t(0)) == 0 and native_handle(12345) == 12345
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+
 def test_split_batch_fits_the_profile():
     from segpipe.runtime.tensorrt import split_batch
 

@@ -20,12 +20,22 @@ References (not run here: no GPU, no tensorrt on the development machine):
   ``engine.create_execution_context()``, ``context.set_input_shape``, ``context.get_tensor_shape``,
   ``context.set_tensor_address``, ``context.execute_async_v3(stream_handle)``; NVIDIA's
   ``samples/python/common_runtime.py`` (TensorRT 10) shows the same sequence with cuda-python.
-* cuda-python: ``cuda.bindings.runtime`` (cuda-python >= 12.6; older releases: ``cuda.cudart``).
-  Every call returns ``(cudaError_t, *results)``: ``cudaStreamCreate``, ``cudaMalloc``,
-  ``cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyKind, stream)``, ``cudaStreamSynchronize``,
-  ``cudaFree``, ``cudaStreamDestroy``, ``cudaSetDevice``, ``cudaGetErrorName``. The error
-  handling (:func:`cuda_check`) is tested on CPU against the real bindings, which report
+* cuda-python: ``cuda.bindings.runtime`` since cuda-python 12.6.1 ("``cuda.cudart`` ->
+  ``cuda.bindings.runtime``", https://nvidia.github.io/cuda-python/cuda-bindings/latest/release/12.6.1-notes.html);
+  the old ``cuda.cudart`` trampoline was removed in cuda-bindings 13.0.0
+  (.../release/13.0.0-notes.html), so it is only a fallback for cuda-python < 12.6.1.
+  Every call returns ``(cudaError_t, *results)``: ``cudaStreamCreate() -> (err, cudaStream_t)``,
+  ``cudaMalloc(size) -> (err, devPtr)``, ``cudaMemcpyAsync(dst, src, count, cudaMemcpyKind, stream)``,
+  ``cudaStreamSynchronize(stream)``, ``cudaFree(devPtr)``, ``cudaStreamDestroy(stream)``,
+  ``cudaSetDevice(device)``, ``cudaGetErrorName(err) -> (err, bytes)`` (names and signatures checked
+  in the docstrings of the installed cuda-bindings 13.5.0; calls need a GPU). The error handling
+  (:func:`cuda_check`) is tested on CPU against the real bindings, which report
   ``cudaErrorInsufficientDriver`` / ``cudaErrorNoDevice`` without a GPU.
+* The stream goes to ``execute_async_v3(stream_handle: int)`` as a plain int: through
+  ``cuda.bindings.utils.get_cuda_native_handle`` where it exists, because "using ``int(cuda_obj)`` to
+  retrieve the underlying address of a CUDA object is deprecated" since cuda-bindings 12.9.1 / 13.0.0
+  (release notes above); ``int()`` on older cuda-python. NVIDIA's ``samples/python/common_runtime.py``
+  (NVIDIA/TensorRT) shows the same buffer / copy / ``execute_async_v3`` / synchronise sequence.
 """
 
 from __future__ import annotations
@@ -61,6 +71,21 @@ def cuda_runtime() -> ModuleType:
             "python package 'cuda-python' is not installed (needed to run TensorRT engines): "
             'pip install "segpipe[trt]"'
         ) from e
+
+
+def native_handle(obj: Any) -> int:
+    """The address behind a cuda-python object (e.g. a ``cudaStream_t``) as a plain int.
+
+    ``cuda.bindings.utils.get_cuda_native_handle`` on cuda-bindings >= 12.9.1, where ``int(obj)`` is
+    deprecated; ``int(obj)`` on older releases (and for values that already are ints).
+    """
+    if isinstance(obj, int):
+        return obj
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return int(obj)
+    return int(get_cuda_native_handle(obj))
 
 
 def cuda_check(cudart: ModuleType, result: Any, what: str) -> Any:
@@ -170,11 +195,22 @@ class TensorRTRunner(Runner):
             )
         self._input = self._inputs[0]
         self._output = "output" if "output" in self._outputs else self._outputs[0]
-        self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
+        self._dtypes = {n: self._numpy_dtype(trt, n) for n in names}
         self.info = info or sidecar_model_info(self.sidecar) or self._guess_info(reporter)
         lo, hi = self.input_range()
         if len(lo) == 4 and lo[1:3] == hi[1:3]:  # NHWC: H and W fixed by the profile
             self.fixed_size = (int(lo[2]), int(lo[1]))
+
+    def _numpy_dtype(self, trt: ModuleType, name: str) -> np.dtype:
+        """numpy dtype of an I/O tensor; one-line error for types numpy lacks (BF16, FP8, INT4...)."""
+        trt_type = self._engine.get_tensor_dtype(name)
+        try:
+            return np.dtype(trt.nptype(trt_type))
+        except TypeError as e:  # trt.nptype raises TypeError for types without a numpy equivalent
+            raise CheckpointError(
+                f"{self.path}: I/O tensor {name!r} has TensorRT type {trt_type}, which has no numpy "
+                "equivalent; segpipe engines take float32/uint8 images and return float32/int64 outputs"
+            ) from e
 
     # ---- information -------------------------------------------------------------------------
     def _check_versions(self, trt_version: str, reporter: Reporter) -> None:
@@ -278,7 +314,7 @@ class TensorRTRunner(Runner):
             ),
             "copy of the input to the GPU",
         )
-        if not ctx.execute_async_v3(int(stream)):
+        if not ctx.execute_async_v3(native_handle(stream)):
             raise SegpipeError(f"TensorRT execute_async_v3 failed for {self.path}")
         for name, arr in host_out.items():
             cuda_check(
