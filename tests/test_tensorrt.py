@@ -275,7 +275,7 @@ def test_trtexec_command_tensorrt_10(tmp_path):
         seed_opts(tmp_path, timing_cache=tmp_path / "t.cache", opt_level=5, verbose=True), 10
     )
     argv = cmd.argv
-    assert "--memPoolSize=workspace:2048M" in argv and "--fp16" in argv
+    assert "--memPoolSize=workspace:2048" in argv and "--fp16" in argv
     assert "--explicitBatch" not in argv and not any(a.startswith("--workspace=") for a in argv)
     assert f"--timingCacheFile={tmp_path / 't.cache'}" in argv and "--builderOptimizationLevel=5" in argv
     assert "--verbose" in argv and "--skipInference" in argv and "--stronglyTyped" not in argv
@@ -508,7 +508,7 @@ def test_cli_seed_command_line_print_trtexec(tmp_path, monkeypatch):
     assert (
         "trtexec --onnx=m.onnx --saveEngine=m.bin --minShapes=input_1:1x640x1280x3 "
         "--optShapes=input_1:1x640x1280x3 --maxShapes=input_1:1x640x1280x3 "
-        "--memPoolSize=workspace:2048M --fp16"
+        "--memPoolSize=workspace:2048 --fp16"
     ) in result.output
     result = CliRunner().invoke(cli_app(), [*SEED, "--print-trtexec", "--trt-version", "11"])
     assert result.exit_code == 0 and "python -m modelopt.onnx.autocast" in result.output
@@ -660,7 +660,7 @@ def test_run_trtexec_flow_with_stand_in_script_not_trtexec(tmp_path):
     opts = EngineOptions(onnx=onnx, shapes="input_1:1x32x64x3", workspace_mib=64, fp16=True, verify=False)
     engine = run_trtexec(opts, exe=str(script))
     args = (tmp_path / "args.txt").read_text().split()
-    assert "--memPoolSize=workspace:64M" in args and "--fp16" in args and "--explicitBatch" not in args
+    assert "--memPoolSize=workspace:64" in args and "--fp16" in args and "--explicitBatch" not in args
     assert engine.read_bytes() == b"NOT-AN-ENGINE"
     side = read_sidecar(engine)
     assert (

@@ -3,20 +3,34 @@
 trtexec flags changed across TensorRT majors; :func:`trtexec_command` writes the one that matches:
 
 * TensorRT 8.x: ``--workspace=N`` (MiB), ``--explicitBatch``, ``--fp16``.
-* TensorRT 10.x: ``--memPoolSize=workspace:NM`` (``--workspace`` was replaced; the help text says
-  "Supports the following base-2 suffixes: B (Bytes), G (Gibibytes), K (Kibibytes), M (Mebibytes).
-  If none of suffixes is appended, the default unit is in MiB"), no ``--explicitBatch`` (removed with
-  implicit batch), ``--fp16`` for weak typing, ``--stronglyTyped`` for a graph that carries FP16.
-* TensorRT 11.x: no ``--fp16`` (all precision flags removed, every network strongly typed, so
-  ``--stronglyTyped`` is not needed); an FP32 graph is first converted with
-  ``python -m modelopt.onnx.autocast``.
+* TensorRT 10.x: ``--memPoolSize=workspace:N`` with N in MiB and no suffix (``--workspace`` was
+  replaced; NVIDIA's 8.x->10.x trtexec migration example is ``--memPoolSize=workspace:1024``, and the
+  10.x help says "If none of suffixes is appended, the default unit is in MiB"; the base-2 suffixes
+  B/K/M/G are not used because older trtexec help texts do not list them), no ``--explicitBatch``
+  (implicit batch is gone), ``--fp16`` for weak typing, ``--stronglyTyped`` for a graph that carries
+  FP16.
+* TensorRT 11.x: no ``--fp16`` ("Removed --fp16 (and --bf16, --fp8, --int4, --best)"; "--stronglyTyped
+  is no longer needed: it is always enabled"); an FP32 graph is first converted with
+  ``python -m modelopt.onnx.autocast --onnx_path IN --output_path OUT --low_precision_type fp16
+  --keep_io_types`` (flag names from ``modelopt/onnx/autocast/__main__.py`` in
+  NVIDIA/TensorRT-Model-Optimizer).
 
-References: NVIDIA "Migrating trtexec Usage from TensorRT 8.x to 10.x" and "... 10.x to 11.x"
-(docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/); ``trtexec --help`` of 10.5 for
-``--memPoolSize``, ``--minShapes/--optShapes/--maxShapes``, ``--timingCacheFile``,
-``--builderOptimizationLevel`` and ``--skipInference``; the banner line
-``&&&& RUNNING TensorRT.trtexec [TensorRT v100500]`` (v8601 for 8.6.1) gives the version.
-Not verified here: no trtexec on this machine; the flag spellings come from the docs above.
+References:
+
+* https://docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/tensorrt-8x-to-10x-trtexec.html
+* https://docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/tensorrt-10x-to-11x-trtexec.html
+  (the 11.4.1 page's example: ``python -m modelopt.onnx.autocast --onnx_path model.onnx
+  --output_path model_fp16.onnx`` then ``trtexec --onnx=model_fp16.onnx --saveEngine=engine.plan``).
+* ``trtexec --help`` text of a late 10.x ``samples/common/sampleOptions.cpp``: ``--memPoolSize``,
+  ``--minShapes/--optShapes/--maxShapes`` ("if only opt shapes is supplied then it will be expanded
+  so that min shapes and max shapes are set to the same values"), ``--timingCacheFile=<file>``,
+  ``--builderOptimizationLevel`` (0-5, default 3), ``--stronglyTyped``, ``--saveEngine=<file>``,
+  ``--skipInference``; the banner ``&&&& RUNNING TensorRT.trtexec [TensorRT v100500]`` (v8601 for
+  8.6.1) gives the version.
+
+Not verified here: no trtexec on this machine; the flag spellings come from the texts above. For 8.x,
+``--builderOptimizationLevel`` exists from 8.6 only (written only when the level is not the default),
+and which 8.x minor first spells build-only mode ``--skipInference`` is not settled by the docs read.
 """
 
 from __future__ import annotations
@@ -122,7 +136,7 @@ def trtexec_command(
         argv.append(
             f"--workspace={opts.workspace_mib}"
             if trt_major < 10
-            else f"--memPoolSize=workspace:{opts.workspace_mib}M"
+            else f"--memPoolSize=workspace:{opts.workspace_mib}"  # MiB: trtexec's default unit
         )
     if decision.plan is Fp16Plan.BUILDER_FLAG:
         argv.append("--fp16")
@@ -136,7 +150,7 @@ def trtexec_command(
         argv.append(f"--builderOptimizationLevel={opts.opt_level}")  # TensorRT 8.6+ on 8.x
     if opts.verbose:
         argv.append("--verbose")
-    argv.append("--skipInference")
+    argv.append("--skipInference")  # 10.x/11.x help; early 8.x releases unverified (see module docstring)
     return TrtexecCommand(argv, prepare, notes)
 
 
