@@ -154,8 +154,8 @@ def build_trt_command(
     started = time.perf_counter()
     if explicit_batch:
         _note(
-            "--explicitBatch is ignored: ONNX networks are always explicit-batch "
-            "(the flag is gone in TensorRT 10)"
+            "--explicitBatch is ignored: networks are always explicit-batch "
+            "(TensorRT 10 ignores the flag, TensorRT 11 removed it)"
         )
     opts = run_guarded(
         EngineOptions,

@@ -6,6 +6,18 @@ documents ``ParserError``); ``format_parser_issues`` puts them on one line with 
 types. ``build_logger`` is a ``trt.ILogger`` subclass (``trt.ILogger.__init__(self)`` then
 ``log(severity, msg)``, per the TensorRT Python API "Logger" page) that keeps the errors for the
 one-line failure message and forwards the rest to the reporter with ``--verbose``.
+
+Sources (read, not run: no tensorrt here):
+
+* Logger: https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/Logger.html
+  ("To implement a custom logger, ensure that you explicitly instantiate the base class in
+  __init__()"; "The logger should be valid until all objects created are released", hence the
+  process-wide cache in :func:`build_logger`).
+* Parser errors: C++ ``nvonnxparser::IParserError`` has ``nodeName()`` / ``nodeOperator()`` in 10.x
+  (docs.nvidia.com/deeplearning/tensorrt/latest/_static/c-api/classnvonnxparser_1_1_i_parser_error-members.html,
+  absent from the 8.4 list); the Python parser bindings (``pyOnnx.cpp`` of a 10.x revision) define
+  ``ParserError.node_name`` and ``node_operator`` next to ``code``, ``desc``, ``node``. The
+  ``hasattr`` fallbacks only matter for pre-10 bindings, which build-trt refuses anyway.
 """
 
 from __future__ import annotations

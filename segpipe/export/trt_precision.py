@@ -16,9 +16,13 @@ References:
   Ignored because networks are always explicit batch in TensorRT 10.0"; ``STRONGLY_TYPED``: every
   tensor's type follows the network's types (so precision flags must not be set).
 * ModelOpt AutoCast guide (nvidia.github.io/Model-Optimizer/guides/8_autocast.html) and the
-  signature of ``modelopt.onnx.autocast.convert_to_mixed_precision`` in nvidia-modelopt 0.47.0
-  (checked by importing it on CPU: ``onnx_path, low_precision_type='fp16', ..., keep_io_types=False,
-  ..., providers=['cpu']`` -> ``onnx.ModelProto``).
+  source of NVIDIA/TensorRT-Model-Optimizer: ``modelopt/onnx/autocast/__init__.py`` exports
+  ``convert_to_mixed_precision``; ``modelopt/onnx/autocast/convert.py`` defines
+  ``convert_to_mixed_precision(onnx_path: str, low_precision_type: str = "fp16", ...,
+  keep_io_types: bool = False, ..., providers: list[str] = ["cpu"], ...) -> onnx.ModelProto``;
+  ``__main__.py`` has the CLI flags ``--onnx_path``, ``--output_path``, ``--low_precision_type``,
+  ``--keep_io_types`` (used by ``--print-trtexec``). nvidia-modelopt is not installed here, so
+  :func:`autocast_fp16` runs only in ``test_autocast_fp16_converts_for_real`` where it is.
 """
 
 from __future__ import annotations
