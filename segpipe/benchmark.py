@@ -11,9 +11,11 @@ behind ``segpipe evaluate``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,8 @@ class BenchmarkResult:
     runs: int
     data_root: str | None = None
     machine: dict[str, Any] = field(default_factory=dict)
+    #: CPU threads asked for (0: the backends' defaults).
+    threads: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (the ``--report`` file)."""
@@ -90,6 +94,7 @@ class BenchmarkResult:
             "segpipe_version": __version__,
             "warmup": self.warmup,
             "runs": self.runs,
+            "threads": self.threads,
             "data_root": self.data_root,
             "machine": self.machine,
             "models": [{**asdict(m), "size": list(m.size)} for m in self.models],
@@ -163,12 +168,29 @@ def _call(runner: Any, images: np.ndarray, what: str) -> np.ndarray:
         ) from e
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """PyTorch's intra-op thread count set to ``threads`` for the block (0: left as it is)."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> ModelBenchmark:
     """Time one model file as described in the module docstring (mIoU left ``None``)."""
     from segpipe.runtime.base import load_runner
     from segpipe.runtime.pipeline import network_size
 
     reporter = reporter or Reporter()
+    extra = {"threads": opts.threads} if opts.threads else {}
     t0 = time.perf_counter()
     runner = load_runner(
         path,
@@ -178,8 +200,9 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
         encoder=opts.encoder,
         trust=opts.trust_checkpoint,
         reporter=reporter,
+        **extra,
     )
-    with runner:
+    with runner, _torch_threads(opts.threads):
         load_seconds = time.perf_counter() - t0
         width, height = network_size(runner, opts.size)
         rng = np.random.default_rng(opts.seed)
@@ -258,6 +281,7 @@ def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> Bench
         opts.runs,
         str(opts.data_root) if opts.data_root is not None else None,
         machine_info(),
+        opts.threads,
     )
     if opts.report is not None:
         write_report(result, opts.report)

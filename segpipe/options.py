@@ -457,6 +457,8 @@ class BenchmarkOptions:
     #: Timed calls.
     runs: int = 20
     device: str = "auto"
+    #: CPU threads of PyTorch and ONNX Runtime (0: their defaults, one per core).
+    threads: int = 0
     #: A dataset (original layout) to compute each model's mIoU on (as ``segpipe evaluate`` does).
     data_root: Path | None = None
     #: Write the figures as JSON here.
@@ -475,7 +477,9 @@ class BenchmarkOptions:
             raise ConfigError("--model: give at least one model file")
         if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
             raise ConfigError(f"--size {' '.join(map(str, self.size))}: give WIDTH HEIGHT, both positive")
-        for flag, value, low in (("batch", self.batch, 1), ("runs", self.runs, 1), ("warmup", self.warmup, 0)):
+        checks = (("batch", self.batch, 1), ("runs", self.runs, 1), ("warmup", self.warmup, 0),
+                  ("threads", self.threads, 0))
+        for flag, value, low in checks:
             if value < low:
                 raise ConfigError(f"--{flag} {value}: must be at least {low}")
 

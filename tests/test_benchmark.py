@@ -90,6 +90,23 @@ def test_batch_and_size_on_dynamic_onnx(models: dict[str, Path]) -> None:
     assert b.throughput == pytest.approx(3000.0 / b.mean_ms)
 
 
+def test_threads_apply_to_the_run_only(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from segpipe.runtime.torch import TorchRunner
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    original = TorchRunner.__call__
+
+    def spy_call(self: TorchRunner, images: np.ndarray) -> np.ndarray:  # PyTorch's threads while it works
+        seen.append(torch.get_num_threads())
+        return original(self, images)
+
+    monkeypatch.setattr(TorchRunner, "__call__", spy_call)
+    result = benchmark(BenchmarkOptions(models=(models["pth"],), warmup=0, runs=2, device="cpu", threads=2))
+    assert seen == [2, 2] and torch.get_num_threads() == before
+    assert result.to_dict()["threads"] == 2
+
+
 def test_miou_matches_evaluate(models: dict[str, Path]) -> None:
     result = benchmark(
         BenchmarkOptions(

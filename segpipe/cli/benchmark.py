@@ -38,6 +38,14 @@ def benchmark_command(
     device: Annotated[
         str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)
     ] = _DEFAULTS["device"],
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            help="CPU threads of PyTorch and ONNX Runtime (0: one per core).",
+            rich_help_panel=RUN,
+        ),
+    ] = _DEFAULTS["threads"],
     data_root: Annotated[
         Path | None,
         typer.Option(
@@ -92,6 +100,7 @@ def benchmark_command(
             warmup=warmup,
             runs=runs,
             device=device,
+            threads=threads,
             data_root=data_root,
             report=report,
             num_classes=num_classes,
