@@ -250,11 +250,11 @@ def test_verify_images_and_onnx_runner_reads_metadata(tmp_path: Path, unet_ckpt:
         assert runner.info.layout == "NHWC" and runner.output_kind == "logits"
 
 
-@pytest.mark.parametrize("exporter", ["dynamo"])
-def test_dynamo_exporter(tmp_path: Path, exporter: str) -> None:
+def test_dynamo_exporter(tmp_path: Path) -> None:
+    """The torch.export-based exporter (opset 18): the way on once TorchScript export is removed."""
     ckpt = make_checkpoint(tmp_path / "m.pth", "FPN", "resnet18")
     out = tmp_path / "d.onnx"
-    result = export_onnx(OnnxExportOptions(model=ckpt, output=out, exporter=exporter, dynamic_size=True))
+    result = export_onnx(OnnxExportOptions(model=ckpt, output=out, exporter="dynamo", dynamic_size=True))
     assert result.opset == 18 and result.verification.passed
     assert result.outputs[0].shape == (1, 3, "height", "width")
     images = real_images((96, 64), 1)
@@ -426,6 +426,9 @@ def test_bad_input_is_one_line(tmp_path: Path, unet_ckpt: Path) -> None:
     assert "a_file" in line
 
     assert "--output scores" in _one_line_error(["--model", str(unet_ckpt), "--output", "scores"])
+    assert "must end in .onnx" in _one_line_error(
+        ["--model", str(unet_ckpt), "--model_out", str(tmp_path / "m.txt")]
+    )
     assert "--input-dtype" in _one_line_error(["--model", str(unet_ckpt), "--input-dtype", "int8"])
     assert "--opset 9" in _one_line_error(["--model", str(unet_ckpt), "--opset", "9"])
     assert "two output kinds" in _one_line_error(
