@@ -8,6 +8,7 @@ inference pipeline and are scored at each mask's own resolution.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -25,8 +26,8 @@ from segpipe.modelinfo import ModelInfo
 from segpipe.options import EvaluateOptions
 from segpipe.palette import Palette, load_palette
 from segpipe.progress import Reporter
-from segpipe.runtime.base import load_runner
-from segpipe.runtime.pipeline import network_size, predict
+from segpipe.runtime.base import Runner
+from segpipe.runtime.pipeline import network_size, open_runner, predict
 from segpipe.utils import atomic_path, atomic_write_text
 
 
@@ -111,22 +112,19 @@ def dataset_palette(opts: EvaluateOptions, info: ModelInfo) -> Palette:
     return load_palette(None)
 
 
-def evaluate(opts: EvaluateOptions, reporter: Reporter | None = None) -> EvalResult:
-    """Score ``opts.model`` on the data set at ``opts.data_root``; nothing is written here."""
+def evaluate(
+    opts: EvaluateOptions, reporter: Reporter | None = None, runner: Runner | None = None
+) -> EvalResult:
+    """Score ``opts.model`` on the data set at ``opts.data_root``; nothing is written here.
+
+    ``runner``: an already open runner to use instead of opening ``opts.model`` (left open).
+    """
     reporter = reporter or Reporter()
     start = time.perf_counter()
     samples = find_samples(opts.data_root, opts.images_dir, opts.masks_dir, opts.mask_suffix)
-    runner = load_runner(
-        opts.model,
-        device=opts.device,
-        num_classes=opts.num_classes,
-        arch=opts.arch,
-        encoder=opts.encoder,
-        mode=opts.mode,
-        trust=opts.trust_checkpoint,
-        reporter=reporter,
-    )
-    with runner:
+    owned = runner is None
+    runner = open_runner(opts, reporter) if runner is None else runner
+    with runner if owned else contextlib.nullcontext(runner):
         info = runner.info
         size = network_size(runner, opts.size)
         ignore = info.ignore_index if opts.ignore_index is None else opts.ignore_index

@@ -285,3 +285,15 @@ def test_registered_in_the_segpipe_app():
     names = dict(COMMANDS)
     assert names["visualize"] == "segpipe.cli.visualize:visualize_command"
     assert names["evaluate"] == "segpipe.cli.evaluate:evaluate_command"
+
+
+def test_fast_colorize_is_palette_colorize():
+    from segpipe.palette import colorize
+    from segpipe.visualize import fast_colorize
+
+    palette = load_palette(None).truncated(5)
+    labels = np.random.default_rng(0).integers(0, 256, size=(30, 40)).astype(np.uint8)
+    labels[0, :4] = 255  # ignore index and ids beyond the palette are black in both
+    np.testing.assert_array_equal(fast_colorize(labels, palette), colorize(labels, palette))
+    wide = labels.astype(np.uint16) + 200
+    np.testing.assert_array_equal(fast_colorize(wide, palette), colorize(wide, palette))

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from segpipe.cli.common import (
-    ColorsOpt,
     DeviceOpt,
     NumClassesOpt,
     SizeOpt,
@@ -71,7 +70,15 @@ def evaluate_command(
         ),
     ] = None,
     num_classes: NumClassesOpt = None,
-    colors: ColorsOpt = None,
+    colors: Annotated[
+        Path | None,
+        typer.Option(
+            "--colors",
+            help="Palette CSV (id,name,r,g,b) decoding colour masks; default: DATA_ROOT/colors.csv, "
+            "else the model's colours, else the colors.csv shipped with segpipe.",
+            show_default=False,
+        ),
+    ] = None,
     class_map: Annotated[
         Path | None,
         typer.Option(

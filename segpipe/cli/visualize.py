@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from segpipe.cli.common import (
-    ColorsOpt,
     DeviceOpt,
     NumClassesOpt,
     RichReporter,
@@ -40,7 +39,15 @@ def visualize_command(
     ] = Path("runs/visualize"),
     num_classes: NumClassesOpt = None,
     size: SizeOpt = None,
-    colors: ColorsOpt = None,
+    colors: Annotated[
+        Path | None,
+        typer.Option(
+            "--colors",
+            help="Palette CSV (id,name,r,g,b); default: the model's colours, "
+            "else the colors.csv shipped with segpipe.",
+            show_default=False,
+        ),
+    ] = None,
     overlay: Annotated[
         float | None,
         typer.Option(

@@ -24,7 +24,7 @@ import numpy as np
 
 from segpipe.data.dataset import IMAGE_EXTS, read_image
 from segpipe.errors import ConfigError, DataError, SegpipeError
-from segpipe.runtime.base import Runner
+from segpipe.runtime.base import Runner, load_runner
 from segpipe.utils import check_divisible
 
 K = TypeVar("K")
@@ -49,6 +49,22 @@ def list_images(path: str | Path, recursive: bool = False) -> list[Path]:
         hint = "; its sub-folders hold images: pass --recursive" if nested else ""
         raise DataError(f"--images {p} holds no images (read: {', '.join(IMAGE_EXTS)}){hint}")
     return files
+
+
+def open_runner(opts: Any, reporter: Any = None) -> Runner:
+    """Open the model of an inference options object (``VisualizeOptions``, ``EvaluateOptions``):
+    its ``model`` with ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
+    ``mode`` and ``trust_checkpoint``."""
+    return load_runner(
+        opts.model,
+        device=opts.device,
+        num_classes=opts.num_classes,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        mode=opts.mode,
+        trust=opts.trust_checkpoint,
+        reporter=reporter,
+    )
 
 
 def network_size(runner: Runner, size: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -151,7 +167,8 @@ def predict(
             :class:`SegpipeError` it raises becomes a Prediction with ``error`` set; the
             pipeline goes on with the rest.
         batch_size: images per runner call.
-        workers: decoding threads.
+        workers: decoding threads (and as many threads resizing predictions back, which
+            overlaps the next model call).
     """
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
@@ -163,10 +180,19 @@ def predict(
         image, extra = load_fn(key)
         return image, to_network(image, wh), extra
 
-    lookahead = 2 * batch_size + max(1, workers)
-    pending: deque[tuple[K, Future]] = deque()
+    def restore(key: K, image: np.ndarray, extra: Any, out: np.ndarray) -> Prediction[K]:
+        labels = restore_labels(out, image.shape[:2], info.mode, runner.output_kind, info.num_classes)
+        return Prediction(key, image, labels, extra)
+
+    workers = max(1, workers)
+    lookahead = 2 * batch_size + workers
+    pending: deque[tuple[K, Future]] = deque()  # decoding, in input order
+    ready: deque[Prediction[K] | Future] = deque()  # failed, or being resized back, in input order
     it = iter(keys)
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="segpipe-decode") as pool:
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="segpipe-decode") as decoders,
+        ThreadPoolExecutor(workers, thread_name_prefix="segpipe-restore") as restorers,
+    ):
 
         def refill() -> None:
             while len(pending) < lookahead:
@@ -174,38 +200,41 @@ def predict(
                     key = next(it)
                 except StopIteration:
                     return
-                pending.append((key, pool.submit(job, key)))
+                pending.append((key, decoders.submit(job, key)))
 
         try:
             refill()
-            batch: list[tuple[K, np.ndarray, Any]] = []
-            inputs: list[np.ndarray] = []
-            while pending or batch:
-                failed: list[Prediction[K]] = []
+            while pending:
+                batch: list[tuple[K, np.ndarray, Any]] = []
+                inputs: list[np.ndarray] = []
                 while pending and len(batch) < batch_size:
                     key, fut = pending.popleft()
                     try:
                         image, net, extra = fut.result()
                     except SegpipeError as e:
-                        failed.append(Prediction(key, error=e))
+                        ready.append(Prediction(key, error=e))
                         continue
                     finally:
                         refill()
                     batch.append((key, image, extra))
                     inputs.append(net)
-                yield from failed
-                if not batch:
-                    continue
-                out = runner(np.stack(inputs))  # the background threads decode the next batch meanwhile
-                for (key, image, extra), o in zip(batch, out, strict=True):
-                    labels = restore_labels(
-                        o, image.shape[:2], info.mode, runner.output_kind, info.num_classes
-                    )
-                    yield Prediction(key, image, labels, extra)
-                batch, inputs = [], []
+                if batch:  # the decoders prepare the next batch meanwhile
+                    out = runner(np.stack(inputs))
+                    for (key, image, extra), o in zip(batch, out, strict=True):
+                        ready.append(restorers.submit(restore, key, image, extra, o))
+                # hand over all but the newest batch, whose resizing overlaps the next model call
+                while len(ready) > len(batch):
+                    item = ready.popleft()
+                    yield item if isinstance(item, Prediction) else item.result()
+            while ready:
+                item = ready.popleft()
+                yield item if isinstance(item, Prediction) else item.result()
         finally:
             for _, fut in pending:
                 fut.cancel()
+            for item in ready:
+                if isinstance(item, Future):
+                    item.cancel()
 
 
 def predict_arrays(
