@@ -202,3 +202,21 @@ def _only_nested(root):
     (d / "deeper").mkdir(parents=True)
     (d / "deeper" / "x.png").write_bytes(b"x")
     return d
+
+
+def test_reads_what_segpipe_export_onnx_writes(models, batch, tmp_path):
+    """A fixed-size, batch-1 export taking uint8 and giving the class map (no flags needed)."""
+    from segpipe.export.onnx import export_onnx as segpipe_export
+    from segpipe.options import OnnxExportOptions
+
+    x = batch[:, :, :64]
+    out = tmp_path / "exported.onnx"
+    segpipe_export(
+        OnnxExportOptions(
+            model=models["pth"], output=out, input_dtype="uint8", output_kind="labels", verify=False
+        )
+    )
+    with load_runner(out, "cpu") as r, TorchRunner(models["pth"], "cpu") as ref:
+        assert r.fixed_batch == 1 and r.fixed_size == (64, 64) and r.output_kind == "labels"
+        assert r.info.class_names == models["info"].class_names and r.info.input_dtype == "uint8"
+        np.testing.assert_array_equal(r.predict_labels(x), ref.predict_labels(x))
