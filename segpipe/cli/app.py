@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("benchmark", "segpipe.cli.benchmark:benchmark_command"),
     ("visualize", "segpipe.cli.visualize:visualize_command"),
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
+    ("build-trt", "segpipe.cli.build_trt:build_trt_command"),
 ]
 
 
