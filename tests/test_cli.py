@@ -1,0 +1,47 @@
+"""The console entry point: help, version, python -m, the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from segpipe import __version__
+from segpipe.cli.app import COMMANDS, app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_registered_command() -> None:
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0
+    for name, _ in COMMANDS:
+        assert name in r.output
+    assert {n for n, _ in COMMANDS} >= {"demo", "train", "visualize", "evaluate", "export-onnx", "info",
+                                        "build-trt", "benchmark"}
+
+
+def test_version_and_python_m() -> None:
+    assert runner.invoke(app, ["--version"]).output.strip() == f"segpipe {__version__}"
+    out = subprocess.run([sys.executable, "-m", "segpipe", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"segpipe {__version__}"
+
+
+@pytest.mark.slow
+def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    r = runner.invoke(app, ["demo", "--output-dir", str(out), "--epochs", "1", "--quiet", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "validation mIoU" in r.output and "held-out mIoU" in r.output
+    for f in ("train/best.pth", "train/metrics.csv", "demo.onnx", "evaluate_pth.json", "confusion_matrix.png",
+              "benchmark.json"):
+        assert (out / f).is_file(), f
+    assert len(list((out / "visualize").glob("*.png"))) >= 4
+    assert len(list((out / "visualize_onnx").glob("*.png"))) >= 4
+    report = json.loads((out / "evaluate_pth.json").read_text())
+    assert 0.0 <= report["miou"] <= 1.0
+    assert "skipped building a TensorRT engine" in r.output or (out / "demo.engine").exists()
