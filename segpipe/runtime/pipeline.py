@@ -113,21 +113,26 @@ def restore_labels(
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
         return labels
     same = output.shape[1:] == (h, w)
+    buf = np.empty((h, w), dtype=np.float32)
 
     def channel(c: int) -> np.ndarray:
         x = output[c].astype(np.float32, copy=False)
-        return x if same else cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)
+        return x if same else cv2.resize(x, (w, h), dst=buf, interpolation=cv2.INTER_LINEAR)
 
     if mode == "binary" and output.shape[0] == 1:
         threshold = 0.5 if output_kind == "probs" else 0.0
         return (channel(0) > threshold).astype(dtype)
+    # C passes of OpenCV calls (no GIL, SIMD): half the time of numpy's compare + boolean indexing,
+    # and far cheaper than an argmax over a last axis of C; ties go to the lower class, as argmax.
     best = channel(0).copy()
     labels = np.zeros((h, w), dtype=dtype)
-    for c in range(1, output.shape[0]):  # C vectorised passes: cheaper than argmax over a last axis
+    fill = np.empty((h, w), dtype=dtype)
+    for c in range(1, output.shape[0]):
         x = channel(c)
-        better = x > best
-        np.copyto(best, x, where=better)
-        labels[better] = c
+        better = cv2.compare(x, best, cv2.CMP_GT)
+        cv2.max(best, x, dst=best)
+        fill.fill(c)
+        cv2.copyTo(fill, better, labels)
     return labels
 
 
