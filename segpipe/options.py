@@ -21,6 +21,7 @@ from segpipe.modelinfo import MODES
 LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "poly", "constant")
+AMP_DTYPES = ("fp16", "bf16")
 
 
 def parse_loss(spec: str) -> tuple[str, ...]:
@@ -94,6 +95,40 @@ class TrainOptions:
     class_map: Path | None = None
     #: A user's dataset class ``package.module:ClassName`` for other layouts.
     dataset: str | None = None
+    # ---- scale and robustness (issue 5 of 5) ----
+    #: Processes (one per GPU, or CPU processes with ``device="cpu"``) on this machine, launched
+    #: through torch.distributed's elastic launcher. Under ``torchrun`` the world size comes from
+    #: torchrun and this is ignored. ``batch_size`` is per process: the effective batch is
+    #: ``batch_size * processes``; ``lr`` is used as given (not scaled).
+    devices: int = 1
+    #: Elastic restarts of all processes after a failure when launched with ``devices > 1``
+    #: (torchrun: its own ``--max-restarts``); a restart resumes from the run's ``last.pth``.
+    max_restarts: int = 0
+    #: If the run folder already holds ``last.pth``, resume from it (else start as usual): makes a
+    #: re-queued job pick up where it stopped. Needs ``output_dir`` or the default folder name.
+    resume: bool = False
+    #: Synchronised BatchNorm across processes (CUDA, more than one process).
+    sync_bn: bool = False
+    #: Mixed-precision type with ``amp``: ``fp16`` (with a gradient scaler) or ``bf16`` (none needed).
+    amp_dtype: str = "fp16"
+    #: ``torch.compile`` the model (opt-in; the first steps are slow while it compiles).
+    compile: bool = False
+    #: Channels-last memory layout for the model, matching the inputs (which are): faster
+    #: convolutions on CUDA, above all with AMP; no slower on CPU.
+    channels_last: bool = True
+    #: Keep data-loader worker processes alive between epochs (``workers > 0``); augmentation stays
+    #: seeded per (seed, epoch, image), so resuming is exact either way.
+    persistent_workers: bool = True
+    #: Deterministic kernels on CUDA (no cudnn.benchmark): slower, repeatable to the bit.
+    deterministic: bool = False
+    #: Steps between progress-bar updates, each a host synchronisation; 0: every step on CPU, every
+    #: 10 on CUDA. A stop signal or a non-finite loss is acted on at the next update.
+    log_every: int = 0
+    #: Skip batches whose loss is not finite (NaN/inf) instead of stopping the run (costs one host
+    #: synchronisation per step).
+    skip_nonfinite: bool = False
+    #: Allow a ``model`` checkpoint that needs full unpickling (Python objects; can run code).
+    trust_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         coerce_paths(self)
@@ -137,6 +172,11 @@ class TrainOptions:
             raise bad("class-names", ",".join(self.class_names), f"gives {len(self.class_names)} names for {self.num_classes} classes")
         if self.dataset is not None and ":" not in self.dataset:
             raise bad("dataset", self.dataset, "use package.module:ClassName")
+        for name, low in (("devices", 1), ("max_restarts", 0), ("log_every", 0)):
+            if getattr(self, name) < low:
+                raise bad(name.replace("_", "-"), getattr(self, name), f"must be at least {low}")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise bad("amp-dtype", self.amp_dtype, f"use one of {', '.join(AMP_DTYPES)}")
 
     def replace(self, **changes: Any) -> TrainOptions:
         return dataclasses.replace(self, **changes)

@@ -241,7 +241,10 @@ def test_bad_input_is_one_line_exit_1_nothing_written(kind: str, index_dataset: 
     assert not out.exists()
 
 
-def test_debug_shows_traceback(tmp_path: Path) -> None:
+def test_debug_shows_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from segpipe.cli import common
+
+    monkeypatch.setitem(common._state, "debug", False)  # --debug sticks for the process: undo it afterwards
     r = run_cli("--debug", "train", "--data-root", tmp_path / "nope", "--num-classes", 2)
     assert r.exit_code != 0 and r.exception is not None
     assert "does not exist" in str(r.exception)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from segpipe.cli.common import console, run_guarded
+from segpipe.cli.common import console, err_console, fail, is_debug, one_line, run_guarded
 from segpipe.options import TrainOptions
+from segpipe.training.launch import LAUNCHED_ENV
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING}
 
@@ -21,6 +24,7 @@ def _d(name: str) -> Any:
 
 
 DATA, MODEL, OPTIM, AUG, RUN = "Data", "Model", "Optimisation", "Augmentation", "Run"
+SCALE, SPEED = "Several GPUs / processes", "Speed (CUDA)"
 
 
 def train_command(
@@ -61,12 +65,24 @@ def train_command(
     class_map: Annotated[Path | None, typer.Option("--class-map", help="File of 'raw,new' lines (new may be 'ignore').", rich_help_panel=DATA)] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Your own dataset class, package.module:ClassName.", rich_help_panel=DATA)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of options; flags on the command line win.", rich_help_panel=RUN)] = None,
+    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a --model checkpoint that needs full unpickling (it can run code: trusted files only).", rich_help_panel=MODEL)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="If the run folder holds last.pth, go on from it (re-queued jobs).", rich_help_panel=RUN)] = False,
+    skip_nonfinite: Annotated[bool, typer.Option("--skip-nonfinite", help="Skip batches with a NaN/inf loss instead of stopping.", rich_help_panel=OPTIM)] = False,
+    devices: Annotated[int, typer.Option("--devices", help="Processes on this machine (one per GPU; with --device cpu, CPU processes), launched by torch's elastic launcher. Under torchrun: ignored.", rich_help_panel=SCALE)] = _d("devices"),
+    max_restarts: Annotated[int, typer.Option("--max-restarts", help="With --devices: restart all processes this often after a failure, resuming from last.pth.", rich_help_panel=SCALE)] = _d("max_restarts"),
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="SyncBatchNorm across processes (CUDA).", rich_help_panel=SCALE)] = False,
+    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="fp16 (with a gradient scaler) or bf16, with --amp.", rich_help_panel=SPEED)] = _d("amp_dtype"),
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (slow first steps).", rich_help_panel=SPEED)] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout for the model (as the inputs).", rich_help_panel=SPEED)] = _d("channels_last"),
+    persistent_workers: Annotated[bool, typer.Option("--persistent-workers/--no-persistent-workers", help="Keep loader workers alive between epochs.", rich_help_panel=SPEED)] = _d("persistent_workers"),
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic CUDA kernels, no cudnn.benchmark (exact resume on GPU; slower).", rich_help_panel=SPEED)] = False,
+    log_every: Annotated[int, typer.Option("--log-every", help="Steps between progress updates (host syncs); 0: 1 on CPU, 10 on CUDA.", rich_help_panel=SPEED)] = _d("log_every"),
 ) -> None:
     """Train a segmentation model on DATA_ROOT/images + DATA_ROOT/indexes."""
     from segpipe.options import load_config
 
     explicit = {
-        name: value
+        name.rstrip("_"): value
         for name, value in ctx.params.items()
         if name != "config" and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
     }
@@ -82,16 +98,69 @@ def train_command(
             raise ConfigError("--data-root is required (on the command line or in --config)")
         return TrainOptions(**values)
 
-    opts = run_guarded(build)
-    result = run_guarded(_run, opts)
-    console.print(
-        f"[bold green]done[/] {result.epochs_done} epochs; best mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
-        f"run folder {result.run_dir} (best.pth, last.pth, metrics.csv, curves.png, val_samples.png)"
-    )
+    rank = _rank()
+    opts = run_guarded(build) if rank == 0 else _quiet_on_error(build)
+    if opts.devices > 1 and is_debug():
+        os.environ["SEGPIPE_DEBUG"] = "1"  # the launched processes show tracebacks too
+    result = _guarded_train(opts, rank)
+    if rank == 0 and not os.environ.get(LAUNCHED_ENV):
+        console.print(
+            f"[bold green]done[/] {result.epochs_done} epochs; best mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
+            f"run folder {result.run_dir} (best.pth, last.pth, metrics.csv, curves.png, val_samples.png)"
+        )
 
 
-def _run(opts: TrainOptions):
+def _rank() -> int:
+    """This process's rank under torchrun (0 otherwise)."""
+    from segpipe.training.distributed import under_elastic, world_from_env
+
+    return world_from_env()[0] if under_elastic() else 0
+
+
+def _quiet_on_error(fn: Any) -> Any:
+    """Ranks other than 0 leave option errors to rank 0 (every rank parses the same flags)."""
+    from segpipe.errors import SegpipeError
+
+    try:
+        return fn()
+    except SegpipeError:
+        if is_debug():
+            raise
+        raise typer.Exit(1) from None
+
+
+def _guarded_train(opts: TrainOptions, rank: int) -> Any:
+    """Train; every failure one line and an exit code: 1 for errors, 128 + signal when stopped.
+
+    In a distributed run, rank 0 speaks for all: other ranks stay quiet about failures rank 0
+    reports (bad input, a non-finite loss, a stop signal) and prefix their own with their rank.
+    """
     from segpipe.cli.common import RichReporter
+    from segpipe.errors import SegpipeError
     from segpipe.training import train
+    from segpipe.training.distributed import is_comm_error, under_elastic
+    from segpipe.training.guard import TrainingInterrupted
 
-    return train(opts, RichReporter())
+    try:
+        return train(opts, RichReporter())
+    except TrainingInterrupted as e:
+        if rank == 0 and not e.reported:
+            err_console.print(f"[bold yellow]stopped:[/] {escape(one_line(e))}")
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:  # before training started (no checkpoint to write yet)
+        if is_debug():
+            raise
+        raise fail("interrupted before training started; nothing was written", code=130) if rank == 0 else typer.Exit(130)
+    except SegpipeError as e:
+        if is_debug():
+            raise
+        code = int(getattr(e, "exit_code", 1))
+        if getattr(e, "reported", False) or (rank > 0 and getattr(e, "collective", False)):
+            raise typer.Exit(code) from None
+        raise fail(f"[rank {rank}] {one_line(e)}" if rank else one_line(e), code) from None
+    except RuntimeError as e:
+        if is_debug() or not (under_elastic() and is_comm_error(e)):
+            raise
+        prefix = f"[rank {rank}] " if rank else ""
+        raise fail(f"{prefix}lost contact with the other training processes ({type(e).__name__}): one of them "
+                   "probably failed, see its error above (--debug for the traceback)") from None

@@ -1,240 +1,145 @@
 """The training loop: ``train(TrainOptions, Reporter) -> RunResult``.
 
-Reproducible: every epoch seeds its shuffling, augmentation and mix-up from ``(seed, epoch)``,
-so a run resumed from ``last.pth`` continues exactly as an uninterrupted run would (on CPU with
-deterministic kernels). Checkpoints follow the contract in ``segpipe.models``.
+Reproducible: shuffling, augmentation, mix-up and dropout are seeded from (seed, epoch, step,
+image), never from how the run got there, so a run resumed from ``last.pth`` -- written at the end
+of each epoch, or in the middle of one when a stop signal arrives -- continues exactly as an
+uninterrupted run would (on CPU, or on CUDA with ``--deterministic``). Checkpoints follow the
+contract in ``segpipe.models``.
+
+Distributed: the same loop runs in every process torchrun (or ``--devices N``) starts, see
+:mod:`segpipe.training.distributed`. Host synchronisation happens every ``log_every`` steps (the
+progress bar), where stop requests and non-finite losses are also agreed on across ranks.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from segpipe.data.augment import save_transform
 from segpipe.data.dataset import worker_init_fn
-from segpipe.errors import CheckpointError
-from segpipe.modelinfo import ModelInfo
-from segpipe.models import (
-    Checkpoint,
-    Normalize,
-    create_model,
-    load_checkpoint,
-    output_stride,
-    preprocessing_params,
-    resolve_arch,
-    save_checkpoint,
-)
+from segpipe.models import save_checkpoint
 from segpipe.options import TrainOptions
 from segpipe.progress import Reporter
-from segpipe.training.losses import SumLoss, mixed_loss, mixup
+from segpipe.training.accel import make_optimizer, make_scheduler, wrap_model
+from segpipe.training.distributed import DistEnv, ShardSampler
+from segpipe.training.guard import (
+    NonFiniteLoss,
+    StopGuard,
+    TrainingInterrupted,
+    nonfinite_message,
+    resume_hint,
+)
+from segpipe.training.losses import mixed_loss, mixup
 from segpipe.training.metrics import IoUMeter, SegMetrics
-from segpipe.training.runlog import plot_curves, plot_val_samples, write_metrics_csv, write_options_yaml
-from segpipe.training.setup import build_datasets, resolve_classes, resolve_run_dir
-from segpipe.utils import check_divisible, ensure_dir, resolve_device
+from segpipe.training.outputs import prepare_run_dir, report_start, save_val_samples, table_per_class
+from segpipe.training.runlog import plot_curves, write_metrics_csv
+from segpipe.training.sampling import EpochSampler, SeededDataset, step_seed
+from segpipe.training.state import RunResult, TrainerSetup, epoch_seed, labels_from_logits
+
+__all__ = [
+    "RunResult",
+    "Trainer",
+    "epoch_seed",
+    "labels_from_logits",
+    "make_optimizer",
+    "make_scheduler",
+    "train",
+]
 
 
-@dataclass
-class RunResult:
-    """What a training run produced."""
+class Trainer(TrainerSetup):
+    """One training run (one process of it, in a distributed run): build it, then :meth:`fit`.
+    Split into steps so tests and benchmarks can drive single parts (``train_step``, ``validate``).
 
-    run_dir: Path
-    best_path: Path
-    last_path: Path
-    best_miou: float
-    best_epoch: int
-    epochs_done: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    stopped_early: bool = False
-    final_metrics: SegMetrics | None = None
+    ``net`` is the bare smp model (what checkpoints hold); ``model`` what trains (DDP and/or
+    torch.compile around ``net``); ``eval_model`` what validates (never DDP).
+    """
 
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch's shuffling, augmentation and mix-up."""
-    return (seed * 1_000_003 + epoch * 7919) % (2**31)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def labels_from_logits(logits: torch.Tensor, mode: str) -> torch.Tensor:
-    """Class map N×H×W from network output (binary: logit > 0; else argmax)."""
-    if mode == "binary":
-        return (logits[:, 0] > 0).long()
-    return logits.argmax(1)
-
-
-def make_optimizer(opts: TrainOptions, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if opts.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=opts.lr, momentum=0.9, weight_decay=opts.weight_decay)
-    if opts.optimizer == "adam":
-        return torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay)
-    return torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
-
-
-def make_scheduler(opts: TrainOptions, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    """Stepped once per epoch."""
-    if opts.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=opts.epochs, eta_min=opts.lr * 0.01)
-    if opts.scheduler == "poly":
-        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=opts.epochs, power=0.9)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-
-
-class Trainer:
-    """One training run. Build it, then :meth:`fit`. Split into steps so tests and benchmarks can
-    drive single parts (``train_step``, ``validate``)."""
-
-    def __init__(self, opts: TrainOptions, reporter: Reporter | None = None) -> None:
-        self.opts = opts
-        self.reporter = reporter or Reporter()
-        self.device = resolve_device(opts.device)
-        self.use_amp = bool(opts.amp and self.device.type == "cuda")
-        if opts.amp and not self.use_amp:
-            self.reporter.warn("--amp needs CUDA; training in float32 on the CPU")
-        seed_everything(opts.seed)
-        self.start_ckpt = self._start_checkpoint()
-        self.resuming = bool(self.start_ckpt is not None and self.start_ckpt.train_state and not opts.finetune)
-        num, names, palette = resolve_classes(opts, self.start_ckpt, self.reporter)
-        self.palette = palette
-        arch = resolve_arch(opts.arch)
-        if self.start_ckpt is not None and self.start_ckpt.info is not None:
-            src = self.start_ckpt.info
-            if (src.arch.lower(), src.encoder) != (arch.lower(), opts.encoder) and self.resuming:
-                self.reporter.info(f"resuming {src.arch}/{src.encoder} from {self.start_ckpt.path} (ignoring --arch/--encoder)")
-            arch, encoder, mode = src.arch, src.encoder, src.mode
-        else:
-            encoder, mode = opts.encoder, opts.mode
-        self.info = ModelInfo(
-            arch=arch, encoder=encoder, num_classes=num, mode=mode, input_size=tuple(opts.size),
-            class_names=names, colors=palette.colors, ignore_index=opts.ignore_index,
-        )
-        weights = None if self.start_ckpt is not None else opts.encoder_weights
-        self.model = create_model(self.info, encoder_weights=weights)
-        stride = output_stride(self.model)
-        check_divisible(*opts.size, stride)
-        if self.start_ckpt is not None and self.start_ckpt.info is not None:
-            mean, std = self.start_ckpt.info.mean, self.start_ckpt.info.std
-        else:
-            mean, std = preprocessing_params(encoder, weights)
-        self.info = self.info.replace(output_stride=stride, mean=mean, std=std)
-        if self.start_ckpt is not None:
-            self._load_weights(self.start_ckpt)
-        self.train_set, self.val_set, self.stats = build_datasets(opts, num, palette, self.reporter)
-        self.model.to(self.device)
-        self.normalize = Normalize(self.info.mean, self.info.std).to(self.device)
-        self.criterion = SumLoss(opts.loss, mode, num, opts.ignore_index).to(self.device)
-        self.optimizer = make_optimizer(opts, self.model)
-        self.scheduler = make_scheduler(opts, self.optimizer)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.start_epoch = 0
-        self.best_miou = -math.inf
-        self.best_epoch = 0
-        self.history: list[dict[str, Any]] = []
-        if self.resuming:
-            self._restore_train_state(self.start_ckpt.train_state)  # type: ignore[union-attr, arg-type]
-        self.run_dir = resolve_run_dir(opts, self.start_ckpt.path if self.resuming else None)  # type: ignore[union-attr]
-
-    # ---- start / resume ----------------------------------------------------------------------
-    def _start_checkpoint(self) -> Checkpoint | None:
-        if self.opts.model is None:
-            return None
-        path = Path(self.opts.model)
-        if not path.exists():
-            self.reporter.warn(f"checkpoint {path} does not exist; training from scratch")
-            return None
-        return load_checkpoint(path)
-
-    def _load_weights(self, ckpt: Checkpoint) -> None:
-        try:
-            self.model.load_state_dict(ckpt.state_dict, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(
-                f"{ckpt.path}: weights do not fit {self.info.arch}/{self.info.encoder} with "
-                f"{self.info.out_channels} outputs; pass --arch/--encoder/--num-classes matching them"
-            ) from e
-        kind = "resuming run" if self.resuming else "loaded weights"
-        self.reporter.info(f"{kind} from {ckpt.path}")
-
-    def _restore_train_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scheduler"):
-            self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler") and self.use_amp:
-            self.scaler.load_state_dict(state["scaler"])
-        self.start_epoch = int(state["epoch"])
-        self.best_miou = float(state.get("best_metric", -math.inf))
-        self.best_epoch = int(state.get("best_epoch", 0))
-        self.history = list(state.get("history", []))
-        if self.start_epoch >= self.opts.epochs:
-            raise CheckpointError(
-                f"{self.start_ckpt.path} already trained {self.start_epoch} epochs; pass --epochs "  # type: ignore[union-attr]
-                f"greater than {self.start_epoch} to go on, or --finetune to start a new run from its weights"
-            )
-
-    def train_state(self, epoch: int) -> dict[str, Any]:
-        """Everything needed to resume after ``epoch`` completed epochs (torch-safe types only)."""
-        return {
-            "epoch": epoch,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.use_amp else None,
-            "best_metric": self.best_miou,
-            "best_epoch": self.best_epoch,
-            "history": self.history,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-                "python": random.getstate()[1],
-            },
-        }
+    def __init__(
+        self, opts: TrainOptions, reporter: Reporter | None = None, env: DistEnv | None = None
+    ) -> None:
+        super().__init__(opts, reporter, env)
+        self.model, self.eval_model = wrap_model(self.net, self.opts, self.env)
+        self.log_every = self.opts.log_every or (10 if self.device.type == "cuda" else 1)
+        self.guard = StopGuard(announce=False)
+        self._loaders: dict[tuple[int, bool], tuple[DataLoader, Any]] = {}
 
     # ---- data --------------------------------------------------------------------------------
-    def loader(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
-        """A fresh loader per epoch, seeded from (seed, epoch): shuffling and worker seeds repeat."""
-        g = torch.Generator()
-        g.manual_seed(epoch_seed(self.opts.seed, epoch))
-        if self.opts.workers == 0 and hasattr(dataset, "reseed"):
-            dataset.reseed(epoch_seed(self.opts.seed, epoch))
-        return DataLoader(
-            dataset,
-            batch_size=self.opts.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(dataset) > self.opts.batch_size,
-            num_workers=self.opts.workers,
-            generator=g,
-            worker_init_fn=worker_init_fn,
-            pin_memory=self.device.type == "cuda",
-        )
+    def loader(self, dataset: Dataset, epoch: int, shuffle: bool, skip: int = 0) -> DataLoader:
+        """This rank's loader for ``epoch``, built once (its workers may persist between epochs).
+
+        Training (``shuffle``): this rank's shard of a DistributedSampler set to ``epoch``, less
+        its first ``skip`` batches; each image augmented from (seed, epoch, index). Validation:
+        each image on exactly one rank, none repeated.
+        """
+        key = (id(dataset), shuffle)
+        if key not in self._loaders:
+            opts, env = self.opts, self.env
+            sampler: EpochSampler | ShardSampler
+            if shuffle:
+                sampler = EpochSampler(dataset, env.rank, env.world_size, opts.seed)
+                source: Dataset = SeededDataset(dataset, opts.seed)
+                shard = sampler.shard_length
+            else:
+                sampler = ShardSampler(len(dataset), env.rank, env.world_size)  # type: ignore[arg-type]
+                source, shard = dataset, len(sampler)
+            g = torch.Generator()
+            g.manual_seed(opts.seed)
+            loader = DataLoader(
+                source,
+                batch_size=opts.batch_size,
+                sampler=sampler,
+                drop_last=shuffle and shard > opts.batch_size,
+                num_workers=opts.workers,
+                generator=g,
+                worker_init_fn=worker_init_fn,
+                pin_memory=self.device.type == "cuda",
+                persistent_workers=opts.workers > 0 and opts.persistent_workers,
+            )
+            self._loaders[key] = (loader, sampler)
+        loader, sampler = self._loaders[key]
+        if shuffle:
+            sampler.set_epoch(epoch, skip * self.opts.batch_size)
+        return loader
 
     def to_device(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 N×H×W×3 -> normalised float N×3×H×W on the device; masks -> long."""
+        """uint8 N×H×W×3 -> normalised float N×3×H×W on the device (channels-last); masks -> long."""
         x = self.normalize(images.to(self.device, non_blocking=True))
         return x, masks.to(self.device, non_blocking=True).long()
 
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.float16, enabled=self.use_amp
+        )
+
     # ---- steps -------------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """One optimisation step on a device batch; returns the loss (a tensor, no host sync)."""
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator | None = None
+    ) -> torch.Tensor:
+        """One optimisation step on a device batch; returns the loss (a tensor, no host sync,
+        except with ``skip_nonfinite``, which checks the loss before stepping)."""
         self.model.train()
         perm = None
         if self.opts.use_mixup and rng is not None and x.shape[0] > 1:
             x, perm, lam = mixup(x, rng, self.opts.mixup_alpha)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with self.autocast():
             logits = self.model(x)
-            loss = self.criterion(logits, y) if perm is None else mixed_loss(self.criterion, logits, y, perm, lam)
+            loss = (
+                self.criterion(logits, y)
+                if perm is None
+                else mixed_loss(self.criterion, logits, y, perm, lam)
+            )
         self.optimizer.zero_grad(set_to_none=True)
+        if self.opts.skip_nonfinite and self.env.any(not bool(torch.isfinite(loss))):
+            return loss.detach()  # every rank skips this batch together (no backward: DDP stays in step)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -242,118 +147,203 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, epoch: int) -> tuple[float, SegMetrics]:
-        """Validation loss and metrics over the whole validation set."""
+        """Validation loss (per image) and metrics over the whole validation set, every image
+        counted once however many ranks share it."""
         meter = IoUMeter(self.info.num_classes, self.opts.ignore_index, self.device)
-        self.model.eval()
-        total, batches = torch.zeros((), device=self.device), 0
+        self.env.sync_buffers(self.net)  # every rank validates the model rank 0 saves
+        self.eval_model.eval()
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss * images, images
         loader = self.loader(self.val_set, epoch, shuffle=False)  # type: ignore[arg-type]
         with self.reporter.task("  validating", total=len(loader)) as task:
             for images, masks in loader:
                 x, y = self.to_device(images, masks)
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                    logits = self.model(x)
-                total += self.criterion(logits, y).float()
-                batches += 1
+                with self.autocast():
+                    logits = self.eval_model(x)
+                n = torch.tensor(float(x.shape[0]), dtype=torch.float64, device=self.device)
+                sums += torch.stack([self.criterion(logits, y).double() * n, n])
                 meter.update(labels_from_logits(logits, self.info.mode), y)
                 task.advance()
-        return float(total) / max(batches, 1), meter.compute()
+        self.env.all_reduce(meter.stats)
+        self.env.all_reduce(sums)
+        total, count = sums.tolist()
+        return (total / count if count else math.nan), meter.compute()
 
     def train_epoch(self, epoch: int) -> float:
-        """One epoch over the training set; returns the mean loss."""
-        rng = np.random.default_rng(epoch_seed(self.opts.seed, epoch))
-        torch.manual_seed(epoch_seed(self.opts.seed, epoch))
-        loader = self.loader(self.train_set, epoch, shuffle=True)
-        total, steps = torch.zeros((), device=self.device), 0
+        """One epoch over this rank's shard; returns the mean loss over all ranks' steps.
+
+        Raises :class:`TrainingInterrupted` (after writing ``last.pth``) when a stop signal
+        arrived, :class:`NonFiniteLoss` when the loss became NaN/inf (unless ``skip_nonfinite``).
+        """
+        opts, env, dev = self.opts, self.env, self.device
+        resumed = epoch == self.start_epoch
+        skip = self.start_step if resumed else 0
+        loss_sum, loss_steps = self.partial if resumed else (0.0, 0)
+        loader = self.loader(self.train_set, epoch, shuffle=True, skip=skip)
+        steps = skip + len(loader)
         lr = self.optimizer.param_groups[0]["lr"]
-        with self.reporter.task(f"epoch {epoch + 1}/{self.opts.epochs}", total=len(loader)) as task:
+        acc = torch.zeros(3, dtype=torch.float64, device=dev)  # finite-loss sum, finite steps, others
+        first_bad = torch.full((), steps, dtype=torch.int64, device=dev)
+        step, pending, skipped = skip, 0, 0
+        with self.reporter.task(f"epoch {epoch + 1}/{opts.epochs}", total=steps) as task:
+            if skip:
+                task.advance(skip)
             for images, masks in loader:
                 x, y = self.to_device(images, masks)
-                loss = self.train_step(x, y, rng)
-                total += loss
-                steps += 1
-                task.advance(loss=float(loss), lr=lr)  # one host sync per step, for the bar
-        return float(total) / max(steps, 1)
+                seed = step_seed(opts.seed, epoch, step, env.rank)
+                torch.manual_seed(seed)
+                loss = self.train_step(x, y, np.random.default_rng(seed)).double()
+                finite = torch.isfinite(loss)
+                acc += torch.stack([torch.where(finite, loss, 0.0), finite.double(), (~finite).double()])
+                first_bad = torch.where(~finite & (first_bad == steps), step, first_bad)
+                step, pending = step + 1, pending + 1
+                if pending < self.log_every and step < steps:
+                    continue
+                # host sync: progress bar, non-finite check, stop requests (all agreed across ranks)
+                stop = torch.tensor([1.0 if self.guard.requested else 0.0], dtype=torch.float64, device=dev)
+                total = env.all_reduce(torch.cat([acc, stop])).tolist()
+                loss_sum, loss_steps = loss_sum + total[0], loss_steps + int(total[1])
+                if total[2] and not opts.skip_nonfinite:
+                    bad = int(env.all_reduce(first_bad.clone(), "min"))
+                    raise NonFiniteLoss(
+                        nonfinite_message(
+                            epoch + 1, bad + 1, steps, opts.lr, self.run_dir / "last.pth", self.last_saved
+                        )
+                    )
+                skipped += int(total[2])
+                task.advance(pending, loss=total[0] / total[1] if total[1] else math.nan, lr=lr)
+                acc.zero_()
+                pending = 0
+                if total[3]:
+                    self._stop(epoch, step, steps, (loss_sum, loss_steps))
+        if skipped:
+            self.reporter.warn(
+                f"epoch {epoch + 1}: skipped {skipped} batch(es) with a non-finite loss (--skip-nonfinite)"
+            )
+        return loss_sum / loss_steps if loss_steps else math.nan
 
-    # ---- outputs -----------------------------------------------------------------------------
-    def _save_val_samples(self, path: Path, count: int = 4) -> None:
-        if self.val_set is None or len(self.val_set) == 0:
-            return
-        images, truths, preds = [], [], []
-        self.model.eval()
-        with torch.no_grad():
-            for i in range(min(count, len(self.val_set))):
-                image, mask = self.val_set[i]
-                x = self.normalize(image.unsqueeze(0).to(self.device))
-                pred = labels_from_logits(self.model(x), self.info.mode)[0].cpu().numpy()
-                images.append(image.numpy())
-                truths.append(mask.numpy())
-                preds.append(pred)
-        plot_val_samples(images, truths, preds, self.palette.array(), self.info.class_names, path, self.opts.ignore_index)
+    def _stop(self, epoch: int, step: int, steps: int, partial: tuple[float, int]) -> None:
+        """Write ``last.pth`` mid-epoch (rank 0), wait for every rank, raise TrainingInterrupted."""
+        last = self.run_dir / "last.pth"
+        if self.env.is_main:
+            save_checkpoint(
+                last, self.net, self.info, self.train_state(epoch, step, partial), self.opts.to_dict()
+            )
+        self.env.barrier()
+        raise self._interrupted(f"at epoch {epoch + 1}, step {step} of {steps}", last)
 
-    def fit(self) -> RunResult:
-        """Train from ``start_epoch`` to ``opts.epochs``; writes the run folder; returns the result."""
-        opts, rep = self.opts, self.reporter
-        run = ensure_dir(self.run_dir)
-        write_options_yaml({**opts.to_dict(), "resolved_num_classes": self.info.num_classes}, run / "options.yaml")
-        if hasattr(self.train_set, "transform") and self.train_set.transform is not None:
-            save_transform(self.train_set.transform, run / "augment.yaml")
-        rep.info(
-            f"training {self.info.arch}/{self.info.encoder} ({self.info.num_classes} classes, mode {self.info.mode}) "
-            f"on {len(self.train_set)} images, validating on {len(self.val_set) if self.val_set else 0}, "
-            f"size {opts.size[0]}x{opts.size[1]}, device {self.device}; run folder {run}"
+    def _interrupted(self, where: str, last: Path) -> TrainingInterrupted:
+        cause = self.guard.signal_name if self.guard.requested else "a stop signal to another process"
+        hint = resume_hint(last, self.run_dir / "options.yaml")
+        return TrainingInterrupted(
+            f"interrupted by {cause} {where}; saved {last}; {hint}", self.guard.exit_code, last
         )
+
+    # ---- the run -----------------------------------------------------------------------------
+    def fit(self) -> RunResult:
+        """Train from where the run stands to ``opts.epochs``; rank 0 writes the run folder."""
+        opts, rep, env = self.opts, self.reporter, self.env
+        run = self.run_dir
+        if env.is_main:
+            prepare_run_dir(run, {**opts.to_dict(), "num_classes": self.info.num_classes})
+            if getattr(self.train_set, "transform", None) is not None:
+                save_transform(self.train_set.transform, run / "augment.yaml")  # type: ignore[attr-defined]
+        report_start(self)
         best_path, last_path = run / "best.pth", run / "last.pth"
         stopped_early, metrics = False, None
-        for epoch in range(self.start_epoch, opts.epochs):
-            t0 = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            train_loss = self.train_epoch(epoch)
-            if self.val_set is not None and len(self.val_set):
-                val_loss, metrics = self.validate(epoch)
-                score = metrics.miou
-            else:
-                val_loss, metrics, score = math.nan, None, -train_loss
-            self.scheduler.step()
-            row = {
-                "epoch": epoch + 1, "time_s": time.perf_counter() - t0, "train_loss": train_loss, "val_loss": val_loss,
-                "miou": metrics.miou if metrics else math.nan,
-                "pixel_accuracy": metrics.pixel_accuracy if metrics else math.nan,
-                "iou": metrics.iou if metrics else [], "lr": lr,
-            }
-            self.history.append(row)
-            improved = not math.isnan(score) and score > self.best_miou
-            if improved:
-                self.best_miou, self.best_epoch = score, epoch + 1
-            state = self.train_state(epoch + 1)
-            save_checkpoint(last_path, self.model, self.info, state, opts.to_dict())
-            if improved:
-                save_checkpoint(best_path, self.model, self.info, state, opts.to_dict())
-                self._save_val_samples(run / "val_samples.png")
-            write_metrics_csv(self.history, run / "metrics.csv", self.info.class_names)
-            plot_curves(self.history, run / "curves.png")
-            rep.table(
-                f"epoch {epoch + 1}/{opts.epochs}",
-                ["train loss", "val loss", "mIoU", "pixel acc", "lr", "time s", "best"],
-                [[train_loss, val_loss, row["miou"], row["pixel_accuracy"], lr, row["time_s"], "*" if improved else ""]],
+        self.guard.announce = env.is_main
+        with self.guard:  # a stop already requested (guard.request()) still counts
+            for epoch in range(self.start_epoch, opts.epochs):
+                t0 = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                train_loss = self.train_epoch(epoch)
+                if self.val_set is not None and len(self.val_set):  # type: ignore[arg-type]
+                    val_loss, metrics = self.validate(epoch)
+                    score = metrics.miou
+                else:
+                    val_loss, metrics, score = math.nan, None, -train_loss
+                self.scheduler.step()
+                row = {
+                    "epoch": epoch + 1,
+                    "time_s": time.perf_counter() - t0,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "miou": metrics.miou if metrics else math.nan,
+                    "pixel_accuracy": metrics.pixel_accuracy if metrics else math.nan,
+                    "iou": metrics.iou if metrics else [],
+                    "lr": lr,
+                }
+                self.history.append(row)
+                improved = not math.isnan(score) and score > self.best_miou
+                if improved:
+                    self.best_miou, self.best_epoch = score, epoch + 1
+                if env.is_main:
+                    state = self.train_state(epoch + 1)
+                    save_checkpoint(last_path, self.net, self.info, state, opts.to_dict())
+                    if improved:
+                        save_checkpoint(best_path, self.net, self.info, state, opts.to_dict())
+                        save_val_samples(self, run / "val_samples.png")
+                    write_metrics_csv(self.history, run / "metrics.csv", self.info.class_names)
+                    plot_curves(self.history, run / "curves.png")
+                self.last_saved = f"epoch {epoch + 1}"
+                rep.table(
+                    f"epoch {epoch + 1}/{opts.epochs}",
+                    ["train loss", "val loss", "mIoU", "pixel acc", "lr", "time s", "best"],
+                    [
+                        [
+                            train_loss,
+                            val_loss,
+                            row["miou"],
+                            row["pixel_accuracy"],
+                            lr,
+                            row["time_s"],
+                            "*" if improved else "",
+                        ]
+                    ],
+                )
+                if opts.patience and epoch + 1 - self.best_epoch >= opts.patience:
+                    rep.info(
+                        f"early stopping: no better mIoU for {opts.patience} epochs "
+                        f"(best {self.best_miou:.4f} at epoch {self.best_epoch})"
+                    )
+                    stopped_early = True
+                    break
+                if epoch + 1 < opts.epochs and env.any(self.guard.requested):
+                    env.barrier()
+                    raise self._interrupted(f"after epoch {epoch + 1}", last_path)
+        if env.is_main and not best_path.exists() and last_path.exists():
+            save_checkpoint(
+                best_path, self.net, self.info, self.train_state(len(self.history)), opts.to_dict()
             )
-            if opts.patience and epoch + 1 - self.best_epoch >= opts.patience:
-                rep.info(f"early stopping: no better mIoU for {opts.patience} epochs (best {self.best_miou:.4f} at epoch {self.best_epoch})")
-                stopped_early = True
-                break
-        if not best_path.exists() and last_path.exists():
-            save_checkpoint(best_path, self.model, self.info, self.train_state(len(self.history)), opts.to_dict())
-        if self.history and self.history[-1].get("iou"):
-            best_row = next((r for r in self.history if r["epoch"] == self.best_epoch), self.history[-1])
-            rep.table(
-                f"per-class IoU at the best epoch ({self.best_epoch})",
-                ["class", "IoU", "pixels"],
-                [[n, v, p] for n, v, p in zip(self.info.class_names, best_row["iou"],
-                                             (self.stats.class_pixels.tolist() if self.stats else [""] * len(best_row["iou"])), strict=False)],
-            )
-        return RunResult(run, best_path, last_path, self.best_miou, self.best_epoch, len(self.history),
-                         self.history, stopped_early, metrics)
+        table_per_class(self)
+        return RunResult(
+            run,
+            best_path,
+            last_path,
+            self.best_miou,
+            self.best_epoch,
+            len(self.history),
+            self.history,
+            stopped_early,
+            metrics,
+        )
 
 
 def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
-    """Train a segmentation model as ``opts`` says; see :class:`TrainOptions`."""
-    return Trainer(opts, reporter).fit()
+    """Train a segmentation model as ``opts`` says; see :class:`TrainOptions`.
+
+    In a process started by torchrun this process joins the job (DDP; only rank 0 reports and
+    writes files). With ``opts.devices > 1`` outside torchrun, it launches that many processes
+    through torch's elastic launcher and waits for them (:mod:`segpipe.training.launch`).
+    """
+    from segpipe.training import distributed, launch
+
+    if opts.devices > 1 and not distributed.under_elastic():
+        return launch.launch(opts, reporter)
+    env = distributed.setup(opts.device)
+    if not env.is_main:
+        warnings.simplefilter("ignore")  # rank 0 shows each warning once
+    try:
+        trainer = Trainer(opts, reporter if env.is_main else Reporter(), env)
+        return trainer.fit()
+    finally:
+        distributed.teardown(env)

@@ -6,6 +6,8 @@ All checks happen here, before anything is written, so bad input never leaves ha
 from __future__ import annotations
 
 import importlib
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from segpipe.models import Checkpoint
 from segpipe.options import TrainOptions
 from segpipe.palette import Palette, fit_palette, load_palette
 from segpipe.progress import Reporter
+from segpipe.training.distributed import restart_count
 
 
 @dataclass
@@ -35,7 +38,9 @@ class DataSetup:
     stats: DatasetStats | None
 
 
-def resolve_classes(opts: TrainOptions, ckpt: Checkpoint | None, reporter: Reporter) -> tuple[int, tuple[str, ...], Palette]:
+def resolve_classes(
+    opts: TrainOptions, ckpt: Checkpoint | None, reporter: Reporter
+) -> tuple[int, tuple[str, ...], Palette]:
     """Number of classes, their names and colours from the flags, the checkpoint and the palette."""
     palette = load_palette(opts.colors)
     num = opts.num_classes
@@ -54,8 +59,14 @@ def resolve_classes(opts: TrainOptions, ckpt: Checkpoint | None, reporter: Repor
     palette, warning = fit_palette(palette, num)
     if warning:
         reporter.warn(warning)
-    names = tuple(opts.class_names) if opts.class_names else (
-        ckpt.info.class_names if ckpt is not None and ckpt.info is not None and ckpt.info.class_names else palette.names
+    names = (
+        tuple(opts.class_names)
+        if opts.class_names
+        else (
+            ckpt.info.class_names
+            if ckpt is not None and ckpt.info is not None and ckpt.info.class_names
+            else palette.names
+        )
     )
     if len(names) != num:
         raise ConfigError(f"--class-names gives {len(names)} names for {num} classes")
@@ -72,9 +83,10 @@ def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Datase
 
 
 def build_datasets(
-    opts: TrainOptions, num_classes: int, palette: Palette, reporter: Reporter
+    opts: TrainOptions, num_classes: int, palette: Palette, reporter: Reporter, scan: bool = True
 ) -> tuple[Dataset, Dataset | None, DatasetStats | None]:
-    """Train and validation datasets, checked up front.
+    """Train and validation datasets, checked up front (``scan``: decode every pair once; in a
+    distributed run only rank 0 does, and reports what it finds to the others).
 
     With ``--dataset module:Class`` the class is built as ``Class(root=, split="train"|"val",
     transform=)`` and must return (image H×W×3 uint8 RGB tensor, mask H×W int tensor) pairs.
@@ -101,7 +113,7 @@ def build_datasets(
         train_samples = [samples[i] for i in sorted(order[n_val:])]
     if not train_samples:
         raise DataError(f"no training images left in {opts.data_root} after the validation split")
-    stats = scan_samples(train_samples + val_samples, decoder, reporter)
+    stats = scan_samples(train_samples + val_samples, decoder, reporter) if scan else None
     train = SegDataset(train_samples, decoder, train_tf)
     val = SegDataset(val_samples, decoder, eval_tf) if val_samples else None
     return train, val, stats
@@ -120,3 +132,46 @@ def resolve_run_dir(opts: TrainOptions, resume_from: Path | None) -> Path:
         candidate = base.with_name(f"{opts.model_name}-{i}")
         i += 1
     return candidate
+
+
+# ---- automatic resume (torch elastic restarts, --resume) -----------------------------------------
+ELASTIC_MARKER = ".elastic-run"
+
+
+def elastic_key() -> str | None:
+    """Names one torchrun / ``--devices`` job across its restarts (run id, host, launcher pid)."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id is None:
+        return None
+    return f"{run_id}@{socket.gethostname()}:{os.getppid()}"
+
+
+def _marked_run_dir(opts: TrainOptions) -> Path | None:
+    """The run folder an earlier attempt of this elastic job marked as its own."""
+    key = elastic_key()
+    if key is None:
+        return None
+    base = Path("runs") / opts.model_name
+    candidates = [Path(opts.model).parent] if opts.model is not None else []
+    candidates += [base] + sorted(base.parent.glob(f"{opts.model_name}-*")) if base.parent.is_dir() else []
+    for folder in candidates:
+        marker = folder / ELASTIC_MARKER
+        if marker.is_file() and marker.read_text(encoding="utf-8").strip() == key:
+            return folder
+    return None
+
+
+def auto_resume_path(opts: TrainOptions) -> tuple[Path | None, str]:
+    """``(last.pth, why)`` when the run must go on from its own last checkpoint: after a torch
+    elastic restart (``TORCHELASTIC_RESTART_COUNT`` > 0), or with ``--resume``; else ``(None, "")``."""
+    restarts = restart_count()
+    if not (opts.resume or restarts > 0):
+        return None, ""
+    folder: Path | None = Path(opts.output_dir) if opts.output_dir is not None else None
+    if folder is None and restarts > 0:
+        folder = _marked_run_dir(opts)
+    if folder is None and opts.resume:
+        folder = Path("runs") / opts.model_name
+    if folder is not None and (folder / "last.pth").is_file():
+        return folder / "last.pth", (f"elastic restart {restarts}" if restarts else "--resume")
+    return None, ""

@@ -1,0 +1,96 @@
+"""What a run reports and writes besides checkpoints and metrics: the run folder's set-up, the
+opening lines (sizes, batch, learning rate, speed switches), validation pictures, the per-class
+table. Rank 0 only: the other ranks' reporters are silent and they never call the writers."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segpipe.training.runlog import plot_val_samples, write_options_yaml
+from segpipe.training.setup import ELASTIC_MARKER, elastic_key
+from segpipe.utils import atomic_write_text, ensure_dir
+
+
+def prepare_run_dir(run: Path, options: dict[str, Any]) -> None:
+    """Create the folder, drop temporary files a killed save left, write options.yaml and, in a
+    torch elastic job, the marker a restarted attempt finds its folder by."""
+    ensure_dir(run)
+    for stale in run.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    write_options_yaml(options, run / "options.yaml")
+    key = elastic_key()
+    if key is not None:
+        atomic_write_text(run / ELASTIC_MARKER, key + "\n")
+
+
+def report_start(trainer: Any) -> None:
+    """The opening lines: model, data, device, run folder; batch and learning rate (effective over
+    all processes); speed switches on CUDA; where a resumed run starts."""
+    t, opts, env, rep = trainer, trainer.opts, trainer.env, trainer.reporter
+    n_val = len(t.val_set) if t.val_set is not None else 0
+    rep.info(
+        f"training {t.info.arch}/{t.info.encoder} ({t.info.num_classes} classes, mode {t.info.mode}) "
+        f"on {len(t.train_set)} images, validating on {n_val}, size {opts.size[0]}x{opts.size[1]}, "
+        f"device {t.device}; run folder {t.run_dir}"
+    )
+    if env.distributed:
+        rep.info(
+            f"distributed: {env.world_size} processes ({env.backend}), batch {opts.batch_size} per process, "
+            f"effective batch {opts.batch_size * env.world_size}; lr {opts.lr:g} "
+            "(as given: not scaled with the effective batch)"
+        )
+    else:
+        rep.info(f"batch {opts.batch_size} (effective batch {opts.batch_size}); lr {opts.lr:g}")
+    if t.device.type == "cuda":
+        switches = [
+            f"AMP {opts.amp_dtype}" if t.use_amp else "float32",
+            "channels-last" if opts.channels_last else "channels-first",
+            "deterministic" if opts.deterministic else "cudnn.benchmark",
+        ]
+        if opts.compile:
+            switches.append("torch.compile")
+        if opts.sync_bn and env.distributed:
+            switches.append("SyncBatchNorm")
+        rep.info(f"speed: {', '.join(switches)}; progress every {t.log_every} steps")
+    if t.resuming:
+        where = f"epoch {t.start_epoch + 1}" + (f", step {t.start_step + 1}" if t.start_step else "")
+        rep.info(f"going on at {where} of {opts.epochs}")
+
+
+def save_val_samples(trainer: Any, path: Path, count: int = 4) -> None:
+    """A few validation images with ground truth and prediction, in the palette's colours."""
+    from segpipe.training.loop import labels_from_logits
+
+    t = trainer
+    if t.val_set is None or len(t.val_set) == 0:
+        return
+    images, truths, preds = [], [], []
+    t.net.eval()
+    with torch.no_grad():
+        for i in range(min(count, len(t.val_set))):
+            image, mask = t.val_set[i]
+            x = t.normalize(image.unsqueeze(0).to(t.device))
+            pred = labels_from_logits(t.net(x), t.info.mode)[0].cpu().numpy()
+            images.append(image.numpy())
+            truths.append(mask.numpy())
+            preds.append(pred)
+    plot_val_samples(images, truths, preds, t.palette.array(), t.info.class_names, path, t.opts.ignore_index)
+
+
+def table_per_class(trainer: Any) -> None:
+    """Per-class IoU at the best epoch, with the pixel count of each class in the data."""
+    t = trainer
+    if not (t.history and t.history[-1].get("iou")):
+        return
+    best_row = next((r for r in t.history if r["epoch"] == t.best_epoch), t.history[-1])
+    pixels = t.stats.class_pixels.tolist() if t.stats else [""] * len(best_row["iou"])
+    t.reporter.table(
+        f"per-class IoU at the best epoch ({t.best_epoch})",
+        ["class", "IoU", "pixels"],
+        [[n, v, p] for n, v, p in zip(t.info.class_names, best_row["iou"], pixels, strict=False)],
+    )
