@@ -8,24 +8,40 @@ from typing import Annotated, Any
 
 import typer
 
-from segpipe.cli.common import RichReporter, console, print_written, run_guarded
+from segpipe.cli.common import (
+    HARDWARE_PANEL,
+    MODEL_PANEL,
+    ArchOpt,
+    DeviceOpt,
+    EncoderOpt,
+    NumClassesOpt,
+    ReportOpt,
+    RichReporter,
+    SizeOpt,
+    TrustCheckpointOpt,
+    console,
+    print_written,
+    run_guarded,
+)
 from segpipe.options import BenchmarkOptions
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(BenchmarkOptions) if f.default is not dataclasses.MISSING
 }
-MODEL, RUN = "Model", "Run"
+RUN = "Run"
 
 
 def benchmark_command(
     models: Annotated[
         list[Path],
-        typer.Option("--model", "-m", help="A model file (.pth, .onnx, .engine); repeat to compare several."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="A model file (.pth, .onnx, .engine); repeat to compare several.",
+            rich_help_panel=MODEL_PANEL,
+        ),
     ],
-    size: Annotated[
-        tuple[int, int] | None,
-        typer.Option("--size", help="WIDTH HEIGHT (default: each model's own).", show_default=False),
-    ] = None,
+    size: SizeOpt = None,
     batch: Annotated[int, typer.Option("--batch", "--batch-size", help="Images per call.")] = _DEFAULTS[
         "batch"
     ],
@@ -35,15 +51,13 @@ def benchmark_command(
     runs: Annotated[int, typer.Option("--runs", help="Timed calls.", rich_help_panel=RUN)] = _DEFAULTS[
         "runs"
     ],
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)
-    ] = _DEFAULTS["device"],
+    device: DeviceOpt = _DEFAULTS["device"],
     threads: Annotated[
         int,
         typer.Option(
             "--threads",
             help="CPU threads of PyTorch and ONNX Runtime (0: one per core).",
-            rich_help_panel=RUN,
+            rich_help_panel=HARDWARE_PANEL,
         ),
     ] = _DEFAULTS["threads"],
     data_root: Annotated[
@@ -55,38 +69,11 @@ def benchmark_command(
             show_default=False,
         ),
     ] = None,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Write the figures as JSON here.", show_default=False)
-    ] = None,
-    num_classes: Annotated[
-        int | None,
-        typer.Option(
-            "--num-classes",
-            "--num_classes",
-            help="For a bare state_dict or foreign ONNX.",
-            rich_help_panel=MODEL,
-            show_default=False,
-        ),
-    ] = None,
-    arch: Annotated[
-        str | None,
-        typer.Option(
-            "--arch", help="Architecture of a bare state_dict.", rich_help_panel=MODEL, show_default=False
-        ),
-    ] = None,
-    encoder: Annotated[
-        str | None,
-        typer.Option(
-            "--encoder",
-            "--backend",
-            help="Encoder of a bare state_dict.",
-            rich_help_panel=MODEL,
-            show_default=False,
-        ),
-    ] = None,
-    trust_checkpoint: Annotated[
-        bool, typer.Option("--trust-checkpoint", help="Allow full unpickling (trusted files only).")
-    ] = False,
+    report: ReportOpt = None,
+    num_classes: NumClassesOpt = None,
+    arch: ArchOpt = None,
+    encoder: EncoderOpt = None,
+    trust_checkpoint: TrustCheckpointOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the table.")] = False,
 ) -> None:
     """Latency (mean, p50, p90, p99), throughput and peak memory of model files, any backend."""

@@ -147,27 +147,95 @@ def print_written(path: Path, what: str = "") -> None:
 
 
 # ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------
+# Each alias carries the flag spellings, type and help; the default stays at the use site
+# (``size: SizeOpt = None``). Help texts are written to be true for every command that uses them:
+# where one command means something narrower, it keeps its own declaration.
+MODEL_PANEL = "Model"
+HARDWARE_PANEL = "Hardware"
+
+ModelFileOpt = Annotated[
+    Path,
+    typer.Option(
+        "--model",
+        "--model_name",
+        "-m",
+        help="Model file: .pth, .onnx or .engine.",
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 SizeOpt = Annotated[
     tuple[int, int] | None,
     typer.Option(
         "--size",
-        help="Network input size as WIDTH HEIGHT (width first); multiples of the output stride.",
+        help="Network input size as WIDTH HEIGHT (width first), multiples of the output stride; "
+        "default: the model's own.",
         show_default=False,
     ),
 ]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel="Hardware")
+ReportOpt = Annotated[
+    Path | None, typer.Option("--report", help="Write the figures as JSON here.", show_default=False)
 ]
-ColorsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--colors",
-        help="Palette CSV (id,name,r,g,b); default: the colors.csv shipped with segpipe.",
-        show_default=False,
-    ),
-]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "--batch_size", help="Images per model call.")]
+
+# describe a bare state_dict (or an ONNX model without segpipe metadata); segpipe files describe themselves
 NumClassesOpt = Annotated[
-    int | None, typer.Option("--num-classes", "--num_classes", help="Number of classes.", show_default=False)
+    int | None,
+    typer.Option(
+        "--num-classes",
+        "--num_classes",
+        help="Bare state_dict / ONNX without metadata: number of classes "
+        "(otherwise checked against the model's own).",
+        rich_help_panel=MODEL_PANEL,
+        show_default=False,
+    ),
+]
+ArchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Bare state_dict: smp architecture (default Unet).",
+        rich_help_panel=MODEL_PANEL,
+        show_default=False,
+    ),
+]
+EncoderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoder",
+        "--backend",
+        help="Bare state_dict: smp encoder (default efficientnet-b0).",
+        rich_help_panel=MODEL_PANEL,
+        show_default=False,
+    ),
+]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="Bare state_dict / ONNX without metadata: seg, binary or multilabel.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+TrustCheckpointOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Allow .pth files that need full unpickling (it can run code: trusted files only).",
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
+
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
+]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        help="Image decoding threads (and writing, for commands that write pictures).",
+        rich_help_panel=HARDWARE_PANEL,
+    ),
 ]
 
 

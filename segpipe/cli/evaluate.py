@@ -8,9 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from segpipe.cli.common import (
+    ArchOpt,
+    BatchSizeOpt,
     DeviceOpt,
+    EncoderOpt,
+    ModelFileOpt,
+    ModeOpt,
     NumClassesOpt,
+    ReportOpt,
     SizeOpt,
+    TrustCheckpointOpt,
+    WorkersOpt,
     console,
     print_written,
     run_guarded,
@@ -20,7 +28,6 @@ if TYPE_CHECKING:
     from segpipe.evaluate import EvalResult
 
 _DATA_PANEL = "Dataset"
-_MODEL_PANEL = "Bare state_dict"
 
 
 def print_result(result: EvalResult) -> None:
@@ -53,16 +60,9 @@ def evaluate_command(
             "--data-root", "--data_root", help="Data set folder (images/ and indexes/).", show_default=False
         ),
     ],
-    model: Annotated[
-        Path,
-        typer.Option(
-            "--model", "--model_name", "-m", help="Model file: .pth, .onnx or .engine.", show_default=False
-        ),
-    ],
+    model: ModelFileOpt,
     size: SizeOpt = None,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Write the figures as JSON here.", show_default=False)
-    ] = None,
+    report: ReportOpt = None,
     confusion_matrix: Annotated[
         Path | None,
         typer.Option(
@@ -103,28 +103,13 @@ def evaluate_command(
     mask_type: Annotated[
         str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=_DATA_PANEL)
     ] = "auto",
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "--batch_size", help="Images per model call.")
-    ] = 4,
+    batch_size: BatchSizeOpt = 4,
     device: DeviceOpt = "auto",
-    workers: Annotated[
-        int, typer.Option("--workers", help="Decoding threads.", rich_help_panel="Hardware")
-    ] = 2,
-    arch: Annotated[
-        str | None, typer.Option("--arch", show_default=False, rich_help_panel=_MODEL_PANEL)
-    ] = None,
-    encoder: Annotated[
-        str | None, typer.Option("--encoder", "--backend", show_default=False, rich_help_panel=_MODEL_PANEL)
-    ] = None,
-    mode: Annotated[str, typer.Option("--mode", rich_help_panel=_MODEL_PANEL)] = "seg",
-    trust_checkpoint: Annotated[
-        bool,
-        typer.Option(
-            "--trust-checkpoint",
-            help="Allow checkpoints that need full unpickling.",
-            rich_help_panel=_MODEL_PANEL,
-        ),
-    ] = False,
+    workers: WorkersOpt = 2,
+    arch: ArchOpt = None,
+    encoder: EncoderOpt = None,
+    mode: ModeOpt = "seg",
+    trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
     """Score a model (.pth, .onnx or .engine) on a labelled data set: mIoU, per-class IoU, accuracy."""
     from segpipe.cli.common import RichReporter

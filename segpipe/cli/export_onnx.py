@@ -14,7 +14,18 @@ from typing import Annotated, Any
 
 import typer
 
-from segpipe.cli.common import RichReporter, console, print_written, run_guarded
+from segpipe.cli.common import (
+    MODEL_PANEL,
+    ArchOpt,
+    EncoderOpt,
+    ModeOpt,
+    NumClassesOpt,
+    RichReporter,
+    TrustCheckpointOpt,
+    console,
+    print_written,
+    run_guarded,
+)
 from segpipe.errors import ConfigError
 from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions
 
@@ -22,7 +33,7 @@ _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(OnnxExportOptions) if f.default is not dataclasses.MISSING
 }
 
-MODEL, GRAPH, VERIFY = "Model", "Graph", "Verification"
+MODEL, GRAPH, VERIFY = MODEL_PANEL, "Graph", "Verification"
 
 
 def _d(name: str) -> Any:
@@ -83,45 +94,11 @@ def export_onnx_command(
             "--output-kind", help="logits, probs or labels (same as --output KIND).", show_default=False
         ),
     ] = None,
-    num_classes: Annotated[
-        int | None,
-        typer.Option(
-            "--num-classes",
-            "--num_classes",
-            help="Class count (bare state_dicts; checked against a segpipe checkpoint).",
-            rich_help_panel=MODEL,
-            show_default=False,
-        ),
-    ] = None,
-    encoder: Annotated[
-        str | None,
-        typer.Option(
-            "--encoder",
-            "--backend",
-            help="Encoder of a bare state_dict (default efficientnet-b0).",
-            rich_help_panel=MODEL,
-            show_default=False,
-        ),
-    ] = None,
-    arch: Annotated[
-        str | None,
-        typer.Option(
-            "--arch",
-            help="Architecture of a bare state_dict (default Unet).",
-            rich_help_panel=MODEL,
-            show_default=False,
-        ),
-    ] = None,
-    mode: Annotated[
-        str,
-        typer.Option("--mode", help="seg, binary or multilabel (bare state_dicts).", rich_help_panel=MODEL),
-    ] = _d("mode"),
-    trust_checkpoint: Annotated[
-        bool,
-        typer.Option(
-            "--trust-checkpoint", help="Allow full unpickling (trusted files only).", rich_help_panel=MODEL
-        ),
-    ] = False,
+    num_classes: NumClassesOpt = None,
+    encoder: EncoderOpt = None,
+    arch: ArchOpt = None,
+    mode: ModeOpt = _d("mode"),
+    trust_checkpoint: TrustCheckpointOpt = False,
     size: Annotated[
         tuple[int, int] | None,
         typer.Option(

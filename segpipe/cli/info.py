@@ -8,15 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from segpipe.cli.common import console, run_guarded
+from segpipe.cli.common import TrustCheckpointOpt, console, run_guarded
 
 
 def info_command(
     paths: Annotated[list[Path], typer.Argument(help="Model files: .pth, .onnx or .engine.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    trust_checkpoint: Annotated[
-        bool, typer.Option("--trust-checkpoint", help="Allow full unpickling (trusted files only).")
-    ] = False,
+    trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
     """Show a model file's architecture, encoder, classes (names, colours), input, precision, I/O."""
     from segpipe.info import describe_model

@@ -8,16 +8,22 @@ from typing import Annotated
 import typer
 
 from segpipe.cli.common import (
+    ArchOpt,
+    BatchSizeOpt,
     DeviceOpt,
+    EncoderOpt,
+    ModelFileOpt,
+    ModeOpt,
     NumClassesOpt,
     RichReporter,
     SizeOpt,
+    TrustCheckpointOpt,
+    WorkersOpt,
     console,
     fail,
     run_guarded,
 )
 
-_MODEL_PANEL = "Bare state_dict"
 _OUT_PANEL = "Outputs"
 
 
@@ -28,12 +34,7 @@ def visualize_command(
             "--images", "--images_path", "-i", help="One image or a folder of images.", show_default=False
         ),
     ],
-    model: Annotated[
-        Path,
-        typer.Option(
-            "--model", "--model_name", "-m", help="Model file: .pth, .onnx or .engine.", show_default=False
-        ),
-    ],
+    model: ModelFileOpt,
     output_dir: Annotated[
         Path, typer.Option("--output-dir", "--output_dir", "-o", help="Folder the pictures are written to.")
     ] = Path("runs/visualize"),
@@ -72,46 +73,13 @@ def visualize_command(
         bool,
         typer.Option("--recursive", "-r", help="Read sub-folders too; keep their structure in the output."),
     ] = False,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "--batch_size", help="Images per model call.")
-    ] = 4,
+    batch_size: BatchSizeOpt = 4,
     device: DeviceOpt = "auto",
-    workers: Annotated[
-        int, typer.Option("--workers", help="Decoding and writing threads.", rich_help_panel="Hardware")
-    ] = 2,
-    arch: Annotated[
-        str | None,
-        typer.Option(
-            "--arch",
-            help="Architecture of a bare state_dict (default Unet).",
-            show_default=False,
-            rich_help_panel=_MODEL_PANEL,
-        ),
-    ] = None,
-    encoder: Annotated[
-        str | None,
-        typer.Option(
-            "--encoder",
-            "--backend",
-            help="Encoder of a bare state_dict (default efficientnet-b0).",
-            show_default=False,
-            rich_help_panel=_MODEL_PANEL,
-        ),
-    ] = None,
-    mode: Annotated[
-        str,
-        typer.Option(
-            "--mode", help="seg, binary or multilabel (bare state_dict).", rich_help_panel=_MODEL_PANEL
-        ),
-    ] = "seg",
-    trust_checkpoint: Annotated[
-        bool,
-        typer.Option(
-            "--trust-checkpoint",
-            help="Allow checkpoints that need full unpickling (trusted files only).",
-            rich_help_panel=_MODEL_PANEL,
-        ),
-    ] = False,
+    workers: WorkersOpt = 2,
+    arch: ArchOpt = None,
+    encoder: EncoderOpt = None,
+    mode: ModeOpt = "seg",
+    trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
     """Run a model over images and write colour masks at each image's own size, plus a legend."""
     from segpipe.options import VisualizeOptions
