@@ -72,9 +72,19 @@ def bench_step(size: int, batch: int, steps: int, encoder: str) -> dict[str, flo
 
     with tempfile.TemporaryDirectory() as tmp:
         data = make_dataset(Path(tmp) / "d", count=4, size=(64, 64), num_classes=4)
-        trainer = Trainer(TrainOptions(data_root=data, num_classes=4, encoder=encoder, encoder_weights="none",
-                                       size=(size, size), batch_size=batch, workers=0, device="cpu",
-                                       output_dir=Path(tmp) / "run"))
+        trainer = Trainer(
+            TrainOptions(
+                data_root=data,
+                num_classes=4,
+                encoder=encoder,
+                encoder_weights="none",
+                size=(size, size),
+                batch_size=batch,
+                workers=0,
+                device="cpu",
+                output_dir=Path(tmp) / "run",
+            )
+        )
     torch.manual_seed(0)
     images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
     masks = torch.randint(0, 4, (batch, size, size), dtype=torch.uint8)
@@ -111,21 +121,45 @@ def bench_step(size: int, batch: int, steps: int, encoder: str) -> dict[str, flo
     return {"bare_ms": 1000 * b, "segpipe_ms": 1000 * s, "ratio": s / b}
 
 
-def run(size: int = 512, images: int = 48, steps: int = 10, batch: int = 8, step_size: int = 256,
-        encoder: str = "efficientnet-b0") -> list[tuple[str, str, str, str]]:
+def run(
+    size: int = 512,
+    images: int = 48,
+    steps: int = 10,
+    batch: int = 8,
+    step_size: int = 256,
+    encoder: str = "efficientnet-b0",
+) -> list[tuple[str, str, str, str]]:
     """All figures as rows (benchmark, measured, reference, ratio/target)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for color in (False, True):
-            root = make_dataset(Path(tmp) / f"ds{int(color)}", count=images, size=(size, size), num_classes=4,
-                                color_masks=color, seed=0)
+            root = make_dataset(
+                Path(tmp) / f"ds{int(color)}",
+                count=images,
+                size=(size, size),
+                num_classes=4,
+                color_masks=color,
+                seed=0,
+            )
             r = bench_pipeline(root, size, color)
             kind = "colour" if color else "index"
-            rows.append((f"data pipeline {size}x{size}, {kind} masks", f"{r['pipeline_ips']:.0f} img/s",
-                         f"decode only {r['decode_ips']:.0f} img/s", f"{r['ratio']:.2f}x (target <= 1.5x)"))
+            rows.append(
+                (
+                    f"data pipeline {size}x{size}, {kind} masks",
+                    f"{r['pipeline_ips']:.0f} img/s",
+                    f"decode only {r['decode_ips']:.0f} img/s",
+                    f"{r['ratio']:.2f}x (target <= 1.5x)",
+                )
+            )
     r = bench_step(step_size, batch, steps, encoder)
-    rows.append((f"train step Unet/{encoder} b{batch} {step_size}x{step_size} CPU", f"{r['segpipe_ms']:.0f} ms",
-                 f"bare smp loop {r['bare_ms']:.0f} ms", f"{r['ratio']:.3f}x (target <= 1.05x)"))
+    rows.append(
+        (
+            f"train step Unet/{encoder} b{batch} {step_size}x{step_size} CPU",
+            f"{r['segpipe_ms']:.0f} ms",
+            f"bare smp loop {r['bare_ms']:.0f} ms",
+            f"{r['ratio']:.3f}x (target <= 1.05x)",
+        )
+    )
     return rows
 
 

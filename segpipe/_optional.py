@@ -16,7 +16,7 @@ INSTALL_HINTS = {
     "tensorrt": 'pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com '
     "(TensorRT wheels come from NVIDIA's package index; a CUDA GPU and driver are needed)",
     "cuda": 'pip install "segpipe[trt]" (cuda-python)',
-    "modelopt": 'pip install nvidia-modelopt --extra-index-url https://pypi.nvidia.com',
+    "modelopt": "pip install nvidia-modelopt --extra-index-url https://pypi.nvidia.com",
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for the CUDA provider)",
 }
 

@@ -66,7 +66,9 @@ def check_encoder(name: str) -> str:
     raise ConfigError(f"unknown encoder {name!r}{hint}")
 
 
-def preprocessing_params(encoder: str, weights: str | Path | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def preprocessing_params(
+    encoder: str, weights: str | Path | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) for the encoder: those of its named pretrained weights (``imagenet``...), else
     ImageNet's. smp reads a named weight's settings from the hub, so this only asks for them when
     such weights are used (they were just downloaded and are cached); random init or a weights
@@ -93,7 +95,18 @@ def preprocessing_params(encoder: str, weights: str | Path | None = None) -> tup
 
 def _is_offline_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    needles = ("url", "connect", "network", "resolve", "offline", "timed out", "timeout", "http", "hub", "ssl")
+    needles = (
+        "url",
+        "connect",
+        "network",
+        "resolve",
+        "offline",
+        "timed out",
+        "timeout",
+        "http",
+        "hub",
+        "ssl",
+    )
     return any(n in text for n in needles) or isinstance(exc, OSError)
 
 
@@ -119,7 +132,10 @@ def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> 
             weights = str(encoder_weights)
     try:
         model = smp.create_model(
-            arch, encoder_name=encoder, encoder_weights=weights, in_channels=info.in_channels,
+            arch,
+            encoder_name=encoder,
+            encoder_weights=weights,
+            in_channels=info.in_channels,
             classes=info.out_channels,
         )
     except (ConfigError, CheckpointError):
@@ -132,7 +148,9 @@ def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> 
                 "PATH to a local encoder weights file"
             ) from e
         if weights:
-            raise ConfigError(f"encoder {encoder} has no weights {weights!r}: {str(e).splitlines()[0]}") from e
+            raise ConfigError(
+                f"encoder {encoder} has no weights {weights!r}: {str(e).splitlines()[0]}"
+            ) from e
         raise
     if weights_file is not None:
         state = _torch_load(weights_file)
@@ -199,15 +217,19 @@ def _torch_load(path: Path, trust: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "unsupported global" not in str(e).lower():
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or not a torch.save file)") from e
+            raise CheckpointError(
+                f"{path} is not a readable PyTorch checkpoint (corrupt or not a torch.save file)"
+            ) from e
         if not trust:
             raise CheckpointError(
                 f"{path} needs full unpickling (it holds Python objects, e.g. a whole pickled model), "
                 "which can run arbitrary code; if you trust its source, pass --trust-checkpoint"
             ) from e
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else 'corrupt'})") from e
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'corrupt'})"
+        ) from e
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
@@ -260,7 +282,9 @@ def describe_bare(
     head = head_classes(ckpt.state_dict)
     if num_classes is None:
         if head is None:
-            raise CheckpointError(f"{ckpt.path} is a bare state_dict without a segmentation head; pass --num-classes")
+            raise CheckpointError(
+                f"{ckpt.path} is a bare state_dict without a segmentation head; pass --num-classes"
+            )
         num_classes = 2 if (mode == "binary" and head == 1) else head
     out = 1 if mode == "binary" else num_classes
     if head is not None and head != out:
@@ -270,8 +294,13 @@ def describe_bare(
     enc = encoder or DEFAULT_ENCODER
     mean, std = preprocessing_params(enc)  # weights unknown: ImageNet statistics
     return ModelInfo(
-        arch=resolve_arch(arch or DEFAULT_ARCH), encoder=check_encoder(enc), num_classes=num_classes,
-        mode=mode, mean=mean, std=std, input_size=input_size or (512, 512),
+        arch=resolve_arch(arch or DEFAULT_ARCH),
+        encoder=check_encoder(enc),
+        num_classes=num_classes,
+        mode=mode,
+        mean=mean,
+        std=std,
+        input_size=input_size or (512, 512),
     )
 
 

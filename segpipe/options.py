@@ -139,7 +139,11 @@ class TrainOptions:
         if self.mode not in MODES:
             raise bad("mode", self.mode, f"use one of {', '.join(MODES)}")
         if self.num_classes is not None and self.num_classes < (2 if self.mode != "multilabel" else 1):
-            raise bad("num-classes", self.num_classes, "need at least 2 classes (binary: 2, background and foreground)")
+            raise bad(
+                "num-classes",
+                self.num_classes,
+                "need at least 2 classes (binary: 2, background and foreground)",
+            )
         if self.mode == "binary" and self.num_classes not in (None, 2):
             raise bad("num-classes", self.num_classes, "binary mode has exactly 2 classes (0 and 1)")
         for name in ("epochs", "batch_size"):
@@ -168,8 +172,16 @@ class TrainOptions:
         losses = parse_loss(self.loss)
         if self.mode == "seg" and "bce" in losses:
             raise bad("loss", self.loss, "bce is for binary/multilabel modes; use ce in seg mode")
-        if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
-            raise bad("class-names", ",".join(self.class_names), f"gives {len(self.class_names)} names for {self.num_classes} classes")
+        if (
+            self.class_names is not None
+            and self.num_classes is not None
+            and len(self.class_names) != self.num_classes
+        ):
+            raise bad(
+                "class-names",
+                ",".join(self.class_names),
+                f"gives {len(self.class_names)} names for {self.num_classes} classes",
+            )
         if self.dataset is not None and ":" not in self.dataset:
             raise bad("dataset", self.dataset, "use package.module:ClassName")
         for name, low in (("devices", 1), ("max_restarts", 0), ("log_every", 0)):
@@ -255,7 +267,9 @@ def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in names:
-            raise ConfigError(f"{p} line {lines.get(str(key), '?')}: unknown option {key!r}{close_matches(name, names)}")
+            raise ConfigError(
+                f"{p} line {lines.get(str(key), '?')}: unknown option {key!r}{close_matches(name, names)}"
+            )
         try:
             out[name] = _coerce(cls, name, value)
         except (TypeError, ValueError) as e:
@@ -517,8 +531,12 @@ class BenchmarkOptions:
             raise ConfigError("--model: give at least one model file")
         if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
             raise ConfigError(f"--size {' '.join(map(str, self.size))}: give WIDTH HEIGHT, both positive")
-        checks = (("batch", self.batch, 1), ("runs", self.runs, 1), ("warmup", self.warmup, 0),
-                  ("threads", self.threads, 0))
+        checks = (
+            ("batch", self.batch, 1),
+            ("runs", self.runs, 1),
+            ("warmup", self.warmup, 0),
+            ("threads", self.threads, 0),
+        )
         for flag, value, low in checks:
             if value < low:
                 raise ConfigError(f"--{flag} {value}: must be at least {low}")

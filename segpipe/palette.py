@@ -92,7 +92,9 @@ def load_palette(path: str | Path | None = None) -> Palette:
             cid = int(row[0])
             rgb = tuple(int(v) for v in row[2:5])
         except ValueError:
-            raise ConfigError(f"{p} line {lineno}: id and r,g,b must be integers, got {','.join(row)!r}") from None
+            raise ConfigError(
+                f"{p} line {lineno}: id and r,g,b must be integers, got {','.join(row)!r}"
+            ) from None
         if any(not 0 <= v <= 255 for v in rgb):
             raise ConfigError(f"{p} line {lineno}: colour {rgb} is outside 0-255")
         if cid in entries:
@@ -103,7 +105,9 @@ def load_palette(path: str | Path | None = None) -> Palette:
     ids = sorted(entries)
     if ids != list(range(len(ids))):
         missing = sorted(set(range(max(ids) + 1)) - set(ids))
-        raise ConfigError(f"palette file {p}: class ids must be 0..{len(ids) - 1} without gaps; missing {missing[:5]}")
+        raise ConfigError(
+            f"palette file {p}: class ids must be 0..{len(ids) - 1} without gaps; missing {missing[:5]}"
+        )
     return Palette(
         names=tuple(entries[i][0] or f"class_{i}" for i in ids),
         colors=tuple(entries[i][1] for i in ids),
@@ -152,7 +156,9 @@ def overlay(image: np.ndarray, color_mask: np.ndarray, alpha: float = 0.5) -> np
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def rgb_to_index(mask_rgb: np.ndarray, palette: Palette, path: str | Path = "", ignore_index: int = 255) -> np.ndarray:
+def rgb_to_index(
+    mask_rgb: np.ndarray, palette: Palette, path: str | Path = "", ignore_index: int = 255
+) -> np.ndarray:
     """Decode an RGB colour mask through the palette into class indices (uint8/uint16).
 
     Black (0,0,0) that is not a palette colour, and any colour not in the palette, is an error

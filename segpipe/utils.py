@@ -75,9 +75,7 @@ def resolve_device(spec: str = "auto"):
             raise ConfigError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
         dev = torch.device(spec)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible"
-            )
+            raise ConfigError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         return dev
     raise ConfigError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N")
 

@@ -43,8 +43,13 @@ def color_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from segpipe.data.synthetic import make_dataset
 
     return make_dataset(
-        tmp_path_factory.mktemp("color_ds"), count=12, size=TINY, num_classes=4, color_masks=True,
-        image_ext=".jpg", seed=2,
+        tmp_path_factory.mktemp("color_ds"),
+        count=12,
+        size=TINY,
+        num_classes=4,
+        color_masks=True,
+        image_ext=".jpg",
+        seed=2,
     )
 
 
@@ -54,8 +59,14 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from segpipe.modelinfo import ModelInfo
     from segpipe.models import create_model, save_checkpoint
 
-    info = ModelInfo(arch="Unet", encoder=ENCODER, num_classes=3, input_size=TINY,
-                     class_names=("bg", "a", "b"), colors=((0, 0, 0), (255, 0, 0), (0, 255, 0)))
+    info = ModelInfo(
+        arch="Unet",
+        encoder=ENCODER,
+        num_classes=3,
+        input_size=TINY,
+        class_names=("bg", "a", "b"),
+        colors=((0, 0, 0), (255, 0, 0), (0, 255, 0)),
+    )
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
     return save_checkpoint(path, create_model(info, None), info)

@@ -21,13 +21,23 @@ def test_help_lists_every_registered_command() -> None:
     assert r.exit_code == 0
     for name, _ in COMMANDS:
         assert name in r.output
-    assert {n for n, _ in COMMANDS} >= {"demo", "train", "visualize", "evaluate", "export-onnx", "info",
-                                        "build-trt", "benchmark"}
+    assert {n for n, _ in COMMANDS} >= {
+        "demo",
+        "train",
+        "visualize",
+        "evaluate",
+        "export-onnx",
+        "info",
+        "build-trt",
+        "benchmark",
+    }
 
 
 def test_version_and_python_m() -> None:
     assert runner.invoke(app, ["--version"]).output.strip() == f"segpipe {__version__}"
-    out = subprocess.run([sys.executable, "-m", "segpipe", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "segpipe", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"segpipe {__version__}"
 
 
@@ -37,8 +47,14 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     r = runner.invoke(app, ["demo", "--output-dir", str(out), "--epochs", "1", "--quiet", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "validation mIoU" in r.output and "held-out mIoU" in r.output
-    for f in ("train/best.pth", "train/metrics.csv", "demo.onnx", "evaluate_pth.json", "confusion_matrix.png",
-              "benchmark.json"):
+    for f in (
+        "train/best.pth",
+        "train/metrics.csv",
+        "demo.onnx",
+        "evaluate_pth.json",
+        "confusion_matrix.png",
+        "benchmark.json",
+    ):
         assert (out / f).is_file(), f
     assert len(list((out / "visualize").glob("*.png"))) >= 4
     assert len(list((out / "visualize_onnx").glob("*.png"))) >= 4

@@ -35,7 +35,9 @@ def test_subfolders_and_other_image_formats(tmp_path: Path, index_dataset: Path)
     (root / "indexes" / "sub").mkdir()
     img = cv2.imread(str(root / "images" / "sample_000.png"))
     cv2.imwrite(str(root / "images" / "sub" / "extra.bmp"), img)
-    shutil.copy(root / "indexes" / "sample_000_color_mask.png", root / "indexes" / "sub" / "extra_color_mask.png")
+    shutil.copy(
+        root / "indexes" / "sample_000_color_mask.png", root / "indexes" / "sub" / "extra_color_mask.png"
+    )
     names = {s.name for s in find_samples(root)}
     assert "sub/extra" in names and len(names) == 13
 
@@ -91,7 +93,9 @@ def test_unknown_colour_is_named(tmp_path: Path, color_dataset: Path) -> None:
     palette = load_palette(color_dataset / "colors.csv")
     mask = np.zeros((8, 8, 3), np.uint8)
     mask[2, 5] = (1, 2, 3)  # BGR on disk -> RGB (3, 2, 1)
-    with pytest.raises(DataError, match=r"m.png: colour \(3, 2, 1\) at pixel \(x=5, y=2\) is not in the palette"):
+    with pytest.raises(
+        DataError, match=r"m.png: colour \(3, 2, 1\) at pixel \(x=5, y=2\) is not in the palette"
+    ):
         MaskDecoder(4, palette).decode(mask, "m.png")
 
 

@@ -20,7 +20,9 @@ from segpipe.models import (
 )
 from segpipe.utils import check_divisible
 
-INFO = ModelInfo(arch="Unet", encoder="resnet18", num_classes=3, input_size=(64, 64), class_names=("a", "b", "c"))
+INFO = ModelInfo(
+    arch="Unet", encoder="resnet18", num_classes=3, input_size=(64, 64), class_names=("a", "b", "c")
+)
 
 
 def test_unknown_names_list_close_matches() -> None:
@@ -50,7 +52,9 @@ def test_encoder_weights_from_file(tmp_path: Path) -> None:
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path: Path) -> None:
     model = create_model(INFO)
-    path = save_checkpoint(tmp_path / "m.pth", model, INFO, {"epoch": 2, "history": [{"miou": 0.5}]}, {"lr": 0.1})
+    path = save_checkpoint(
+        tmp_path / "m.pth", model, INFO, {"epoch": 2, "history": [{"miou": 0.5}]}, {"lr": 0.1}
+    )
     raw = torch.load(path, weights_only=True)  # the contract: no pickled objects
     assert raw["format"] == "segpipe" and raw["model_info"]["encoder"] == "resnet18"
     ckpt = load_checkpoint(path)

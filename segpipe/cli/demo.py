@@ -35,14 +35,18 @@ def _trt_unavailable_reason() -> str | None:
     except Exception:  # pragma: no cover - torch is a dependency
         has_cuda = False
     if not available("tensorrt"):
-        return 'tensorrt is not installed (pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com)'
+        return (
+            'tensorrt is not installed (pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com)'
+        )
     if not has_cuda:
         return "no CUDA GPU is visible"
     return None
 
 
 def demo_command(
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="Where the demo writes everything.")] = Path("runs/demo"),
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="Where the demo writes everything.")
+    ] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs on the sample data.")] = 12,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
@@ -56,7 +60,13 @@ def demo_command(
     from segpipe.data.synthetic import make_dataset, sample_palette
     from segpipe.evaluate import evaluate, plot_confusion, write_report
     from segpipe.export.onnx import export_onnx
-    from segpipe.options import BenchmarkOptions, EvaluateOptions, OnnxExportOptions, TrainOptions, VisualizeOptions
+    from segpipe.options import (
+        BenchmarkOptions,
+        EvaluateOptions,
+        OnnxExportOptions,
+        TrainOptions,
+        VisualizeOptions,
+    )
     from segpipe.training import train
     from segpipe.visualize import visualize
 
@@ -68,10 +78,22 @@ def demo_command(
 
     console.rule("[bold]1. train")
     opts = run_guarded(
-        TrainOptions, data_root=data, colors=data / "colors.csv", num_classes=4, model_name="demo",
-        encoder=DEMO_ENCODER, encoder_weights="none",  # offline-safe; real runs default to ImageNet weights
-        epochs=epochs, batch_size=8, lr=3e-3, size=DEMO_SIZE, val_fraction=0.2, workers=0, device=device,
-        output_dir=output_dir / "train", seed=0,
+        TrainOptions,
+        data_root=data,
+        colors=data / "colors.csv",
+        num_classes=4,
+        model_name="demo",
+        encoder=DEMO_ENCODER,
+        encoder_weights="none",  # offline-safe; real runs default to ImageNet weights
+        epochs=epochs,
+        batch_size=8,
+        lr=3e-3,
+        size=DEMO_SIZE,
+        val_fraction=0.2,
+        workers=0,
+        device=device,
+        output_dir=output_dir / "train",
+        seed=0,
     )
     result = run_guarded(train, opts, reporter)
     best = result.best_path
@@ -86,26 +108,62 @@ def demo_command(
     sample_images.mkdir(parents=True)
     for img in sorted((data / "images").iterdir())[:4]:
         shutil.copy(img, sample_images / img.name)
-    vis = run_guarded(visualize, VisualizeOptions(images=sample_images, model=best, output_dir=output_dir / "visualize",
-                                                  overlay=0.5, side_by_side=True, device=device), reporter)
-    console.print(f"[green]wrote[/] {vis.images} colour masks, overlays and side-by-side pictures to {vis.output_dir}")
+    vis = run_guarded(
+        visualize,
+        VisualizeOptions(
+            images=sample_images,
+            model=best,
+            output_dir=output_dir / "visualize",
+            overlay=0.5,
+            side_by_side=True,
+            device=device,
+        ),
+        reporter,
+    )
+    console.print(
+        f"[green]wrote[/] {vis.images} colour masks, overlays and side-by-side pictures to {vis.output_dir}"
+    )
     # a held-out set the model never saw: new images from the same generator, another seed
-    heldout = make_dataset(output_dir / "heldout", count=16, size=DEMO_SIZE, num_classes=4, color_masks=True,
-                           palette=sample_palette(), image_ext=".jpg", seed=123)
+    heldout = make_dataset(
+        output_dir / "heldout",
+        count=16,
+        size=DEMO_SIZE,
+        num_classes=4,
+        color_masks=True,
+        palette=sample_palette(),
+        image_ext=".jpg",
+        seed=123,
+    )
     ev = run_guarded(evaluate, EvaluateOptions(data_root=heldout, model=best, device=device), reporter)
     print_result(ev)
     write_report(ev, output_dir / "evaluate_pth.json")
     plot_confusion(ev, output_dir / "confusion_matrix.png")
-    console.print(f"[green]wrote[/] {output_dir / 'evaluate_pth.json'} and {output_dir / 'confusion_matrix.png'}")
+    console.print(
+        f"[green]wrote[/] {output_dir / 'evaluate_pth.json'} and {output_dir / 'confusion_matrix.png'}"
+    )
 
     console.rule("[bold]3. export to ONNX (verified against PyTorch)")
-    exported = run_guarded(export_onnx, OnnxExportOptions(model=best, output=output_dir / "demo.onnx",
-                                                         verify_images=data / "images", verify_max_images=4), reporter)
+    exported = run_guarded(
+        export_onnx,
+        OnnxExportOptions(
+            model=best, output=output_dir / "demo.onnx", verify_images=data / "images", verify_max_images=4
+        ),
+        reporter,
+    )
     render_result(exported)
-    vis_onnx = run_guarded(visualize, VisualizeOptions(images=sample_images, model=exported.path,
-                                                       output_dir=output_dir / "visualize_onnx", device=device), reporter)
-    console.print(f"[green]wrote[/] {vis_onnx.images} colour masks from the ONNX model to {vis_onnx.output_dir}")
-    ev_onnx = run_guarded(evaluate, EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter)
+    vis_onnx = run_guarded(
+        visualize,
+        VisualizeOptions(
+            images=sample_images, model=exported.path, output_dir=output_dir / "visualize_onnx", device=device
+        ),
+        reporter,
+    )
+    console.print(
+        f"[green]wrote[/] {vis_onnx.images} colour masks from the ONNX model to {vis_onnx.output_dir}"
+    )
+    ev_onnx = run_guarded(
+        evaluate, EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter
+    )
     console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
 
     console.rule("[bold]4. TensorRT engine")
@@ -121,8 +179,13 @@ def demo_command(
         console.print(f"[yellow]skipped[/] building a TensorRT engine: {escape(reason)}")
 
     console.rule("[bold]5. benchmark")
-    bench = run_guarded(benchmark, BenchmarkOptions(models=tuple(models), warmup=2, runs=10, device=device,
-                                                    report=output_dir / "benchmark.json"), reporter)
+    bench = run_guarded(
+        benchmark,
+        BenchmarkOptions(
+            models=tuple(models), warmup=2, runs=10, device=device, report=output_dir / "benchmark.json"
+        ),
+        reporter,
+    )
     render_benchmark(bench)
 
     console.rule("[bold]demo finished")

@@ -14,7 +14,9 @@ from segpipe.cli.common import console, err_console, fail, is_debug, one_line, r
 from segpipe.options import TrainOptions
 from segpipe.training.launch import LAUNCHED_ENV
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING}
+_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING
+}
 
 
 def _d(name: str) -> Any:
@@ -29,54 +31,272 @@ SCALE, SPEED = "Several GPUs / processes", "Speed (CUDA)"
 
 def train_command(
     ctx: typer.Context,
-    data_root: Annotated[Path, typer.Option("--data-root", "--data_root", help="Folder holding images/ and indexes/.", rich_help_panel=DATA)] = None,  # type: ignore[assignment]
-    num_classes: Annotated[int | None, typer.Option("--num-classes", "--num_classes", help="Number of classes (binary: 2).", rich_help_panel=DATA)] = None,
-    model_name: Annotated[str, typer.Option("--model-name", "--model_name", help="Name of the run and its checkpoints.", rich_help_panel=RUN)] = _d("model_name"),
-    model: Annotated[Path | None, typer.Option("--model", help="Checkpoint to start from (segpipe checkpoints resume; bare state_dicts load weights).", rich_help_panel=MODEL)] = None,
-    finetune: Annotated[bool, typer.Option("--finetune", help="With --model: load its weights only and start a new run.", rich_help_panel=MODEL)] = False,
-    mode: Annotated[str, typer.Option("--mode", help="seg (multiclass softmax), binary or multilabel.", rich_help_panel=MODEL)] = _d("mode"),
-    use_mixup: Annotated[bool, typer.Option("--use-mixup", "--use_mixup", help="Mix-up of two samples, loss mixed by the same weight.", rich_help_panel=AUG)] = False,
-    mixup_alpha: Annotated[float, typer.Option("--mixup-alpha", help="Beta(alpha, alpha) of the mix-up weight.", rich_help_panel=AUG)] = _d("mixup_alpha"),
-    encoder: Annotated[str, typer.Option("--encoder", "--backend", help="Any smp encoder.", rich_help_panel=MODEL)] = _d("encoder"),
-    arch: Annotated[str, typer.Option("--arch", help="Any smp architecture (Unet, FPN, DeepLabV3Plus...).", rich_help_panel=MODEL)] = _d("arch"),
-    encoder_weights: Annotated[str, typer.Option("--encoder-weights", help="imagenet, none, or a weights file.", rich_help_panel=MODEL)] = _d("encoder_weights"),
+    data_root: Annotated[
+        Path,
+        typer.Option(
+            "--data-root", "--data_root", help="Folder holding images/ and indexes/.", rich_help_panel=DATA
+        ),
+    ] = None,  # type: ignore[assignment]
+    num_classes: Annotated[
+        int | None,
+        typer.Option(
+            "--num-classes", "--num_classes", help="Number of classes (binary: 2).", rich_help_panel=DATA
+        ),
+    ] = None,
+    model_name: Annotated[
+        str,
+        typer.Option(
+            "--model-name", "--model_name", help="Name of the run and its checkpoints.", rich_help_panel=RUN
+        ),
+    ] = _d("model_name"),
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Checkpoint to start from (segpipe checkpoints resume; bare state_dicts load weights).",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
+    finetune: Annotated[
+        bool,
+        typer.Option(
+            "--finetune",
+            help="With --model: load its weights only and start a new run.",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
+    mode: Annotated[
+        str,
+        typer.Option("--mode", help="seg (multiclass softmax), binary or multilabel.", rich_help_panel=MODEL),
+    ] = _d("mode"),
+    use_mixup: Annotated[
+        bool,
+        typer.Option(
+            "--use-mixup",
+            "--use_mixup",
+            help="Mix-up of two samples, loss mixed by the same weight.",
+            rich_help_panel=AUG,
+        ),
+    ] = False,
+    mixup_alpha: Annotated[
+        float,
+        typer.Option("--mixup-alpha", help="Beta(alpha, alpha) of the mix-up weight.", rich_help_panel=AUG),
+    ] = _d("mixup_alpha"),
+    encoder: Annotated[
+        str, typer.Option("--encoder", "--backend", help="Any smp encoder.", rich_help_panel=MODEL)
+    ] = _d("encoder"),
+    arch: Annotated[
+        str,
+        typer.Option(
+            "--arch", help="Any smp architecture (Unet, FPN, DeepLabV3Plus...).", rich_help_panel=MODEL
+        ),
+    ] = _d("arch"),
+    encoder_weights: Annotated[
+        str,
+        typer.Option("--encoder-weights", help="imagenet, none, or a weights file.", rich_help_panel=MODEL),
+    ] = _d("encoder_weights"),
     epochs: Annotated[int, typer.Option("--epochs", rich_help_panel=OPTIM)] = _d("epochs"),
-    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", rich_help_panel=OPTIM)] = _d("batch_size"),
+    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", rich_help_panel=OPTIM)] = _d(
+        "batch_size"
+    ),
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.", rich_help_panel=OPTIM)] = _d("lr"),
-    weight_decay: Annotated[float, typer.Option("--weight-decay", rich_help_panel=OPTIM)] = _d("weight_decay"),
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adam or sgd.", rich_help_panel=OPTIM)] = _d("optimizer"),
-    scheduler: Annotated[str, typer.Option("--scheduler", help="cosine, poly or constant (per epoch).", rich_help_panel=OPTIM)] = _d("scheduler"),
-    loss: Annotated[str, typer.Option("--loss", help="ce, dice, focal, lovasz (bce) or a sum like ce+dice.", rich_help_panel=OPTIM)] = _d("loss"),
-    size: Annotated[tuple[int, int] | None, typer.Option("--size", help="WIDTH HEIGHT, multiples of the output stride.", rich_help_panel=DATA, show_default="512 512")] = None,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the data held out for validation.", rich_help_panel=DATA)] = _d("val_fraction"),
-    val_root: Annotated[Path | None, typer.Option("--val-root", help="A separate validation folder (same layout).", rich_help_panel=DATA)] = None,
-    workers: Annotated[int | None, typer.Option("--workers", help="Data loader processes.", rich_help_panel=RUN, show_default="min(4, cores)")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = _d("device"),
+    weight_decay: Annotated[float, typer.Option("--weight-decay", rich_help_panel=OPTIM)] = _d(
+        "weight_decay"
+    ),
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="adamw, adam or sgd.", rich_help_panel=OPTIM)
+    ] = _d("optimizer"),
+    scheduler: Annotated[
+        str, typer.Option("--scheduler", help="cosine, poly or constant (per epoch).", rich_help_panel=OPTIM)
+    ] = _d("scheduler"),
+    loss: Annotated[
+        str,
+        typer.Option(
+            "--loss", help="ce, dice, focal, lovasz (bce) or a sum like ce+dice.", rich_help_panel=OPTIM
+        ),
+    ] = _d("loss"),
+    size: Annotated[
+        tuple[int, int] | None,
+        typer.Option(
+            "--size",
+            help="WIDTH HEIGHT, multiples of the output stride.",
+            rich_help_panel=DATA,
+            show_default="512 512",
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float,
+        typer.Option(
+            "--val-fraction", help="Share of the data held out for validation.", rich_help_panel=DATA
+        ),
+    ] = _d("val_fraction"),
+    val_root: Annotated[
+        Path | None,
+        typer.Option("--val-root", help="A separate validation folder (same layout).", rich_help_panel=DATA),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="Data loader processes.", rich_help_panel=RUN, show_default="min(4, cores)"
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)
+    ] = _d("device"),
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision on CUDA.", rich_help_panel=RUN)] = False,
     seed: Annotated[int, typer.Option("--seed", rich_help_panel=RUN)] = _d("seed"),
-    output_dir: Annotated[Path | None, typer.Option("--output-dir", "--output_dir", help="Run folder (default runs/<model_name>).", rich_help_panel=RUN)] = None,
-    class_names: Annotated[str | None, typer.Option("--class-names", help="Comma-separated class names (default: the palette's).", rich_help_panel=DATA)] = None,
-    colors: Annotated[Path | None, typer.Option("--colors", help="Palette CSV id,name,r,g,b (default: segpipe's colors.csv).", rich_help_panel=DATA)] = None,
-    ignore_index: Annotated[int, typer.Option("--ignore-index", help="Mask value ignored by loss and metrics.", rich_help_panel=DATA)] = _d("ignore_index"),
-    augment: Annotated[str, typer.Option("--augment", help="none, light, heavy or an albumentations YAML file.", rich_help_panel=AUG)] = _d("augment"),
-    patience: Annotated[int, typer.Option("--patience", help="Early stopping after N epochs without a better mIoU (0: off).", rich_help_panel=OPTIM)] = _d("patience"),
-    mask_suffix: Annotated[str, typer.Option("--mask-suffix", help="Mask file = NAME + suffix + .png.", rich_help_panel=DATA)] = _d("mask_suffix"),
-    mask_type: Annotated[str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=DATA)] = _d("mask_type"),
-    class_map: Annotated[Path | None, typer.Option("--class-map", help="File of 'raw,new' lines (new may be 'ignore').", rich_help_panel=DATA)] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Your own dataset class, package.module:ClassName.", rich_help_panel=DATA)] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML file of options; flags on the command line win.", rich_help_panel=RUN)] = None,
-    trust_checkpoint: Annotated[bool, typer.Option("--trust-checkpoint", help="Allow a --model checkpoint that needs full unpickling (it can run code: trusted files only).", rich_help_panel=MODEL)] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="If the run folder holds last.pth, go on from it (re-queued jobs).", rich_help_panel=RUN)] = False,
-    skip_nonfinite: Annotated[bool, typer.Option("--skip-nonfinite", help="Skip batches with a NaN/inf loss instead of stopping.", rich_help_panel=OPTIM)] = False,
-    devices: Annotated[int, typer.Option("--devices", help="Processes on this machine (one per GPU; with --device cpu, CPU processes), launched by torch's elastic launcher. Under torchrun: ignored.", rich_help_panel=SCALE)] = _d("devices"),
-    max_restarts: Annotated[int, typer.Option("--max-restarts", help="With --devices: restart all processes this often after a failure, resuming from last.pth.", rich_help_panel=SCALE)] = _d("max_restarts"),
-    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="SyncBatchNorm across processes (CUDA).", rich_help_panel=SCALE)] = False,
-    amp_dtype: Annotated[str, typer.Option("--amp-dtype", help="fp16 (with a gradient scaler) or bf16, with --amp.", rich_help_panel=SPEED)] = _d("amp_dtype"),
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model (slow first steps).", rich_help_panel=SPEED)] = False,
-    channels_last: Annotated[bool, typer.Option("--channels-last/--no-channels-last", help="Channels-last memory layout for the model (as the inputs).", rich_help_panel=SPEED)] = _d("channels_last"),
-    persistent_workers: Annotated[bool, typer.Option("--persistent-workers/--no-persistent-workers", help="Keep loader workers alive between epochs.", rich_help_panel=SPEED)] = _d("persistent_workers"),
-    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic CUDA kernels, no cudnn.benchmark (exact resume on GPU; slower).", rich_help_panel=SPEED)] = False,
-    log_every: Annotated[int, typer.Option("--log-every", help="Steps between progress updates (host syncs); 0: 1 on CPU, 10 on CUDA.", rich_help_panel=SPEED)] = _d("log_every"),
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "--output_dir",
+            help="Run folder (default runs/<model_name>).",
+            rich_help_panel=RUN,
+        ),
+    ] = None,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="Comma-separated class names (default: the palette's).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    colors: Annotated[
+        Path | None,
+        typer.Option(
+            "--colors",
+            help="Palette CSV id,name,r,g,b (default: segpipe's colors.csv).",
+            rich_help_panel=DATA,
+        ),
+    ] = None,
+    ignore_index: Annotated[
+        int,
+        typer.Option("--ignore-index", help="Mask value ignored by loss and metrics.", rich_help_panel=DATA),
+    ] = _d("ignore_index"),
+    augment: Annotated[
+        str,
+        typer.Option(
+            "--augment", help="none, light, heavy or an albumentations YAML file.", rich_help_panel=AUG
+        ),
+    ] = _d("augment"),
+    patience: Annotated[
+        int,
+        typer.Option(
+            "--patience",
+            help="Early stopping after N epochs without a better mIoU (0: off).",
+            rich_help_panel=OPTIM,
+        ),
+    ] = _d("patience"),
+    mask_suffix: Annotated[
+        str, typer.Option("--mask-suffix", help="Mask file = NAME + suffix + .png.", rich_help_panel=DATA)
+    ] = _d("mask_suffix"),
+    mask_type: Annotated[
+        str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=DATA)
+    ] = _d("mask_type"),
+    class_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--class-map", help="File of 'raw,new' lines (new may be 'ignore').", rich_help_panel=DATA
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", help="Your own dataset class, package.module:ClassName.", rich_help_panel=DATA
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="YAML file of options; flags on the command line win.", rich_help_panel=RUN
+        ),
+    ] = None,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Allow a --model checkpoint that needs full unpickling (it can run code: trusted files only).",
+            rich_help_panel=MODEL,
+        ),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="If the run folder holds last.pth, go on from it (re-queued jobs).",
+            rich_help_panel=RUN,
+        ),
+    ] = False,
+    skip_nonfinite: Annotated[
+        bool,
+        typer.Option(
+            "--skip-nonfinite",
+            help="Skip batches with a NaN/inf loss instead of stopping.",
+            rich_help_panel=OPTIM,
+        ),
+    ] = False,
+    devices: Annotated[
+        int,
+        typer.Option(
+            "--devices",
+            help="Processes on this machine (one per GPU; with --device cpu, CPU processes), launched by torch's elastic launcher. Under torchrun: ignored.",
+            rich_help_panel=SCALE,
+        ),
+    ] = _d("devices"),
+    max_restarts: Annotated[
+        int,
+        typer.Option(
+            "--max-restarts",
+            help="With --devices: restart all processes this often after a failure, resuming from last.pth.",
+            rich_help_panel=SCALE,
+        ),
+    ] = _d("max_restarts"),
+    sync_bn: Annotated[
+        bool, typer.Option("--sync-bn", help="SyncBatchNorm across processes (CUDA).", rich_help_panel=SCALE)
+    ] = False,
+    amp_dtype: Annotated[
+        str,
+        typer.Option(
+            "--amp-dtype", help="fp16 (with a gradient scaler) or bf16, with --amp.", rich_help_panel=SPEED
+        ),
+    ] = _d("amp_dtype"),
+    compile_: Annotated[
+        bool,
+        typer.Option("--compile", help="torch.compile the model (slow first steps).", rich_help_panel=SPEED),
+    ] = False,
+    channels_last: Annotated[
+        bool,
+        typer.Option(
+            "--channels-last/--no-channels-last",
+            help="Channels-last memory layout for the model (as the inputs).",
+            rich_help_panel=SPEED,
+        ),
+    ] = _d("channels_last"),
+    persistent_workers: Annotated[
+        bool,
+        typer.Option(
+            "--persistent-workers/--no-persistent-workers",
+            help="Keep loader workers alive between epochs.",
+            rich_help_panel=SPEED,
+        ),
+    ] = _d("persistent_workers"),
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic",
+            help="Deterministic CUDA kernels, no cudnn.benchmark (exact resume on GPU; slower).",
+            rich_help_panel=SPEED,
+        ),
+    ] = False,
+    log_every: Annotated[
+        int,
+        typer.Option(
+            "--log-every",
+            help="Steps between progress updates (host syncs); 0: 1 on CPU, 10 on CUDA.",
+            rich_help_panel=SPEED,
+        ),
+    ] = _d("log_every"),
 ) -> None:
     """Train a segmentation model on DATA_ROOT/images + DATA_ROOT/indexes."""
     from segpipe.options import load_config
@@ -150,7 +370,11 @@ def _guarded_train(opts: TrainOptions, rank: int) -> Any:
     except KeyboardInterrupt:  # before training started (no checkpoint to write yet)
         if is_debug():
             raise
-        raise fail("interrupted before training started; nothing was written", code=130) if rank == 0 else typer.Exit(130)
+        raise (  # noqa: B904 - one line, no chained traceback
+            fail("interrupted before training started; nothing was written", code=130)
+            if rank == 0
+            else typer.Exit(130)
+        )
     except SegpipeError as e:
         if is_debug():
             raise
@@ -162,5 +386,7 @@ def _guarded_train(opts: TrainOptions, rank: int) -> Any:
         if is_debug() or not (under_elastic() and is_comm_error(e)):
             raise
         prefix = f"[rank {rank}] " if rank else ""
-        raise fail(f"{prefix}lost contact with the other training processes ({type(e).__name__}): one of them "
-                   "probably failed, see its error above (--debug for the traceback)") from None
+        raise fail(
+            f"{prefix}lost contact with the other training processes ({type(e).__name__}): one of them "
+            "probably failed, see its error above (--debug for the traceback)"
+        ) from None

@@ -66,7 +66,9 @@ def find_samples(
     img_dir, mask_dir = root / images_dir, root / masks_dir
     for d, what in ((img_dir, "images"), (mask_dir, "masks")):
         if not d.is_dir():
-            raise DataError(f"{d} is missing: the data root must hold {images_dir}/ and {masks_dir}/ ({what} folder)")
+            raise DataError(
+                f"{d} is missing: the data root must hold {images_dir}/ and {masks_dir}/ ({what} folder)"
+            )
     images = _list_images(img_dir)
     if not images:
         raise DataError(f"{img_dir} holds no images (read: {', '.join(IMAGE_EXTS)})")
@@ -77,7 +79,11 @@ def find_samples(
     samples, orphans = [], []
     for img in images:
         rel = img.relative_to(img_dir).with_suffix("")
-        key = str(rel.parent / f"{rel.name}{mask_suffix}") if str(rel.parent) != "." else f"{rel.name}{mask_suffix}"
+        key = (
+            str(rel.parent / f"{rel.name}{mask_suffix}")
+            if str(rel.parent) != "."
+            else f"{rel.name}{mask_suffix}"
+        )
         mask = masks.get(key)
         if mask is None:
             orphans.append(str(img.relative_to(root)))
@@ -137,7 +143,10 @@ class DatasetStats:
 
 
 def scan_samples(
-    samples: Sequence[Sample], decoder: MaskDecoder, reporter: Reporter | None = None, threads: int | None = None
+    samples: Sequence[Sample],
+    decoder: MaskDecoder,
+    reporter: Reporter | None = None,
+    threads: int | None = None,
 ) -> DatasetStats:
     """Decode every mask (and image) once, so bad data fails before anything is written.
 
@@ -170,7 +179,9 @@ class SegDataset(Dataset):
     neighbour). :meth:`reseed` makes the random augmentation reproducible per epoch and worker.
     """
 
-    def __init__(self, samples: Sequence[Sample], decoder: MaskDecoder, transform: Callable[..., Any] | None = None):
+    def __init__(
+        self, samples: Sequence[Sample], decoder: MaskDecoder, transform: Callable[..., Any] | None = None
+    ):
         self.samples = list(samples)
         self.decoder = decoder
         self.transform = transform

@@ -30,12 +30,16 @@ def load_class_map(path: str | Path, ignore_index: int = 255) -> dict[int, int]:
             continue
         parts = [t for t in line.replace(",", " ").replace(":", " ").replace("->", " ").split() if t]
         if len(parts) != 2:
-            raise ConfigError(f"{p} line {lineno}: expected 'raw,new' (or 'raw,ignore'), got {raw_line.strip()!r}")
+            raise ConfigError(
+                f"{p} line {lineno}: expected 'raw,new' (or 'raw,ignore'), got {raw_line.strip()!r}"
+            )
         try:
             src = int(parts[0])
             dst = ignore_index if parts[1].lower() == "ignore" else int(parts[1])
         except ValueError:
-            raise ConfigError(f"{p} line {lineno}: values must be integers or 'ignore', got {raw_line.strip()!r}") from None
+            raise ConfigError(
+                f"{p} line {lineno}: values must be integers or 'ignore', got {raw_line.strip()!r}"
+            ) from None
         if not 0 <= src <= 65535 or not 0 <= dst <= 65535:
             raise ConfigError(f"{p} line {lineno}: values must be within 0..65535, got {raw_line.strip()!r}")
         if src in rules:

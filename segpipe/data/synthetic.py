@@ -37,14 +37,18 @@ def _draw_shape(rng: np.random.Generator, mask: np.ndarray, cls: int, w: int, h:
         cv2.line(mask, (int(rng.integers(0, w)), 0), (int(rng.integers(0, w)), h - 1), int(cls), thickness)
 
 
-def make_sample(rng: np.random.Generator, width: int, height: int, num_classes: int, shapes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def make_sample(
+    rng: np.random.Generator, width: int, height: int, num_classes: int, shapes: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """One (RGB image uint8, index mask uint8) pair."""
     mask = np.zeros((height, width), dtype=np.uint8)
     for _ in range(shapes):
         _draw_shape(rng, mask, int(rng.integers(1, num_classes)), width, height)
     tints = np.array([_CLASS_TINTS[c % len(_CLASS_TINTS)] for c in range(num_classes)], dtype=np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    shade = (0.85 + 0.15 * np.sin(xx / max(width, 1) * 3.0 + rng.uniform(0, 6)) * np.cos(yy / max(height, 1) * 2.0))[..., None]
+    shade = (
+        0.85 + 0.15 * np.sin(xx / max(width, 1) * 3.0 + rng.uniform(0, 6)) * np.cos(yy / max(height, 1) * 2.0)
+    )[..., None]
     image = tints[mask] * shade + rng.normal(0, 8, size=(height, width, 3))
     return np.clip(image, 0, 255).astype(np.uint8), mask
 
@@ -79,7 +83,9 @@ def make_dataset(
         image, mask = make_sample(rng, width, height, num_classes)
         name = f"sample_{i:03d}"
         params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_ext in (".jpg", ".jpeg") else []
-        cv2.imwrite(str(root / "images" / f"{name}{image_ext}"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+        cv2.imwrite(
+            str(root / "images" / f"{name}{image_ext}"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params
+        )
         out = cv2.cvtColor(pal.array()[mask], cv2.COLOR_RGB2BGR) if color_masks else mask
         cv2.imwrite(str(root / "indexes" / f"{name}{mask_suffix}.png"), out)
     return root

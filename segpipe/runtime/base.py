@@ -74,7 +74,7 @@ class Runner(ABC):
         """Peak device memory used, where the backend can tell (else ``None``)."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Free the runner's memory; safe to call twice."""
 
     def __enter__(self) -> Runner:

@@ -27,7 +27,9 @@ def make_target(target: torch.Tensor, mode: str, num_classes: int, ignore_index:
         out = (target == 1).float()
         out[ignored] = float(ignore_index)
         return out.unsqueeze(1)
-    onehot = torch.nn.functional.one_hot(target.clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
+    onehot = (
+        torch.nn.functional.one_hot(target.clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
+    )
     return torch.where(ignored.unsqueeze(1), torch.full_like(onehot, float(ignore_index)), onehot)
 
 
@@ -85,7 +87,12 @@ def mixup(
     return lam * images + (1.0 - lam) * images[perm], perm, lam
 
 
-def mixed_loss(criterion: Callable[..., torch.Tensor], logits: torch.Tensor, target: torch.Tensor,
-               perm: torch.Tensor, lam: float) -> torch.Tensor:
+def mixed_loss(
+    criterion: Callable[..., torch.Tensor],
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    perm: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
     """The loss of a mixed-up batch, mixed by the same weight ``lam``."""
     return lam * criterion(logits, target) + (1.0 - lam) * criterion(logits, target[perm])

@@ -23,8 +23,12 @@ class SegMetrics:
     class_pixels: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {"miou": self.miou, "iou": self.iou, "pixel_accuracy": self.pixel_accuracy,
-                "class_pixels": self.class_pixels}
+        return {
+            "miou": self.miou,
+            "iou": self.iou,
+            "pixel_accuracy": self.pixel_accuracy,
+            "class_pixels": self.class_pixels,
+        }
 
 
 class IoUMeter:
@@ -41,7 +45,10 @@ class IoUMeter:
         import segmentation_models_pytorch as smp
 
         tp, fp, fn, _ = smp.metrics.get_stats(
-            pred.long(), target.long(), mode="multiclass", num_classes=self.num_classes,
+            pred.long(),
+            target.long(),
+            mode="multiclass",
+            num_classes=self.num_classes,
             ignore_index=self.ignore_index,
         )
         self.stats[0] += tp.sum(0).to(self.stats.device)
@@ -52,7 +59,9 @@ class IoUMeter:
         import segmentation_models_pytorch as smp
 
         tp, fp, fn = (s.double().cpu() for s in self.stats)
-        iou = smp.metrics.iou_score(tp, fp, fn, torch.zeros_like(tp), reduction="none", zero_division=math.nan)
+        iou = smp.metrics.iou_score(
+            tp, fp, fn, torch.zeros_like(tp), reduction="none", zero_division=math.nan
+        )
         valid = [float(v) for v in iou.tolist()]
         present = [v for v in valid if not math.isnan(v)]
         labelled = float((tp + fn).sum())

@@ -33,7 +33,9 @@ def write_metrics_csv(history: Sequence[dict[str, Any]], path: Path, class_names
     for row in history:
         ious = list(row.get("iou") or [math.nan] * len(class_names))
         writer.writerow(
-            [_cell(row.get(c, math.nan)) for c in columns[:6]] + [_cell(float(v)) for v in ious] + [_cell(row.get("lr", math.nan))]
+            [_cell(row.get(c, math.nan)) for c in columns[:6]]
+            + [_cell(float(v)) for v in ious]
+            + [_cell(row.get("lr", math.nan))]
         )
     return atomic_write_text(path, buf.getvalue())
 
@@ -86,7 +88,11 @@ def plot_val_samples(
     fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
     for r, (img, gt, pr) in enumerate(zip(images, truths, preds, strict=True)):
         for c, (pic, title) in enumerate(
-            ((img, "image"), (colorize(gt, colors, ignore_index), "ground truth"), (colorize(pr, colors, ignore_index), "prediction"))
+            (
+                (img, "image"),
+                (colorize(gt, colors, ignore_index), "ground truth"),
+                (colorize(pr, colors, ignore_index), "prediction"),
+            )
         ):
             axes[r][c].imshow(pic)
             axes[r][c].set_axis_off()
@@ -94,7 +100,13 @@ def plot_val_samples(
                 axes[r][c].set_title(title)
     present = sorted({int(v) for m in (*truths, *preds) for v in np.unique(m) if int(v) < len(colors)})
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=np.asarray(colors[i]) / 255.0, label=class_names[i] if i < len(class_names) else str(i))
+        plt.Rectangle(
+            (0, 0),
+            1,
+            1,
+            color=np.asarray(colors[i]) / 255.0,
+            label=class_names[i] if i < len(class_names) else str(i),
+        )
         for i in present
     ]
     if handles:
