@@ -62,8 +62,12 @@ FAST = [
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The subprocess's environment: tests/ importable, and as many CPU threads as this process uses
+    (runs compared for exact equality must reduce in the same order: Adam turns the last-bit
+    differences of near-zero gradients into whole learning-rate steps)."""
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", **extra}
+    threads = str(torch.get_num_threads())
+    return {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": threads, **extra}
 
 
 def _same_weights(a: Path, b: Path) -> None:

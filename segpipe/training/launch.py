@@ -11,6 +11,7 @@ the same one and a restart resumes from its ``last.pth``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -102,6 +103,14 @@ def _failure(exc: Exception) -> SegpipeError:
     return LaunchFailed(f"training process rank {rank} exited with code {code}", code)
 
 
+def _shutdown_timeout(config_cls: type) -> dict[str, int]:
+    """Seconds the launcher waits for stopped processes to save before it kills them (default
+    120, or ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT``); older torch has no such setting (30 s)."""
+    if "shutdown_timeout" not in {f.name for f in dataclasses.fields(config_cls)}:
+        return {}
+    return {"shutdown_timeout": int(os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "120"))}
+
+
 def launch(opts: TrainOptions, reporter: Reporter | None = None):
     """Run ``opts.devices`` training processes here and wait for them; returns rank 0's result,
     read back from the run folder."""
@@ -140,7 +149,7 @@ def launch(opts: TrainOptions, reporter: Reporter | None = None):
             max_restarts=opts.max_restarts,
             monitor_interval=0.2,
             logs_specs=DefaultLogsSpecs(log_dir=str(Path(tmp) / "logs")),
-            shutdown_timeout=int(os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "120")),
+            **_shutdown_timeout(LaunchConfig),
         )
         args = ["-m", "segpipe", "train", "--config", str(config_file)]
         try:
