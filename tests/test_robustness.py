@@ -46,6 +46,8 @@ def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     from segpipe.cli import common
 
     monkeypatch.setitem(common._state, "debug", False)
+
+
 FAST = [
     "--num-classes",
     "3",
