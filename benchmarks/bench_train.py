@@ -89,36 +89,50 @@ def bench_step(size: int, batch: int, steps: int, encoder: str) -> dict[str, flo
     images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8)
     masks = torch.randint(0, 4, (batch, size, size), dtype=torch.uint8)
 
-    bare = smp.create_model("Unet", encoder_name=encoder, encoder_weights=None, classes=4)
-    bare.train()
-    loss_fn = smp.losses.SoftCrossEntropyLoss(smooth_factor=0.0, ignore_index=255)
-    opt = torch.optim.AdamW(bare.parameters(), lr=1e-3, weight_decay=1e-4)
-    x_bare = ((images.float() / 255 - 0.45) / 0.225).permute(0, 3, 1, 2).contiguous()
-    y_bare = masks.long()
+    def make_bare(channels_last: bool):
+        torch.manual_seed(0)
+        net = smp.create_model("Unet", encoder_name=encoder, encoder_weights=None, classes=4).train()
+        x = ((images.float() / 255 - 0.45) / 0.225).permute(0, 3, 1, 2).contiguous()
+        if channels_last:  # the layout segpipe trains in (its Normalize permutes NHWC batches)
+            net = net.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+        loss_fn = smp.losses.SoftCrossEntropyLoss(smooth_factor=0.0, ignore_index=255)
+        y = masks.long()
 
-    def bare_step() -> None:
-        out = bare(x_bare)
-        loss = loss_fn(out, y_bare)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        def step() -> None:
+            loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
+    bare_step = make_bare(channels_last=True)
+    bare_cf_step = make_bare(channels_last=False)
 
     def segpipe_step() -> None:
         x, y = trainer.to_device(images, masks)
         trainer.train_step(x, y)
 
+    fns = {"bare": bare_step, "bare_cf": bare_cf_step, "segpipe": segpipe_step}
     for _ in range(2):
-        bare_step(), segpipe_step()
-    t_bare, t_seg = [], []
-    for _ in range(steps):  # interleaved, so drift in machine load hits both alike
-        t0 = time.perf_counter()
-        bare_step()
-        t_bare.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        segpipe_step()
-        t_seg.append(time.perf_counter() - t0)
-    b, s = statistics.median(t_bare), statistics.median(t_seg)
-    return {"bare_ms": 1000 * b, "segpipe_ms": 1000 * s, "ratio": s / b}
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(2):  # blocks of steps per loop, twice in turn: machine load drifts hit all alike
+        for k, fn in fns.items():
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "bare_ms": 1000 * med["bare"],
+        "bare_cf_ms": 1000 * med["bare_cf"],
+        "segpipe_ms": 1000 * med["segpipe"],
+        "ratio": med["segpipe"] / med["bare"],
+    }
 
 
 def run(
