@@ -342,8 +342,11 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
     env = distributed.setup(opts.device)
     if not env.is_main:
         warnings.simplefilter("ignore")  # rank 0 shows each warning once
+    reporter = (reporter or Reporter()) if env.is_main else Reporter()
+    if opts.devices > 1 and opts.devices != env.world_size:
+        reporter.warn(f"--devices {opts.devices} ignored: torchrun started {env.world_size} process(es)")
     try:
-        trainer = Trainer(opts, reporter if env.is_main else Reporter(), env)
+        trainer = Trainer(opts, reporter, env)
         return trainer.fit()
     finally:
         distributed.teardown(env)
