@@ -91,6 +91,58 @@ def pipeline(
     return result.seconds, result.seconds - timed.seconds
 
 
+def measure(
+    count: int = 32,
+    image_size: tuple[int, int] = (960, 540),
+    size: tuple[int, int] = (512, 288),
+    arch: str = "Unet",
+    encoder: str = "resnet18",
+    classes: int = 4,
+    batch_size: int = 4,
+    repeat: int = 3,
+) -> tuple[str, list[tuple[str, int, float, float, float]]]:
+    """(header line, [(backend, images, model-only s, pipeline s, s outside the model)])."""
+    size = tuple(size)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="segpipe-bench-") as tmp:
+        root = make_dataset(Path(tmp) / "data", count=count, size=tuple(image_size),
+                            num_classes=classes, image_ext=".jpg")  # fmt: skip
+        info = ModelInfo(arch=arch, encoder=encoder, num_classes=classes, input_size=size)
+        torch.manual_seed(0)
+        model = create_model(info, encoder_weights=None).eval()
+        pth = save_checkpoint(Path(tmp) / "model.pth", model, info)
+        onnx_path = export_onnx(model, info, Path(tmp) / "model.onnx")
+        images = [read_image(p) for p in list_images(root / "images")]
+        w, h = image_size
+        header = (f"{count} JPEG images {w}x{h} -> network {size[0]}x{size[1]}, {arch}/{encoder}, "
+                  f"{classes} classes, batch {batch_size}, "
+                  f"torch threads {torch.get_num_threads()}, best of {repeat}")  # fmt: skip
+        for name, path in (("pytorch", pth), ("onnxruntime", onnx_path)):
+            with load_runner(path, "cpu") as runner:
+                runner(np.stack([to_network(im, size) for im in images[:batch_size]]))  # warm-up
+                m = p = outside = float("inf")
+                for _ in range(repeat):  # interleaved, best of each: robust to a busy machine
+                    m = min(m, model_only(runner, images, size, batch_size))
+                    out = Path(tmp) / f"out_{name}"
+                    total, rest = pipeline(runner, root / "images", out, size, batch_size)
+                    p, outside = min(p, total), min(outside, rest)
+            results.append((name, len(images), m, p, outside))
+    return header, results
+
+
+def run(count: int = 32, image_size: tuple[int, int] = (960, 540), size: tuple[int, int] = (512, 288),
+        encoder: str = "resnet18", batch_size: int = 4, repeat: int = 3) -> list[tuple[str, str, str, str]]:
+    """The figures as rows (benchmark, measured, reference, ratio/target), for ``python -m benchmarks``."""
+    _, results = measure(count, image_size, size, encoder=encoder, batch_size=batch_size, repeat=repeat)
+    rows = []
+    for name, n, m, p, _outside in results:
+        target = " (target <= +15%)" if name == "onnxruntime" else ""
+        rows.append((f"visualize {name} CPU, {image_size[0]}x{image_size[1]} JPEG -> {size[0]}x{size[1]}",
+                     f"{n / p:.1f} img/s", f"model only {n / m:.1f} img/s",
+                     f"{100 * (p / m - 1):+.1f}%{target}"))  # fmt: skip
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=32, help="images (default 32)")
@@ -105,38 +157,15 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    size = tuple(args.size)
-    with tempfile.TemporaryDirectory(prefix="segpipe-bench-") as tmp:
-        root = make_dataset(Path(tmp) / "data", count=args.count, size=tuple(args.image_size),
-                            num_classes=args.classes, image_ext=".jpg")  # fmt: skip
-        info = ModelInfo(arch=args.arch, encoder=args.encoder, num_classes=args.classes, input_size=size)
-        torch.manual_seed(0)
-        model = create_model(info, encoder_weights=None).eval()
-        pth = save_checkpoint(Path(tmp) / "model.pth", model, info)
-        onnx_path = export_onnx(model, info, Path(tmp) / "model.onnx")
-        images = [read_image(p) for p in list_images(root / "images")]
-        w, h = args.image_size
-        print(f"{args.count} JPEG images {w}x{h} -> network {size[0]}x{size[1]}, {args.arch}/{args.encoder}, "
-              f"{args.classes} classes, batch {args.batch_size}, "
-              f"torch threads {torch.get_num_threads()}, best of {args.repeat}")  # fmt: skip
+    header, results = measure(args.count, tuple(args.image_size), tuple(args.size), args.arch, args.encoder,
+                              args.classes, args.batch_size, args.repeat)  # fmt: skip
+    print(header)
+    print(f"{'backend':<12} {'model only':>14} {'pipeline':>14} {'pipeline adds':>14} {'outside model':>16}")
+    for name, n, m, p, outside in results:
         print(
-            f"{'backend':<12} {'model only':>14} {'pipeline':>14} {'pipeline adds':>14} {'outside model':>16}"
+            f"{name:<12} {n / m:>9.2f} img/s {n / p:>9.2f} img/s {100 * (p / m - 1):>+13.1f}% "
+            f"{1000 * outside / n:>10.1f} ms/img"
         )
-        for name, path in (("pytorch", pth), ("onnxruntime", onnx_path)):
-            with load_runner(path, "cpu") as runner:
-                runner(np.stack([to_network(im, size) for im in images[: args.batch_size]]))  # warm-up
-                m = p = outside = float("inf")
-                for _ in range(args.repeat):  # interleaved, best of each: robust to a busy machine
-                    m = min(m, model_only(runner, images, size, args.batch_size))
-                    total, rest = pipeline(
-                        runner, root / "images", Path(tmp) / f"out_{name}", size, args.batch_size
-                    )
-                    p, outside = min(p, total), min(outside, rest)
-            n = len(images)
-            print(
-                f"{name:<12} {n / m:>9.2f} img/s {n / p:>9.2f} img/s {100 * (p / m - 1):>+13.1f}% "
-                f"{1000 * outside / n:>10.1f} ms/img"
-            )
 
 
 if __name__ == "__main__":
