@@ -106,14 +106,6 @@ def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray) -> np.ndar
     return img
 
 
-def fast_colorize(labels: np.ndarray, palette: Palette, ignore_index: int = 255) -> np.ndarray:
-    """:func:`segpipe.palette.colorize` (same colours), through ``cv2.LUT`` for uint8 class maps."""
-    if labels.dtype != np.uint8:
-        return colorize(labels, palette, ignore_index=ignore_index)
-    lut = colorize(np.arange(256, dtype=np.uint8), palette, ignore_index=ignore_index)  # 256×3
-    return cv2.LUT(cv2.merge([labels, labels, labels]), lut.reshape(256, 1, 3))
-
-
 def write_png(path: Path, rgb: np.ndarray) -> Path:
     """Encode an RGB (or single-channel) image as PNG and write it atomically."""
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
@@ -155,7 +147,7 @@ def _render(
 ) -> tuple[int, np.ndarray]:
     """Write every picture of one image; returns (files written, pixels per class)."""
     k = len(palette)
-    mask = fast_colorize(labels, palette, ignore_index)
+    mask = colorize(labels, palette, ignore_index)
     write_png(out_stem.with_name(f"{out_stem.name}_mask.png"), mask)
     files = 1
     if opts.overlay is not None:

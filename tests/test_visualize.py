@@ -287,13 +287,14 @@ def test_registered_in_the_segpipe_app():
     assert names["evaluate"] == "segpipe.cli.evaluate:evaluate_command"
 
 
-def test_fast_colorize_is_palette_colorize():
+def test_colorize_lut_path_equals_indexing_path():
     from segpipe.palette import colorize
-    from segpipe.visualize import fast_colorize
 
     palette = load_palette(None).truncated(5)
     labels = np.random.default_rng(0).integers(0, 256, size=(30, 40)).astype(np.uint8)
     labels[0, :4] = 255  # ignore index and ids beyond the palette are black in both
-    np.testing.assert_array_equal(fast_colorize(labels, palette), colorize(labels, palette))
+    fast = colorize(labels, palette)  # uint8: cv2.LUT
+    np.testing.assert_array_equal(fast, colorize(labels.astype(np.int64), palette))  # numpy indexing
+    assert tuple(fast[0, 0]) == (0, 0, 0)
     wide = labels.astype(np.uint16) + 200
-    np.testing.assert_array_equal(fast_colorize(wide, palette), colorize(wide, palette))
+    np.testing.assert_array_equal(colorize(wide, palette), colorize(wide.astype(np.int64), palette))
