@@ -123,10 +123,10 @@ def tensorrt_rows(quick: bool) -> list[Row]:
 
     from segpipe.benchmark import benchmark
     from segpipe.export.onnx import export_onnx
-    from segpipe.export.tensorrt import EngineOptions, build_engine
     from segpipe.modelinfo import ModelInfo
     from segpipe.models import create_model, save_checkpoint
     from segpipe.options import BenchmarkOptions, OnnxExportOptions
+    from segpipe.tensorrt.build import EngineOptions, build_engine
 
     size, encoder, runs = ((256, 256), "resnet18", 10) if quick else ((1280, 640), "efficientnet-b0", 50)
     ort_device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"

@@ -141,7 +141,7 @@ def _describe_onnx(path: Path) -> ModelDescription:
 
 
 def _describe_engine(path: Path) -> ModelDescription:
-    from segpipe.export.trt_sidecar import read_sidecar, sidecar_model_info, sidecar_path
+    from segpipe.tensorrt.sidecar import read_sidecar, sidecar_model_info, sidecar_path
 
     sidecar = read_sidecar(path)
     desc = ModelDescription(path, "tensorrt engine", file_size_mb(path))

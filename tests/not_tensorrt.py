@@ -9,7 +9,7 @@ names the builder uses as the TensorRT Python API reference documents them (``Bu
 ``ProfilingVerbosity.DETAILED``, ``IBuilderConfig.set_memory_pool_limit / builder_optimization_level /
 set_flag / add_optimization_profile / create_timing_cache / set_timing_cache / get_timing_cache``,
 ``IOptimizationProfile.set_shape``, ``Builder.build_serialized_network``) and records every call,
-so tests can check which calls ``segpipe.export.tensorrt.build_engine`` makes per version. The
+so tests can check which calls ``segpipe.tensorrt.build.build_engine`` makes per version. The
 "plan" it returns is the marker :attr:`NotTensorRT.PLAN`, not an engine.
 """
 

@@ -104,8 +104,8 @@ def _engine_with_sidecar(folder: Path, onnx_path: Path) -> Path:
     """An engine file (opaque bytes: info never opens it) and the sidecar build-trt writes for it."""
     import onnx
 
-    from segpipe.export.trt_shapes import ProfileShape
-    from segpipe.export.trt_sidecar import engine_sidecar, write_sidecar
+    from segpipe.tensorrt.shapes import ProfileShape
+    from segpipe.tensorrt.sidecar import engine_sidecar, write_sidecar
 
     engine = folder / "best.engine"
     engine.write_bytes(b"\x00" * 1000)

@@ -19,26 +19,26 @@ from typer.testing import CliRunner
 
 from segpipe._optional import available
 from segpipe.errors import CheckpointError, ConfigError, DataError, DependencyError, ExportError, SegpipeError
-from segpipe.export.tensorrt import (
+from segpipe.modelinfo import ModelInfo
+from segpipe.runtime.base import compare, runner_class
+from segpipe.tensorrt.build import (
     EngineOptions,
     ParserIssue,
     build_engine,
     format_parser_issues,
     inspect_onnx,
 )
-from segpipe.export.trt_precision import Fp16Plan, autocast_fp16, decide_fp16, graph_precision
-from segpipe.export.trt_shapes import ProfileShape, TensorSpec, derive_profile, format_shapes, parse_shapes
-from segpipe.export.trt_sidecar import (
+from segpipe.tensorrt.precision import Fp16Plan, autocast_fp16, decide_fp16, graph_precision
+from segpipe.tensorrt.shapes import ProfileShape, TensorSpec, derive_profile, format_shapes, parse_shapes
+from segpipe.tensorrt.sidecar import (
     engine_sidecar,
     read_sidecar,
     sidecar_model_info,
     sidecar_path,
     write_sidecar,
 )
-from segpipe.export.trt_trtexec import parse_trtexec_version, trtexec_command
-from segpipe.export.trt_verify import default_min_agreement, onnx_reference, verification_batches
-from segpipe.modelinfo import ModelInfo
-from segpipe.runtime.base import compare, runner_class
+from segpipe.tensorrt.trtexec import parse_trtexec_version, trtexec_command
+from segpipe.tensorrt.verify import default_min_agreement, onnx_reference, verification_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from not_tensorrt import NotTensorRT  # noqa: E402
@@ -419,7 +419,7 @@ def test_runner_without_tensorrt(tmp_path):
 
 def test_cuda_check_reports_real_cuda_errors():
     """cuda-python is installed with torch: without a GPU its calls fail, and the error is one line."""
-    from segpipe.runtime.tensorrt import cuda_check, cuda_runtime
+    from segpipe.tensorrt.runner import cuda_check, cuda_runtime
 
     cudart = cuda_runtime()
     result = cudart.cudaStreamCreate()
@@ -435,7 +435,7 @@ def test_native_handle_of_a_stream_without_deprecated_int(recwarn):
     """``execute_async_v3`` gets the stream as an int, through ``get_cuda_native_handle`` where
     cuda-bindings has it (``int(cuda_obj)`` is deprecated since 12.9.1 / 13.0.0). CPU only: a null
     ``cudaStream_t`` is built, nothing runs on a GPU."""
-    from segpipe.runtime.tensorrt import cuda_runtime, native_handle
+    from segpipe.tensorrt.runner import cuda_runtime, native_handle
 
     cudart = cuda_runtime()
     assert native_handle(cudart.cudaStream_t(0)) == 0 and native_handle(12345) == 12345
@@ -443,7 +443,7 @@ def test_native_handle_of_a_stream_without_deprecated_int(recwarn):
 
 
 def test_split_batch_fits_the_profile():
-    from segpipe.runtime.tensorrt import split_batch
+    from segpipe.tensorrt.runner import split_batch
 
     assert split_batch(3, 1, 4) == [(0, 3, 0)]
     assert split_batch(6, 1, 4) == [(0, 4, 0), (4, 6, 0)]
@@ -546,7 +546,7 @@ def test_builder_call_sequence_with_stand_in_not_tensorrt(tmp_path, monkeypatch,
     of TensorRT ``major`` (no ``BuilderFlag.FP16`` on 11) and records the calls. Its "engine" bytes
     are a marker string; no engine is built or claimed. Verification is off (it needs a GPU).
     """
-    import segpipe.export.tensorrt as builder_mod
+    import segpipe.tensorrt.build as builder_mod
 
     fake = NotTensorRT(major)
     monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
@@ -581,7 +581,7 @@ def test_builder_call_sequence_with_stand_in_not_tensorrt(tmp_path, monkeypatch,
 
 def test_builder_strongly_typed_fp16_graph_on_10_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
     """``NotTensorRT`` (NOT TensorRT): an FP16 graph on 10.x gets STRONGLY_TYPED and no FP16 flag."""
-    import segpipe.export.tensorrt as builder_mod
+    import segpipe.tensorrt.build as builder_mod
 
     fake = NotTensorRT(10)
     monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": fake)
@@ -593,7 +593,7 @@ def test_builder_strongly_typed_fp16_graph_on_10_with_stand_in_not_tensorrt(tmp_
 
 def test_builder_errors_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
     """``NotTensorRT`` (NOT TensorRT) reporting parser errors, then a failed build: one-line errors."""
-    import segpipe.export.tensorrt as builder_mod
+    import segpipe.tensorrt.build as builder_mod
 
     onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
     fake = NotTensorRT(
@@ -626,7 +626,7 @@ def test_builder_errors_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
 def test_cli_summary_with_stand_in_not_tensorrt(tmp_path, monkeypatch):
     """The CLI's closing summary, driven by ``NotTensorRT`` (NOT TensorRT: the file it writes is a
     marker, not an engine, and verification is off)."""
-    import segpipe.export.tensorrt as builder_mod
+    import segpipe.tensorrt.build as builder_mod
 
     monkeypatch.setattr(builder_mod, "require", lambda name, purpose="": NotTensorRT(10))
     monkeypatch.chdir(tmp_path)
@@ -642,7 +642,7 @@ def test_run_trtexec_flow_with_stand_in_script_not_trtexec(tmp_path):
     """``run_trtexec`` against a shell script that is NOT trtexec: it prints a TensorRT 10.5 banner
     for ``--help``, records its arguments and writes a marker file where ``--saveEngine`` points.
     Checks the translated flags, the atomic write and the sidecar; verification is off."""
-    from segpipe.export.trt_trtexec import run_trtexec
+    from segpipe.tensorrt.trtexec import run_trtexec
 
     script = tmp_path / "not_trtexec.sh"
     script.write_text(

@@ -22,11 +22,11 @@ if not torch.cuda.is_available():
 
 from segpipe._optional import available  # noqa: E402
 from segpipe.errors import ConfigError, ExportError  # noqa: E402
-from segpipe.export.tensorrt import EngineOptions, build_engine, trt_major_version  # noqa: E402
-from segpipe.export.trt_sidecar import read_sidecar  # noqa: E402
-from segpipe.export.trt_verify import onnx_reference, verification_batches  # noqa: E402
 from segpipe.runtime.base import compare, load_runner  # noqa: E402
-from segpipe.runtime.tensorrt import TensorRTRunner  # noqa: E402
+from segpipe.tensorrt.build import EngineOptions, build_engine, trt_major_version  # noqa: E402
+from segpipe.tensorrt.runner import TensorRTRunner  # noqa: E402
+from segpipe.tensorrt.sidecar import read_sidecar  # noqa: E402
+from segpipe.tensorrt.verify import onnx_reference, verification_batches  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from trt_helpers import make_seg_onnx  # noqa: E402
@@ -118,7 +118,7 @@ def test_uint8_input_and_label_output(tmp_path):
 
 
 def test_failed_verification_leaves_no_engine(tmp_path, monkeypatch):
-    import segpipe.export.trt_verify as verify_mod
+    import segpipe.tensorrt.verify as verify_mod
 
     onnx = make_seg_onnx(tmp_path / "m.onnx", dims=(1, 32, 64, 3))
     real = verify_mod.onnx_reference
@@ -137,7 +137,7 @@ def test_runner_close_is_idempotent(tmp_path):
 
 @pytest.mark.skipif(shutil.which("trtexec") is None, reason="trtexec not on PATH")
 def test_use_trtexec(tmp_path):
-    from segpipe.export.trt_trtexec import run_trtexec
+    from segpipe.tensorrt.trtexec import run_trtexec
 
     onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
     engine = run_trtexec(EngineOptions(onnx=onnx, shapes="input_1:1x32x64x3", engine=tmp_path / "m.plan"))

@@ -148,8 +148,8 @@ def build_trt_command(
 ) -> None:
     """Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it."""
     from segpipe.errors import ConfigError
-    from segpipe.export.tensorrt import EngineOptions, build_engine, engine_summary
-    from segpipe.export.trt_trtexec import run_trtexec, trtexec_command
+    from segpipe.tensorrt.build import EngineOptions, build_engine, engine_summary
+    from segpipe.tensorrt.trtexec import run_trtexec, trtexec_command
 
     started = time.perf_counter()
     if explicit_batch:
@@ -226,7 +226,7 @@ def _installed_trt_major() -> int | None:
         except Exception:
             pass
     if shutil.which("trtexec"):
-        from segpipe.export.trt_trtexec import trtexec_version
+        from segpipe.tensorrt.trtexec import trtexec_version
 
         try:
             return trtexec_version(shutil.which("trtexec") or "trtexec")[0]

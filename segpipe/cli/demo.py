@@ -170,7 +170,7 @@ def demo_command(
     models = [best, exported.path]
     reason = _trt_unavailable_reason()
     if reason is None:
-        from segpipe.export.tensorrt import EngineOptions, build_engine
+        from segpipe.tensorrt.build import EngineOptions, build_engine
 
         engine = run_guarded(build_engine, EngineOptions(onnx=exported.path, fp16=True), reporter)
         console.print(f"[green]wrote[/] engine {engine}")

@@ -1,1 +1,1 @@
-"""Export stages: ONNX (``segpipe.export.onnx``) and TensorRT engines (``segpipe.export.tensorrt``)."""
+"""Export stage: ONNX (``segpipe.export.onnx``); TensorRT engines live in ``segpipe.tensorrt``."""

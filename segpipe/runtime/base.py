@@ -31,10 +31,10 @@ RUNNERS: dict[str, str] = {
     ".pth": "segpipe.runtime.torch:TorchRunner",
     ".pt": "segpipe.runtime.torch:TorchRunner",
     ".onnx": "segpipe.runtime.onnxruntime:OnnxRunner",
-    ".engine": "segpipe.runtime.tensorrt:TensorRTRunner",
-    ".plan": "segpipe.runtime.tensorrt:TensorRTRunner",
-    ".trt": "segpipe.runtime.tensorrt:TensorRTRunner",
-    ".bin": "segpipe.runtime.tensorrt:TensorRTRunner",
+    ".engine": "segpipe.tensorrt.runner:TensorRTRunner",
+    ".plan": "segpipe.tensorrt.runner:TensorRTRunner",
+    ".trt": "segpipe.tensorrt.runner:TensorRTRunner",
+    ".bin": "segpipe.tensorrt.runner:TensorRTRunner",
 }
 
 

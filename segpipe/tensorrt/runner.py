@@ -48,10 +48,16 @@ import numpy as np
 
 from segpipe._optional import require
 from segpipe.errors import CheckpointError, ConfigError, DependencyError, SegpipeError
-from segpipe.export.trt_sidecar import minimal_model_info, read_sidecar, sidecar_model_info, sidecar_path
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
+from segpipe.tensorrt.sidecar import (
+    gpu_description,
+    minimal_model_info,
+    read_sidecar,
+    sidecar_model_info,
+    sidecar_path,
+)
 
 
 def cuda_runtime() -> ModuleType:
@@ -222,8 +228,6 @@ class TensorRTRunner(Runner):
             )
         built_gpu = self.sidecar.get("gpu_name")
         if built_gpu and built_gpu != "unknown":
-            from segpipe.export.tensorrt import gpu_description
-
             gpu = gpu_description()[0]
             if gpu != "unknown" and gpu != built_gpu:
                 self._warn(f"{self.path} was built on a {built_gpu}, this GPU is a {gpu}", reporter)

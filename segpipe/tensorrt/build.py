@@ -1,8 +1,8 @@
 """The TensorRT engine builder of ``segpipe build-trt`` (TensorRT 10.x and 11.x, Python API).
 
 ``build_engine(EngineOptions(onnx=...))`` parses the ONNX model, derives the optimisation profile,
-decides how to honour ``--fp16`` (``trt_precision``), builds a serialized plan, verifies it against
-ONNX Runtime, writes it atomically and writes the ``NAME.engine.json`` sidecar (``trt_sidecar``).
+decides how to honour ``--fp16`` (:mod:`.precision`), builds a serialized plan, verifies it against
+ONNX Runtime, writes it atomically and writes the ``NAME.engine.json`` sidecar (:mod:`.sidecar`).
 tensorrt is imported inside :func:`build_engine` only: this module imports without it, and without
 it :func:`build_engine` raises a one-line :class:`DependencyError` naming the install command.
 
@@ -57,15 +57,17 @@ from typing import Any
 
 from segpipe._optional import available, require
 from segpipe.errors import CheckpointError, ConfigError, DependencyError, ExportError
-from segpipe.export.trt_log import ParserIssue, build_logger, format_parser_issues, parser_issues
-from segpipe.export.trt_precision import (
+from segpipe.modelinfo import ModelInfo
+from segpipe.progress import Reporter
+from segpipe.tensorrt.log import ParserIssue, build_logger, format_parser_issues, parser_issues
+from segpipe.tensorrt.precision import (
     Fp16Plan,
     PrecisionDecision,
     autocast_fp16,
     decide_fp16,
     graph_precision,
 )
-from segpipe.export.trt_shapes import (
+from segpipe.tensorrt.shapes import (
     ProfileShape,
     Shapes,
     ShapesArg,
@@ -74,10 +76,14 @@ from segpipe.export.trt_shapes import (
     normalize_shapes,
     onnx_io,
 )
-from segpipe.export.trt_sidecar import engine_sidecar, minimal_model_info, write_sidecar
-from segpipe.export.trt_verify import default_min_agreement, verify_engine
-from segpipe.modelinfo import ModelInfo
-from segpipe.progress import Reporter
+from segpipe.tensorrt.sidecar import (
+    engine_sidecar,
+    gpu_description,
+    minimal_model_info,
+    read_sidecar,
+    write_sidecar,
+)
+from segpipe.tensorrt.verify import default_min_agreement, verify_engine
 from segpipe.utils import atomic_path, atomic_write_bytes
 
 __all__ = [
@@ -200,19 +206,6 @@ def trt_major_version(version: str) -> int:
     if not m:
         raise DependencyError(f"cannot read the TensorRT version {version!r}")
     return int(m.group(1))
-
-
-def gpu_description() -> tuple[str, str]:
-    """(GPU name, compute capability ``"8.6"``) of CUDA device 0, or ``("unknown", "unknown")``."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
-    except Exception:  # a CPU-only torch build or a broken driver: the sidecar just says unknown
-        pass
-    return "unknown", "unknown"
 
 
 def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
@@ -392,6 +385,4 @@ def write_engine_sidecar(
 
 def engine_summary(engine_path: str | Path) -> dict[str, Any]:
     """The sidecar of a built engine as a dict (``{}`` when missing); for the CLI summary."""
-    from segpipe.export.trt_sidecar import read_sidecar
-
     return read_sidecar(engine_path) or {}

@@ -42,15 +42,21 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from segpipe._optional import available
 from segpipe.errors import DependencyError, ExportError
-from segpipe.export.trt_precision import Fp16Plan, decide_fp16
-from segpipe.export.trt_shapes import format_shapes
 from segpipe.progress import Reporter
-
-if TYPE_CHECKING:
-    from segpipe.export.tensorrt import EngineOptions, OnnxSummary
+from segpipe.tensorrt.build import (
+    EngineOptions,
+    OnnxSummary,
+    inspect_onnx,
+    verify_built_engine,
+    write_engine_sidecar,
+)
+from segpipe.tensorrt.precision import Fp16Plan, autocast_fp16, decide_fp16
+from segpipe.tensorrt.shapes import format_shapes
+from segpipe.tensorrt.sidecar import gpu_description
+from segpipe.utils import atomic_path
 
 SUPPORTED_MAJORS = (8, 10, 11)
 
@@ -89,8 +95,6 @@ def trtexec_command(
             f"--trt-version {trt_major}: expected one of {', '.join(map(str, SUPPORTED_MAJORS))}"
         )
     if summary is None:
-        from segpipe.export.tensorrt import inspect_onnx
-
         summary = inspect_onnx(opts)
     onnx = str(onnx_path or opts.onnx)
     notes: list[str] = []
@@ -200,19 +204,9 @@ def run_trtexec(opts: EngineOptions, reporter: Reporter | None = None, exe: str 
     The flags are translated for the binary's TensorRT version (read from ``trtexec --help``); on
     TensorRT 11 an FP32 model with ``--fp16`` is converted with ModelOpt AutoCast first. The engine
     is written to a temporary file and renamed when trtexec succeeds, verified like
-    :func:`~segpipe.export.tensorrt.build_engine` when the tensorrt Python package is importable,
+    :func:`~segpipe.tensorrt.build.build_engine` when the tensorrt Python package is importable,
     and gets the same sidecar.
     """
-    from segpipe._optional import available
-    from segpipe.export.tensorrt import (
-        gpu_description,
-        inspect_onnx,
-        verify_built_engine,
-        write_engine_sidecar,
-    )
-    from segpipe.export.trt_precision import autocast_fp16
-    from segpipe.utils import atomic_path
-
     reporter = reporter or Reporter()
     exe = exe or find_trtexec()
     version = trtexec_version(exe)

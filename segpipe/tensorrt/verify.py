@@ -114,7 +114,7 @@ def verify_engine(
     ``engine_path`` may be a temporary file (the runner is opened with ``info`` directly, so no
     sidecar is needed); ``display_path`` is the name used in messages (the final engine path).
     """
-    from segpipe.runtime.tensorrt import TensorRTRunner
+    from segpipe.tensorrt.runner import TensorRTRunner
 
     reporter = reporter or Reporter()
     shown = display_path or engine_path
