@@ -24,9 +24,10 @@ import cv2
 import torch
 
 from segpipe.data.augment import build_transform
-from segpipe.data.dataset import SegDataset, find_samples
+from segpipe.data.dataset import find_samples
 from segpipe.data.masks import MaskDecoder
 from segpipe.data.synthetic import make_dataset
+from segpipe.data.torchdata import SegDataset
 from segpipe.palette import load_palette
 
 

@@ -12,8 +12,12 @@ behind ``segpipe evaluate``.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import platform
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -127,15 +131,18 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # loaded by .pth models only: ONNX / TensorRT runs stay torch-free
+    if torch is not None:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    else:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            info["torch"] = importlib.metadata.version("torch")
+        gpu = _gpu_name()
+        if gpu:
+            info["gpu"] = gpu
     try:
         import onnxruntime
 
@@ -143,6 +150,25 @@ def machine_info() -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     return info
+
+
+def _gpu_name() -> str | None:
+    """The first GPU's name from ``nvidia-smi`` (None without one), for runs that load no torch."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name = out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 and out.stdout.strip() else ""
+    return name or None
 
 
 def _runner_device(runner: Any) -> str:
@@ -171,10 +197,10 @@ def _call(runner: Any, images: np.ndarray, what: str) -> np.ndarray:
 @contextlib.contextmanager
 def _torch_threads(threads: int) -> Iterator[None]:
     """PyTorch's intra-op thread count set to ``threads`` for the block (0: left as it is)."""
-    if not threads:
+    torch = sys.modules.get("torch")  # only a .pth model's runner (already open) computes with torch
+    if not threads or torch is None:
         yield
         return
-    import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

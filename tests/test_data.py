@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from segpipe.data.augment import build_transform, load_pipeline, save_transform
-from segpipe.data.dataset import SegDataset, find_samples, load_pair, sample_data_root, scan_samples
+from segpipe.data.dataset import find_samples, load_pair, sample_data_root, scan_samples
 from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
 from segpipe.palette import load_palette
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
-from segpipe.data.dataset import SegDataset, find_samples
+from segpipe.data.dataset import find_samples
 from segpipe.data.masks import MaskDecoder
+from segpipe.data.torchdata import SegDataset
 from segpipe.palette import load_palette
 
 

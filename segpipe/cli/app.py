@@ -1,26 +1,26 @@
-"""The ``segpipe`` console entry point: one typer app, one module per command."""
+"""The ``segpipe`` console entry point: one typer app, one module per command, imported lazily.
+
+``segpipe --help`` and ``--version`` import no command module: the listing is drawn from
+:data:`COMMANDS` (name, ``"module:function"``) and :data:`SUMMARIES` (one line each). Only the
+command that runs (or whose ``--help`` is asked for) is imported, through :class:`LazyGroup` -- the
+"lazily loading subcommands" recipe of the click documentation, on typer's group class. So
+``segpipe --help`` never imports torch, and the commands that run ONNX / TensorRT models never
+import it either (tests/test_startup.py checks both).
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer import _click
+from typer.core import TyperCommand, TyperGroup
 
 from segpipe import __version__
 from segpipe.cli.common import set_debug
 
-app = typer.Typer(
-    name="segpipe",
-    help="Semantic segmentation from labelled images to a TensorRT engine.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-#: (command name, "module:function") -- only commands that really work are registered here.
+#: (command name, "module:function"), in listing order -- only commands that really work are registered here.
 COMMANDS: list[tuple[str, str]] = [
     ("demo", "segpipe.cli.demo:demo_command"),
     ("train", "segpipe.cli.train:train_command"),
@@ -31,6 +31,72 @@ COMMANDS: list[tuple[str, str]] = [
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
     ("build-trt", "segpipe.cli.build_trt:build_trt_command"),
 ]
+
+#: The line ``segpipe --help`` shows for each command without importing it: the first paragraph of
+#: the command function's docstring (tests/test_startup.py keeps the two equal).
+SUMMARIES: dict[str, str] = {
+    "demo": "Run the pipeline end to end on the bundled sample data (about a minute on 2 CPU cores).",
+    "train": "Train a segmentation model on DATA_ROOT/images + DATA_ROOT/indexes.",
+    "export-onnx": "Export a checkpoint to a deployable, verified ONNX model "
+    "(NHWC RGB 0-255 in, normalisation inside).",
+    "info": "Show a model file's architecture, encoder, classes (names, colours), input, precision, I/O.",
+    "benchmark": "Latency (mean, p50, p90, p99), throughput and peak memory of model files, any backend.",
+    "visualize": "Run a model over images and write colour masks at each image's own size, plus a legend.",
+    "evaluate": "Score a model (.pth, .onnx or .engine) on a labelled data set: "
+    "mIoU, per-class IoU, accuracy.",
+    "build-trt": "Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it.",
+}
+
+
+class _Summary(TyperCommand):
+    """What ``segpipe --help`` lists for a command not imported yet: its name and summary."""
+
+
+class LazyGroup(TyperGroup):
+    """A typer group whose commands are imported only when resolved (run, or ``COMMAND --help``).
+
+    The help listing and shell completion of command names see light :class:`_Summary` stand-ins;
+    :meth:`resolve_command` swaps in the real typer command, built from the imported function.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self._targets: dict[str, str] = {}
+        for name, target in COMMANDS:
+            self._targets[name] = target
+            self.commands.setdefault(name, _Summary(name=name, help=SUMMARIES.get(name, "")))
+
+    def load(self, name: str) -> _click.Command:
+        """Import command ``name`` and replace its stand-in with the real typer command."""
+        cmd = self.commands[name]
+        if isinstance(cmd, _Summary):
+            module, func = self._targets[name].split(":")
+            callback = getattr(importlib.import_module(module), func)
+            sub = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False, add_completion=False)
+            sub.command(name, context_settings={"help_option_names": ["-h", "--help"]})(callback)
+            cmd = typer.main.get_command(sub)
+            self.commands[name] = cmd
+        return cmd
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if name is not None and isinstance(cmd, _Summary):
+            cmd = self.load(name)
+        return name, cmd, rest
+
+
+app = typer.Typer(
+    name="segpipe",
+    cls=LazyGroup,
+    help="Semantic segmentation from labelled images to a TensorRT engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
 def _version(value: bool) -> None:
@@ -49,11 +115,6 @@ def _root(
 ) -> None:
     """segpipe: train, visualize, export-onnx, build-trt."""
     set_debug(debug)
-
-
-for _name, _target in COMMANDS:
-    _module, _func = _target.split(":")
-    app.command(_name)(getattr(importlib.import_module(_module), _func))
 
 
 def main() -> None:

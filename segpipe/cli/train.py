@@ -12,7 +12,6 @@ from rich.markup import escape
 
 from segpipe.cli.common import console, err_console, fail, is_debug, one_line, run_guarded
 from segpipe.options import TrainOptions
-from segpipe.training.launch import LAUNCHED_ENV
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING
@@ -323,6 +322,8 @@ def train_command(
     if opts.devices > 1 and is_debug():
         os.environ["SEGPIPE_DEBUG"] = "1"  # the launched processes show tracebacks too
     result = _guarded_train(opts, rank)
+    from segpipe.training.launch import LAUNCHED_ENV
+
     if rank == 0 and not os.environ.get(LAUNCHED_ENV):
         console.print(
             f"[bold green]done[/] {result.epochs_done} epochs; best mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "

@@ -1,16 +1,34 @@
 """Datasets in the original layout (``images/NAME.png`` + ``indexes/NAME_color_mask.png``), mask
 decoding (class indices or RGB palette colours), class remapping, augmentation presets and the
-bundled sample data."""
+bundled sample data.
 
-from segpipe.data.dataset import Sample, SegDataset, find_samples, read_image, sample_data_root
-from segpipe.data.masks import MaskDecoder, load_class_map
+The names below are imported on first use (PEP 562), so ``segpipe.data.dataset`` and
+``segpipe.data.masks`` stay importable without torch.
+"""
 
-__all__ = [
-    "MaskDecoder",
-    "Sample",
-    "SegDataset",
-    "find_samples",
-    "load_class_map",
-    "read_image",
-    "sample_data_root",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "MaskDecoder": "segpipe.data.masks",
+    "Sample": "segpipe.data.dataset",
+    "SegDataset": "segpipe.data.torchdata",
+    "find_samples": "segpipe.data.dataset",
+    "load_class_map": "segpipe.data.masks",
+    "read_image": "segpipe.data.dataset",
+    "sample_data_root": "segpipe.data.dataset",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -1,5 +1,10 @@
-"""Training: the loop, losses, mix-up, metrics and run logging."""
+"""Training: the loop, losses, mix-up, metrics and run logging.
 
-from segpipe.training.loop import RunResult, train
+Imports point one way: ``launch`` (the entry point ``train`` and the multi-process launcher) ->
+``loop`` (the :class:`~segpipe.training.loop.Trainer`) -> ``outputs``, ``state`` and the helpers.
+"""
+
+from segpipe.training.launch import train
+from segpipe.training.state import RunResult
 
 __all__ = ["RunResult", "train"]

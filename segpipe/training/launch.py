@@ -1,5 +1,7 @@
-"""``segpipe train --devices N``: N training processes on this machine, started by torch's own
-elastic launcher (``torch.distributed.launcher.api.elastic_launch``, the API behind torchrun).
+"""``train(TrainOptions, Reporter) -> RunResult``, the entry point above the loop: it runs the
+:class:`~segpipe.training.loop.Trainer` in this process or, for ``segpipe train --devices N``, starts
+N training processes on this machine through torch's own elastic launcher
+(``torch.distributed.launcher.api.elastic_launch``, the API behind torchrun).
 
 Each process runs ``python -m segpipe train --config <the resolved options>``, exactly what
 ``torchrun --standalone --nproc-per-node N -m segpipe train ...`` would run, with the same
@@ -18,6 +20,7 @@ import signal
 import sys
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +30,13 @@ from segpipe.errors import ConfigError, SegpipeError
 from segpipe.models import load_checkpoint
 from segpipe.options import TrainOptions
 from segpipe.progress import Reporter
+from segpipe.training import distributed
 from segpipe.training.guard import TrainingInterrupted
+from segpipe.training.loop import Trainer
 from segpipe.training.metrics import SegMetrics
 from segpipe.training.runlog import write_options_yaml
 from segpipe.training.setup import auto_resume_path, resolve_run_dir
+from segpipe.training.state import RunResult
 from segpipe.utils import resolve_device
 
 #: Set in the launched processes: they leave the closing summary to the launcher.
@@ -111,7 +117,7 @@ def _shutdown_timeout(config_cls: type) -> dict[str, int]:
     return {"shutdown_timeout": int(os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", "120"))}
 
 
-def launch(opts: TrainOptions, reporter: Reporter | None = None):
+def launch(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
     """Run ``opts.devices`` training processes here and wait for them; returns rank 0's result,
     read back from the run folder."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException
@@ -163,10 +169,8 @@ def launch(opts: TrainOptions, reporter: Reporter | None = None):
     return result_from_run_dir(run_dir, opts)
 
 
-def result_from_run_dir(run_dir: Path, opts: TrainOptions):
+def result_from_run_dir(run_dir: Path, opts: TrainOptions) -> RunResult:
     """A RunResult from what the run folder's last.pth says."""
-    from segpipe.training.loop import RunResult
-
     last, best = run_dir / "last.pth", run_dir / "best.pth"
     state = load_checkpoint(last).train_state or {}
     history = list(state.get("history", []))
@@ -185,3 +189,25 @@ def result_from_run_dir(run_dir: Path, opts: TrainOptions):
         len(history) < opts.epochs,
         final,
     )
+
+
+def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
+    """Train a segmentation model as ``opts`` says; see :class:`TrainOptions`.
+
+    In a process started by torchrun this process joins the job (DDP; only rank 0 reports and
+    writes files). With ``opts.devices > 1`` outside torchrun, it launches that many processes
+    through torch's elastic launcher and waits for them (:func:`launch`).
+    """
+    if opts.devices > 1 and not distributed.under_elastic():
+        return launch(opts, reporter)
+    env = distributed.setup(opts.device)
+    if not env.is_main:
+        warnings.simplefilter("ignore")  # rank 0 shows each warning once
+    reporter = (reporter or Reporter()) if env.is_main else Reporter()
+    if opts.devices > 1 and opts.devices != env.world_size:
+        reporter.warn(f"--devices {opts.devices} ignored: torchrun started {env.world_size} process(es)")
+    try:
+        trainer = Trainer(opts, reporter, env)
+        return trainer.fit()
+    finally:
+        distributed.teardown(env)

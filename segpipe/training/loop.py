@@ -1,4 +1,4 @@
-"""The training loop: ``train(TrainOptions, Reporter) -> RunResult``.
+"""The training loop, :class:`Trainer`; the entry point ``train`` is in :mod:`segpipe.training.launch`.
 
 Reproducible: shuffling, augmentation, mix-up and dropout are seeded from (seed, epoch, step,
 image), never from how the run got there, so a run resumed from ``last.pth`` -- written at the end
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from segpipe.data.augment import save_transform
-from segpipe.data.dataset import worker_init_fn
+from segpipe.data.torchdata import worker_init_fn
 from segpipe.models import save_checkpoint
 from segpipe.options import TrainOptions
 from segpipe.progress import Reporter
@@ -51,7 +50,6 @@ __all__ = [
     "labels_from_logits",
     "make_optimizer",
     "make_scheduler",
-    "train",
 ]
 
 
@@ -326,27 +324,3 @@ class Trainer(TrainerSetup):
             stopped_early,
             metrics,
         )
-
-
-def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
-    """Train a segmentation model as ``opts`` says; see :class:`TrainOptions`.
-
-    In a process started by torchrun this process joins the job (DDP; only rank 0 reports and
-    writes files). With ``opts.devices > 1`` outside torchrun, it launches that many processes
-    through torch's elastic launcher and waits for them (:mod:`segpipe.training.launch`).
-    """
-    from segpipe.training import distributed, launch
-
-    if opts.devices > 1 and not distributed.under_elastic():
-        return launch.launch(opts, reporter)
-    env = distributed.setup(opts.device)
-    if not env.is_main:
-        warnings.simplefilter("ignore")  # rank 0 shows each warning once
-    reporter = (reporter or Reporter()) if env.is_main else Reporter()
-    if opts.devices > 1 and opts.devices != env.world_size:
-        reporter.warn(f"--devices {opts.devices} ignored: torchrun started {env.world_size} process(es)")
-    try:
-        trainer = Trainer(opts, reporter, env)
-        return trainer.fit()
-    finally:
-        distributed.teardown(env)

@@ -12,6 +12,7 @@ import torch
 
 from segpipe.training.runlog import plot_val_samples, write_options_yaml
 from segpipe.training.setup import ELASTIC_MARKER, elastic_key
+from segpipe.training.state import labels_from_logits
 from segpipe.utils import atomic_write_text, ensure_dir
 
 
@@ -64,8 +65,6 @@ def report_start(trainer: Any) -> None:
 
 def save_val_samples(trainer: Any, path: Path, count: int = 4) -> None:
     """A few validation images with ground truth and prediction, in the palette's colours."""
-    from segpipe.training.loop import labels_from_logits
-
     t = trainer
     if t.val_set is None or len(t.val_set) == 0:
         return

@@ -16,8 +16,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from segpipe.data.augment import build_eval_transform, build_transform
-from segpipe.data.dataset import DatasetStats, SegDataset, find_samples, scan_samples
+from segpipe.data.dataset import DatasetStats, find_samples, scan_samples
 from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
 from segpipe.models import Checkpoint
 from segpipe.options import TrainOptions
