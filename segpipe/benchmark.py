@@ -58,6 +58,8 @@ class ModelBenchmark:
     load_seconds: float
     miou: float | None = None
     device: str = ""
+    #: Sliding window / TTA timed ("": one network call per batch); then ``size`` is the image's.
+    inference: str = ""
 
     def row(self) -> list[Any]:
         """A table row (see :data:`COLUMNS`)."""
@@ -65,7 +67,8 @@ class ModelBenchmark:
         return [
             Path(self.model).name,
             f"{self.backend} {self.device}",
-            f"{self.batch}x{self.size[1]}x{self.size[0]} {self.precision}",
+            f"{self.batch}x{self.size[1]}x{self.size[0]} {self.precision}"
+            + (f" {self.inference}" if self.inference else ""),
             f"{self.mean_ms:.2f}",
             f"{self.p50_ms:.2f}",
             f"{self.p90_ms:.2f}",
@@ -182,9 +185,9 @@ def _runner_device(runner: Any) -> str:
     return "cuda" if runner.backend == "tensorrt" else str(runner.device)
 
 
-def _call(runner: Any, images: np.ndarray, what: str) -> np.ndarray:
+def _call(runner: Any, images: np.ndarray, what: str, fn: Any = None) -> np.ndarray:
     try:
-        return runner(images)
+        return runner(images) if fn is None else fn(images)
     except SegpipeError:
         raise
     except Exception as e:  # a backend's own error: one line naming the model and the input
@@ -232,18 +235,31 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
         load_seconds = time.perf_counter() - t0
         width, height = network_size(runner, opts.size)
         rng = np.random.default_rng(opts.seed)
-        images = rng.integers(0, 256, (opts.batch, height, width, 3), dtype=np.uint8)
-        what = f"a batch of {opts.batch} at {width}x{height}"
+        spec, fn, batch, timed_size = opts.spec, None, opts.batch, (width, height)
+        if spec.plain:
+            images = rng.integers(0, 256, (opts.batch, height, width, 3), dtype=np.uint8)
+            what = f"a batch of {opts.batch} at {width}x{height}"
+        else:  # one whole image per call through the sliding window / TTA, windows batched
+            from segpipe.runtime.pipeline import predict_arrays
+
+            timed_size = opts.image_size or (2 * width, 2 * height)
+            images = rng.integers(0, 256, (1, timed_size[1], timed_size[0], 3), dtype=np.uint8)
+            what = f"a {timed_size[0]}x{timed_size[1]} image ({spec.describe()})"
+            batch = 1
+
+            def fn(x: np.ndarray) -> list[np.ndarray]:
+                return predict_arrays(runner, list(x), (width, height), batch_size=opts.batch, spec=spec)
+
         times: list[float] = []
         with reporter.task(
             f"benchmark {path.name} ({runner.backend})", total=opts.warmup + opts.runs
         ) as task:
             for _ in range(opts.warmup):
-                _call(runner, images, what)
+                _call(runner, images, what, fn)
                 task.advance(phase="warm-up")
             for _ in range(opts.runs):
                 start = time.perf_counter()
-                _call(runner, images, what)
+                _call(runner, images, what, fn)
                 times.append((time.perf_counter() - start) * 1000.0)
                 task.advance(ms=times[-1])
         peak = runner.peak_memory_bytes()
@@ -253,13 +269,14 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
             backend=runner.backend,
             precision=runner.info.precision,
             output_kind=runner.output_kind,
-            size=(width, height),
-            batch=opts.batch,
+            size=timed_size,
+            batch=batch,
             runs=opts.runs,
-            throughput=opts.batch * len(times) / (sum(times) / 1000.0),
+            throughput=batch * len(times) / (sum(times) / 1000.0),
             peak_memory_mb=None if peak is None else peak / 2**20,
             load_seconds=load_seconds,
             device=_runner_device(runner),
+            inference=spec.describe(),
             **stats,
         )
 
@@ -280,6 +297,10 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
         arch=opts.arch,
         encoder=opts.encoder,
         trust_checkpoint=opts.trust_checkpoint,
+        tile=opts.tile,
+        overlap=opts.overlap,
+        tta_flip=opts.tta_flip,
+        tta_scales=opts.tta_scales,
     )
     return float(evaluate(eval_opts, reporter).miou)
 

@@ -21,6 +21,7 @@ import numpy as np
 from segpipe import __version__
 from segpipe.data.dataset import Sample, find_samples, load_pair
 from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.errors import DataError
 from segpipe.metrics import ConfusionMatrix
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import EvaluateOptions
@@ -29,6 +30,7 @@ from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
 from segpipe.runtime.pipeline import network_size, open_runner, predict
 from segpipe.utils import atomic_path, atomic_write_text
+from segpipe.video import VIDEO_EXTS
 
 
 @dataclass
@@ -43,6 +45,8 @@ class EvalResult:
     class_names: tuple[str, ...]
     confusion: ConfusionMatrix
     seconds: float = 0.0
+    #: Sliding window / test-time augmentation used ("" for plain resizing).
+    inference: str = ""
 
     @property
     def iou(self) -> np.ndarray:
@@ -87,6 +91,7 @@ class EvalResult:
             "confusion_matrix": self.confusion.matrix.tolist(),
             "ignore_index": self.confusion.ignore_index,
             "seconds": round(self.seconds, 3),
+            "inference": self.inference or "resize",
             "segpipe_version": __version__,
         }
 
@@ -121,6 +126,12 @@ def evaluate(
     """
     reporter = reporter or Reporter()
     start = time.perf_counter()
+    if Path(opts.data_root).suffix.lower() in VIDEO_EXTS:
+        raise DataError(
+            f"--data-root {opts.data_root} is a video: evaluate scores images against their masks "
+            "(segpipe visualize reads videos)"
+        )
+    spec = opts.spec
     samples = find_samples(opts.data_root, opts.images_dir, opts.masks_dir, opts.mask_suffix)
     owned = runner is None
     runner = open_runner(opts, reporter) if runner is None else runner
@@ -139,7 +150,13 @@ def evaluate(
 
         with reporter.task(f"Evaluating ({runner.backend})", total=len(samples)) as task:
             for pred in predict(
-                runner, samples, size, load=load, batch_size=opts.batch_size, workers=opts.workers
+                runner,
+                samples,
+                size,
+                load=load,
+                batch_size=opts.batch_size,
+                workers=opts.workers,
+                spec=spec,
             ):
                 if pred.error is not None:
                     raise pred.error  # bad data: one line naming the file, nothing written
@@ -159,6 +176,7 @@ def evaluate(
         tuple(names),
         cm,
         time.perf_counter() - start,
+        spec.describe(),
     )
 
 

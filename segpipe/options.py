@@ -278,6 +278,97 @@ def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
 
 
 # ---- inference options (issue 2 of 5) ------------------------------------------------------------
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How each image is predicted, beyond resizing it to the network size.
+
+    Attributes:
+        tile: sliding-window size (W, H) in image pixels; ``(0, 0)``: the network size; ``None``:
+            no sliding window (the image is resized to the network size).
+        overlap: fraction of a window shared with its neighbour, 0 <= overlap < 1.
+        flip: average with the horizontally flipped input.
+        scales: input scales to average (1.0: the network size).
+    """
+
+    tile: tuple[int, int] | None = None
+    overlap: float = 0.25
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if self.tile is not None:
+            tile = tuple(int(v) for v in self.tile)
+            if len(tile) != 2 or min(tile) < 0 or (0 in tile and tile != (0, 0)):
+                raise ConfigError(
+                    f"--tile {' '.join(map(str, self.tile))}: give WIDTH HEIGHT, both positive "
+                    "(0 0: the network size)"
+                )
+            object.__setattr__(self, "tile", tile)
+        if not 0.0 <= self.overlap < 1.0:
+            raise ConfigError(f"--overlap {self.overlap}: must be at least 0 and below 1")
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or any(not 0.0 < s <= 8.0 for s in scales):
+            raise ConfigError(
+                f"--tta scales={','.join(map(str, self.scales))}: give scales above 0 and at most 8"
+            )
+        object.__setattr__(self, "scales", scales)
+
+    @property
+    def tta(self) -> bool:
+        """True when more than one view of each input is averaged."""
+        return self.flip or self.scales != (1.0,)
+
+    @property
+    def plain(self) -> bool:
+        """True when nothing beyond the plain resize-to-network prediction is asked for."""
+        return self.tile is None and not self.tta
+
+    def describe(self) -> str:
+        """A few words for reports: ``tile 512x512 overlap 0.25, flip, scales 0.75,1,1.25``."""
+        parts = []
+        if self.tile is not None:
+            tile = "network size" if self.tile == (0, 0) else f"{self.tile[0]}x{self.tile[1]}"
+            parts.append(f"tile {tile} overlap {self.overlap:g}")
+        if self.flip:
+            parts.append("flip")
+        if self.scales != (1.0,):
+            parts.append("scales " + ",".join(f"{s:g}" for s in self.scales))
+        return ", ".join(parts)
+
+
+def parse_tta(values: list[str] | tuple[str, ...] | str | None) -> tuple[bool, tuple[float, ...]]:
+    """``--tta`` values -> (flip, scales). Each value is ``flip``, ``scales=0.75,1,1.25`` (also
+    ``scales:...``), ``none``, or several of them joined by ``+`` (``flip+scales=0.75,1``)."""
+    if values is None:
+        return False, (1.0,)
+    items = [values] if isinstance(values, str) else list(values)
+    flip, scales = False, (1.0,)
+    for item in items:
+        for part in str(item).split("+"):
+            text = part.strip()
+            low = text.lower()
+            if low in ("", "none"):
+                continue
+            if low == "flip":
+                flip = True
+                continue
+            if low.startswith(("scales=", "scales:", "scale=", "scale:")):
+                nums = text.split("=", 1)[1] if "=" in text else text.split(":", 1)[1]
+                try:
+                    scales = tuple(float(v) for v in nums.split(",") if v.strip())
+                except ValueError:
+                    raise ConfigError(
+                        f"--tta {text}: scales must be numbers, e.g. scales=0.75,1,1.25"
+                    ) from None
+                if not scales:
+                    raise ConfigError(f"--tta {text}: give the scales, e.g. scales=0.75,1,1.25")
+                continue
+            raise ConfigError(
+                f"--tta {text}: use flip, scales=0.75,1,1.25 (comma-separated, no spaces) or none"
+            )
+    return flip, scales
+
+
 def _flag_error(flag: str, value: Any, why: str) -> ConfigError:
     return ConfigError(f"--{flag} {value}: {why}")
 
@@ -294,6 +385,13 @@ def _check_model_flags(opts: Any) -> None:
         raise _flag_error("batch-size", opts.batch_size, "must be at least 1")
     if opts.workers < 1:
         raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
+
+
+def _check_spec_fields(opts: Any) -> None:
+    """Validate (and normalise) the sliding-window / TTA fields through :class:`InferenceSpec`."""
+    spec = opts.spec
+    object.__setattr__(opts, "tile", spec.tile)
+    object.__setattr__(opts, "tta_scales", spec.scales)
 
 
 @dataclass(frozen=True)
@@ -331,12 +429,26 @@ class VisualizeOptions:
     mode: str = "seg"
     #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
     trust_checkpoint: bool = False
+    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
+    tile: tuple[int, int] | None = None
+    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
+    overlap: float = 0.25
+    #: Test-time augmentation: also average the horizontally flipped input.
+    tta_flip: bool = False
+    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    tta_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         coerce_paths(self)
         _check_model_flags(self)
+        _check_spec_fields(self)
         if self.overlay is not None and not 0.0 <= self.overlay <= 1.0:
             raise _flag_error("overlay", self.overlay, "alpha must be between 0 and 1")
+
+    @property
+    def spec(self) -> InferenceSpec:
+        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
+        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
 
     def replace(self, **changes: Any) -> VisualizeOptions:
         return dataclasses.replace(self, **changes)
@@ -374,14 +486,28 @@ class EvaluateOptions:
     encoder: str | None = None
     mode: str = "seg"
     trust_checkpoint: bool = False
+    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
+    tile: tuple[int, int] | None = None
+    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
+    overlap: float = 0.25
+    #: Test-time augmentation: also average the horizontally flipped input.
+    tta_flip: bool = False
+    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    tta_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         coerce_paths(self)
         _check_model_flags(self)
+        _check_spec_fields(self)
         if self.mask_type not in ("auto", "index", "color"):
             raise _flag_error("mask-type", self.mask_type, "use auto, index or color")
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
             raise _flag_error("ignore-index", self.ignore_index, "must be within 0..65535")
+
+    @property
+    def spec(self) -> InferenceSpec:
+        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
+        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
 
     def replace(self, **changes: Any) -> EvaluateOptions:
         return dataclasses.replace(self, **changes)
@@ -523,9 +649,25 @@ class BenchmarkOptions:
     encoder: str | None = None
     trust_checkpoint: bool = False
     seed: int = 0
+    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
+    tile: tuple[int, int] | None = None
+    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
+    overlap: float = 0.25
+    #: Test-time augmentation: also average the horizontally flipped input.
+    tta_flip: bool = False
+    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    tta_scales: tuple[float, ...] = (1.0,)
+    #: With ``tile`` or TTA: the (W, H) of the random image timed; default twice the network's
+    #: width and height (four times its area).
+    image_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         coerce_paths(self)
+        _check_spec_fields(self)
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) <= 0):
+            raise ConfigError(
+                f"--image-size {' '.join(map(str, self.image_size))}: give WIDTH HEIGHT, both positive"
+            )
         object.__setattr__(self, "models", tuple(Path(m) for m in self.models))
         if not self.models:
             raise ConfigError("--model: give at least one model file")
@@ -540,6 +682,11 @@ class BenchmarkOptions:
         for flag, value, low in checks:
             if value < low:
                 raise ConfigError(f"--{flag} {value}: must be at least {low}")
+
+    @property
+    def spec(self) -> InferenceSpec:
+        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
+        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
 
     def replace(self, **changes: Any) -> BenchmarkOptions:
         return dataclasses.replace(self, **changes)

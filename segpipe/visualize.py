@@ -10,6 +10,10 @@ Per input image ``NAME.ext`` (sub-folders kept with ``recursive``), in ``output_
 
 and ``legend.png``: every class present in any image. Images that cannot be read are reported and
 skipped; the others are still written (the CLI then exits with code 1).
+
+A video file (``.mp4``, ``.avi``, ``.mov``...; or the videos of a folder) becomes ``NAME_overlay.mp4``
+(``.avi`` for an ``.avi``): the mask blended on every frame (``overlay`` opacity, default 0.5) with
+the legend of the frame's classes, at the source frame rate (see :mod:`segpipe.video`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segpipe.errors import SegpipeError
+from segpipe.errors import DataError, SegpipeError
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, colorize, fit_palette, load_palette, overlay
@@ -33,6 +37,7 @@ from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
 from segpipe.runtime.pipeline import list_images, network_size, open_runner, predict
 from segpipe.utils import atomic_write_bytes, ensure_dir
+from segpipe.video import VIDEO_EXTS, is_video, list_videos, open_video, output_path, visualize_video
 
 # Fastest zlib level and one fixed PNG filter ("up"): about 4x quicker to encode than libpng's
 # adaptive filtering for the same size on masks (OpenCV >= 4.10 has the flag; older ones ignore it).
@@ -55,10 +60,19 @@ class VisualizeResult:
     legend: Path | None = None
     seconds: float = 0.0  # wall time of the whole run
     load_seconds: float = 0.0  # of which opening the model
+    videos: list[Path] = field(default_factory=list)  # overlaid videos written
+    frames: int = 0  # video frames predicted and written
+    video_seconds: float = 0.0  # wall time spent on the videos (reading, predicting, writing)
+    inference: str = ""  # sliding window / TTA used ("" for plain resizing)
 
     @property
     def images_per_second(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+        busy = self.seconds - self.video_seconds
+        return self.images / busy if busy > 0 else 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.video_seconds if self.video_seconds > 0 else 0.0
 
 
 def model_palette(info: ModelInfo, colors: str | Path | None, reporter: Reporter | None = None) -> Palette:
@@ -118,6 +132,26 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
         raise SegpipeError(f"cannot write {path}: {e.strerror or e}") from e
 
 
+def list_inputs(images: Path, recursive: bool = False) -> tuple[list[Path], list[Path]]:
+    """(images, videos) of ``--images``: one image, one video, or a folder holding either or both."""
+    p = Path(images)
+    if p.is_file() and is_video(p):
+        return [], [p]
+    if p.is_dir():
+        videos = list_videos(p, recursive)
+        if videos:
+            try:
+                return list_images(p, recursive), videos
+            except DataError:
+                return [], videos
+    try:
+        return list_images(p, recursive), []
+    except DataError as e:
+        if p.is_dir() or (p.is_file() and p.suffix):
+            raise DataError(f"{e} or videos ({', '.join(VIDEO_EXTS)})") from None
+        raise
+
+
 def _stems(paths: list[Path], root: Path, recursive: bool, reporter: Reporter) -> list[Path]:
     """Output stem (relative to the output folder) per input; name clashes keep the extension."""
     out, seen, clashes = [], set(), 0
@@ -175,10 +209,11 @@ def visualize(
     reporter = reporter or Reporter()
     start = time.perf_counter()
     out_dir = Path(opts.output_dir)
-    paths = list_images(opts.images, opts.recursive)
+    paths, videos = list_inputs(opts.images, opts.recursive)
     if Path(opts.images).is_dir():  # never read back our own output when it lies inside the input
         out_abs = out_dir.resolve()
         paths = [p for p in paths if out_abs not in p.resolve().parents] or paths
+        videos = [p for p in videos if out_abs not in p.resolve().parents] or videos
     owned, t_load = runner is None, time.perf_counter()
     runner = open_runner(opts, reporter) if runner is None else runner
     load_seconds = time.perf_counter() - t_load
@@ -187,40 +222,94 @@ def visualize(
         info = runner.info
         palette = model_palette(info, opts.colors, reporter)
         ensure_dir(out_dir)
-        stems = dict(zip(paths, _stems(paths, Path(opts.images), opts.recursive, reporter), strict=True))
-        result = VisualizeResult(out_dir, runner.backend, size, load_seconds=load_seconds)
+        spec = opts.spec
+        all_stems = _stems(paths + videos, Path(opts.images), opts.recursive, reporter)
+        stems = dict(zip(paths + videos, all_stems, strict=True))
+        result = VisualizeResult(
+            out_dir, runner.backend, size, load_seconds=load_seconds, inference=spec.describe()
+        )
         totals = np.zeros(len(palette), dtype=np.int64)
-        writers: deque[Future] = deque()
-
-        def collect(fut: Future) -> None:
-            nfiles, counts = fut.result()
-            result.files += nfiles
-            result.images += 1
-            totals[: len(counts)] += counts
-
-        with (
-            ThreadPoolExecutor(opts.workers, thread_name_prefix="segpipe-write") as pool,
-            reporter.task(f"Visualizing ({runner.backend})", total=len(paths)) as task,
-        ):
-            preds = predict(runner, paths, size, batch_size=opts.batch_size, workers=opts.workers)
-            for pred in preds:
-                if pred.error is not None:
-                    result.failed.append((pred.key, str(pred.error)))
-                    reporter.warn(str(pred.error))
-                    task.advance()
-                    continue
-                stem = out_dir / stems[pred.key]
-                writers.append(
-                    pool.submit(_render, opts, palette, stem, pred.image, pred.labels, info.ignore_index)
+        if paths:
+            _visualize_images(opts, runner, paths, stems, size, palette, result, totals, reporter)
+        if videos and (opts.side_by_side or opts.save_labels):
+            reporter.warn("--side-by-side and --save-labels apply to images; videos get the overlay only")
+        for video in videos:
+            t_video = time.perf_counter()
+            frame_count = video_frame_count(video)
+            with reporter.task(f"{video.name} ({runner.backend}, frames)", total=frame_count) as task:
+                done = visualize_video(
+                    runner,
+                    video,
+                    output_path(out_dir / stems[video], video),
+                    palette,
+                    draw_legend=draw_legend,
+                    size=size,
+                    spec=spec,
+                    alpha=0.5 if opts.overlay is None else opts.overlay,
+                    batch_size=opts.batch_size,
+                    workers=opts.workers,
+                    ignore_index=info.ignore_index,
+                    task=task,
                 )
-                while len(writers) > 2 * opts.workers + opts.batch_size:
-                    collect(writers.popleft())
-                task.advance()
-            while writers:
-                collect(writers.popleft())
-    if result.images:
+            result.videos.append(done.output)
+            result.frames += done.frames
+            result.files += 1
+            totals[: len(done.counts)] += done.counts
+            result.video_seconds += time.perf_counter() - t_video
+    if result.images or result.frames:
         result.legend = write_png(out_dir / "legend.png", draw_legend(palette, totals))
         result.files += 1
     result.class_pixels = {palette.names[i]: int(totals[i]) for i in np.flatnonzero(totals)}
     result.seconds = time.perf_counter() - start
     return result
+
+
+def video_frame_count(path: Path) -> int | None:
+    """The frame count a video's container states (None when it does not), for the progress bar."""
+    cap, meta = open_video(path)
+    cap.release()
+    return meta.frames
+
+
+def _visualize_images(
+    opts: VisualizeOptions,
+    runner: Runner,
+    paths: list[Path],
+    stems: dict[Path, Path],
+    size: tuple[int, int],
+    palette: Palette,
+    result: VisualizeResult,
+    totals: np.ndarray,
+    reporter: Reporter,
+) -> None:
+    """Predict and draw every image (pictures written by ``opts.workers`` threads)."""
+    out_dir = Path(opts.output_dir)
+    info = runner.info
+    writers: deque[Future] = deque()
+
+    def collect(fut: Future) -> None:
+        nfiles, counts = fut.result()
+        result.files += nfiles
+        result.images += 1
+        totals[: len(counts)] += counts
+
+    with (
+        ThreadPoolExecutor(opts.workers, thread_name_prefix="segpipe-write") as pool,
+        reporter.task(f"Visualizing ({runner.backend})", total=len(paths)) as task,
+    ):
+        preds = predict(runner, paths, size, batch_size=opts.batch_size, workers=opts.workers, spec=opts.spec)
+        for pred in preds:
+            if pred.error is not None:
+                result.failed.append((pred.key, str(pred.error)))
+                reporter.warn(str(pred.error))
+                task.advance()
+                continue
+            stem = out_dir / stems[pred.key]
+            writers.append(
+                pool.submit(_render, opts, palette, stem, pred.image, pred.labels, info.ignore_index)
+            )
+            while len(writers) > 2 * opts.workers + opts.batch_size:
+                collect(writers.popleft())
+            task.advance()
+        while writers:
+            collect(writers.popleft())

@@ -10,15 +10,19 @@ import typer
 
 from segpipe.cli.common import (
     HARDWARE_PANEL,
+    INFERENCE_PANEL,
     MODEL_PANEL,
     ArchOpt,
     DeviceOpt,
     EncoderOpt,
     NumClassesOpt,
+    OverlapOpt,
     ReportOpt,
     RichReporter,
     SizeOpt,
+    TileOpt,
     TrustCheckpointOpt,
+    TtaOpt,
     console,
     print_written,
     run_guarded,
@@ -75,11 +79,27 @@ def benchmark_command(
     encoder: EncoderOpt = None,
     trust_checkpoint: TrustCheckpointOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the table.")] = False,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = _DEFAULTS["overlap"],
+    tta: TtaOpt = None,
+    image_size: Annotated[
+        tuple[int, int] | None,
+        typer.Option(
+            "--image-size",
+            metavar="W H",
+            help="With --tile/--tta: time whole images of this size (default twice the network's "
+            "width and height); --batch is then windows per call.",
+            show_default=False,
+            rich_help_panel=INFERENCE_PANEL,
+        ),
+    ] = None,
 ) -> None:
     """Latency (mean, p50, p90, p99), throughput and peak memory of model files, any backend."""
     from segpipe.benchmark import benchmark
+    from segpipe.options import parse_tta
 
     def build() -> BenchmarkOptions:
+        flip, scales = parse_tta(tta)
         return BenchmarkOptions(
             models=tuple(models),
             size=tuple(size) if size else None,
@@ -94,6 +114,11 @@ def benchmark_command(
             arch=arch,
             encoder=encoder,
             trust_checkpoint=trust_checkpoint,
+            tile=tuple(tile) if tile else None,
+            overlap=overlap,
+            tta_flip=flip,
+            tta_scales=scales,
+            image_size=tuple(image_size) if image_size else None,
         )
 
     opts = run_guarded(build)

@@ -238,6 +238,40 @@ WorkersOpt = Annotated[
     ),
 ]
 
+# sliding window and test-time augmentation (visualize, evaluate, benchmark)
+INFERENCE_PANEL = "Sliding window and TTA"
+TileOpt = Annotated[
+    tuple[int, int] | None,
+    typer.Option(
+        "--tile",
+        metavar="W H",
+        help="Sliding-window inference: cover each image with overlapping W x H windows (image "
+        "pixels), each run at the network size, outputs averaged where they overlap; 0 0: windows "
+        "of the network size.",
+        show_default=False,
+        rich_help_panel=INFERENCE_PANEL,
+    ),
+]
+OverlapOpt = Annotated[
+    float,
+    typer.Option(
+        "--overlap",
+        help="Fraction of a window shared with its neighbour (with --tile).",
+        rich_help_panel=INFERENCE_PANEL,
+    ),
+]
+TtaOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tta",
+        metavar="SPEC",
+        help="Test-time augmentation, averaged: flip (horizontal), scales=0.75,1,1.25 (models that "
+        "take other sizes); repeat or join with + to combine.",
+        show_default=False,
+        rich_help_panel=INFERENCE_PANEL,
+    ),
+]
+
 
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()

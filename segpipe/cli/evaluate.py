@@ -15,9 +15,12 @@ from segpipe.cli.common import (
     ModelFileOpt,
     ModeOpt,
     NumClassesOpt,
+    OverlapOpt,
     ReportOpt,
     SizeOpt,
+    TileOpt,
     TrustCheckpointOpt,
+    TtaOpt,
     WorkersOpt,
     console,
     print_written,
@@ -35,7 +38,8 @@ def print_result(result: EvalResult) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"{result.model} ({result.backend}, {result.size[0]}x{result.size[1]}, {result.images} images)",
+        title=f"{result.model} ({result.backend}, {result.size[0]}x{result.size[1]}, {result.images} images"
+        + (f", {result.inference})" if result.inference else ")"),
         title_justify="left",
     )
     for col in ("id", "class", "IoU %", "accuracy %", "pixels"):
@@ -49,7 +53,7 @@ def print_result(result: EvalResult) -> None:
     console.print(table)
     console.print(
         f"[bold]mIoU {100 * result.miou:.2f}%[/]  pixel accuracy {100 * result.pixel_accuracy:.2f}%  "
-        f"({result.seconds:.1f} s)"
+        f"({result.seconds:.1f} s, {1000 * result.seconds / max(result.images, 1):.0f} ms/image)"
     )
 
 
@@ -110,12 +114,16 @@ def evaluate_command(
     encoder: EncoderOpt = None,
     mode: ModeOpt = "seg",
     trust_checkpoint: TrustCheckpointOpt = False,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = 0.25,
+    tta: TtaOpt = None,
 ) -> None:
     """Score a model (.pth, .onnx or .engine) on a labelled data set: mIoU, per-class IoU, accuracy."""
     from segpipe.cli.common import RichReporter
     from segpipe.evaluate import evaluate, plot_confusion, write_report
-    from segpipe.options import EvaluateOptions
+    from segpipe.options import EvaluateOptions, parse_tta
 
+    tta_flags = run_guarded(parse_tta, tta)
     opts = run_guarded(
         EvaluateOptions,
         data_root=data_root,
@@ -138,6 +146,10 @@ def evaluate_command(
         encoder=encoder,
         mode=mode,
         trust_checkpoint=trust_checkpoint,
+        tile=tile,
+        overlap=overlap,
+        tta_flip=tta_flags[0],
+        tta_scales=tta_flags[1],
     )
     result = run_guarded(evaluate, opts, RichReporter())
     print_result(result)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from segpipe.cli.common import (
     ArchOpt,
@@ -15,9 +16,12 @@ from segpipe.cli.common import (
     ModelFileOpt,
     ModeOpt,
     NumClassesOpt,
+    OverlapOpt,
     RichReporter,
     SizeOpt,
+    TileOpt,
     TrustCheckpointOpt,
+    TtaOpt,
     WorkersOpt,
     console,
     fail,
@@ -80,11 +84,15 @@ def visualize_command(
     encoder: EncoderOpt = None,
     mode: ModeOpt = "seg",
     trust_checkpoint: TrustCheckpointOpt = False,
+    tile: TileOpt = None,
+    overlap: OverlapOpt = 0.25,
+    tta: TtaOpt = None,
 ) -> None:
     """Run a model over images and write colour masks at each image's own size, plus a legend."""
-    from segpipe.options import VisualizeOptions
+    from segpipe.options import VisualizeOptions, parse_tta
     from segpipe.visualize import visualize
 
+    tta_flags = run_guarded(parse_tta, tta)
     opts = run_guarded(
         VisualizeOptions,
         images=images,
@@ -104,14 +112,28 @@ def visualize_command(
         encoder=encoder,
         mode=mode,
         trust_checkpoint=trust_checkpoint,
+        tile=tile,
+        overlap=overlap,
+        tta_flip=tta_flags[0],
+        tta_scales=tta_flags[1],
     )
     result = run_guarded(visualize, opts, RichReporter())
     total = result.images + len(result.failed)
-    console.print(
-        f"visualized {result.images} of {total} image(s) with {result.backend} "
-        f"at {result.size[0]}x{result.size[1]} in {result.seconds:.1f} s "
-        f"({result.images_per_second:.1f} images/s)"
+    how = f"{result.backend} at {result.size[0]}x{result.size[1]}" + (
+        f" ({result.inference})" if result.inference else ""
     )
+    if total:
+        console.print(
+            f"visualized {result.images} of {total} image(s) with {escape(how)} in "
+            f"{result.seconds - result.video_seconds:.1f} s ({result.images_per_second:.1f} images/s)"
+        )
+    if result.videos:
+        console.print(
+            f"visualized {result.frames} frame(s) of {len(result.videos)} video(s) with {escape(how)} in "
+            f"{result.video_seconds:.1f} s ({result.frames_per_second:.1f} frames/s)"
+        )
+    for video in result.videos:
+        console.print(f"[green]wrote[/] video {escape(str(video))}")
     if result.class_pixels:
         console.print("classes present: " + ", ".join(result.class_pixels))
     console.print(

@@ -25,6 +25,7 @@ import numpy as np
 from segpipe.data.dataset import IMAGE_EXTS, read_image
 from segpipe.errors import ConfigError, DataError, SegpipeError
 from segpipe.runtime.base import Runner, load_runner
+from segpipe.runtime.tiling import InferenceSpec, check_spec, run_views, tiled_scores
 from segpipe.utils import check_divisible
 
 K = TypeVar("K")
@@ -136,6 +137,24 @@ def restore_labels(
     return labels
 
 
+def tiled_labels(
+    runner: Runner,
+    image: np.ndarray,
+    spec: InferenceSpec,
+    size: tuple[int, int] | None = None,
+    batch_size: int = 4,
+) -> np.ndarray:
+    """Class map H×W of one RGB image by sliding window (see :mod:`segpipe.runtime.tiling`):
+    windows of ``spec.tile`` fed at the network ``size``, averaged, one band of rows at a time."""
+    info = runner.info
+    wh = network_size(runner, size)
+    kind = "logits" if runner.output_kind == "labels" else runner.output_kind  # labels vote
+    labels = np.empty(image.shape[:2], dtype=label_dtype(info.num_classes))
+    for y0, y1, scores in tiled_scores(runner, image, wh, spec, batch_size):
+        labels[y0:y1] = restore_labels(scores, (y1 - y0, scores.shape[2]), info.mode, kind, info.num_classes)
+    return labels
+
+
 @dataclass
 class Prediction(Generic[K]):
     """One input's result: its key, RGB image, class map at the image's size, loader extras.
@@ -161,6 +180,7 @@ def predict(
     load: Callable[[K], tuple[np.ndarray, Any]] | None = None,
     batch_size: int = 4,
     workers: int = 2,
+    spec: InferenceSpec | None = None,
 ) -> Iterator[Prediction[K]]:
     """Run ``runner`` over inputs, yielding one :class:`Prediction` per key, in order.
 
@@ -174,12 +194,20 @@ def predict(
         batch_size: images per runner call.
         workers: decoding threads (and as many threads resizing predictions back, which
             overlaps the next model call).
+        spec: sliding window and test-time augmentation (:class:`InferenceSpec`); default none.
+            With a sliding window the windows of one image are batched (``batch_size`` windows
+            per call) instead of the images.
     """
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
     wh = network_size(runner, size)
+    spec = spec or InferenceSpec()
+    check_spec(runner, spec, wh)
     load_fn = load or _load_image
     info = runner.info
+    if spec.tile is not None:
+        yield from _predict_tiled(runner, keys, wh, load_fn, batch_size, workers, spec)
+        return
 
     def job(key: K) -> tuple[np.ndarray, np.ndarray, Any]:
         image, extra = load_fn(key)
@@ -224,7 +252,7 @@ def predict(
                     batch.append((key, image, extra))
                     inputs.append(net)
                 if batch:  # the decoders prepare the next batch meanwhile
-                    out = runner(np.stack(inputs))
+                    out = run_views(runner, np.stack(inputs), spec)
                     for (key, image, extra), o in zip(batch, out, strict=True):
                         ready.append(restorers.submit(restore, key, image, extra, o))
                 # hand over all but the newest batch, whose resizing overlaps the next model call
@@ -242,9 +270,56 @@ def predict(
                     item.cancel()
 
 
+def _predict_tiled(
+    runner: Runner,
+    keys: Iterable[K],
+    wh: tuple[int, int],
+    load_fn: Callable[[K], tuple[np.ndarray, Any]],
+    batch_size: int,
+    workers: int,
+    spec: InferenceSpec,
+) -> Iterator[Prediction[K]]:
+    """:func:`predict` with a sliding window: images decode in threads, windows run in batches."""
+    pending: deque[tuple[K, Future]] = deque()
+    it = iter(keys)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="segpipe-decode") as decoders:
+
+        def refill() -> None:
+            while len(pending) < max(2, workers):
+                try:
+                    key = next(it)
+                except StopIteration:
+                    return
+                pending.append((key, decoders.submit(load_fn, key)))
+
+        try:
+            refill()
+            while pending:
+                key, fut = pending.popleft()
+                try:
+                    image, extra = fut.result()
+                except SegpipeError as e:
+                    yield Prediction(key, error=e)
+                    continue
+                finally:
+                    refill()
+                labels = tiled_labels(runner, image, spec, wh, batch_size)
+                yield Prediction(key, image, labels, extra)
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
 def predict_arrays(
-    runner: Runner, images: Sequence[np.ndarray], size: tuple[int, int] | None = None, batch_size: int = 4
+    runner: Runner,
+    images: Sequence[np.ndarray],
+    size: tuple[int, int] | None = None,
+    batch_size: int = 4,
+    spec: InferenceSpec | None = None,
 ) -> list[np.ndarray]:
-    """Class maps (at each image's size) for RGB uint8 arrays already in memory."""
-    preds = predict(runner, range(len(images)), size, load=lambda i: (images[i], None), batch_size=batch_size)
+    """Class maps (at each image's size) for RGB uint8 arrays already in memory; ``spec``: sliding
+    window / test-time augmentation (:class:`~segpipe.runtime.tiling.InferenceSpec`)."""
+    preds = predict(
+        runner, range(len(images)), size, load=lambda i: (images[i], None), batch_size=batch_size, spec=spec
+    )
     return [p.labels for p in preds]  # type: ignore[misc]
