@@ -37,8 +37,14 @@ def make_seg_onnx(
     input_dtype: str = "float32",
     output_kind: str = "logits",
     opset: int = 17,
+    int8: bool = False,
 ) -> Path:
-    """Write the tiny segmentation model to ``path`` and return it (``size`` is (W, H))."""
+    """Write the tiny segmentation model to ``path`` and return it (``size`` is (W, H)).
+
+    ``int8=True`` quantizes the convolution explicitly, as an INT8 export does: QuantizeLinear /
+    DequantizeLinear on the activation (per-tensor) and on the weight (per-channel, axis 0), signed
+    INT8, zero points 0; the metadata is left at ``fp32`` so the Q/DQ nodes alone mark it INT8.
+    """
     elem_in = TensorProto.UINT8 if input_dtype == "uint8" else TensorProto.FLOAT
     compute = TensorProto.FLOAT16 if half else TensorProto.FLOAT
     np_compute = np.float16 if half else np.float32
@@ -53,7 +59,26 @@ def make_seg_onnx(
         helper.make_node("Div", ["x_f", "scale"], ["x_n"], name="normalize"),
         helper.make_node("Transpose", ["x_n"], ["x_nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
         helper.make_node("Cast", ["x_nchw"], ["x_c"], to=compute, name="cast_compute"),
-        helper.make_node("Conv", ["x_c", "W", "B"], ["y_c"], name="head_conv"),
+    ]
+    conv_in, conv_w = "x_c", "W"
+    if int8:
+        w_scale = (np.abs(w).reshape(classes, -1).max(axis=1) / 127).astype(np.float32)
+        w_q = np.clip(np.round(w / w_scale[:, None, None, None]), -127, 127).astype(np.int8)
+        inits = [i for i in inits if i.name != "W"] + [
+            numpy_helper.from_array(w_q, "W_q"),
+            numpy_helper.from_array(w_scale, "W_scale"),
+            numpy_helper.from_array(np.zeros(classes, np.int8), "W_zp"),
+            numpy_helper.from_array(np.float32(1 / 127), "x_scale"),
+            numpy_helper.from_array(np.int8(0), "x_zp"),
+        ]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["x_c", "x_scale", "x_zp"], ["x_q"], name="x_quant"),
+            helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zp"], ["x_dq"], name="x_dequant"),
+            helper.make_node("DequantizeLinear", ["W_q", "W_scale", "W_zp"], ["W_dq"], axis=0, name="w_dq"),
+        ]
+        conv_in, conv_w = "x_dq", "W_dq"
+    nodes += [
+        helper.make_node("Conv", [conv_in, conv_w, "B"], ["y_c"], name="head_conv"),
         helper.make_node("Cast", ["y_c"], ["logits"], to=TensorProto.FLOAT, name="cast_out"),
     ]
     batch, height, width = dims[0], dims[1], dims[2]

@@ -58,6 +58,26 @@ def build_trt_command(
         str | None,
         typer.Option("--max-shapes", "--maxShapes", help="Largest shapes.", rich_help_panel=_SHAPES),
     ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            min=1,
+            help="Batch to tune for when the ONNX batch axis is dynamic (default 1).",
+            rich_help_panel=_SHAPES,
+            show_default=False,
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--max-batch",
+            min=1,
+            help="Largest batch when the ONNX batch axis is dynamic (default 8; min is 1).",
+            rich_help_panel=_SHAPES,
+            show_default=False,
+        ),
+    ] = None,
     workspace: Annotated[
         int | None,
         typer.Option(
@@ -69,6 +89,14 @@ def build_trt_command(
         typer.Option(
             "--fp16",
             help="FP16 engine (BuilderFlag.FP16 on TensorRT 10, ModelOpt AutoCast on 11).",
+            rich_help_panel=_BUILD,
+        ),
+    ] = False,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="INT8 engine: needs a Q/DQ graph (`segpipe export-onnx --int8`), built strongly typed.",
             rich_help_panel=_BUILD,
         ),
     ] = False,
@@ -119,7 +147,7 @@ def build_trt_command(
         float | None,
         typer.Option(
             "--min-agreement",
-            help="Minimum argmax agreement (default 0.999 fp32, 0.99 fp16).",
+            help="Minimum argmax agreement (default 0.999 fp32, 0.99 fp16, 0.98 int8).",
             rich_help_panel=_VERIFY,
             show_default=False,
         ),
@@ -167,6 +195,9 @@ def build_trt_command(
         max_shapes=max_shapes,
         workspace_mib=workspace,
         fp16=fp16,
+        int8=int8,
+        batch=batch,
+        max_batch=max_batch,
         timing_cache=timing_cache,
         opt_level=opt_level,
         verbose=verbose,

@@ -4,7 +4,8 @@ Modules, each importing only those above it (no cycle; none imports tensorrt or 
 module level, so the package imports without them):
 
 * :mod:`~segpipe.tensorrt.shapes`: trtexec-style shape strings, the optimisation profile.
-* :mod:`~segpipe.tensorrt.sidecar`: the ``NAME.engine.json`` sidecar, the GPU description.
+* :mod:`~segpipe.tensorrt.sidecar`: the ``NAME.engine.json`` sidecar.
+* :mod:`~segpipe.tensorrt.gpu`: cuda-python (runtime module, error codes, the GPU's name).
 * :mod:`~segpipe.tensorrt.log`: the TensorRT logger and ONNX parser errors as one line.
 * :mod:`~segpipe.tensorrt.precision`: FP32 / FP16 / INT8 (Q/DQ) decisions per TensorRT major.
 * :mod:`~segpipe.tensorrt.runner`: :class:`TensorRTRunner` (registered by suffix in
@@ -31,13 +32,15 @@ _EXPORTS = {
     "trt_major_version": "build",
     "Fp16Plan": "precision",
     "PrecisionDecision": "precision",
+    "decide_precision": "precision",
+    "is_int8_graph": "precision",
     "graph_precision": "precision",
     "ProfileShape": "shapes",
     "TensorSpec": "shapes",
     "format_shapes": "shapes",
     "parse_shapes": "shapes",
     "engine_sidecar": "sidecar",
-    "gpu_description": "sidecar",
+    "gpu_description": "gpu",
     "read_sidecar": "sidecar",
     "sidecar_model_info": "sidecar",
     "sidecar_path": "sidecar",

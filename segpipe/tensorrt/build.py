@@ -59,12 +59,13 @@ from segpipe._optional import available, require
 from segpipe.errors import CheckpointError, ConfigError, DependencyError, ExportError
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
+from segpipe.tensorrt.gpu import gpu_description
 from segpipe.tensorrt.log import ParserIssue, build_logger, format_parser_issues, parser_issues
 from segpipe.tensorrt.precision import (
     Fp16Plan,
     PrecisionDecision,
     autocast_fp16,
-    decide_fp16,
+    decide_precision,
     graph_precision,
 )
 from segpipe.tensorrt.shapes import (
@@ -75,10 +76,10 @@ from segpipe.tensorrt.shapes import (
     derive_profile,
     normalize_shapes,
     onnx_io,
+    profile_notes,
 )
 from segpipe.tensorrt.sidecar import (
     engine_sidecar,
-    gpu_description,
     minimal_model_info,
     read_sidecar,
     write_sidecar,
@@ -117,6 +118,12 @@ class EngineOptions:
     """Workspace memory pool limit in MiB; ``None``: TensorRT's default (the device memory)."""
     fp16: bool = False
     """FP16 engine: ``BuilderFlag.FP16`` on 10.x, ModelOpt AutoCast on 11.x (or an FP16 graph)."""
+    int8: bool = False
+    """Ask for an INT8 engine: the graph must carry Q/DQ nodes (an INT8 graph is built INT8 anyway)."""
+    batch: int | None = None
+    """Batch the profile is tuned for (opt) when the ONNX batch axis is dynamic; default 1."""
+    max_batch: int | None = None
+    """Largest batch of the profile when the ONNX batch axis is dynamic; default 8 (min is 1)."""
     timing_cache: Path | None = None
     """Timing cache file: loaded when it exists, saved after the build (speeds up rebuilds)."""
     opt_level: int = 3
@@ -150,6 +157,12 @@ class EngineOptions:
             raise ConfigError(f"--workspace {self.workspace_mib}: must be a positive number of MiB")
         if not 0 <= int(self.opt_level) <= 5:
             raise ConfigError(f"--opt-level {self.opt_level}: must be between 0 and 5")
+        for name, flag in (("batch", "--batch"), ("max_batch", "--max-batch")):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"{flag} {value}: must be a positive number of images")
+        if self.batch is not None and self.max_batch is not None and int(self.batch) > int(self.max_batch):
+            raise ConfigError(f"--batch {self.batch} is larger than --max-batch {self.max_batch}")
         if self.min_agreement is not None and not 0.0 < float(self.min_agreement) <= 1.0:
             raise ConfigError(f"--min-agreement {self.min_agreement}: must be in (0, 1], e.g. 0.999")
         for name in ("timing_cache", "verify_images"):
@@ -174,6 +187,8 @@ class OnnxSummary:
     profile: dict[str, ProfileShape]
     precision: str
     dynamic: bool = field(default=False)
+    notes: tuple[str, ...] = ()
+    """Lines for the user about choices made (e.g. the batch range of a dynamic batch axis)."""
 
 
 def inspect_onnx(opts: EngineOptions) -> OnnxSummary:
@@ -195,9 +210,12 @@ def inspect_onnx(opts: EngineOptions) -> OnnxSummary:
     shapes: dict[str, Shapes | None] = {
         k: getattr(opts, k) for k in ("shapes", "min_shapes", "opt_shapes", "max_shapes")
     }
-    profile = derive_profile(inputs, info=info, source=str(path), **shapes)
+    profile = derive_profile(
+        inputs, info=info, source=str(path), batch=opts.batch, max_batch=opts.max_batch, **shapes
+    )
     dynamic = any(t.dynamic_axes for t in inputs)
-    return OnnxSummary(inputs, outputs, metadata, info, profile, graph_precision(model), dynamic)
+    notes = tuple(profile_notes(inputs, profile, shapes))
+    return OnnxSummary(inputs, outputs, metadata, info, profile, graph_precision(model), dynamic, notes)
 
 
 def trt_major_version(version: str) -> int:
@@ -230,15 +248,17 @@ def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
             "`segpipe build-trt --print-trtexec --trt-version 8` prints a trtexec command for 8.x"
         )
     needs_modelopt = major >= 11 and opts.fp16 and summary.precision == "fp32"
-    decision = decide_fp16(
+    decision = decide_precision(
         major,
         summary.precision,
         opts.fp16,
         available("modelopt.onnx.autocast") if needs_modelopt else False,
         source=str(opts.onnx),
+        int8=opts.int8,
     )
-    if decision.note:
-        reporter.info(decision.note)
+    for note in (*summary.notes, decision.note):
+        if note:
+            reporter.info(note)
     with tempfile.TemporaryDirectory(prefix="segpipe-trt-") as tmpdir:
         src = Path(opts.onnx)
         if decision.plan is Fp16Plan.AUTOCAST:
@@ -293,8 +313,8 @@ def _build_plan(
     config.builder_optimization_level = int(opts.opt_level)
     if opts.verbose:
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    if decision.plan is Fp16Plan.BUILDER_FLAG:
-        config.set_flag(trt.BuilderFlag.FP16)  # 10.x only: decide_fp16 never picks it on 11.x
+    for flag in decision.builder_flags:  # FP16 on 10.x, FP32 graphs only: never with STRONGLY_TYPED
+        config.set_flag(getattr(trt.BuilderFlag, flag))
     if summary.dynamic:
         profile = builder.create_optimization_profile()
         for name, shape in summary.profile.items():

@@ -11,31 +11,21 @@ reported in :attr:`TensorRTRunner.warnings` (and to the reporter).
 This module imports without tensorrt or cuda-python; opening an engine without them raises a
 one-line :class:`~segpipe.errors.DependencyError`.
 
-References (not run here: no GPU, no tensorrt on the development machine):
+Sources:
 
 * TensorRT 10.x/11.x Python API: ``trt.Runtime(logger).deserialize_cuda_engine(bytes)`` (``None``
   on failure), ``engine.num_io_tensors``, ``get_tensor_name(i)``, ``get_tensor_mode(name)`` vs
   ``trt.TensorIOMode.INPUT``, ``get_tensor_dtype``, ``get_tensor_shape``,
-  ``get_tensor_profile_shape(name, profile)`` -> (min, opt, max), ``trt.nptype``,
+  ``get_tensor_profile_shape(name, profile)`` -> [min, opt, max], ``trt.nptype``,
   ``engine.create_execution_context()``, ``context.set_input_shape``, ``context.get_tensor_shape``,
-  ``context.set_tensor_address``, ``context.execute_async_v3(stream_handle)``; NVIDIA's
-  ``samples/python/common_runtime.py`` (TensorRT 10) shows the same sequence with cuda-python.
-* cuda-python: ``cuda.bindings.runtime`` since cuda-python 12.6.1 ("``cuda.cudart`` ->
-  ``cuda.bindings.runtime``", https://nvidia.github.io/cuda-python/cuda-bindings/latest/release/12.6.1-notes.html);
-  the old ``cuda.cudart`` trampoline was removed in cuda-bindings 13.0.0
-  (.../release/13.0.0-notes.html), so it is only a fallback for cuda-python < 12.6.1.
-  Every call returns ``(cudaError_t, *results)``: ``cudaStreamCreate() -> (err, cudaStream_t)``,
+  ``context.set_tensor_address``, ``context.execute_async_v3(stream_handle: int)``,
+  ``engine.device_memory_size_v2`` (10.1+; ``device_memory_size`` on 10.0, removed in 11.x)
+  (https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/Engine.html).
+* NVIDIA's ``samples/python/common_runtime.py`` (NVIDIA/TensorRT, 10.x): the same buffer / copy /
+  ``execute_async_v3`` / synchronise sequence with cuda-python.
+* cuda-python: see :mod:`segpipe.tensorrt.gpu` (``cudaStreamCreate() -> (err, cudaStream_t)``,
   ``cudaMalloc(size) -> (err, devPtr)``, ``cudaMemcpyAsync(dst, src, count, cudaMemcpyKind, stream)``,
-  ``cudaStreamSynchronize(stream)``, ``cudaFree(devPtr)``, ``cudaStreamDestroy(stream)``,
-  ``cudaSetDevice(device)``, ``cudaGetErrorName(err) -> (err, bytes)`` (names and signatures checked
-  in the docstrings of the installed cuda-bindings 13.5.0; calls need a GPU). The error handling
-  (:func:`cuda_check`) is tested on CPU against the real bindings, which report
-  ``cudaErrorInsufficientDriver`` / ``cudaErrorNoDevice`` without a GPU.
-* The stream goes to ``execute_async_v3(stream_handle: int)`` as a plain int: through
-  ``cuda.bindings.utils.get_cuda_native_handle`` where it exists, because "using ``int(cuda_obj)`` to
-  retrieve the underlying address of a CUDA object is deprecated" since cuda-bindings 12.9.1 / 13.0.0
-  (release notes above); ``int()`` on older cuda-python. NVIDIA's ``samples/python/common_runtime.py``
-  (NVIDIA/TensorRT) shows the same buffer / copy / ``execute_async_v3`` / synchronise sequence.
+  ``cudaStreamSynchronize``, ``cudaFree``, ``cudaStreamDestroy``, ``cudaSetDevice``).
 """
 
 from __future__ import annotations
@@ -47,69 +37,19 @@ from typing import Any
 import numpy as np
 
 from segpipe._optional import require
-from segpipe.errors import CheckpointError, ConfigError, DependencyError, SegpipeError
+from segpipe.errors import CheckpointError, ConfigError, SegpipeError
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
+
+__all__ = ["NO_GPU_ERRORS", "TensorRTRunner", "cuda_check", "cuda_runtime", "native_handle", "split_batch"]
+from segpipe.tensorrt.gpu import NO_GPU_ERRORS, cuda_check, cuda_runtime, gpu_description, native_handle
 from segpipe.tensorrt.sidecar import (
-    gpu_description,
     minimal_model_info,
     read_sidecar,
     sidecar_model_info,
     sidecar_path,
 )
-
-
-def cuda_runtime() -> ModuleType:
-    """cuda-python's runtime module (``cuda.bindings.runtime``, or the older ``cuda.cudart``)."""
-    try:
-        from cuda.bindings import runtime  # cuda-python >= 12.6
-
-        return runtime
-    except ImportError:
-        pass
-    try:
-        from cuda import cudart  # cuda-python < 12.6
-
-        return cudart
-    except ImportError as e:
-        raise DependencyError(
-            "python package 'cuda-python' is not installed (needed to run TensorRT engines): "
-            'pip install "segpipe[trt]"'
-        ) from e
-
-
-def native_handle(obj: Any) -> int:
-    """The address behind a cuda-python object (e.g. a ``cudaStream_t``) as a plain int.
-
-    ``cuda.bindings.utils.get_cuda_native_handle`` on cuda-bindings >= 12.9.1, where ``int(obj)`` is
-    deprecated; ``int(obj)`` on older releases (and for values that already are ints).
-    """
-    if isinstance(obj, int):
-        return obj
-    try:
-        from cuda.bindings.utils import get_cuda_native_handle
-    except ImportError:
-        return int(obj)
-    return int(get_cuda_native_handle(obj))
-
-
-def cuda_check(cudart: ModuleType, result: Any, what: str) -> Any:
-    """Unpack a cuda-python ``(err, *values)`` result; one-line SegpipeError unless ``cudaSuccess``.
-
-    Returns ``None``, the single value, or a tuple of values.
-    """
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        try:
-            name = cudart.cudaGetErrorName(err)[1].decode()
-            text = cudart.cudaGetErrorString(err)[1].decode()
-        except Exception:  # an unknown code: show the number
-            name, text = f"error {int(err)}", ""
-        raise SegpipeError(f"CUDA {what} failed: {name}{': ' + text if text else ''}")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)
 
 
 def split_batch(n: int, n_min: int, n_max: int) -> list[tuple[int, int, int]]:
@@ -259,7 +199,9 @@ class TensorRTRunner(Runner):
 
     def peak_memory_bytes(self) -> int | None:
         """I/O buffers plus the engine's activation memory, where the engine reports it."""
-        activations = getattr(self._engine, "device_memory_size_v2", None)
+        activations = getattr(self._engine, "device_memory_size_v2", None)  # 10.1 and later
+        if activations is None:
+            activations = getattr(self._engine, "device_memory_size", None)  # 10.0 (gone in 11.x)
         if activations is None:
             return None
         return int(activations) + sum(cap for _ptr, cap in self._buffers.values())

@@ -31,6 +31,8 @@ Shapes = dict[str, tuple[int, ...]]
 ShapesArg = str | Mapping[str, Sequence[int]] | None
 
 EXAMPLE = "input_1:1x640x1280x3"
+#: Largest batch of the profile derived for a dynamic batch axis when no shapes are given.
+DEFAULT_MAX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -204,13 +206,18 @@ def derive_profile(
     max_shapes: Mapping[str, tuple[int, ...]] | None = None,
     info: ModelInfo | None = None,
     source: str = "the ONNX model",
+    batch: int | None = None,
+    max_batch: int | None = None,
 ) -> dict[str, ProfileShape]:
     """Work out min / opt / max dims for every input (see the module docstring for the rules).
 
     ``shapes`` plays the role of trtexec's ``--shapes`` (the opt shape, min = max = opt unless
     given). Fixed ONNX axes must match what is given; with a segpipe ``info`` the H and W of every
-    profile shape must be multiples of the model's output stride. Errors are one line naming the
-    flag, the input and the value.
+    profile shape must be multiples of the model's output stride. An input with a dynamic batch
+    axis (axis 0 of a 4-D input) and no shapes given gets batch min 1, opt ``batch`` (default 1),
+    max ``max_batch`` (default :data:`DEFAULT_MAX_BATCH`); ``batch``/``max_batch`` for an input
+    whose shapes are given or whose batch axis is fixed are an error. Errors are one line naming
+    the flag, the input and the value.
     """
     given = {
         "--shapes": dict(shapes or {}),
@@ -245,9 +252,21 @@ def derive_profile(
                 f"input {name}: give both --min-shapes and --max-shapes, or neither "
                 "(then min = max = opt, as trtexec does)"
             )
+        batch_axis = len(inp.dims) == 4 and 0 in inp.dynamic_axes
+        if (batch is not None or max_batch is not None) and (opt is not None or not batch_axis):
+            flag = "--batch" if batch is not None else "--max-batch"
+            why = "its shapes are given" if opt is not None else f"its batch axis is fixed ({inp.describe()})"
+            raise ConfigError(
+                f"{flag} {batch if batch is not None else max_batch}: input {name} of {source} takes no "
+                f"batch range: {why}; give --min-shapes/--opt-shapes/--max-shapes instead"
+            )
         if opt is None:
             opt_flag = "default"
             opt = _default_shape(inp, info, source)
+            if batch_axis:
+                n_opt = int(batch or 1)
+                n_max = max(int(max_batch or DEFAULT_MAX_BATCH), n_opt)
+                lo, opt, hi = (1, *opt[1:]), (n_opt, *opt[1:]), (n_max, *opt[1:])
         lo = lo if lo is not None else opt
         hi = hi if hi is not None else opt
         for flag, dims in (("--min-shapes", lo), (opt_flag, opt), ("--max-shapes", hi)):
@@ -267,6 +286,25 @@ def derive_profile(
                 check_divisible(dims[w_axis], dims[h_axis], info.output_stride, what)
         profile[name] = ProfileShape(tuple(lo), tuple(opt), tuple(hi))
     return profile
+
+
+def profile_notes(
+    inputs: Sequence[TensorSpec],
+    profile: Mapping[str, ProfileShape],
+    given: Mapping[str, Mapping[str, Sequence[int]] | None],
+) -> list[str]:
+    """One line per input whose dynamic batch range was chosen by :func:`derive_profile`."""
+    named = {name for spec in given.values() for name in (spec or {})}
+    notes = []
+    for inp in inputs:
+        p = profile.get(inp.name)
+        if p is None or inp.name in named or len(inp.dims) != 4 or 0 not in inp.dynamic_axes:
+            continue
+        notes.append(
+            f"{inp.name} has a dynamic batch axis: engine profile batch min {p.min[0]}, opt {p.opt[0]}, "
+            f"max {p.max[0]} ({format_dims(p.min)} to {format_dims(p.max)}; change with --batch/--max-batch)"
+        )
+    return notes
 
 
 def _check_against_onnx(inp: TensorSpec, dims: tuple[int, ...], flag: str, source: str) -> None:

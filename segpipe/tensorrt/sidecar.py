@@ -135,16 +135,3 @@ def minimal_model_info(
         input_dtype="uint8" if input_dtype == "uint8" else "float32",
         output_kind="labels" if labels else "logits",
     )
-
-
-def gpu_description() -> tuple[str, str]:
-    """(GPU name, compute capability ``"8.6"``) of CUDA device 0, or ``("unknown", "unknown")``."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
-    except Exception:  # a CPU-only torch build or a broken driver: the sidecar just says unknown
-        pass
-    return "unknown", "unknown"

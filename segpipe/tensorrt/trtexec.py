@@ -2,14 +2,15 @@
 
 trtexec flags changed across TensorRT majors; :func:`trtexec_command` writes the one that matches:
 
-* TensorRT 8.x: ``--workspace=N`` (MiB), ``--explicitBatch``, ``--fp16``.
+* TensorRT 8.x: ``--workspace=N`` (MiB), ``--explicitBatch``, ``--fp16``; ``--int8`` for a Q/DQ
+  graph (explicit quantization still needs the INT8 flag there).
 * TensorRT 10.x: ``--memPoolSize=workspace:N`` with N in MiB and no suffix (``--workspace`` was
   replaced; NVIDIA's 8.x->10.x trtexec migration example is ``--memPoolSize=workspace:1024``, and the
   10.x help says "If none of suffixes is appended, the default unit is in MiB"; the base-2 suffixes
   B/K/M/G are not used because older trtexec help texts do not list them), no ``--explicitBatch``
   (implicit batch is gone), ``--fp16`` for weak typing, ``--stronglyTyped`` for a graph that carries
-  FP16.
-* TensorRT 11.x: no ``--fp16`` ("Removed --fp16 (and --bf16, --fp8, --int4, --best)"; "--stronglyTyped
+  FP16 or Q/DQ (INT8) nodes, never together with ``--fp16``/``--int8``.
+* TensorRT 11.x: no ``--fp16``/``--int8`` ("Removed --fp16 (and --bf16, --fp8, --int4, --best)"; "--stronglyTyped
   is no longer needed: it is always enabled"); an FP32 graph is first converted with
   ``python -m modelopt.onnx.autocast --onnx_path IN --output_path OUT --low_precision_type fp16
   --keep_io_types`` (flag names from ``modelopt/onnx/autocast/__main__.py`` in
@@ -53,9 +54,9 @@ from segpipe.tensorrt.build import (
     verify_built_engine,
     write_engine_sidecar,
 )
-from segpipe.tensorrt.precision import Fp16Plan, autocast_fp16, decide_fp16
+from segpipe.tensorrt.gpu import gpu_description
+from segpipe.tensorrt.precision import Fp16Plan, autocast_fp16, decide_precision
 from segpipe.tensorrt.shapes import format_shapes
-from segpipe.tensorrt.sidecar import gpu_description
 from segpipe.utils import atomic_path
 
 SUPPORTED_MAJORS = (8, 10, 11)
@@ -97,9 +98,11 @@ def trtexec_command(
     if summary is None:
         summary = inspect_onnx(opts)
     onnx = str(onnx_path or opts.onnx)
-    notes: list[str] = []
+    notes: list[str] = list(summary.notes)
     prepare: list[list[str]] = []
-    decision = decide_fp16(trt_major, summary.precision, opts.fp16, modelopt_available=True, source=onnx)
+    decision = decide_precision(
+        trt_major, summary.precision, opts.fp16, modelopt_available=True, source=onnx, int8=opts.int8
+    )
     if decision.plan is Fp16Plan.AUTOCAST:
         converted = str(Path(onnx).with_suffix(".fp16.onnx"))
         prepare.append(
@@ -122,6 +125,8 @@ def trtexec_command(
             "with `segpipe export-onnx --half`"
         )
         onnx = converted
+    elif decision.precision == "int8" and decision.note:
+        notes.append(decision.note)
     elif opts.fp16 and trt_major >= 11:
         notes.append(
             f"TensorRT {trt_major}.x has no --fp16: {onnx} already computes in fp16 and is built as typed"
@@ -142,11 +147,10 @@ def trtexec_command(
             if trt_major < 10
             else f"--memPoolSize=workspace:{opts.workspace_mib}"  # MiB: trtexec's default unit
         )
-    if decision.plan is Fp16Plan.BUILDER_FLAG:
-        argv.append("--fp16")
-    elif decision.strongly_typed and trt_major == 10:
-        argv.append("--stronglyTyped")
-        if opts.fp16:
+    argv += [f"--{flag.lower()}" for flag in decision.builder_flags]  # --fp16 (8/10), --int8 (8.x)
+    if decision.strongly_typed and trt_major == 10:
+        argv.append("--stronglyTyped")  # FP16 or Q/DQ graph; never with --fp16/--int8
+        if opts.fp16 and decision.precision == "fp16":
             notes.append(f"--fp16 dropped: {onnx} already computes in fp16, built with --stronglyTyped")
     if opts.timing_cache:
         argv.append(f"--timingCacheFile={opts.timing_cache}")
@@ -213,15 +217,17 @@ def run_trtexec(opts: EngineOptions, reporter: Reporter | None = None, exe: str 
     major, version_text = version[0], ".".join(map(str, version))
     summary = inspect_onnx(opts)
     needs_modelopt = major >= 11 and opts.fp16 and summary.precision == "fp32"
-    decision = decide_fp16(
+    decision = decide_precision(
         major,
         summary.precision,
         opts.fp16,
         available("modelopt.onnx.autocast") if needs_modelopt else False,
         source=str(opts.onnx),
+        int8=opts.int8,
     )
-    if decision.note:
-        reporter.info(decision.note)
+    for note in (*summary.notes, decision.note):
+        if note:
+            reporter.info(note)
     can_verify = opts.verify and available("tensorrt")
     with tempfile.TemporaryDirectory(prefix="segpipe-trtexec-") as tmpdir:
         src, built = Path(opts.onnx), summary

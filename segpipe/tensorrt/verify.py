@@ -3,7 +3,7 @@
 ``build_engine`` runs the freshly built engine (still at its temporary path) and the ONNX model on
 ONNX Runtime's CPU provider with the same batches, random images or pictures from a folder resized
 to the network size, and compares the outputs with :func:`segpipe.runtime.base.compare`. Under the
-agreement threshold (argmax agreement, default 0.999 for fp32, 0.99 for fp16 engines) the build
+agreement threshold (argmax agreement, default 0.999 for fp32, 0.99 for fp16, 0.98 for int8 engines) the build
 fails and the engine is not left at the output path.
 
 The batch making and the ONNX Runtime reference run on CPU and are tested; running the engine
@@ -23,12 +23,14 @@ from segpipe.progress import Reporter
 from segpipe.runtime.base import CompareResult, compare
 
 #: Default minimum argmax agreement per engine precision.
-DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99}
+#: INT8: TensorRT's INT8 kernels against ONNX Runtime's on the same Q/DQ graph; 0.98 is a guess
+#: not yet measured on a GPU (rounding at every quantized layer may differ between the two).
+DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.98}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def default_min_agreement(precision: str) -> float:
-    """0.999 for fp32 engines, 0.99 for fp16 ones."""
+    """0.999 for fp32 engines, 0.99 for fp16 ones, 0.98 for int8 ones."""
     return DEFAULT_MIN_AGREEMENT.get(precision, DEFAULT_MIN_AGREEMENT["fp16"])
 
 
