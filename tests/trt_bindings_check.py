@@ -205,6 +205,63 @@ def run_engine(work: Path, reporter: Recorder, cuda: Any) -> dict:
     return {"output_shapes": shapes, "peak_memory": memory}
 
 
+def run_engine_on_gpu(work: Path, reporter: Recorder) -> dict:
+    """On a machine with a GPU: the runner with the REAL cuda-python (allocations, copies, stream).
+
+    TensorRT is still the strict proxy (no TensorRT libraries), so ``execute_async_v3`` reads the
+    input the runner copied to the GPU and fills the output buffer with a known byte pattern; what
+    comes back to the host shows the runner's copies, shapes, stream ordering and chunking work.
+    """
+    from segpipe.modelinfo import ModelInfo
+    from segpipe.tensorrt.gpu import gpu_description
+
+    trt = sys.modules["tensorrt"]
+    addrs: dict[str, int] = {}
+    state = {"n": 0, "start": 0, "sent": np.zeros((0, 32, 64, 3), np.float32)}
+    seen_inputs: list[bool] = []
+    d2h = CUDA.cudaMemcpyKind.cudaMemcpyDeviceToHost
+    set_shape = trt.scenario["IExecutionContext.set_input_shape"]
+
+    def set_input_shape(name, shape):
+        state["n"] = shape[0]
+        return set_shape(name, shape)
+
+    def set_tensor_address(name, ptr):
+        addrs[name] = ptr
+        return True
+
+    def execute(handle):
+        n, start = state["n"], state["start"]
+        host = np.empty((n, 32, 64, 3), np.float32)
+        assert int(CUDA.cudaMemcpy(host.ctypes.data, addrs["input_1"], host.nbytes, d2h)[0]) == 0
+        want = state["sent"][start : start + n]
+        seen_inputs.append(bool(np.array_equal(host[: len(want)], want)))
+        assert int(CUDA.cudaMemset(addrs["output"], 0x40, n * 4 * 32 * 64 * 4)[0]) == 0
+        state["start"] = start + n
+        return True
+
+    trt.scenario.update(
+        {
+            "IExecutionContext.set_input_shape": set_input_shape,
+            "IExecutionContext.set_tensor_address": set_tensor_address,
+            "IExecutionContext.execute_async_v3": execute,
+        }
+    )
+    engine = work / "m.engine"
+    engine.write_bytes(b"serialized plan")
+    info = ModelInfo(arch="Unet", encoder="tiny", num_classes=4, input_size=(64, 32), layout="NHWC")
+    rng = np.random.default_rng(0)
+    pattern = np.frombuffer(b"\x40" * 4, np.float32)[0]
+    outputs_ok = []
+    with runner_mod.TensorRTRunner(engine, info=info, reporter=reporter) as runner:
+        for n in (1, 3, 6):
+            batch = rng.integers(0, 256, (n, 32, 64, 3)).astype(np.uint8)
+            state.update(sent=batch.astype(np.float32), start=0)
+            out = runner(batch)
+            outputs_ok.append(bool(out.shape == (n, 4, 32, 64) and np.all(out == pattern)))
+    return {"inputs_on_gpu_ok": seen_inputs, "outputs_ok": outputs_ok, "gpu": list(gpu_description())}
+
+
 def self_check(work: Path, reporter: Recorder) -> dict:
     """Wrong calls the strict proxies must refuse: proof that the check bites."""
     trt = sys.modules["tensorrt"]
@@ -317,6 +374,8 @@ def main() -> None:
         pass
     if NO_DRIVER:  # the real cuda-python on a machine without a driver: one clear line
         add("runner-no-driver", lambda w, r: run_engine(w, r, CUDA), runner_scenario())
+    else:  # a GPU: the runner's real cuda-python calls
+        add("runner-real-cuda", run_engine_on_gpu, runner_scenario())
     import cuda.bindings
 
     chosen = CUDA_RUNTIME()
