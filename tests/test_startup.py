@@ -142,9 +142,31 @@ def test_onnx_commands_run_where_torch_cannot_be_imported(
     images = index_dataset / "images"
     runs = [
         ["info", str(tiny_onnx)],
-        ["visualize", "-i", str(images), "-m", str(tiny_onnx), "-o", str(tmp_path / "vis"), "--device", "cpu"],
+        [
+            "visualize",
+            "-i",
+            str(images),
+            "-m",
+            str(tiny_onnx),
+            "-o",
+            str(tmp_path / "vis"),
+            "--device",
+            "cpu",
+        ],
         ["evaluate", "--data-root", str(index_dataset), "-m", str(tiny_onnx), "--device", "cpu"],
-        ["benchmark", "-m", str(tiny_onnx), "--warmup", "1", "--runs", "1", "--device", "cpu", "--threads", "1"],
+        [
+            "benchmark",
+            "-m",
+            str(tiny_onnx),
+            "--warmup",
+            "1",
+            "--runs",
+            "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
     ]
     code = BLOCK_TORCH + textwrap.dedent(
         f"""
