@@ -25,8 +25,9 @@ A mismatch raises :class:`BindingsMismatch` (a ``TypeError``) and is recorded in
 ``("Class.method", args)``.
 
 :class:`StrictCudaRuntime` does the same for cuda-python's runtime module: each call is first made
-on the real function (cython checks the argument types; without a driver it only returns an error
-code), then answered with ``cudaSuccess`` and a stand-in value.
+against the real function's signature (count, keywords, and the types its annotations name), then,
+on a machine without a driver, on the real function itself (cython checks the argument types and
+returns an error code), and answered with ``cudaSuccess`` and a stand-in value.
 """
 
 from __future__ import annotations
@@ -380,10 +381,18 @@ class StrictCudaRuntime:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                inspect.signature(real).bind(*args, **kwargs)
+                signature = inspect.signature(real)
+                bound = signature.bind(*args, **kwargs)
             except TypeError as e:
                 self.mismatches.append(f"{self._real.__name__}.{name}: {e}")
                 raise BindingsMismatch(self.mismatches[-1]) from e
+            for pname, value in bound.arguments.items():  # ``kind: 'cudaMemcpyKind'`` names a real type
+                want = getattr(self._real, str(signature.parameters[pname].annotation).strip("'\""), None)
+                if isinstance(want, type) and not isinstance(value, want):
+                    self.mismatches.append(
+                        f"{self._real.__name__}.{name}: {pname}={value!r} is not a {want.__name__}"
+                    )
+                    raise BindingsMismatch(self.mismatches[-1])
             if self.call_real:
                 try:
                     real(*args, **kwargs)  # no driver: cython checks the types, then returns an error code
