@@ -15,7 +15,10 @@ the class count is read from the segmentation head.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,13 +60,64 @@ def resolve_arch(name: str) -> str:
     )
 
 
+def _timm():
+    import timm
+
+    return timm
+
+
 def check_encoder(name: str) -> str:
-    """The encoder name if smp knows it; one-line error listing close matches otherwise."""
+    """The encoder name if smp can build it; one-line error listing close matches otherwise.
+
+    smp's own encoders (``resnet18``, ``efficientnet-b0``, ``mit_b0``...) and every timm model as a
+    universal encoder, ``tu-<timm name>`` (optionally ``tu-<name>.<pretrained tag>``), checked
+    against timm's model list.
+    """
+    if name.startswith("tu-"):
+        timm = _timm()
+        base = name[3:].split(".", 1)[0]
+        if base and timm.is_model(base):
+            return name
+        hint = close_matches(name, [f"tu-{n}" for n in timm.list_models()])
+        raise ConfigError(
+            f"unknown timm encoder {name!r}: timm {timm.__version__} has no model {base!r}"
+            f"{hint or '; see timm.list_models() for the names'}"
+        )
     names = _smp().encoders.get_encoder_names()
     if name in names:
         return name
-    hint = close_matches(name, names) or f"; {len(names)} encoders exist (see smp's encoder list)"
+    hint = close_matches(name, names)
+    if not hint and _timm().is_model(name.split(".", 1)[0]):
+        hint = f"; timm has it: use tu-{name}"
+    hint = hint or f"; {len(names)} smp encoders exist (see smp's encoder list), or any timm model as tu-NAME"
     raise ConfigError(f"unknown encoder {name!r}{hint}")
+
+
+def check_combination(arch: str, encoder: str) -> None:
+    """One-line error for the architecture/encoder pairs smp refuses to build (before it tries)."""
+    if arch == "DPT" and not encoder.startswith("tu-"):
+        raise ConfigError(
+            f"DPT/{encoder}: smp builds DPT only on timm encoders; use a tu- encoder "
+            "(e.g. --encoder tu-vit_small_patch16_224 or tu-convnext_atto), or another "
+            f"architecture (e.g. Unet, FPN) with {encoder}"
+        )
+    if arch in ("UnetPlusPlus", "Linknet") and encoder.startswith("mit_b"):
+        raise ConfigError(
+            f"{arch}/{encoder}: smp does not build {arch} on Mix Transformer (mit_b*) encoders; use "
+            f"{encoder} with Unet, FPN or Segformer, or {arch} with another encoder (e.g. resnet18)"
+        )
+
+
+def _build_error(arch: str, encoder: str, exc: BaseException) -> ConfigError:
+    """smp's refusal of a combination it cannot build, as one line with what to use instead."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    hint = ""
+    if "downsampling pattern" in first:
+        hint = (
+            f"; {encoder} is a transformer without a feature pyramid: use it with DPT, or a "
+            "hierarchical encoder (resnet, convnext, mit_b*) with " + arch
+        )
+    return ConfigError(f"{arch}/{encoder}: smp cannot build this combination ({first[:200]}){hint}")
 
 
 def preprocessing_params(
@@ -106,20 +160,64 @@ def _is_offline_error(exc: BaseException) -> bool:
         "http",
         "hub",
         "ssl",
+        "local cache",
     )
     return any(n in text for n in needles) or isinstance(exc, OSError)
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub (where smp and timm keep their weights) cannot be reached, or None.
+
+    ``HF_HUB_OFFLINE`` set, or one TCP connection to the hub's host that fails within ``timeout``
+    seconds (skipped when a proxy is configured: then only the download can tell).
+    """
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = urlparse(endpoint)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"{host}:{port} unreachable: {e.strerror or type(e).__name__}"
+    return None
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """huggingface_hub in offline mode for the block: cached weights load, nothing is retried."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> nn.Module:
     """Build the smp model ``info`` describes.
 
-    ``encoder_weights``: ``None``/``"none"`` (random init), a name smp knows (``imagenet``...), or a
-    path to a file holding the encoder's state_dict. When a download fails (offline), the error
-    says to pass ``none`` or a local file.
+    ``encoder_weights``: ``None``/``"none"`` (random init), a name smp knows (``imagenet``...; for a
+    ``tu-`` encoder any name means timm's pretrained weights, whose tag the encoder name may give:
+    ``tu-convnext_atto.d2_in1k``), or a path to a file holding the encoder's state_dict. The hub is
+    checked once before a download: when it cannot be reached, weights already in the local cache
+    still load and missing ones fail at once with a line saying to pass ``none`` or a local file.
     """
     smp = _smp()
     arch = resolve_arch(info.arch)
     encoder = check_encoder(info.encoder)
+    check_combination(arch, encoder)
     weights: str | None = None
     weights_file: Path | None = None
     if encoder_weights is not None and str(encoder_weights).lower() not in ("", "none", "null"):
@@ -130,28 +228,32 @@ def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> 
             weights_file = candidate
         else:
             weights = str(encoder_weights)
+    offline = hub_unreachable() if weights else None
     try:
-        model = smp.create_model(
-            arch,
-            encoder_name=encoder,
-            encoder_weights=weights,
-            in_channels=info.in_channels,
-            classes=info.out_channels,
-        )
+        with warnings.catch_warnings(), _hub_offline(offline is not None):
+            warnings.simplefilter("ignore")  # tu- weights names, DPT readout advice
+            model = smp.create_model(
+                arch,
+                encoder_name=encoder,
+                encoder_weights=weights,
+                in_channels=info.in_channels,
+                classes=info.out_channels,
+            )
     except (ConfigError, CheckpointError):
         raise
     except Exception as e:  # smp/timm/hub raise many kinds of errors for a failed download
-        if weights and _is_offline_error(e):
+        if weights and (offline or _is_offline_error(e)):
+            why = offline or type(e).__name__
             raise ConfigError(
-                f"could not download {weights!r} weights for encoder {encoder} ({type(e).__name__}); "
-                "offline? pass --encoder-weights none to train from scratch, or --encoder-weights "
+                f"could not download {weights!r} weights for encoder {encoder} ({why}; not in the "
+                "local cache); pass --encoder-weights none to train from scratch, or --encoder-weights "
                 "PATH to a local encoder weights file"
             ) from e
-        if weights:
+        if weights and not isinstance(e, (AssertionError, NotImplementedError)):
             raise ConfigError(
-                f"encoder {encoder} has no weights {weights!r}: {str(e).splitlines()[0]}"
+                f"encoder {encoder} has no weights {weights!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
             ) from e
-        raise
+        raise _build_error(arch, encoder, e) from e
     if weights_file is not None:
         state = _torch_load(weights_file)
         state = _unwrap_state_dict(state, weights_file)
@@ -169,6 +271,116 @@ def output_stride(model: nn.Module) -> int:
     enc = getattr(model, "encoder", None)
     stride = getattr(enc, "output_stride", None)
     return int(stride) if stride else 32
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """The input sizes a built model takes: multiples of ``stride``, each side at least
+    ``min_side``; or only ``fixed`` (W, H) (ViT encoders with a fixed patch grid)."""
+
+    stride: int
+    min_side: int
+    fixed: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        if self.fixed is not None:
+            return f"only {self.fixed[0]}x{self.fixed[1]}"
+        text = f"width and height multiples of {self.stride}"
+        return text + (f", each at least {self.min_side}" if self.min_side > self.stride else "")
+
+    def nearest(self, width: int, height: int) -> tuple[int, int]:
+        """The size this rule allows closest to (``width``, ``height``)."""
+        if self.fixed is not None:
+            return self.fixed
+
+        def fit(v: int) -> int:
+            return max(self.min_side, self.stride, round(v / self.stride) * self.stride)
+
+        return fit(width), fit(height)
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:160]
+
+
+def size_problem(model: nn.Module, width: int, height: int, in_channels: int = 3) -> str | None:
+    """Why ``model`` cannot take a ``width`` x ``height`` input (its own error, one line), or None.
+
+    A shape-only forward pass: the weights are swapped for meta tensors (no memory, no arithmetic),
+    in eval mode; when an op has no meta kernel, one real image on the CPU instead.
+    """
+    from torch.func import functional_call
+
+    was_training = model.training
+    model.eval()
+    try:
+        tensors = {n: t for n, t in model.named_parameters()}
+        tensors.update({n: t for n, t in model.named_buffers()})
+        device = next(iter(tensors.values())).device if tensors else torch.device("cpu")
+        meta = {n: torch.empty_like(t, device="meta") for n, t in tensors.items()}
+        x = torch.empty(1, in_channels, height, width, device="meta")
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                functional_call(model, meta, (x,), strict=False)
+                return None
+            except (NotImplementedError, RuntimeError) as e:
+                if "meta" not in str(e).lower():
+                    return _first_line(e)
+            except Exception as e:
+                return _first_line(e)
+            try:  # an op without a meta kernel: one real image
+                model(torch.zeros(1, in_channels, height, width, device=device))
+            except Exception as e:
+                return _first_line(e)
+            return None
+    finally:
+        model.train(was_training)
+
+
+def size_rule(model: nn.Module, in_channels: int = 3, largest: int = 1024) -> SizeRule:
+    """The sizes ``model`` takes, found by shape-only forward passes (squares up to ``largest``)."""
+    stride = output_stride(model)
+    encoder = getattr(model, "encoder", None)
+    if getattr(encoder, "is_fixed_input_size", False):
+        embed = getattr(getattr(encoder, "model", None), "patch_embed", None)
+        img = getattr(embed, "img_size", None)
+        if img is not None:
+            return SizeRule(stride, int(min(img)), (int(img[1]), int(img[0])))
+    side = stride
+    while side <= largest:
+        if size_problem(model, side, side, in_channels) is None:
+            return SizeRule(stride, side)
+        side += stride
+    return SizeRule(stride, largest + stride)
+
+
+def model_label(info: ModelInfo) -> str:
+    """``Unet/resnet18``: how errors name a model."""
+    return f"{info.arch}/{info.encoder}"
+
+
+def check_model_size(model: nn.Module, info: ModelInfo, size: tuple[int, int], what: str = "--size") -> None:
+    """One-line :class:`ConfigError` when ``model`` cannot take ``size`` (W, H): the model, the size
+    and the sizes that work. First the output stride, then a shape-only forward pass."""
+    from segpipe.utils import check_divisible
+
+    width, height = int(size[0]), int(size[1])
+    stride = output_stride(model)
+    try:
+        check_divisible(width, height, stride, what)
+    except ConfigError as e:
+        if not getattr(getattr(model, "encoder", None), "is_fixed_input_size", False):
+            raise ConfigError(f"{model_label(info)}: {e}") from None
+    problem = size_problem(model, width, height, info.in_channels)
+    if problem is None:
+        return
+    rule = size_rule(model, info.in_channels)
+    w, h = rule.nearest(width, height)
+    raise ConfigError(
+        f"{what} {width} {height}: {model_label(info)} cannot take {width}x{height} ({problem}); "
+        f"it takes {rule.describe()}, e.g. {what} {w} {h}"
+    )
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------

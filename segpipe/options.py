@@ -514,7 +514,7 @@ class EvaluateOptions:
 
 
 # ---- export options (issue 3 of 5) ---------------------------------------------------------------
-ONNX_EXPORTERS = ("torchscript", "dynamo")
+ONNX_EXPORTERS = ("auto", "torchscript", "dynamo")
 ONNX_OUTPUT_KINDS = ("logits", "probs", "labels")
 ONNX_INPUT_DTYPES = ("float32", "uint8")
 
@@ -562,8 +562,16 @@ class OnnxExportOptions:
     verify_max_images: int = 8
     #: Smallest argmax agreement accepted (0..1); default 0.999 (FP32) or 0.99 (FP16).
     min_agreement: float | None = None
-    #: ``torchscript`` (default: fast, any opset from 11, plain dynamic axes) or ``dynamo``.
-    exporter: str = "torchscript"
+    #: ``auto`` (default: TorchScript, and the dynamo exporter, opset 18, for a graph TorchScript
+    #: cannot express, e.g. PSPNet/UPerNet adaptive pooling at most sizes), ``torchscript`` (fast,
+    #: any opset from 11, plain dynamic axes) or ``dynamo``.
+    exporter: str = "auto"
+    #: Class names (one per class) written into the ONNX metadata; default the checkpoint's, else
+    #: ``class_0``... (bare state_dicts).
+    class_names: tuple[str, ...] | None = None
+    #: Palette CSV whose colours (and names, when no ``class_names``) the ONNX metadata carries;
+    #: default the checkpoint's colours, else the colors.csv shipped with segpipe.
+    colors: Path | None = None
     #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
     trust_checkpoint: bool = False
     #: Seed of the random verification images.
@@ -595,6 +603,12 @@ class OnnxExportOptions:
             raise bad("opset", self.opset, why)
         if self.min_agreement is not None and not 0.0 < self.min_agreement <= 1.0:
             raise bad("min-agreement", self.min_agreement, "must be in (0, 1]")
+        if self.class_names is not None and (not self.class_names or not all(self.class_names)):
+            raise bad("class-names", ",".join(self.class_names), "give one non-empty name per class")
+        if self.class_names is not None and self.num_classes is not None:
+            if len(self.class_names) != self.num_classes:
+                why = f"gives {len(self.class_names)} names for {self.num_classes} classes"
+                raise bad("class-names", ",".join(self.class_names), why)
         if self.verify_random < 0 or self.verify_max_images < 1:
             raise bad("verify-random", self.verify_random, "must be >= 0 (and --verify-max-images >= 1)")
         if self.verify and self.verify_random == 0 and self.verify_images is None:

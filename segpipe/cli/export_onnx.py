@@ -99,6 +99,26 @@ def export_onnx_command(
     arch: ArchOpt = None,
     mode: ModeOpt = _d("mode"),
     trust_checkpoint: TrustCheckpointOpt = False,
+    class_names: Annotated[
+        str | None,
+        typer.Option(
+            "--class-names",
+            help="Comma-separated class names for the ONNX metadata (default: the checkpoint's; "
+            "class_0... for a bare state_dict).",
+            rich_help_panel=MODEL,
+            show_default=False,
+        ),
+    ] = None,
+    colors: Annotated[
+        Path | None,
+        typer.Option(
+            "--colors",
+            help="Palette CSV (as train's) whose colours, and names unless --class-names, the ONNX "
+            "metadata carries (default: the checkpoint's).",
+            rich_help_panel=MODEL,
+            show_default=False,
+        ),
+    ] = None,
     size: Annotated[
         tuple[int, int] | None,
         typer.Option(
@@ -148,7 +168,10 @@ def export_onnx_command(
     exporter: Annotated[
         str,
         typer.Option(
-            "--exporter", help="torchscript or dynamo (torch.onnx exporter).", rich_help_panel=GRAPH
+            "--exporter",
+            help="auto (TorchScript; dynamo where TorchScript cannot express the graph), "
+            "torchscript or dynamo.",
+            rich_help_panel=GRAPH,
         ),
     ] = _d("exporter"),
     verify: Annotated[
@@ -212,6 +235,12 @@ def export_onnx_command(
             min_agreement=min_agreement,
             exporter=exporter,
             trust_checkpoint=trust_checkpoint,
+            class_names=(
+                tuple(n.strip() for n in class_names.split(",") if n.strip())
+                if class_names is not None
+                else None
+            ),
+            colors=colors,
         )
 
     from segpipe.export.onnx import export_onnx
@@ -234,7 +263,7 @@ def render_result(result: Any) -> None:
     table.add_column()
     table.add_row("file", str(result.path))
     table.add_row("size", f"{result.size_mb:.2f} MB")
-    table.add_row("opset", str(result.opset))
+    table.add_row("opset", f"{result.opset} ({getattr(result, 'exporter', 'torchscript')} exporter)")
     for spec in result.inputs:
         table.add_row("input", str(spec))
     for spec in result.outputs:

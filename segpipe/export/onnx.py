@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from segpipe.errors import ExportError
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import OnnxExportOptions
 from segpipe.progress import Reporter
-from segpipe.utils import atomic_path, check_divisible, ensure_dir, file_size_mb
+from segpipe.utils import atomic_path, ensure_dir, file_size_mb
 
 INPUT_NAME = "input_1"
 OUTPUT_NAME = "output"
@@ -70,6 +72,8 @@ class ExportResult:
     #: ``None`` with ``verify=False``.
     verification: Any = None
     warnings: list[str] = field(default_factory=list)
+    #: The exporter that wrote the graph (``torchscript`` or ``dynamo``).
+    exporter: str = "torchscript"
 
 
 # ---- the module to export ------------------------------------------------------------------------
@@ -83,6 +87,75 @@ def make_exportable(model: Any) -> Any:
     encoder = getattr(model, "encoder", None)
     if encoder is not None and hasattr(encoder, "set_swish"):
         encoder.set_swish(memory_efficient=False)
+    return model
+
+
+def grid_pools(model: Any) -> list[tuple[int, int]]:
+    """Output grids of the adaptive average poolings in ``model`` that pool to more than one cell
+    (PSPNet's and UPerNet's pyramid pooling: 2x2, 3x3, 6x6). ONNX has no adaptive pooling; such
+    a pooling exports for one input size only."""
+    from torch import nn
+
+    grids = []
+    for m in model.modules():
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size, m.output_size)
+            if any(v not in (1, None) for v in size):
+                grids.append((int(size[0]), int(size[1])))
+    return grids
+
+
+def fixed_grid_pooling(model: Any) -> Any:
+    """``model`` (changed in place) with every multi-cell adaptive average pooling written as
+    plain average pooling over the windows PyTorch uses (``floor(i*n/k)`` to ``ceil((i+1)*n/k)``)
+    for the size being traced: the TorchScript exporter expresses that at any size, exactly.
+
+    PSPNet's blocks switch to ``F.interpolate(mode="area")`` while exporting (the same pooling,
+    the same export failure); they get their ordinary forward back.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class GridAvgPool2d(nn.Module):
+        def __init__(self, output_size: tuple[int, int]) -> None:
+            super().__init__()
+            self.output_size = output_size
+
+        def forward(self, x: Any) -> Any:
+            h, w = int(x.shape[-2]), int(x.shape[-1])
+            oh, ow = self.output_size
+            if h % oh == 0 and w % ow == 0:
+                return F.avg_pool2d(x, (h // oh, w // ow))
+            rows = []
+            for i in range(oh):
+                h0, h1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+                cells = [x[..., h0:h1, (j * w) // ow : -((-(j + 1) * w) // ow)].mean(dim=(-2, -1), keepdim=True)
+                         for j in range(ow)]
+                rows.append(torch.cat(cells, dim=-1))
+            return torch.cat(rows, dim=-2)
+
+    class PlainPSPBlock(nn.Module):
+        def __init__(self, pool: nn.Module) -> None:
+            super().__init__()
+            self.pool = pool
+
+        def forward(self, x: Any) -> Any:
+            height, width = x.shape[2:]
+            return F.interpolate(self.pool(x), size=(height, width), mode="bilinear", align_corners=True)
+
+    def swap(parent: nn.Module) -> None:
+        for name, child in parent.named_children():
+            if isinstance(child, nn.AdaptiveAvgPool2d):
+                size = child.output_size if isinstance(child.output_size, tuple) else (child.output_size,) * 2
+                if any(v not in (1, None) for v in size):
+                    setattr(parent, name, GridAvgPool2d((int(size[0]), int(size[1]))))
+                continue
+            swap(child)
+            if type(child).__name__ == "PSPBlock" and hasattr(child, "pool"):
+                setattr(parent, name, PlainPSPBlock(child.pool))
+
+    swap(model)
     return model
 
 
@@ -117,12 +190,48 @@ def dynamic_axes(output_kind: str, dynamic_batch: bool, dynamic_size: bool) -> d
     return {INPUT_NAME: axes_in, OUTPUT_NAME: axes_out} if axes_in else {}
 
 
+@contextlib.contextmanager
+def captured_output(log_path: Path) -> Iterator[None]:
+    """Everything written to stdout and stderr in the block, by Python and by C++ (file
+    descriptors 1 and 2: the TorchScript exporter prints its "Torch IR graph at exception" dump
+    from C++), goes to ``log_path`` instead of the terminal."""
+    import os
+    import sys
+
+    def flush() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)
+
+    with open(log_path, "w", encoding="utf-8", errors="replace") as log:
+        flush()
+        try:
+            saved = [os.dup(1), os.dup(2)]
+        except OSError:  # no file descriptors (embedded interpreter): Python-level only
+            saved = []
+        try:
+            for fd in (1, 2) if saved else ():
+                os.dup2(log.fileno(), fd)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            flush()
+            for fd, old in zip((1, 2), saved, strict=False):
+                os.dup2(old, fd)
+                os.close(old)
+
+
 def torch_to_onnx(module: Any, example: Any, path: Path, opset: int, axes: dict[str, dict[int, str]],
-                  exporter: str = "torchscript") -> None:
+                  exporter: str = "torchscript", log_path: Path | None = None) -> None:
     """Run ``torch.onnx.export``; one-line :class:`ExportError` when the exporter fails.
 
-    The TorchScript exporter's deprecation notice and the dynamo exporter's progress lines are
-    kept off the terminal: the core never prints.
+    Whatever the exporters print (the TorchScript exporter's deprecation notice and graph dumps,
+    the dynamo exporter's progress lines) goes to ``log_path`` (default: beside ``path``, suffix
+    ``.export.log``), which is removed after a successful export and named in the error otherwise.
     """
     import torch
 
@@ -138,15 +247,20 @@ def torch_to_onnx(module: Any, example: Any, path: Path, opset: int, axes: dict[
         kwargs["do_constant_folding"] = True
     else:
         kwargs["verbose"] = False
-    sink = io.StringIO()
+    log = log_path or path.with_suffix(".export.log")
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), torch.no_grad():
+        with warnings.catch_warnings(), captured_output(log), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, (example,), str(path), **kwargs)
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as f:
+            import traceback
+
+            f.write("\n" + "".join(traceback.format_exception(e)))
         raise ExportError(f"torch.onnx.export ({exporter} exporter, opset {opset}) failed: "
-                          f"{type(e).__name__}: {first[:300]}") from e
+                          f"{type(e).__name__}: {first[:300]} (exporter output in {log})") from e
+    log.unlink(missing_ok=True)
 
 
 def expected_output_shape(info: ModelInfo, batch: int, axes: dict[str, dict[int, str]]) -> list[int | str]:
@@ -235,7 +349,9 @@ def graph_inputs(proto: Any) -> list[Any]:
 
 # ---- the stage -----------------------------------------------------------------------------------
 def _describe(opts: OnnxExportOptions, info: ModelInfo, stride: int) -> ModelInfo:
-    """The ModelInfo the ONNX file carries: the checkpoint's, as deployed."""
+    """The ModelInfo the ONNX file carries: the checkpoint's, as deployed; ``--class-names`` and
+    ``--colors`` replace its names and colours (a bare state_dict has none)."""
+    from segpipe.errors import ConfigError
     from segpipe.palette import fit_palette, load_palette
 
     size = tuple(opts.size) if opts.size is not None else tuple(info.input_size)
@@ -244,11 +360,68 @@ def _describe(opts: OnnxExportOptions, info: ModelInfo, stride: int) -> ModelInf
         "precision": "fp16" if opts.half else "fp32", "output_kind": opts.output_kind,
         "output_stride": stride, "segpipe_version": __version__,
     }
-    if len(info.class_names) != info.num_classes:
+    names = info.class_names
+    if opts.class_names is not None:
+        if len(opts.class_names) != info.num_classes:
+            raise ConfigError(
+                f"--class-names {','.join(opts.class_names)}: gives {len(opts.class_names)} names for "
+                f"the {info.num_classes} classes of {opts.model}"
+            )
+        names = tuple(opts.class_names)
+    if opts.colors is not None:
+        palette = load_palette(opts.colors)
+        if len(palette) < info.num_classes:
+            raise ConfigError(
+                f"--colors {opts.colors}: {len(palette)} colours for the {info.num_classes} classes "
+                f"of {opts.model}"
+            )
+        palette = palette.truncated(info.num_classes)
+        changes["colors"] = palette.colors
+        if opts.class_names is None and (len(names) != info.num_classes or not info.class_names):
+            names = palette.names
+    changes["class_names"] = names
+    if len(names) != info.num_classes:
         changes["class_names"] = tuple(f"class_{i}" for i in range(info.num_classes))
-    if len(info.colors) != info.num_classes:
+    if "colors" not in changes and len(info.colors) != info.num_classes:
         changes["colors"] = fit_palette(load_palette(), info.num_classes)[0].colors
     return info.replace(**changes)
+
+
+def second_size(width: int, height: int, stride: int) -> tuple[int, int]:
+    """Another size a dynamic-size graph is verified at: larger by two strides in width and one in
+    height (larger, so a minimum side never refuses it; different in each axis, so a swapped H/W
+    shows)."""
+    return width + 2 * stride, height + stride
+
+
+def _check_sizes(model: Any, info: ModelInfo, opts: OnnxExportOptions) -> list[tuple[int, int]]:
+    """The sizes the graph is verified at, each checked for the model actually built (shape-only
+    forward pass), before anything is written. ``--dynamic-size`` on a model that takes one size
+    only is refused."""
+    from segpipe.errors import ConfigError
+    from segpipe.models import check_model_size, model_label, output_stride, size_problem, size_rule
+
+    width, height = info.input_size
+    check_model_size(model, info, (width, height))
+    sizes = [(width, height)]
+    grids = sorted(set(grid_pools(model)))
+    if opts.dynamic_size and grids:
+        raise ConfigError(
+            f"--dynamic-size: {model_label(info)} pools to fixed grids (adaptive average pooling to "
+            f"{', '.join(f'{a}x{b}' for a, b in grids)}), which an ONNX graph computes for one input "
+            "size only; export without --dynamic-size, at each --size you deploy"
+        )
+    if opts.dynamic_size:
+        other = second_size(width, height, output_stride(model))
+        problem = size_problem(model, *other, info.in_channels)
+        if problem is not None:
+            rule = size_rule(model, info.in_channels)
+            raise ConfigError(
+                f"--dynamic-size: {model_label(info)} takes {rule.describe()} (at {other[0]}x{other[1]}: "
+                f"{problem}); export it without --dynamic-size"
+            )
+        sizes.append(other)
+    return sizes
 
 
 def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> ExportResult:
@@ -256,13 +429,14 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
 
     Returns an :class:`ExportResult`; raises a one-line :class:`~segpipe.errors.SegpipeError` for
     bad input and :class:`ExportError` when the export or the verification fails (the output path
-    is then left as it was).
+    is then left as it was). With ``exporter="auto"`` a graph the TorchScript exporter cannot
+    express is exported with the dynamo exporter (opset 18 at least), with a note saying so.
     """
     import onnx
     import torch
 
     from segpipe.export.onnx_verify import verification_inputs, verify_onnx
-    from segpipe.models import DeployModel, load_model, output_stride
+    from segpipe.models import DeployModel, load_model, model_label, output_stride
 
     reporter = reporter or Reporter()
     start = time.perf_counter()
@@ -279,24 +453,47 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
     stride = output_stride(model)
     info = _describe(opts, ckpt_info, stride)
     width, height = info.input_size
-    check_divisible(width, height, stride)
+    sizes = _check_sizes(model, info, opts)
     batches = []
     if opts.verify:
         batches = verification_inputs((width, height), opts.batch, opts.verify_random, opts.verify_images,
                                       opts.verify_max_images, opts.seed)
+        for w, h in sizes[1:]:  # a dynamic-size graph: random images at the other size too
+            more = verification_inputs((w, h), opts.batch, max(1, opts.verify_random // 2), None,
+                                       opts.verify_max_images, opts.seed + 1)
+            batches += [dataclasses.replace(b, source=f"random {w}x{h}") for b in more]
     ensure_dir(out.parent)
 
     reference = DeployModel(model, info, opts.output_kind).eval()
-    exported = _half_io_module(copy.deepcopy(reference)) if opts.half else reference
+    exported = reference
+    if grid_pools(model):  # PSPNet, UPerNet: their pooling in fixed-size form (exact)
+        exported = DeployModel(fixed_grid_pooling(copy.deepcopy(model)), info, opts.output_kind).eval()
+    if opts.half:
+        exported = _half_io_module(copy.deepcopy(exported))
     dtype = torch.uint8 if opts.input_dtype == "uint8" else torch.float32
     example = torch.randint(0, 256, (opts.batch, height, width, info.in_channels), dtype=torch.uint8)
     example = example.to(dtype)
     axes = dynamic_axes(opts.output_kind, opts.dynamic_batch, opts.dynamic_size)
     opset = opts.resolved_opset
+    exporter = "torchscript" if opts.exporter == "auto" else opts.exporter
+    log = out.with_suffix(".export.log")
     steps = 3 + int(opts.simplify) + int(opts.verify)
     with reporter.task(f"export-onnx {opts.model.name}", total=steps) as task:
         with atomic_path(out) as tmp:
-            torch_to_onnx(exported, example, tmp, opset, axes, opts.exporter)
+            try:
+                torch_to_onnx(exported, example, tmp, opset, axes, exporter, log)
+            except ExportError as e:
+                if opts.exporter != "auto":
+                    raise
+                why = str(e).split(" failed: ", 1)[-1].split(" (exporter output in ")[0][:160]
+                exporter, opset = "dynamo", max(opset, 18)
+                if opts.dynamic_batch and opts.batch == 1:  # torch.export fixes axes of size 1
+                    example = torch.cat([example, example])
+                torch_to_onnx(exported, example, tmp, opset, axes, exporter, log)
+                msg = (f"the TorchScript exporter cannot express {model_label(info)} at {width}x{height} "
+                       f"({why}); exported with the dynamo exporter (opset {opset}) instead")
+                reporter.info(msg)
+                notes.append(msg)
             proto = onnx.load(str(tmp))
             nodes_exported = len(proto.graph.node)
             task.advance(step="exported")
@@ -327,4 +524,5 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
         path=out, info=info, size_mb=file_size_mb(out), opset=opset, inputs=final_inputs,
         outputs=final_outputs, nodes_exported=nodes_exported, nodes_simplified=nodes_simplified,
         seconds=time.perf_counter() - start, verification=verification, warnings=notes,
+        exporter=exporter,
     )

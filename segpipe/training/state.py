@@ -22,6 +22,7 @@ from segpipe.modelinfo import ModelInfo
 from segpipe.models import (
     Checkpoint,
     Normalize,
+    check_model_size,
     create_model,
     load_checkpoint,
     output_stride,
@@ -41,7 +42,7 @@ from segpipe.training.distributed import DistEnv
 from segpipe.training.losses import SumLoss
 from segpipe.training.metrics import SegMetrics
 from segpipe.training.setup import auto_resume_path, build_datasets, resolve_classes, resolve_run_dir
-from segpipe.utils import check_divisible, resolve_device
+from segpipe.utils import resolve_device
 
 
 @dataclass
@@ -164,7 +165,7 @@ class TrainerSetup:
         weights = None if self.start_ckpt is not None else opts.encoder_weights
         net = create_model(self.info, encoder_weights=weights)
         stride = output_stride(net)
-        check_divisible(*opts.size, stride)
+        check_model_size(net, self.info, tuple(opts.size))  # the model's own rule, shape-only
         if self.start_ckpt is not None and self.start_ckpt.info is not None:
             mean, std = self.start_ckpt.info.mean, self.start_ckpt.info.std
         else:
