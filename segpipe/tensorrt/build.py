@@ -6,24 +6,21 @@ ONNX Runtime, writes it atomically and writes the ``NAME.engine.json`` sidecar (
 tensorrt is imported inside :func:`build_engine` only: this module imports without it, and without
 it :func:`build_engine` raises a one-line :class:`DependencyError` naming the install command.
 
-API calls used, as the TensorRT 10.x Python API reference documents them; none is in the 10.x->11.x
-"Removed Python APIs" list of NVIDIA's migration guide except ``BuilderFlag.FP16``, used on 10.x
-only (checked against the docs and the 10.x binding source, not against installed 11.x bindings):
-``trt.ILogger`` subclassing, ``trt.Builder(logger)``, ``builder.create_network(flags)`` with
-``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` on 10.x; on 11.x ``builder.create_network()`` with no
-flags, as NVIDIA's 11.x migration examples do (the 11.0 Python reference marks ``STRONGLY_TYPED``
-"[DEPRECATED] ... retained for API compatibility but is ignored" and no longer lists
-``EXPLICIT_BATCH``, which 10.x already ignored), ``trt.OnnxParser(network,
-logger).parse_from_file(path)``, ``parser.num_errors`` / ``get_error(i)`` with ``desc()``,
-``node_name()``, ``node_operator()``, ``builder.create_builder_config()``,
-``config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, bytes)``,
-``config.builder_optimization_level``, ``config.set_flag(trt.BuilderFlag.FP16)`` (10.x only;
-removed in 11.x), ``builder.create_optimization_profile()`` / ``profile.set_shape(name, min, opt,
-max)`` / ``config.add_optimization_profile``, ``config.create_timing_cache(bytes)`` (``b""``: a new
-empty cache) / ``set_timing_cache(cache, ignore_mismatch)`` -> bool / ``get_timing_cache().serialize()``,
+API calls (TensorRT 10.x and 11.x Python API): ``trt.ILogger`` subclassing, ``trt.Builder(logger)``,
+``builder.create_network(flags)`` with ``1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED`` on 10.x for
+FP16 and Q/DQ graphs; on 11.x ``builder.create_network()`` with no flags (every network is strongly
+typed; ``STRONGLY_TYPED`` is deprecated and ignored, ``EXPLICIT_BATCH`` is gone),
+``trt.OnnxParser(network, logger).parse_from_file(path: str)``, ``parser.num_errors`` /
+``get_error(i)`` with ``desc()``, ``node_name()``, ``node_operator()``,
+``builder.create_builder_config()``, ``config.set_memory_pool_limit(MemoryPoolType.WORKSPACE,
+bytes)``, ``config.builder_optimization_level``, ``config.profiling_verbosity``,
+``config.set_flag(BuilderFlag.FP16)`` (10.x, FP32 graphs only; never with ``STRONGLY_TYPED``),
+``builder.create_optimization_profile()`` / ``profile.set_shape(name, min, opt, max)`` /
+``config.add_optimization_profile``, ``config.create_timing_cache(buffer)`` (``b""``: a new empty
+cache) / ``set_timing_cache(cache, ignore_mismatch) -> bool`` / ``get_timing_cache().serialize()``,
 ``builder.build_serialized_network(network, config)`` (``None`` on failure; an ``IHostMemory`` with
-the buffer protocol, hence ``bytes(...)``). Not run here: no GPU and no tensorrt on the development
-machine; ``tests/test_tensorrt_gpu.py`` exercises it on a GPU.
+the buffer protocol, hence ``bytes(...)``). ``tests/test_tensorrt_bindings.py`` holds these calls
+against the real bindings of 10.0 to 11.4; ``tests/test_tensorrt_gpu.py`` builds engines on a GPU.
 
 Sources:
 
@@ -34,17 +31,10 @@ Sources:
   (``NetworkDefinitionCreationFlag`` in 11.0) and
   https://docs.nvidia.com/deeplearning/tensorrt/api/python_api/infer/Core/Builder.html (10.x:
   ``EXPLICIT_BATCH`` "[DEPRECATED] Ignored because networks are always explicit batch in TensorRT 10.0").
-* TensorRT OSS Python bindings ``python/src/infer/pyCore.cpp``, a 10.x revision (BuilderFlag.FP16
-  still present; read as public source, revision not pinned): ``create_network(flags=0)``,
-  ``create_timing_cache(serialized_timing_cache)``, ``set_timing_cache(cache, ignore_mismatch)``,
-  ``builder_optimization_level``, ``set_memory_pool_limit(pool, pool_size)``.
+* TensorRT OSS Python bindings ``python/src/infer/pyCore.cpp`` (NVIDIA/TensorRT) and the
+  signatures in the ``__doc__`` of the ``tensorrt-cu12-bindings`` wheels.
 * https://docs.nvidia.com/deeplearning/tensorrt/10.16.1/performance/builder-performance.html
   (timing cache: a zero-length blob creates a new empty cache).
-* 11.x, unverified in Python: the 11.4.1 C++ ``IBuilderConfig`` member list
-  (docs.nvidia.com/deeplearning/tensorrt/11.4.1/_static/c-api/classnvinfer1_1_1_i_builder_config-members.html)
-  still has ``createTimingCache``, ``getBuilderOptimizationLevel`` and ``getMemoryPoolLimit``, and the
-  11.x removed-API list names none of the calls above except ``BuilderFlag.FP16``; that the 11.x
-  Python names are unchanged is inferred from that, not checked against an 11.x wheel.
 """
 
 from __future__ import annotations

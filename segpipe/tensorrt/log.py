@@ -7,7 +7,7 @@ types. ``build_logger`` is a ``trt.ILogger`` subclass (``trt.ILogger.__init__(se
 ``log(severity, msg)``, per the TensorRT Python API "Logger" page) that keeps the errors for the
 one-line failure message and forwards the rest to the reporter with ``--verbose``.
 
-Sources (read, not run: no tensorrt here):
+Sources:
 
 * Logger: https://docs.nvidia.com/deeplearning/tensorrt/latest/_static/python-api/infer/Core/Logger.html
   ("To implement a custom logger, ensure that you explicitly instantiate the base class in
@@ -18,6 +18,8 @@ Sources (read, not run: no tensorrt here):
   absent from the 8.4 list); the Python parser bindings (``pyOnnx.cpp`` of a 10.x revision) define
   ``ParserError.node_name`` and ``node_operator`` next to ``code``, ``desc``, ``node``. The
   ``hasattr`` fallbacks only matter for pre-10 bindings, which build-trt refuses anyway.
+  (``get_error``'s pybind11 signature names the C++ type ``nvonnxparser::IParserError``; the Python
+  class is ``ParserError``.)
 """
 
 from __future__ import annotations

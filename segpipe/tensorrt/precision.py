@@ -27,8 +27,8 @@ References:
   ``convert_to_mixed_precision(onnx_path: str, low_precision_type: str = "fp16", ...,
   keep_io_types: bool = False, ..., providers: list[str] = ["cpu"], ...) -> onnx.ModelProto``;
   ``__main__.py`` has the CLI flags ``--onnx_path``, ``--output_path``, ``--low_precision_type``,
-  ``--keep_io_types`` (used by ``--print-trtexec``). nvidia-modelopt is not installed here, so
-  :func:`autocast_fp16` runs only in ``test_autocast_fp16_converts_for_real`` where it is.
+  ``--keep_io_types`` (used by ``--print-trtexec``). ``test_autocast_fp16_converts_for_real`` runs
+  :func:`autocast_fp16` where nvidia-modelopt is installed.
 """
 
 from __future__ import annotations

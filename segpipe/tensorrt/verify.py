@@ -3,8 +3,8 @@
 ``build_engine`` runs the freshly built engine (still at its temporary path) and the ONNX model on
 ONNX Runtime's CPU provider with the same batches, random images or pictures from a folder resized
 to the network size, and compares the outputs with :func:`segpipe.runtime.base.compare`. Under the
-agreement threshold (argmax agreement, default 0.999 for fp32, 0.99 for fp16, 0.98 for int8 engines) the build
-fails and the engine is not left at the output path.
+agreement threshold (argmax agreement, default 0.999 for fp32, 0.99 for fp16, 0.98 for int8
+engines) the build fails and the engine is not left at the output path.
 
 The batch making and the ONNX Runtime reference run on CPU and are tested; running the engine
 needs a CUDA GPU and tensorrt (``tests/test_tensorrt_gpu.py``).
