@@ -132,12 +132,30 @@ def _describe_onnx(path: Path) -> ModelDescription:
     desc.details["ir version"] = proto.ir_version
     desc.details["nodes"] = len(proto.graph.node)
     desc.details["weights"] = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
+    _describe_int8(proto, props, desc)
     others = {k: v for k, v in props.items() if not k.startswith("segpipe.")}
     desc.details.update({f"metadata {k}": v if len(v) <= 80 else v[:77] + "..." for k, v in others.items()})
     if info is None:
         desc.notes.append("no segpipe metadata: pass --num-classes to use it "
                           "(or export it with segpipe export-onnx)")
     return desc
+
+
+def _describe_int8(proto: Any, props: dict[str, str], desc: ModelDescription) -> None:
+    """Q/DQ node counts and the calibration record of an INT8 graph (``segpipe quantize``)."""
+    from segpipe.export.quantize import qdq_counts, read_calibration
+
+    counts = qdq_counts(proto)
+    if sum(counts.values()):
+        desc.details["quantization"] = ", ".join(f"{n} {op}" for op, n in counts.items())
+    cal = read_calibration(props)
+    if cal is not None:
+        desc.details["calibration"] = (
+            f"{cal.get('method', '?')}, {cal.get('images', '?')} images of {cal.get('source', '?')}/ "
+            f"({cal.get('held_out', 0)} held out), {cal.get('quantizer', '?')}"
+        )
+        if cal.get("float_nodes"):
+            desc.details["kept fp32"] = f"{len(cal['float_nodes'])} nodes (input normalisation, head)"
 
 
 def _describe_engine(path: Path) -> ModelDescription:

@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("demo", "segpipe.cli.demo:demo_command"),
     ("train", "segpipe.cli.train:train_command"),
     ("export-onnx", "segpipe.cli.export_onnx:export_onnx_command"),
+    ("quantize", "segpipe.cli.quantize:quantize_command"),
     ("info", "segpipe.cli.info:info_command"),
     ("benchmark", "segpipe.cli.benchmark:benchmark_command"),
     ("visualize", "segpipe.cli.visualize:visualize_command"),

@@ -1,0 +1,193 @@
+"""segpipe quantize / export-onnx --int8: Q/DQ structure, the accuracy gate, bad input (tiny models)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segpipe.errors import ConfigError, DataError, ExportError
+from segpipe.options import QuantizeOptions
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny FP32 graph as export-onnx writes it: Unet/resnet18 (depth 3), NHWC 0-255, metadata.
+
+    Untrained, but its BatchNorm statistics come from a few forward passes over structured images,
+    so its activations (and INT8 ranges) look like those of a network that has seen data.
+    """
+    import onnx
+    import segmentation_models_pytorch as smp
+    import torch
+
+    from segpipe.data.synthetic import make_sample
+    from segpipe.export.onnx import set_metadata, simplify, torch_to_onnx
+    from segpipe.modelinfo import ModelInfo
+    from segpipe.models import DeployModel
+
+    torch.manual_seed(0)
+    net = smp.Unet("resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(32, 16, 8), classes=3)
+    info = ModelInfo(
+        arch="Unet",
+        encoder="resnet18",
+        num_classes=3,
+        input_size=SIZE,
+        layout="NHWC",
+        output_stride=8,
+        class_names=("bg", "a", "b"),
+        colors=((0, 0, 0), (255, 0, 0), (0, 255, 0)),
+    )
+    deploy = DeployModel(net, info).train()
+    rng = np.random.default_rng(7)
+    images = np.stack([make_sample(rng, *SIZE, 3)[0] for _ in range(8)])
+    with torch.no_grad():
+        for _ in range(3):
+            deploy(torch.from_numpy(images).float())
+    path = tmp_path_factory.mktemp("q") / "tiny.onnx"
+    torch_to_onnx(deploy.eval(), torch.zeros(1, SIZE[1], SIZE[0], 3), path, 17, {})
+    proto, _ = simplify(onnx.load(str(path)))
+    set_metadata(proto, info)
+    onnx.save(proto, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 structured images, 4 of them 80x48 (not the model's 64x64: resized)."""
+    import cv2
+
+    from segpipe.data.synthetic import make_dataset
+
+    ds = make_dataset(tmp_path_factory.mktemp("calib_ds"), count=10, size=SIZE, num_classes=3, seed=5)
+    for f in sorted((ds / "images").iterdir())[:4]:
+        cv2.imwrite(str(f), cv2.resize(cv2.imread(str(f)), (80, 48)))
+    return ds / "images"
+
+
+def _opts(model: Path, calib: Path, out: Path, **kw) -> QuantizeOptions:
+    return QuantizeOptions(model=model, calib_images=calib, output=out, **kw)
+
+
+def test_int8_graph_structure_gate_and_metadata(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from segpipe.export.quantize import head_nodes, input_nodes, quantize
+    from segpipe.info import describe_model
+    from segpipe.progress import RecordingReporter
+
+    out = tmp_path / "tiny.int8.onnx"
+    rec = RecordingReporter()
+    res = quantize(_opts(fp32_onnx, calib_dir, out, calib_count=100, min_agreement=0.9), rec)
+    # fewer images than --calib-count: uses what there is and says how many; resized images: said once
+    assert any("calibrating on 8" in w and "2 held out" in w for w in rec.warnings)
+    assert sum("resized" in w for w in rec.warnings) == 1
+    assert res.calibration["images"] == 8 and res.gate[0].source == "held-out" and res.gate[0].images == 2
+    assert res.worst.result.argmax_agreement >= 0.9
+
+    m = onnx.load(str(out))
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    qs = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
+    dqs = [n for n in m.graph.node if n.op_type == "DequantizeLinear"]
+    assert len(qs) == res.quantize_linear > 10 and len(dqs) == res.dequantize_linear > len(qs)
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    producer = {o: n for n in m.graph.node for o in n.output}
+    for n in qs + dqs:  # signed INT8, symmetric: every zero point is int8 0
+        zp = init[n.input[2]]
+        assert zp.dtype == np.int8 and not zp.any()
+    quantized_convs = 0
+    for conv in convs:  # per-channel INT8 weights on every quantized convolution
+        w = producer.get(conv.input[1])
+        if w is None or w.op_type != "DequantizeLinear":
+            continue
+        quantized_convs += 1
+        q_w, scale = init[w.input[0]], init[w.input[1]]
+        assert q_w.dtype == np.int8 and scale.shape == (q_w.shape[0],)
+        assert next(a.i for a in w.attribute if a.name == "axis") == 0
+        assert len(conv.input) < 3 or conv.input[2] in init and init[conv.input[2]].dtype == np.float32
+    assert quantized_convs == len(convs) - 1  # the head's convolution stays FP32
+    fp32 = onnx.load(str(fp32_onnx))
+    assert head_nodes(fp32)[0] not in {n.name for n in qs} and len(input_nodes(fp32)) >= 2
+    head = next(c for c in convs if c.input[1] not in producer)
+    assert head.input[1] in init and init[head.input[1]].dtype == np.float32
+
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input_1": np.zeros((1, 64, 64, 3), np.float32)})[0]
+    assert y.shape == (1, 3, 64, 64) and y.dtype == np.float32
+
+    desc = describe_model(out)
+    assert desc.info.precision == "int8"
+    cal = json.loads({p.key: p.value for p in m.metadata_props}["segpipe.calibration"])
+    assert cal["images"] == 8 and cal["source"] == calib_dir.name and cal["method"] == "minmax"
+    assert desc.details["calibration"].startswith("minmax, 8 images of images/")
+    assert "QuantizeLinear" in desc.details["quantization"]
+
+    # quantizing a quantized graph: one line
+    with pytest.raises(ConfigError, match="already quantized"):
+        quantize(_opts(out, calib_dir, tmp_path / "again.onnx"))
+
+
+def test_gate_fails_on_black_calibration_and_leaves_no_file(
+    fp32_onnx: Path, calib_dir: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    from segpipe.export.quantize import quantize
+
+    black = tmp_path / "black"
+    black.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(black / f"b{i}.png"), np.zeros((64, 64, 3), np.uint8))
+    out_dir = tmp_path / "out"
+    out = out_dir / "bad.int8.onnx"
+    with pytest.raises(ExportError, match="INT8 gate failed .* nothing was written") as e:
+        quantize(_opts(fp32_onnx, black, out, verify_images=calib_dir, min_agreement=0.9))
+    assert "verify-images" in str(e.value) and "\n" not in str(e.value)
+    assert not out.exists() and list(out_dir.iterdir()) == []
+
+
+def test_bad_input_is_one_line(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    from segpipe.export.quantize import quantize
+
+    out = tmp_path / "x.int8.onnx"
+    with pytest.raises(ConfigError, match="folder does not exist"):
+        quantize(_opts(fp32_onnx, tmp_path / "nope", out))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=r"empty: no images"):
+        quantize(_opts(fp32_onnx, empty, out))
+    broken = tmp_path / "broken"
+    shutil.copytree(calib_dir, broken)
+    (broken / "zz_broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="zz_broken.jpg"):
+        quantize(_opts(fp32_onnx, broken, out, holdout=0))
+    with pytest.raises(ConfigError, match="end in .onnx"):
+        quantize(_opts(fp32_onnx, calib_dir, tmp_path / "x.engine"))
+    with pytest.raises(ConfigError, match="overwrite"):
+        quantize(_opts(fp32_onnx, calib_dir, fp32_onnx))
+    with pytest.raises(ConfigError, match="--calib-count 0"):
+        _opts(fp32_onnx, calib_dir, out, calib_count=0)
+    with pytest.raises(ConfigError, match="--keep-fp32 tail"):
+        _opts(fp32_onnx, calib_dir, out, keep_fp32=("tail",))
+    assert not out.exists()
+
+
+def test_cli_quantize_errors_are_one_line(fp32_onnx: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["quantize", str(fp32_onnx), "--calib-images", str(tmp_path / "none")])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--calib-images" in lines[0] and "does not exist" in lines[0]
+    res = runner.invoke(app, ["quantize", str(fp32_onnx)])
+    assert res.exit_code == 1 and "--calib-images DIR is required" in res.output
