@@ -3,7 +3,8 @@
 For each TensorRT version in :data:`trt_bindings.TENSORRT_VERSIONS` (oldest 10.x, 10.3 as on
 JetPack 6, newest 10.x, 11.0, newest 11.x) a subprocess imports the real ``tensorrt_bindings``
 module (with stub libraries, see ``tests/trt_bindings.py``) and drives ``build_engine``, the
-``build-trt`` command and ``TensorRTRunner`` through the strict proxy of ``tests/trt_strict.py``:
+``build-trt`` command, the post-build verification and ``TensorRTRunner`` through the strict proxy
+of ``tests/trt_strict.py``:
 every attribute, enum member, call signature (count, keyword names, types) and property must be
 that version's. cuda-python is checked the same way: 13.x (installed) in every run, 12.x (with
 its ``cuda.cudart`` module, the runner's fallback) beside TensorRT 10.3.
@@ -144,6 +145,14 @@ def test_builder_and_runner_against_real_bindings(version, cuda, tmp_path):
     assert "could not build the engine" in runs["build-fails"]["error"]
     assert not (tmp_path / "build-fails" / "fp32.engine").exists()
     assert "cannot create a builder (is a CUDA GPU visible?)" in runs["no-cuda-builder"]["error"]
+
+    verified, failed = runs["verified"], runs["verification-fails"]  # build_engine's default: verify
+    assert verified["error"] is None and verified["cuda_mismatches"] == []
+    assert any(
+        "verified against ONNX Runtime" in line and "agreement 100.000%" in line for line in verified["lines"]
+    )
+    assert "verification failed" in failed["error"] and "the engine was not written" in failed["error"]
+    assert sorted(p.name for p in (tmp_path / "verification-fails").iterdir()) == ["fp32.onnx"]
 
     cli = runs["cli"]
     assert cli["exit_code"] == 0, cli["output"]

@@ -104,7 +104,8 @@ def build(work: Path, reporter: Recorder, **kw: Any) -> dict:
     graph = kw.pop("graph", "fp32")
     onnx_kw = kw.pop("onnx", {})
     onnx = make_seg_onnx(work / f"{graph}.onnx", half=graph == "fp16", int8=graph == "int8", **onnx_kw)
-    opts = EngineOptions(onnx=onnx, engine=work / f"{graph}.engine", verify=False, **kw)
+    kw.setdefault("verify", False)
+    opts = EngineOptions(onnx=onnx, engine=work / f"{graph}.engine", **kw)
     path = build_engine(opts, reporter)
     side = read_sidecar(path)
     out: dict[str, Any] = {
@@ -160,7 +161,7 @@ def runner_scenario() -> dict:
         return True
 
     def ctx_shape(name):
-        n = set_shapes["input_1"][0]
+        n = set_shapes["input_1"][0] if set_shapes else 1
         return dims((n, *shapes[name][1:]))
 
     return {
@@ -203,6 +204,80 @@ def run_engine(work: Path, reporter: Recorder, cuda: Any) -> dict:
     finally:
         runner_mod.cuda_runtime = CUDA_RUNTIME
     return {"output_shapes": shapes, "peak_memory": memory}
+
+
+class FakeDeviceMemory:
+    """Host bytes standing in for device memory behind the strict cuda proxy (CPU only).
+
+    ``cudaMalloc`` hands out keys, ``cudaMemcpyAsync`` copies real host bytes in and out, and the
+    engine's ``execute_async_v3`` (a scenario answer) computes the tiny model's logits with numpy:
+    enough for ``build_engine``'s verification against ONNX Runtime to run end to end.
+    """
+
+    def __init__(self, wrong: bool = False) -> None:
+        import ctypes
+
+        self.ctypes = ctypes
+        self.mem: dict[int, bytearray] = {}
+        self.addrs: dict[str, int] = {}
+        self.shape: tuple[int, ...] = (1, 32, 64, 3)
+        self.wrong = wrong
+        self.next = 0x100000
+
+    def cuda_values(self) -> dict:
+        ok = CUDA.cudaError_t.cudaSuccess
+        h2d = CUDA.cudaMemcpyKind.cudaMemcpyHostToDevice
+
+        def malloc(size):
+            self.next += 0x100000
+            self.mem[self.next] = bytearray(int(size))
+            return (ok, self.next)
+
+        def memcpy(dst, src, count, kind, stream):
+            if kind == h2d:
+                self.mem[dst][:count] = self.ctypes.string_at(src, count)
+            else:
+                self.ctypes.memmove(dst, bytes(self.mem[src][:count]), count)
+            return (ok,)
+
+        return {"cudaMalloc": malloc, "cudaMemcpyAsync": memcpy}
+
+    def trt_values(self) -> dict:
+        from trt_helpers import reference_logits
+
+        def set_tensor_address(name, ptr):
+            self.addrs[name] = ptr
+            return True
+
+        def execute(handle):
+            n = self.shape[0]
+            size = n * 32 * 64 * 3 * 4
+            images = np.frombuffer(bytes(self.mem[self.addrs["input_1"]][:size]), np.float32).reshape(
+                self.shape
+            )
+            logits = reference_logits(images).astype(np.float32)
+            if self.wrong:
+                logits = -logits
+            out = self.mem[self.addrs["output"]]
+            out[: logits.nbytes] = logits.tobytes()
+            return True
+
+        return {
+            "IExecutionContext.set_tensor_address": set_tensor_address,
+            "IExecutionContext.execute_async_v3": execute,
+        }
+
+
+def build_verified(work: Path, reporter: Recorder, device: FakeDeviceMemory) -> dict:
+    """``build_engine`` with verification on: the runner opens the plan and is compared with ONNX Runtime."""
+    cuda = StrictCudaRuntime(CUDA, call_real=NO_DRIVER, values=device.cuda_values())
+    runner_mod.cuda_runtime = lambda: cuda
+    try:
+        return build(work, reporter, onnx={"dims": (1, 32, 64, 3)}, verify=True) | {
+            "cuda_mismatches": cuda.mismatches
+        }
+    finally:
+        runner_mod.cuda_runtime = CUDA_RUNTIME
 
 
 def run_engine_on_gpu(work: Path, reporter: Recorder) -> dict:
@@ -361,6 +436,11 @@ def main() -> None:
     )
 
     add("cli", cli)
+    static = {"input_1": (1, 32, 64, 3), "output": (1, 4, 32, 64)}  # the engine of a static ONNX
+    for name, wrong in (("verified", False), ("verification-fails", True)):
+        device = FakeDeviceMemory(wrong)
+        scen = runner_scenario() | {"ICudaEngine.get_tensor_shape": lambda n: REAL.Dims(static[n])}
+        add(name, lambda w, r, d=device: build_verified(w, r, d), scen | device.trt_values())
     cuda = StrictCudaRuntime(CUDA, call_real=NO_DRIVER)
     add("runner", lambda w, r: run_engine(w, r, cuda), runner_scenario(), cuda)
     cudart_version = None
