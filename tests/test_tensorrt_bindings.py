@@ -106,6 +106,10 @@ def test_builder_and_runner_against_real_bindings(version, cuda, tmp_path):
         assert fp16_flag["sidecar"]["fp16_method"] == "builder-flag"
     else:  # no FP16 flag on 11.x; without ModelOpt: one line, before any TensorRT call
         assert "segpipe export-onnx --half" in fp16_flag["error"] and fp16_flag["calls"] == []
+        autocast = runs["fp32+fp16-autocast"]  # with ModelOpt: the converted graph, built as typed
+        assert autocast["error"] is None and "Builder.create_network()" in _calls(autocast)
+        assert not any(c.startswith("IBuilderConfig.set_flag") for c in _calls(autocast))
+        assert autocast["sidecar"]["fp16_method"] == "autocast" and autocast["sidecar"]["precision"] == "fp16"
 
     strongly_typed = "Builder.create_network(2)" if major == 10 else "Builder.create_network()"  # 1 << 1
     for name, precision in (("fp16-graph", "fp16"), ("int8-graph", "int8")):

@@ -117,6 +117,19 @@ def build(work: Path, reporter: Recorder, **kw: Any) -> dict:
     return out
 
 
+def build_autocast(work: Path, reporter: Recorder) -> dict:
+    """11.x, FP32 graph + --fp16: the AutoCast branch, ModelOpt replaced by an FP16 export of the model."""
+    import segpipe.tensorrt.build as build_mod
+
+    saved = build_mod.available, build_mod.autocast_fp16
+    build_mod.available = lambda name: True
+    build_mod.autocast_fp16 = lambda src, out: make_seg_onnx(out, half=True, dims=(1, 32, 64, 3))
+    try:
+        return build(work, reporter, fp16=True, onnx={"dims": (1, 32, 64, 3)})
+    finally:
+        build_mod.available, build_mod.autocast_fp16 = saved
+
+
 def cli(work: Path, reporter: Recorder) -> dict:
     """``segpipe build-trt`` as a user types it, on an INT8 graph with a dynamic batch axis."""
     import typer
@@ -398,6 +411,8 @@ def main() -> None:
     add("fp32", lambda w, r: build(w, r, shapes="input_1:1x32x64x3"))
     add("fp32+fp16", lambda w, r: build(w, r, fp16=True, onnx={"dims": (1, 32, 64, 3)}))
     add("fp16-graph", lambda w, r: build(w, r, graph="fp16", fp16=True, onnx={"dims": (1, 32, 64, 3)}))
+    if int(REAL.__version__.split(".")[0]) >= 11:
+        add("fp32+fp16-autocast", build_autocast)
     add(
         "int8-graph",
         lambda w, r: build(w, r, graph="int8", int8=True, fp16=True, onnx={"dims": (1, 32, 64, 3)}),
