@@ -19,6 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from segpipe import __version__
 from segpipe.cli.common import set_debug
+from segpipe.cli.sizes import SizeCommand
 
 #: (command name, "module:function"), in listing order -- only commands that really work are registered here.
 COMMANDS: list[tuple[str, str]] = [
@@ -74,7 +75,8 @@ class LazyGroup(TyperGroup):
             module, func = self._targets[name].split(":")
             callback = getattr(importlib.import_module(module), func)
             sub = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False, add_completion=False)
-            sub.command(name, context_settings={"help_option_names": ["-h", "--help"]})(callback)
+            settings = {"help_option_names": ["-h", "--help"]}
+            sub.command(name, cls=SizeCommand, context_settings=settings)(callback)
             cmd = typer.main.get_command(sub)
             self.commands[name] = cmd
         return cmd

@@ -168,8 +168,9 @@ SizeOpt = Annotated[
     tuple[int, int] | None,
     typer.Option(
         "--size",
-        help="Network input size as WIDTH HEIGHT (width first), multiples of the output stride; "
-        "default: the model's own.",
+        metavar="W H",
+        help='Network input size as WIDTH HEIGHT (width first; 1280,640 1280x640 "(1280, 640)" work '
+        "too), multiples of the output stride; default: the model's own.",
         show_default=False,
     ),
 ]
