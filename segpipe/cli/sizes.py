@@ -59,12 +59,16 @@ def normalize_size_args(args: list[str], flags: Iterable[str]) -> list[str]:
         if token == "--":
             out.extend(args[i:])
             break
+        if not isinstance(token, str):  # CliRunner callers may pass numbers: click takes them as they are
+            out.append(token)
+            i += 1
+            continue
         flag, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
         if flag not in flags:
             out.append(token)
             i += 1
             continue
-        values = ([inline] if eq else []) + args[i + 1 :]
+        values = ([inline] if eq else []) + [str(v) for v in args[i + 1 :]]
         size, used = None, 0
         for n in (1, 2):  # "1280,640" in one token, or "1280" "640" / "1280," "640" / "(1280," "640)"
             if len(values) >= n and not any(v.startswith("-") and v != "-" for v in values[:n]):
