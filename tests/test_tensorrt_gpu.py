@@ -81,6 +81,16 @@ def test_fp16_engine_from_fp16_graph(tmp_path):
     check_against_onnxruntime(engine, onnx, (1, 32, 64, 3), 0.99)
 
 
+def test_int8_engine_from_qdq_graph(tmp_path):
+    """A Q/DQ graph builds strongly typed with no precision flag on 10.x and 11.x."""
+    onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32), int8=True)
+    engine = build_engine(EngineOptions(onnx=onnx, max_batch=4))
+    side = read_sidecar(engine)
+    assert side["precision"] == "int8" and side["strongly_typed"] and side["fp16_method"] == "as-is"
+    assert side["profile"]["input_1"]["max"] == [4, 32, 64, 3]
+    check_against_onnxruntime(engine, onnx, (3, 32, 64, 3), 0.98)
+
+
 def test_dynamic_shapes_at_two_sizes_and_batch_chunking(tmp_path):
     onnx = make_seg_onnx(tmp_path / "m.onnx", size=(64, 32))
     engine = build_engine(
