@@ -680,3 +680,26 @@ def test_run_trtexec_flow_with_stand_in_script_not_trtexec(tmp_path):
         "m.onnx",
         "not_trtexec.sh",
     ]
+
+
+def test_segpipe_int8_graph_is_built_as_int8(tmp_path):
+    """What ``segpipe quantize`` / ``export-onnx --int8`` writes (ONNX Runtime QDQ, signed symmetric INT8)
+    is what build-trt recognises: precision int8, strongly typed on 10.x, no flag on 11.x."""
+    import onnx
+
+    from segpipe.export.quantize import graph_io, quantize_ort
+
+    src = make_seg_onnx(tmp_path / "m.onnx", dims=(1, 32, 64, 3))
+    proto = onnx.load(src)
+    info = ModelInfo.from_metadata({p.key: p.value for p in proto.metadata_props})
+    calib = np.random.default_rng(0).integers(0, 256, (4, 32, 64, 3)).astype(np.float32)
+    dst = tmp_path / "m.int8.onnx"
+    quantize_ort(src, dst, graph_io(proto, info, src), calib, "minmax", [])
+    q = onnx.load(dst)
+    assert graph_precision(q) == "int8"
+    zero_points = {n.input[2] for n in q.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in q.graph.initializer}
+    assert zero_points and all(inits[z].dtype == np.int8 and not inits[z].any() for z in zero_points)
+    opts = EngineOptions(onnx=dst, int8=True)
+    assert "--stronglyTyped" in trtexec_command(opts, 10).argv
+    assert not {"--stronglyTyped", "--int8", "--fp16"} & set(trtexec_command(opts, 11).argv)
