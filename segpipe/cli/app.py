@@ -47,6 +47,7 @@ SUMMARIES: dict[str, str] = {
     "evaluate": "Score a model (.pth, .onnx or .engine) on a labelled data set: "
     "mIoU, per-class IoU, accuracy.",
     "build-trt": "Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it.",
+    "quantize": "Quantize an FP32 ONNX model to INT8 (Q/DQ, for TensorRT 10/11) and check it against FP32.",
 }
 
 
