@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ENCODER
 
 from segpipe.data.synthetic import make_dataset
 from segpipe.evaluate import evaluate
@@ -32,7 +33,7 @@ COMMON = [
     "--num-classes",
     "3",
     "--encoder",
-    "resnet18",
+    ENCODER,
     "--encoder-weights",
     "none",
     "--size",
@@ -159,7 +160,7 @@ def test_reported_miou_matches_single_process_evaluation(ddp_run, data, tmp_path
             val_root=data[1],
             dataset="train_helpers:LoggedDataset",
             num_classes=3,
-            encoder="resnet18",
+            encoder=ENCODER,
             model=out / "last.pth",
             finetune=True,
             size=(64, 64),

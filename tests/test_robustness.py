@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ENCODER
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
@@ -52,7 +53,7 @@ FAST = [
     "--num-classes",
     "3",
     "--encoder",
-    "resnet18",
+    ENCODER,
     "--encoder-weights",
     "none",
     "--size",
@@ -106,7 +107,7 @@ def _opts(split: tuple[Path, Path], out: Path, **kw) -> TrainOptions:
         data_root=split[0],
         val_root=split[1],
         num_classes=3,
-        encoder="resnet18",
+        encoder=ENCODER,
         encoder_weights="none",
         size=(64, 64),
         batch_size=2,

@@ -12,31 +12,28 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import ENCODER, TRAIN_FLAGS, TrainedRun, tiny_train_options
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
 from segpipe.data.synthetic import make_dataset
-from segpipe.options import TrainOptions
 from segpipe.progress import RecordingReporter
 from segpipe.training import train
 from segpipe.training.loop import Trainer
 from segpipe.training.metrics import IoUMeter
 
 runner = CliRunner()
-FAST = ["--encoder-weights", "none", "--size", "64", "64", "--batch-size", "4", "--workers", "0"]
+FAST = TRAIN_FLAGS  # --encoder ENCODER, no weights, 64x64, batch 4, no workers, CPU
 
 
 def run_cli(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_cli_train_writes_complete_run_folder(index_dataset: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    # the original tool's spellings
-    r = run_cli("train", "--data_root", index_dataset, "--num_classes", 3, "--model_name", "tiny",
-                "--backend", "resnet18", "--epochs", 2, "--output-dir", out, "--class-names", "bg,a,b", *FAST)
-    assert r.exit_code == 0, r.output
-    assert "best mIoU" in r.output and "epoch 2/2" in r.output
+def test_cli_train_writes_complete_run_folder(trained_run: TrainedRun) -> None:
+    # the shared run was trained with the original tool's spellings (--data_root, --backend...)
+    out, output = trained_run.dir, trained_run.output
+    assert "best mIoU" in output and "epoch 2/2" in output
     for name in ("best.pth", "last.pth", "metrics.csv", "curves.png", "options.yaml", "val_samples.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for png in ("curves.png", "val_samples.png"):
@@ -47,19 +44,20 @@ def test_cli_train_writes_complete_run_folder(index_dataset: Path, tmp_path: Pat
     assert {"time_s", "train_loss", "val_loss", "miou", "iou_bg", "iou_a", "iou_b", "lr"} <= set(rows[0])
     assert 0.0 <= float(rows[-1]["miou"]) <= 1.0
     opts = yaml.safe_load((out / "options.yaml").read_text())
-    assert opts["epochs"] == 2 and opts["encoder"] == "resnet18" and opts["size"] == [64, 64]
+    assert opts["epochs"] == 2 and opts["encoder"] == ENCODER and opts["size"] == [64, 64]
     ckpt = torch.load(out / "last.pth", weights_only=True)  # the checkpoint contract
     info = ckpt["model_info"]
     assert info["class_names"] == ["bg", "a", "b"] and info["input_size"] == [64, 64]
-    assert info["encoder"] == "resnet18" and len(info["colors"]) == 3 and info["output_stride"] == 32
+    assert info["encoder"] == ENCODER and len(info["colors"]) == 3 and info["output_stride"] == 32
     assert ckpt["train_state"]["epoch"] == 2 and "optimizer" in ckpt["train_state"]
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_training_learns_well_above_majority_class(tmp_path: Path) -> None:
+    """The end-to-end learning test (slow: ``pytest -m slow``, run by .ci/run)."""
     data = make_dataset(tmp_path / "easy", count=30, size=(64, 64), num_classes=3, seed=5)
-    opts = TrainOptions(data_root=data, num_classes=3, encoder="resnet18", encoder_weights="none", epochs=10,
-                        batch_size=4, lr=3e-3, size=(64, 64), workers=0, augment="none", output_dir=tmp_path / "run")
+    opts = tiny_train_options(data, tmp_path / "run", epochs=10, lr=3e-3, augment="none", device="auto")
     trainer = Trainer(opts)
     # the majority-class baseline on the same validation images
     meter = IoUMeter(3)
@@ -72,15 +70,14 @@ def test_training_learns_well_above_majority_class(tmp_path: Path) -> None:
 
 def test_resume_restores_optimizer_and_is_exact(index_dataset: Path, tmp_path: Path) -> None:
     # on CPU: exact on any machine (on CUDA, exactness needs --deterministic; cudnn.benchmark picks kernels per run)
-    common = dict(data_root=index_dataset, num_classes=3, encoder="resnet18", encoder_weights="none", epochs=2,
-                  batch_size=4, size=(64, 64), workers=0, use_mixup=True, seed=3, device="cpu")
-    straight = train(TrainOptions(**common, output_dir=tmp_path / "straight"))
+    common = dict(data_root=index_dataset, epochs=2, use_mixup=True, seed=3)
+    straight = train(tiny_train_options(output_dir=tmp_path / "straight", **common))
 
     # the same run, interrupted after its first epoch
     class Stop(Exception):
         pass
 
-    interrupted = Trainer(TrainOptions(**common, output_dir=tmp_path / "resumed"))
+    interrupted = Trainer(tiny_train_options(output_dir=tmp_path / "resumed", **common))
     original = interrupted.train_epoch
     calls = []
 
@@ -97,7 +94,7 @@ def test_resume_restores_optimizer_and_is_exact(index_dataset: Path, tmp_path: P
     saved = torch.load(last, weights_only=True)
     assert saved["train_state"]["epoch"] == 1
 
-    resumed = Trainer(TrainOptions(**{**common, "model": last}))
+    resumed = Trainer(tiny_train_options(output_dir=None, model=last, **common))
     assert resumed.start_epoch == 1 and resumed.run_dir == tmp_path / "resumed"
     state = resumed.optimizer.state_dict()["state"]
     for k, v in saved["train_state"]["optimizer"]["state"].items():
@@ -111,8 +108,20 @@ def test_resume_restores_optimizer_and_is_exact(index_dataset: Path, tmp_path: P
 
 
 def test_missing_start_checkpoint_warns_and_trains(index_dataset: Path, tmp_path: Path) -> None:
-    r = run_cli("train", "--data-root", index_dataset, "--num-classes", 3, "--encoder", "resnet18", "--epochs", 1,
-                "--model", tmp_path / "nope.pth", "--output-dir", tmp_path / "run", *FAST)
+    r = run_cli(
+        "train",
+        "--data-root",
+        index_dataset,
+        "--num-classes",
+        3,
+        "--epochs",
+        1,
+        "--model",
+        tmp_path / "nope.pth",
+        "--output-dir",
+        tmp_path / "run",
+        *FAST,
+    )
     assert r.exit_code == 0, r.output
     assert "nope.pth does not exist; training from scratch" in r.output
     assert (tmp_path / "run" / "best.pth").exists()
@@ -120,21 +129,26 @@ def test_missing_start_checkpoint_warns_and_trains(index_dataset: Path, tmp_path
 
 def test_config_file_and_flags_win(index_dataset: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data_root: {index_dataset}\nnum_classes: 3\nencoder: resnet18\nepochs: 5\nloss: ce+dice\n")
+    cfg.write_text(
+        f"data_root: {index_dataset}\nnum_classes: 3\nencoder: resnet18\nepochs: 5\nloss: ce+dice\n"
+    )
     r = run_cli("train", "--config", cfg, "--epochs", 1, "--output-dir", tmp_path / "run", *FAST)
     assert r.exit_code == 0, r.output
     opts = yaml.safe_load((tmp_path / "run" / "options.yaml").read_text())
-    assert opts["epochs"] == 1 and opts["loss"] == "ce+dice" and opts["encoder"] == "resnet18"
+    assert opts["epochs"] == 1 and opts["loss"] == "ce+dice" and opts["encoder"] == ENCODER  # the flag won
 
 
-@pytest.mark.parametrize("mode,loss", [("binary", "bce+dice"), ("multilabel", "focal+lovasz"), ("seg", "dice+focal+lovasz")])
+@pytest.mark.parametrize(
+    "mode,loss", [("binary", "bce+dice"), ("multilabel", "focal+lovasz"), ("seg", "dice+focal+lovasz")]
+)
 def test_modes_and_losses_train(tmp_path: Path, mode: str, loss: str) -> None:
     classes = 2 if mode == "binary" else 3
     data = make_dataset(tmp_path / "d", count=6, size=(64, 64), num_classes=classes, seed=2)
     rep = RecordingReporter()
-    result = train(TrainOptions(data_root=data, num_classes=classes, mode=mode, loss=loss, encoder="resnet18",
-                                encoder_weights="none", epochs=1, batch_size=2, size=(64, 64), workers=0,
-                                output_dir=tmp_path / "run"), rep)
+    result = train(
+        tiny_train_options(data, tmp_path / "run", num_classes=classes, mode=mode, loss=loss, batch_size=2),
+        rep,
+    )
     assert np.isfinite(result.history[0]["train_loss"])
     assert len(result.history[0]["iou"]) == classes
 
@@ -152,9 +166,7 @@ def test_custom_dataset_class(tmp_path: Path, index_dataset: Path, monkeypatch: 
         "        return (m[..., None].repeat(1, 1, 3) * 200), m\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    result = train(TrainOptions(data_root=tmp_path, dataset="mydata:Squares", num_classes=2, encoder="resnet18",
-                                encoder_weights="none", epochs=1, batch_size=4, size=(64, 64), workers=0,
-                                output_dir=tmp_path / "run"))
+    result = train(tiny_train_options(tmp_path, tmp_path / "run", dataset="mydata:Squares", num_classes=2))
     assert result.epochs_done == 1 and len(result.history[0]["iou"]) == 2
     sys.modules.pop("mydata", None)
 
@@ -180,7 +192,9 @@ def _break(kind: str, root: Path, tmp: Path) -> list[str]:
         m[3, 3] = 7
         cv2.imwrite(str(root / "indexes" / "sample_001_color_mask.png"), m)
     elif kind == "unknown colour":
-        cv2.imwrite(str(root / "indexes" / "sample_001_color_mask.png"), np.full((64, 64, 3), (9, 99, 199), np.uint8))
+        cv2.imwrite(
+            str(root / "indexes" / "sample_001_color_mask.png"), np.full((64, 64, 3), (9, 99, 199), np.uint8)
+        )
     elif kind == "empty dataset":
         for p in (root / "images").iterdir():
             p.unlink()
@@ -200,7 +214,7 @@ def _break(kind: str, root: Path, tmp: Path) -> list[str]:
         from segpipe.modelinfo import ModelInfo
         from segpipe.models import create_model, save_checkpoint
 
-        info = ModelInfo(arch="Unet", encoder="resnet18", num_classes=5, input_size=(64, 64))
+        info = ModelInfo(arch="Unet", encoder=ENCODER, num_classes=5, input_size=(64, 64))
         save_checkpoint(tmp / "five.pth", create_model(info), info, {"epoch": 1, "optimizer": {}})
         return ["--model", str(tmp / "five.pth")]
     return []
@@ -232,8 +246,19 @@ def test_bad_input_is_one_line_exit_1_nothing_written(kind: str, index_dataset: 
     shutil.copytree(index_dataset, root)
     extra = _break(kind, root, tmp_path)
     out = tmp_path / "run"
-    args = ["train", "--data-root", root, "--num-classes", 3, "--encoder", "resnet18", "--epochs", 1,
-            "--output-dir", out, *FAST, *extra]
+    args = [
+        "train",
+        "--data-root",
+        root,
+        "--num-classes",
+        3,
+        "--epochs",
+        1,
+        "--output-dir",
+        out,
+        *FAST,
+        *extra,
+    ]
     r = run_cli(*args)
     assert r.exit_code == 1, r.output
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
