@@ -136,12 +136,40 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_onnx(tiny_model(info), info, tmp_path_factory.mktemp("startup") / "tiny.onnx")
 
 
-def test_onnx_commands_run_where_torch_cannot_be_imported(
+def _engine_with_sidecar(folder: Path, onnx_path: Path) -> Path:
+    """An engine file (opaque bytes: ``info`` reads only its sidecar) and the sidecar build-trt writes."""
+    import onnx
+
+    from segpipe.tensorrt.shapes import ProfileShape
+    from segpipe.tensorrt.sidecar import engine_sidecar, write_sidecar
+
+    engine = folder / "m.engine"
+    engine.write_bytes(b"\x00" * 1000)
+    sidecar = engine_sidecar(
+        engine_path=engine,
+        onnx_path=onnx_path,
+        metadata={p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props},
+        tensorrt_version="10.13.0",
+        gpu_name="NVIDIA H100",
+        compute_capability="9.0",
+        precision="fp16",
+        onnx_precision="fp16",
+        fp16_method="as-is",
+        strongly_typed=True,
+        profile={"input_1": ProfileShape((1, 64, 64, 3), (1, 64, 64, 3), (1, 64, 64, 3))},
+    )
+    write_sidecar(engine, sidecar)
+    return engine
+
+
+def test_onnx_and_engine_commands_run_where_torch_cannot_be_imported(
     tiny_onnx: Path, index_dataset: Path, tmp_path: Path
 ) -> None:
     images = index_dataset / "images"
+    engine = _engine_with_sidecar(tmp_path, tiny_onnx)
     runs = [
         ["info", str(tiny_onnx)],
+        ["info", str(engine)],
         [
             "visualize",
             "-i",
@@ -185,6 +213,7 @@ def test_onnx_commands_run_where_torch_cannot_be_imported(
     assert r.returncode == 0, r.stdout + r.stderr
     results = [ln.split()[1:] for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert results == [[run[0], "0", "False"] for run in runs], r.stdout + r.stderr
-    assert "sky" in r.stdout  # info printed the model's class names
+    assert r.stdout.count("sky") >= 2  # info printed the class names of the ONNX model and the engine
+    assert "NVIDIA H100" in r.stdout
     assert len(list((tmp_path / "vis").glob("*.png"))) >= len(list(images.iterdir()))
     assert "mIoU" in r.stdout and "tiny.onnx" in r.stdout
