@@ -92,7 +92,7 @@ def test_tiled_scores_cover_every_pixel_once_averaged(hw, overlap, starts):
     image = rand_image(*hw)
     runner = FnRunner()
     spec = InferenceSpec(tile=(32, 32), overlap=overlap)
-    bands = list(tiled_scores(runner, image, (32, 32), spec, batch_size=3))
+    bands = [(y0, y1, s.copy()) for y0, y1, s in tiled_scores(runner, image, (32, 32), spec, batch_size=3)]
     rows = [(y0, y1) for y0, y1, _ in bands]
     assert rows[0][0] == 0 and rows[-1][1] == hw[0]
     assert all(a[1] == b[0] for a, b in zip(rows, rows[1:], strict=False))  # contiguous, no row twice
@@ -127,7 +127,7 @@ def test_small_image_is_padded_and_window_resized():
     # a window of 64 image pixels fed at the 32x32 network size: resized there and back
     flat = np.full((128, 128, 3), 200, np.uint8)
     scores = np.concatenate(
-        [s for *_, s in tiled_scores(runner, flat, (32, 32), InferenceSpec(tile=(64, 64)))], 1
+        [s.copy() for *_, s in tiled_scores(runner, flat, (32, 32), InferenceSpec(tile=(64, 64)))], 1
     )
     assert runner.calls[-1][1:3] == (32, 32)
     np.testing.assert_allclose(scores[1], 200.0, atol=1e-3)
@@ -166,6 +166,8 @@ def test_what_a_runner_cannot_do_is_one_line():
         check_spec(FnRunner(fixed=(32, 32)), spec, (32, 32))
     assert "\n" not in str(e.value)
     check_spec(FnRunner(fixed=(32, 32)), InferenceSpec(flip=True, tile=(64, 64)), (32, 32))  # fine
+    with pytest.raises(ConfigError, match=r"same input size twice \(0.75 -> 32x32, 1 -> 32x32\)"):
+        check_spec(FnRunner(stride=32), spec, (32, 32))  # 24 snaps to 32 with stride 32
     with pytest.raises(ConfigError, match="class map .*cannot be averaged"):
         check_spec(FnRunner("labels"), InferenceSpec(flip=True), (32, 32))
 

@@ -63,10 +63,16 @@ def check_spec(runner: Runner, spec: InferenceSpec, size: tuple[int, int]) -> No
         )
     stride = runner.info.output_stride
     sizes = [scaled_size(size, s, stride) for s in spec.scales]
+    scales = ",".join(f"{s:g}" for s in spec.scales)
+    if len(set(sizes)) < len(sizes):  # never average a size twice behind the user's back
+        shown = ", ".join(f"{s:g} -> {w}x{h}" for s, (w, h) in zip(spec.scales, sizes, strict=True))
+        raise ConfigError(
+            f"--tta scales={scales}: at {size[0]}x{size[1]} with output stride {stride} these scales "
+            f"give the same input size twice ({shown}); use scales further apart or a larger --size"
+        )
     other = [wh for wh in sizes if wh != tuple(size)]
     if not other:
         return
-    scales = ",".join(f"{s:g}" for s in spec.scales)
     if runner.fixed_size is not None:
         w, h = runner.fixed_size
         raise ConfigError(
@@ -159,6 +165,17 @@ def _tent(n: int) -> np.ndarray:
     return np.minimum(i + 1, n - i)
 
 
+def _band_rows(boxes: list[tuple[int, int]], th: int, height: int, batch_size: int) -> int:
+    """The most rows :func:`tiled_scores` holds at once: from the first unfinished row to the bottom
+    of the last window of a batch (windows go row by row, ``batch_size`` per call)."""
+    rows, top = 0, 0
+    for start in range(0, len(boxes), batch_size):
+        bottom = boxes[min(start + batch_size, len(boxes)) - 1][0] + th
+        rows = max(rows, bottom - top)
+        top = max(top, boxes[start + batch_size][0] if start + batch_size < len(boxes) else height)
+    return rows
+
+
 def tiled_scores(
     runner: Runner,
     image: np.ndarray,
@@ -170,8 +187,10 @@ def tiled_scores(
 
     Yields ``(y0, y1, scores)`` with ``scores`` C×(y1-y0)×W: the outputs averaged over the windows
     covering those rows (logits / probabilities), or the depth-weighted votes of a labels model. The
-    bands cover the image's rows top to bottom exactly once; only the rows of windows in flight are
-    held in memory.
+    bands cover the image's rows top to bottom exactly once. ``scores`` is a view into a ring
+    buffer of rows, valid until the next band is asked for (copy it to keep it): the buffer holds
+    only the rows the windows in flight touch (about one window height plus one stride), whatever
+    the image's height.
     """
     h_img, w_img = image.shape[:2]
     tw, th = tile_size(spec, network)
@@ -183,8 +202,18 @@ def tiled_scores(
     labels_model = runner.output_kind == "labels"
     num_classes = max(int(runner.info.num_classes), 2)
     vote = np.outer(_tent(th), _tent(tw)) if labels_model else None
-    acc: np.ndarray | None = None  # C × rows × width, rows [top, top + acc.shape[1])
-    weight = np.zeros((0, width), dtype=np.float32)
+    cap = _band_rows(boxes, th, height, batch_size)
+    acc: np.ndarray | None = None  # C × cap × width: logical row r lives at physical row r % cap
+    weight = np.zeros((cap, width), dtype=np.float32)
+
+    def segments(y0: int, y1: int) -> Iterator[tuple[int, slice]]:
+        """(first logical row, physical rows) of the at most two pieces of rows [y0, y1)."""
+        while y0 < y1:
+            p = y0 % cap
+            n = min(y1 - y0, cap - p)
+            yield y0, slice(p, p + n)
+            y0 += n
+
     top = 0
     for start in range(0, len(boxes), batch_size):
         group = boxes[start : start + batch_size]
@@ -193,16 +222,9 @@ def tiled_scores(
             [c if (tw, th) == network else cv2.resize(c, network, cv2.INTER_LINEAR) for c in crops]
         )
         out = run_views(runner, net, spec)
-        bottom = max(y for y, _ in group) + th
         if acc is None:
-            channels = num_classes if labels_model else out.shape[1]
-            acc = np.zeros((channels, 0, width), dtype=np.float32)
-        if bottom - top > acc.shape[1]:  # grow the band downwards
-            grow = bottom - top - acc.shape[1]
-            acc = np.concatenate([acc, np.zeros((acc.shape[0], grow, width), np.float32)], axis=1)
-            weight = np.concatenate([weight, np.zeros((grow, width), np.float32)])
+            acc = np.zeros((num_classes if labels_model else out.shape[1], cap, width), np.float32)
         for (y, x), o in zip(group, out, strict=True):
-            rows = slice(y - top, y - top + th)
             if labels_model:
                 lab = (
                     o
@@ -210,21 +232,24 @@ def tiled_scores(
                     else cv2.resize(o.astype(np.uint16), (tw, th), interpolation=cv2.INTER_NEAREST_EXACT)
                 )
                 lab = np.minimum(lab.astype(np.int64), acc.shape[0] - 1)
-                region = acc[:, rows, x : x + tw]
+                scores = np.zeros((acc.shape[0], th, tw), np.float32)
                 for c in np.unique(lab):
-                    region[c] += np.where(lab == c, vote, 0.0)
-                weight[rows, x : x + tw] += 1.0
+                    hit = lab == c
+                    scores[c][hit] = vote[hit]  # type: ignore[index]
             else:
-                acc[:, rows, x : x + tw] += resize_scores(o.astype(np.float32, copy=False), (tw, th))
+                scores = resize_scores(o.astype(np.float32, copy=False), (tw, th))
+            for ly, rows in segments(y, y + th):
+                n = rows.stop - rows.start
+                acc[:, rows, x : x + tw] += scores[:, ly - y : ly - y + n]
                 weight[rows, x : x + tw] += 1.0
         done = boxes[start + batch_size][0] if start + batch_size < len(boxes) else height
-        if done > top:
-            n = done - top
-            band, acc = acc[:, :n], acc[:, n:]
-            counts, weight = weight[:n], weight[n:]
+        for ly, rows in segments(top, done):
+            band, counts = acc[:, rows], weight[rows]
             if not labels_model:
-                band = band / counts  # every row here is covered: counts >= 1
-            stop = min(done, h_img)
-            if stop > top:
-                yield top, stop, band[:, : stop - top, :w_img]
-            top = done
+                np.divide(band, counts, out=band)  # every row here is covered: counts >= 1
+            stop = min(ly + rows.stop - rows.start, h_img)
+            if stop > ly:
+                yield ly, stop, band[:, : stop - ly, :w_img]
+            band.fill(0.0)
+            counts.fill(0.0)
+        top = max(top, done)
