@@ -159,3 +159,22 @@ def test_help_shows_w_h_for_every_size_option() -> None:
             line = next((ln for ln in out.splitlines() if f" {flag} " in ln), "")
             assert " W H " in line, f"segpipe {command} --help: {flag} line is {line!r}"
             assert "int,int" not in line
+
+
+def test_every_two_integer_option_of_every_command_is_a_size() -> None:
+    """A size option added later (any ``tuple[int, int]``) is covered without registering it."""
+    import typer.main
+
+    from segpipe.cli.app import COMMANDS
+    from segpipe.cli.sizes import SizeCommand, is_size_option
+
+    group = typer.main.get_command(app)
+    found = []
+    for name, _ in COMMANDS:
+        command = group.load(name)
+        assert isinstance(command, SizeCommand), name
+        for param in command.params:
+            if getattr(param, "nargs", 1) == 2:
+                assert is_size_option(param) and param.metavar == "W H", f"{name} {param.opts}"
+                found.append(f"{name} {param.opts[0]}")
+    assert {"train --size", "visualize --tile", "benchmark --image-size", "export-onnx --size"} <= set(found)
