@@ -191,3 +191,50 @@ def test_cli_quantize_errors_are_one_line(fp32_onnx: Path, tmp_path: Path) -> No
     assert len(lines) == 1 and "--calib-images" in lines[0] and "does not exist" in lines[0]
     res = runner.invoke(app, ["quantize", str(fp32_onnx)])
     assert res.exit_code == 1 and "--calib-images DIR is required" in res.output
+
+
+def test_export_onnx_int8_flags_checked_before_export(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    runner = CliRunner()
+    out = tmp_path / "m.onnx"
+    base = ["export-onnx", "--model", str(tiny_checkpoint), "--model-out", str(out)]
+    cases = [
+        (["--int8"], "--int8 needs --calib-images DIR"),
+        (["--calib-images", str(tmp_path)], "--calib-images is for --int8"),
+        (["--int8", "--half", "--calib-images", str(tmp_path)], "--int8 with --half"),
+        (["--int8", "--calib-images", str(tmp_path / "none")], "folder does not exist"),
+    ]
+    for extra, message in cases:
+        res = runner.invoke(app, base + extra)
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert len([ln for ln in res.output.splitlines() if ln.strip()]) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_export_onnx_int8_writes_both_graphs(
+    tiny_checkpoint: Path, color_dataset: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+    from segpipe.info import describe_model
+
+    out = tmp_path / "m.onnx"
+    args = ["export-onnx", "--model", str(tiny_checkpoint), "--model-out", str(out), "--int8", "-q"]
+    args += [
+        "--calib-images",
+        str(color_dataset / "images"),
+        "--calib-count",
+        "4",
+        "--int8-min-agreement",
+        "0.5",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert describe_model(out).info.precision == "fp32"
+    assert describe_model(tmp_path / "m.int8.onnx").info.precision == "int8"
+    assert "INT8 quantization" in res.output and "accuracy gate" in res.output

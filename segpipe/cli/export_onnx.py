@@ -26,14 +26,18 @@ from segpipe.cli.common import (
     print_written,
     run_guarded,
 )
+from segpipe.cli.quantize import CalibCountOpt, CalibImagesOpt, Int8MinAgreementOpt, MethodOpt, QuantizerOpt
 from segpipe.errors import ConfigError
-from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions
+from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions, QuantizeOptions
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(OnnxExportOptions) if f.default is not dataclasses.MISSING
 }
 
-MODEL, GRAPH, VERIFY = MODEL_PANEL, "Graph", "Verification"
+MODEL, GRAPH, VERIFY, INT8 = MODEL_PANEL, "Graph", "Verification", "INT8 (Q/DQ for TensorRT)"
+_QDEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(QuantizeOptions) if f.default is not dataclasses.MISSING
+}
 
 
 def _d(name: str) -> Any:
@@ -204,6 +208,19 @@ def export_onnx_command(
             show_default=False,
         ),
     ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Also write NAME.int8.onnx: INT8 Q/DQ, calibrated on --calib-images, gated against the FP32 graph.",
+            rich_help_panel=INT8,
+        ),
+    ] = False,
+    calib_images: CalibImagesOpt = None,
+    calib_count: CalibCountOpt = _QDEFAULTS["calib_count"],
+    calib_method: MethodOpt = _QDEFAULTS["method"],
+    quantizer: QuantizerOpt = _QDEFAULTS["quantizer"],
+    int8_min_agreement: Int8MinAgreementOpt = None,
     quiet: Annotated[
         bool,
         typer.Option("--quiet", "-q", help="Only the summary."),
@@ -245,9 +262,38 @@ def export_onnx_command(
 
     from segpipe.export.onnx import export_onnx
 
+    def build_int8(opts: OnnxExportOptions) -> QuantizeOptions:
+        """The INT8 step's options, checked before the export starts (a typo costs no export)."""
+        from segpipe.export.quantize import image_files
+
+        if not int8:
+            raise ConfigError("--calib-images is for --int8; add --int8 (or drop --calib-images)")
+        if calib_images is None:
+            raise ConfigError(
+                "--int8 needs --calib-images DIR: a folder of images like the ones the model will see"
+            )
+        if opts.half:
+            raise ConfigError("--int8 with --half: an INT8 graph is quantized from the FP32 one; drop --half")
+        image_files(calib_images, "--calib-images")
+        return QuantizeOptions(
+            model=opts.resolved_output,
+            calib_images=calib_images,
+            calib_count=calib_count,
+            verify_images=opts.verify_images,
+            min_agreement=int8_min_agreement,
+            method=calib_method,
+            quantizer=quantizer,
+        )
+
     opts = run_guarded(build)
+    qopts = run_guarded(build_int8, opts) if int8 or calib_images is not None else None
     result = run_guarded(export_onnx, opts, RichReporter(quiet=quiet))
     render_result(result)
+    if qopts is not None:
+        from segpipe.cli.quantize import render_result as render_int8
+        from segpipe.export.quantize import quantize
+
+        render_int8(run_guarded(quantize, qopts.replace(model=result.path), RichReporter(quiet=quiet)))
 
 
 def render_result(result: Any) -> None:
