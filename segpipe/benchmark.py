@@ -60,6 +60,8 @@ class ModelBenchmark:
     device: str = ""
     #: Sliding window / TTA timed ("": one network call per batch); then ``size`` is the image's.
     inference: str = ""
+    #: The model file's size in MB.
+    size_mb: float = 0.0
 
     def row(self) -> list[Any]:
         """A table row (see :data:`COLUMNS`)."""
@@ -277,6 +279,7 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
             load_seconds=load_seconds,
             device=_runner_device(runner),
             inference=spec.describe(),
+            size_mb=path.stat().st_size / 1e6,
             **stats,
         )
 
@@ -338,3 +341,48 @@ def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> Bench
 def write_report(result: BenchmarkResult, path: str | Path) -> Path:
     """The figures as JSON, written atomically."""
     return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+# ---- the precision ladder ------------------------------------------------------------------------
+PRECISION_ORDER = ("fp32", "fp16", "int8")
+#: Header of :func:`precision_ladder` rows.
+LADDER_COLUMNS = ["precision", "model", "backend", "size MB", "mean ms", "vs FP32", "mIoU", "mIoU vs FP32"]
+
+
+def precision_ladder(result: BenchmarkResult) -> list[list[str]]:
+    """FP32, FP16 and INT8 models of one backend side by side: size, latency and mIoU, each also
+    relative to the FP32 model of the same backend (speed-up, mIoU points).
+
+    Empty unless some backend has models of two or more precisions (the ladder compares those).
+    """
+    by_backend: dict[str, list[ModelBenchmark]] = {}
+    for m in result.models:
+        by_backend.setdefault(m.backend, []).append(m)
+    rows: list[list[str]] = []
+    for backend, models in by_backend.items():
+        if len({m.precision for m in models}) < 2:
+            continue
+        models = sorted(
+            models, key=lambda m: PRECISION_ORDER.index(m.precision) if m.precision in PRECISION_ORDER else 9
+        )
+        base = next((m for m in models if m.precision == "fp32"), None)
+        for m in models:
+            speed = f"{base.mean_ms / m.mean_ms:.2f}x" if base is not None and m.mean_ms > 0 else "-"
+            if m.miou is None:
+                miou = delta = "-"
+            else:
+                miou = f"{m.miou:.4f}"
+                delta = "-" if base is None or base.miou is None else f"{100 * (m.miou - base.miou):+.2f} pt"
+            rows.append(
+                [
+                    m.precision.upper(),
+                    Path(m.model).name,
+                    backend,
+                    f"{m.size_mb:.2f}",
+                    f"{m.mean_ms:.2f}",
+                    speed,
+                    miou,
+                    delta,
+                ]
+            )
+    return rows

@@ -238,3 +238,20 @@ def test_export_onnx_int8_writes_both_graphs(
     assert describe_model(out).info.precision == "fp32"
     assert describe_model(tmp_path / "m.int8.onnx").info.precision == "int8"
     assert "INT8 quantization" in res.output and "accuracy gate" in res.output
+
+
+def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+    from segpipe.benchmark import benchmark, precision_ladder
+    from segpipe.data.synthetic import make_dataset
+    from segpipe.export.quantize import quantize
+    from segpipe.options import BenchmarkOptions
+
+    int8 = quantize(_opts(fp32_onnx, calib_dir, tmp_path / "tiny.int8.onnx", min_agreement=0.5)).path
+    data = make_dataset(tmp_path / "ds", count=3, size=SIZE, num_classes=3, seed=9)
+    opts = BenchmarkOptions(models=(int8, fp32_onnx), warmup=1, runs=2, device="cpu", data_root=data)
+    rows = precision_ladder(benchmark(opts))
+    assert [r[0] for r in rows] == ["FP32", "INT8"] and rows[0][5] == "1.00x" and rows[0][7] == "+0.00 pt"
+    assert float(rows[1][3]) < float(rows[0][3]) / 2  # INT8 weights: under half the FP32 file
+    assert rows[1][6] != "-" and rows[1][7].endswith(" pt")
+    single = BenchmarkOptions(models=(fp32_onnx,), warmup=0, runs=1, device="cpu")
+    assert precision_ladder(benchmark(single)) == []

@@ -146,3 +146,23 @@ def render(result: Any) -> None:
     # a terminal gets the table fitted to it; a pipe or a log (80 columns to rich) gets every figure whole
     out = console if console.is_terminal else Console(highlight=False, width=max(console.width, 160))
     out.print(table)
+    render_ladder(result, out)
+
+
+def render_ladder(result: Any, out: Any = None) -> None:
+    """The precision ladder (FP32, FP16, INT8 of one backend side by side), when there is one."""
+    from rich.table import Table
+
+    from segpipe.benchmark import LADDER_COLUMNS, precision_ladder
+
+    rows = precision_ladder(result)
+    if not rows:
+        return
+    table = Table(
+        title="precision ladder (same backend; vs FP32: speed-up and mIoU points)", title_justify="left"
+    )
+    for col in LADDER_COLUMNS:
+        table.add_column(col, justify="left" if col in ("precision", "model", "backend") else "right")
+    for row in rows:
+        table.add_row(*row)
+    (out or console).print(table)
