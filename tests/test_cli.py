@@ -61,3 +61,5 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     report = json.loads((out / "evaluate_pth.json").read_text())
     assert 0.0 <= report["miou"] <= 1.0
     assert "skipped building a TensorRT engine" in r.output or (out / "demo.engine").exists()
+    assert (out / "demo.fp16.onnx").is_file() and "precision ladder" in r.output
+    assert (out / "demo.int8.onnx").is_file() or "no INT8 rung: INT8 gate failed" in r.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -41,6 +41,35 @@ def _trt_unavailable_reason() -> str | None:
     if not has_cuda:
         return "no CUDA GPU is visible"
     return None
+
+
+def _precision_ladder_step(
+    best: Path, fp32: Path, calib_images: Path, heldout: Path, output_dir: Path, reporter: Any
+) -> list[Path]:
+    """FP16 and INT8 ONNX beside the FP32 one: the rungs ``benchmark`` compares (FP32, FP16, INT8)."""
+    from segpipe.cli.quantize import render_result as render_int8
+    from segpipe.errors import ExportError
+    from segpipe.export.onnx import export_onnx
+    from segpipe.export.quantize import quantize
+    from segpipe.options import OnnxExportOptions, QuantizeOptions
+
+    console.rule("[bold]3b. FP16 and INT8 ONNX (INT8 calibrated on the sample images, gated against FP32)")
+    half = run_guarded(
+        export_onnx,
+        OnnxExportOptions(model=best, output=output_dir / "demo.fp16.onnx", half=True, verify_random=2),
+        reporter,
+    )
+    console.print(f"[green]wrote[/] FP16 ONNX model {half.path} ({half.size_mb:.2f} MB)")
+    opts = QuantizeOptions(
+        model=fp32, calib_images=calib_images, output=output_dir / "demo.int8.onnx", data_root=heldout
+    )
+    try:
+        int8 = quantize(opts, reporter)
+    except ExportError as e:  # the gate refused it (a model trained for a few steps): say so, go on
+        console.print(f"[yellow]no INT8 rung[/]: {escape(str(e))}")
+        return [fp32, half.path]
+    render_int8(int8)
+    return [fp32, half.path, int8.path]
 
 
 def demo_command(
@@ -165,9 +194,10 @@ def demo_command(
         evaluate, EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter
     )
     console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
+    ladder = _precision_ladder_step(best, exported.path, data / "images", heldout, output_dir, reporter)
 
     console.rule("[bold]4. TensorRT engine")
-    models = [best, exported.path]
+    models = [best, *ladder]
     reason = _trt_unavailable_reason()
     if reason is None:
         from segpipe.tensorrt.build import EngineOptions, build_engine
@@ -182,7 +212,12 @@ def demo_command(
     bench = run_guarded(
         benchmark,
         BenchmarkOptions(
-            models=tuple(models), warmup=2, runs=10, device=device, report=output_dir / "benchmark.json"
+            models=tuple(models),
+            warmup=2,
+            runs=10,
+            device=device,
+            report=output_dir / "benchmark.json",
+            data_root=heldout,  # mIoU of every model: the precision ladder's accuracy column
         ),
         reporter,
     )
