@@ -74,9 +74,17 @@ def main() -> None:
                 for variant in args.variants.split(","):
                     out = Path(tmp) / f"{quantizer}_{method}_{variant}.onnx"
                     opts = QuantizeOptions(
-                        model=args.model, calib_images=args.calib_images, output=out, calib_count=args.calib_count,
-                        holdout=0, verify_images=args.data_root / "images", verify_max_images=10_000,
-                        min_agreement=0.01, method=method, quantizer=quantizer, keep_fp32=parts[variant],
+                        model=args.model,
+                        calib_images=args.calib_images,
+                        output=out,
+                        calib_count=args.calib_count,
+                        holdout=0,
+                        verify_images=args.data_root / "images",
+                        verify_max_images=10_000,
+                        min_agreement=0.01,
+                        method=method,
+                        quantizer=quantizer,
+                        keep_fp32=parts[variant],
                     )
                     t = time.perf_counter()
                     try:
@@ -87,7 +95,7 @@ def main() -> None:
                     took = time.perf_counter() - t
                     miou = q._miou(out, args.data_root, Reporter())
                     lat = latency_ms(out, io_, held[:1], args.runs, args.threads)
-                    agree = res.gate[0].result.argmax_agreement
+                    agree = next(g for g in res.gate if g.source == "verify-images").result.argmax_agreement
                     print(
                         f"{quantizer:8s} {method:10s} fp32 {variant:10s}: agreement {100 * agree:.3f}%, "
                         f"mIoU {miou:.4f} ({100 * (miou - fp32_miou):+.2f} pt), size {res.size_mb:.2f} MB, "
@@ -108,7 +116,9 @@ def main() -> None:
                 miou = q._miou(out, args.data_root, Reporter())
                 name = "S8S8 (signed symmetric)" if act == "int8" else "U8S8 (unsigned asymmetric)"
                 print(f"{name}: latency {fmt(lat)}, mIoU {miou:.4f}")
-            print(f"FP32 again: latency {fmt(latency_ms(args.model, io_, held[:1], args.runs, args.threads))}")
+            print(
+                f"FP32 again: latency {fmt(latency_ms(args.model, io_, held[:1], args.runs, args.threads))}"
+            )
 
 
 if __name__ == "__main__":

@@ -639,8 +639,10 @@ class OnnxExportOptions:
 QUANT_METHODS = ("minmax", "entropy", "percentile")
 QUANTIZERS = ("ort", "modelopt")
 FP32_PARTS = ("input", "head")
-#: Default smallest argmax agreement of an INT8 graph with its FP32 graph (measured: see README).
-INT8_MIN_AGREEMENT = 0.98
+#: Default smallest argmax agreement of an INT8 graph with its FP32 graph. Measured (README, INT8):
+#: calibrations that kept mIoU within 0.3 point agreed on 99.80-99.96% of held-out pixels; ones on
+#: 4-16 images, which cost 2.8-3.1 mIoU points, agreed on 99.34-99.38%.
+INT8_MIN_AGREEMENT = 0.995
 
 
 @dataclass(frozen=True)

@@ -255,3 +255,14 @@ def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: 
     assert rows[1][6] != "-" and rows[1][7].endswith(" pt")
     single = BenchmarkOptions(models=(fp32_onnx,), warmup=0, runs=1, device="cpu")
     assert precision_ladder(benchmark(single)) == []
+
+
+def test_split_holdout() -> None:
+    from segpipe.export.quantize import split_holdout
+
+    files = [Path(f"{i:02d}.png") for i in range(20)]
+    calib, held = split_holdout(files, holdout=8, calib_count=64, seed=0)
+    assert len(held) == 5 and len(calib) == 15 and not set(calib) & set(held)  # at most a quarter held out
+    assert split_holdout(files, holdout=0, calib_count=64, seed=0) == (files, [])
+    assert len(split_holdout(files, holdout=2, calib_count=4, seed=0)[0]) == 4
+    assert split_holdout(files[:1], holdout=8, calib_count=64, seed=0) == (files[:1], [])

@@ -132,7 +132,7 @@ def split_holdout(
     calibration (at most a quarter of the folder; none when it holds one image), then at most
     ``calib_count`` of the others calibrate."""
     n = len(files)
-    k = 0 if n < 2 else max(1, min(holdout, n // 4))
+    k = 0 if n < 2 or holdout == 0 else max(1, min(holdout, n // 4))
     order = np.random.default_rng(seed).permutation(n)
     held = sorted(files[i] for i in order[:k])
     calib = sorted(files[i] for i in order[k:])[:calib_count]
@@ -366,11 +366,17 @@ def quantize_modelopt(
     src: Path, dst: Path, io_: GraphIO, calib: np.ndarray, method: str, exclude: list[str]
 ) -> str:
     """NVIDIA ModelOpt ONNX PTQ (``quantize_mode="int8"``, ``calibration_eps=["cpu"]``)."""
-    from segpipe._optional import require
+    from segpipe.errors import DependencyError
 
-    require("modelopt", "segpipe quantize --quantizer modelopt")
-    mq = require("modelopt.onnx.quantization", "segpipe quantize --quantizer modelopt")
-    import modelopt
+    try:
+        import modelopt
+        import modelopt.onnx.quantization as mq
+    except ImportError as e:
+        raise DependencyError(
+            f"--quantizer modelopt needs NVIDIA ModelOpt's ONNX PTQ ({e}): pip install nvidia-modelopt "
+            "onnx-graphsurgeon onnxslim polygraphy (its [onnx] extra pins onnx and onnxruntime-gpu: see README), "
+            "or use --quantizer ort"
+        ) from e
 
     methods = {"minmax": "max", "entropy": "entropy"}
     if method not in methods:
