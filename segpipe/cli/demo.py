@@ -60,8 +60,12 @@ def _precision_ladder_step(
         reporter,
     )
     console.print(f"[green]wrote[/] FP16 ONNX model {half.path} ({half.size_mb:.2f} MB)")
-    opts = QuantizeOptions(
-        model=fp32, calib_images=calib_images, output=output_dir / "demo.int8.onnx", data_root=heldout
+    opts = QuantizeOptions(  # the 40 sample images: 8 held out for the gate, 32 calibrate
+        model=fp32,
+        calib_images=calib_images,
+        output=output_dir / "demo.int8.onnx",
+        calib_count=32,
+        data_root=heldout,
     )
     try:
         int8 = quantize(opts, reporter)
