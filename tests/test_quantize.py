@@ -15,8 +15,7 @@ from segpipe.options import QuantizeOptions
 SIZE = (64, 64)
 
 
-@pytest.fixture(scope="module")
-def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_onnx(path: Path, opset: int = 17) -> Path:
     """A tiny FP32 graph as export-onnx writes it: Unet/resnet18 (depth 3), NHWC 0-255, metadata.
 
     Untrained, but its BatchNorm statistics come from a few forward passes over structured images,
@@ -49,12 +48,16 @@ def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with torch.no_grad():
         for _ in range(3):
             deploy(torch.from_numpy(images).float())
-    path = tmp_path_factory.mktemp("q") / "tiny.onnx"
-    torch_to_onnx(deploy.eval(), torch.zeros(1, SIZE[1], SIZE[0], 3), path, 17, {})
+    torch_to_onnx(deploy.eval(), torch.zeros(1, SIZE[1], SIZE[0], 3), path, opset, {})
     proto, _ = simplify(onnx.load(str(path)))
     set_metadata(proto, info)
     onnx.save(proto, str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_onnx(tmp_path_factory.mktemp("q") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +269,18 @@ def test_split_holdout() -> None:
     assert split_holdout(files, holdout=0, calib_count=64, seed=0) == (files, [])
     assert len(split_holdout(files, holdout=2, calib_count=4, seed=0)[0]) == 4
     assert split_holdout(files[:1], holdout=8, calib_count=64, seed=0) == (files[:1], [])
+
+
+def test_old_opset_is_converted_to_13(calib_dir: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from segpipe.export.quantize import quantize
+    from segpipe.progress import RecordingReporter
+
+    src = tiny_onnx(tmp_path / "op12.onnx", opset=12)
+    rec = RecordingReporter()
+    res = quantize(_opts(src, calib_dir, tmp_path / "op12.int8.onnx", min_agreement=0.5), rec)
+    assert any("opset 12; converted to opset 13" in w for w in rec.warnings)
+    out = onnx.load(str(res.path))
+    assert next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx")) == 13
+    onnx.checker.check_model(out)

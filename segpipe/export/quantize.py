@@ -266,6 +266,32 @@ def input_nodes(proto: Any) -> list[str]:
     return names
 
 
+#: Per-channel QuantizeLinear/DequantizeLinear (their ``axis`` attribute) begin at opset 13.
+MIN_OPSET = 13
+
+
+def ensure_opset(proto: Any, path: Path, notes: list[str], reporter: Reporter) -> Any:
+    """``proto`` at opset 13 or later: an older graph is converted (and the note says so)."""
+    import onnx
+    from onnx import version_converter
+
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), MIN_OPSET)
+    if opset >= MIN_OPSET:
+        return proto
+    try:
+        converted = version_converter.convert_version(proto, MIN_OPSET)
+        onnx.checker.check_model(converted)
+    except Exception as e:
+        raise ConfigError(
+            f"{path}: opset {opset} has no per-channel Q/DQ and converting it to {MIN_OPSET} failed "
+            f"({type(e).__name__}); re-export with segpipe export-onnx --opset 13 or later (default 17)"
+        ) from e
+    msg = f"{path.name} is opset {opset}; converted to opset {MIN_OPSET} (per-channel Q/DQ needs it)"
+    notes.append(msg)
+    reporter.warn(msg)
+    return converted
+
+
 def ensure_node_names(proto: Any) -> None:
     """Give every unnamed node a unique name (the quantizers select nodes by name)."""
     used = {n.name for n in proto.graph.node if n.name}
@@ -511,6 +537,7 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
     for n in notes:
         reporter.warn(n)
 
+    proto = ensure_opset(proto, src, notes, reporter)
     ensure_node_names(proto)
     exclude = (input_nodes(proto) if "input" in opts.keep_fp32 else []) + (
         head_nodes(proto) if "head" in opts.keep_fp32 else []
