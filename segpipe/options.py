@@ -667,6 +667,8 @@ class QuantizeOptions:
     data_root: Path | None = None
     #: Smallest argmax agreement with the FP32 model accepted (0..1); default INT8_MIN_AGREEMENT.
     min_agreement: float | None = None
+    #: With ``data_root``: largest mIoU loss of INT8 against FP32 accepted, in points (0-100 scale).
+    max_miou_drop: float = 1.0
     #: Calibration: ``minmax``, ``entropy`` or ``percentile`` (99.999th).
     method: str = "minmax"
     #: ``ort`` (ONNX Runtime quantize_static) or ``modelopt`` (NVIDIA ModelOpt ONNX PTQ).
@@ -685,6 +687,8 @@ class QuantizeOptions:
             raise ConfigError(f"--holdout {self.holdout}: must be >= 0 (and --verify-max-images >= 1)")
         if self.min_agreement is not None and not 0.0 < self.min_agreement <= 1.0:
             raise ConfigError(f"--min-agreement {self.min_agreement}: must be in (0, 1]")
+        if not 0.0 <= self.max_miou_drop <= 100.0:
+            raise ConfigError(f"--max-miou-drop {self.max_miou_drop}: give mIoU points from 0 to 100")
         object.__setattr__(self, "keep_fp32", tuple(self.keep_fp32))
         for part in self.keep_fp32:
             if part not in FP32_PARTS:

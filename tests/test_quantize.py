@@ -284,3 +284,23 @@ def test_old_opset_is_converted_to_13(calib_dir: Path, tmp_path: Path) -> None:
     out = onnx.load(str(res.path))
     assert next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx")) == 13
     onnx.checker.check_model(out)
+
+
+def test_gate_on_miou_drop(fp32_onnx: Path, tmp_path: Path) -> None:
+    import cv2
+
+    from segpipe.data.synthetic import make_dataset
+    from segpipe.export.quantize import quantize
+
+    black = tmp_path / "black"
+    black.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(black / f"b{i}.png"), np.zeros((64, 64, 3), np.uint8))
+    data = make_dataset(tmp_path / "ds", count=6, size=SIZE, num_classes=3, seed=11)
+    out = tmp_path / "m.int8.onnx"
+    opts = _opts(fp32_onnx, black, out, min_agreement=0.01, data_root=data, max_miou_drop=0.0)
+    with pytest.raises(ExportError, match=r"mIoU on --data-root .* more than --max-miou-drop 0 points"):
+        quantize(opts)
+    assert not out.exists()
+    res = quantize(opts.replace(max_miou_drop=100.0))
+    assert res.miou_int8 < res.miou_fp32 and out.exists()

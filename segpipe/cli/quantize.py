@@ -114,6 +114,14 @@ def quantize_command(
             show_default=False,
         ),
     ] = None,
+    max_miou_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-miou-drop",
+            help="With --data-root: largest mIoU loss of INT8 vs FP32 accepted, in points.",
+            rich_help_panel=GATE,
+        ),
+    ] = _DEFAULTS["max_miou_drop"],
     method: MethodOpt = _DEFAULTS["method"],
     quantizer: QuantizerOpt = _DEFAULTS["quantizer"],
     keep_fp32: KeepFp32Opt = ",".join(_DEFAULTS["keep_fp32"]),
@@ -137,6 +145,7 @@ def quantize_command(
             verify_images=verify_images,
             data_root=data_root,
             min_agreement=min_agreement,
+            max_miou_drop=max_miou_drop,
             method=method,
             quantizer=quantizer,
             keep_fp32=parse_parts(keep_fp32),

@@ -18,7 +18,8 @@ The quantizer is ONNX Runtime's ``quantize_static`` (QDQ format, ``ActivationSym
 Calibration images come from a folder, in the deployed layout (NHWC pixels 0-255, resized to the
 model's input). Some are held out of the calibration, and the accuracy gate compares the INT8
 graph with the FP32 graph on them (argmax agreement), on ``verify_images`` and, with a labelled
-``data_root``, by mIoU. Below ``min_agreement`` nothing is written at the output path.
+``data_root``, by mIoU. Below ``min_agreement`` (or losing more than ``max_miou_drop`` mIoU
+points) nothing is written at the output path.
 """
 
 from __future__ import annotations
@@ -598,6 +599,16 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
                 f"INT8 gate failed for {out}: argmax agreement with the FP32 model below --min-agreement "
                 f"{min_agreement:g} ({what}); calibrated on {len(calib_files)} images of "
                 f"{opts.calib_images}; nothing was written"
+            )
+        if (
+            miou_fp32 is not None
+            and miou_int8 is not None
+            and 100 * (miou_fp32 - miou_int8) > opts.max_miou_drop
+        ):
+            raise ExportError(
+                f"INT8 gate failed for {out}: mIoU on --data-root {opts.data_root} fell from {miou_fp32:.4f} "
+                f"(FP32) to {miou_int8:.4f}, more than --max-miou-drop {opts.max_miou_drop:g} points; "
+                f"calibrated on {len(calib_files)} images of {opts.calib_images}; nothing was written"
             )
         os.replace(cand, out)
         task.advance(step="written")
