@@ -217,7 +217,6 @@ def test_export_onnx_int8_flags_checked_before_export(tiny_checkpoint: Path, tmp
     assert not out.exists()
 
 
-@pytest.mark.slow
 def test_export_onnx_int8_writes_both_graphs(
     tiny_checkpoint: Path, color_dataset: Path, tmp_path: Path
 ) -> None:
