@@ -168,6 +168,11 @@ def test_what_a_runner_cannot_do_is_one_line():
     check_spec(FnRunner(fixed=(32, 32)), InferenceSpec(flip=True, tile=(64, 64)), (32, 32))  # fine
     with pytest.raises(ConfigError, match=r"same input size twice \(0.75 -> 32x32, 1 -> 32x32\)"):
         check_spec(FnRunner(stride=32), spec, (32, 32))  # 24 snaps to 32 with stride 32
+    profiled = FnRunner()  # a TensorRT engine's optimisation profile (N, H, W, C), 32..48 pixels
+    profiled.input_range = lambda: ((1, 32, 32, 3), (8, 48, 48, 3))  # type: ignore[attr-defined]
+    check_spec(profiled, InferenceSpec(scales=(1.0, 1.5)), (32, 32))  # 48x48: inside
+    with pytest.raises(ConfigError, match="takes 32x32 to 48x48 inputs, not 64x64"):
+        check_spec(profiled, InferenceSpec(scales=(1.0, 2.0)), (32, 32))
     with pytest.raises(ConfigError, match="class map .*cannot be averaged"):
         check_spec(FnRunner("labels"), InferenceSpec(flip=True), (32, 32))
 
