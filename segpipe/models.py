@@ -342,8 +342,9 @@ def size_rule(model: nn.Module, in_channels: int = 3, largest: int = 1024) -> Si
     """The sizes ``model`` takes, found by shape-only forward passes (squares up to ``largest``)."""
     stride = output_stride(model)
     encoder = getattr(model, "encoder", None)
-    if getattr(encoder, "is_fixed_input_size", False):
-        embed = getattr(getattr(encoder, "model", None), "patch_embed", None)
+    vit = getattr(encoder, "model", None)
+    if getattr(encoder, "is_fixed_input_size", False) and not getattr(vit, "dynamic_img_size", False):
+        embed = getattr(vit, "patch_embed", None)
         img = getattr(embed, "img_size", None)
         if img is not None:
             return SizeRule(stride, int(min(img)), (int(img[1]), int(img[0])))
