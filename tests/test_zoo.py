@@ -193,7 +193,6 @@ def test_exporter_dump_goes_to_a_log_named_in_the_error(tmp_path: Path, capfd: p
     assert "Torch IR graph at exception" in log.read_text()
 
 
-@pytest.mark.slow  # the dynamo exporter takes 10-30 s here
 def test_auto_exporter_falls_back_to_dynamo_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,3 +270,17 @@ def test_unreachable_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch, tmp_path
         ):
             create_model(ModelInfo(arch="Unet", encoder=encoder, num_classes=3), encoder_weights="imagenet")
     assert time.perf_counter() - started < 15
+
+
+def test_torch_runner_checks_the_models_own_size_rule(tmp_path: Path) -> None:
+    from segpipe.runtime import load_runner
+    from segpipe.runtime.pipeline import network_size
+
+    ckpt = checkpoint(tmp_path / "pan.pth", "PAN", TINY_TU)
+    with load_runner(ckpt, device="cpu") as runner:
+        assert runner.info.encoder == TINY_TU
+        assert network_size(runner, (128, 160)) == (128, 160)
+        with pytest.raises(
+            ConfigError, match=r"^--size 96 96: PAN/tu-test_resnet cannot take 96x96 .*at least 128"
+        ):
+            network_size(runner, (96, 96))

@@ -78,6 +78,9 @@ def network_size(runner: Runner, size: tuple[int, int] | None = None) -> tuple[i
             "(or export the model with dynamic axes)"
         )
     check_divisible(w, h, runner.info.output_stride)
+    check = getattr(runner, "check_size", None)  # a runner that can check the model's own rule
+    if callable(check):
+        check(int(w), int(h))
     return int(w), int(h)
 
 

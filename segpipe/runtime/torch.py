@@ -62,10 +62,20 @@ class TorchRunner(Runner):
         )
         self.info = info.replace(output_stride=output_stride(model), output_kind=output)
         self.module = DeployModel(model, info, output).eval().to(self.torch_device)
+        self._sizes_ok: set[tuple[int, int]] = set()
         if self.torch_device.type == "cuda":
             torch.backends.cudnn.benchmark = True
             self.module = self.module.to(memory_format=torch.channels_last)
             torch.cuda.reset_peak_memory_stats(self.torch_device)
+
+    def check_size(self, width: int, height: int) -> None:
+        """One-line ConfigError when the model cannot take ``width`` x ``height`` (shape-only pass:
+        PAN's minimum side, a ViT's fixed size...), naming the sizes that work."""
+        from segpipe.models import check_model_size
+
+        if self.module is not None and (width, height) not in self._sizes_ok:
+            check_model_size(self.module.model, self.info, (width, height))
+            self._sizes_ok.add((width, height))
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Batch N×H×W×3 RGB (uint8 or float32 0-255) -> logits N×C×H×W or class map N×H×W."""
