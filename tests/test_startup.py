@@ -130,9 +130,10 @@ def test_help_lists_every_command_with_the_summary_of_its_docstring() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import ENCODER
     from inference_helpers import export_onnx, tiny_info, tiny_model
 
-    info = tiny_info()
+    info = tiny_info().replace(arch="Unet", encoder=ENCODER)  # the suite's small encoder (a 9 MB file)
     return export_onnx(tiny_model(info), info, tmp_path_factory.mktemp("startup") / "tiny.onnx")
 
 
