@@ -563,8 +563,8 @@ class OnnxExportOptions:
     #: Smallest argmax agreement accepted (0..1); default 0.999 (FP32) or 0.99 (FP16).
     min_agreement: float | None = None
     #: ``auto`` (default: TorchScript, and the dynamo exporter, opset 18, for a graph TorchScript
-    #: cannot express, e.g. PSPNet/UPerNet adaptive pooling at most sizes), ``torchscript`` (fast,
-    #: any opset from 11, plain dynamic axes) or ``dynamo``.
+    #: cannot express; said in a note), ``torchscript`` (fast, any opset from 11, plain dynamic
+    #: axes; no fallback) or ``dynamo`` (opset 18 and newer).
     exporter: str = "auto"
     #: Class names (one per class) written into the ONNX metadata; default the checkpoint's, else
     #: ``class_0``... (bare state_dicts).

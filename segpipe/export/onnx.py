@@ -7,10 +7,13 @@ inside; one output ``output``: logits N×C×H×W, probabilities, or the class ma
 Steps, all inside one atomic write (a failed step never leaves a file at the output path):
 
 1. load the checkpoint (a segpipe checkpoint describes itself; a bare state_dict needs flags),
-   check the size against the model's real output stride;
-2. export with the TorchScript exporter (``dynamo=False``, the default: it honours any opset from
-   11, takes plain ``dynamic_axes`` and exports in a fraction of the dynamo exporter's time) or
-   with the dynamo exporter (``exporter="dynamo"``, opset 18 and newer);
+   check the size for the model actually built (stride, then a shape-only forward pass; with
+   ``dynamic_size`` a second size too, at which the graph is also verified);
+2. export with the TorchScript exporter (``dynamo=False``: it honours any opset from 11, takes plain
+   ``dynamic_axes`` and exports in a fraction of the dynamo exporter's time), falling back to the
+   dynamo exporter (opset 18) with ``exporter="auto"`` when TorchScript cannot express the graph;
+   PSPNet's and UPerNet's pyramid pooling is exported in fixed-size form (:func:`fixed_grid_pooling`);
+   what the exporters print goes to ``OUT.export.log``, kept and named only when export fails;
 3. ``--half``: the network runs in FP16 with casts at both ends, so the graph computes in FP16
    while its input and output stay FP32 (what TensorRT 11's strong typing needs);
 4. onnx-simplifier (kept unsimplified, with one warning, if it fails);
