@@ -41,6 +41,8 @@ class ModelInfo:
         input_dtype: dtype of the deployed input (``float32`` 0-255 pixels or ``uint8``).
         precision: ``fp32`` or ``fp16`` (compute precision of an exported graph).
         output_kind: ``logits`` (N×C×H×W), ``probs`` (N×C×H×W) or ``labels`` (N×H×W class map).
+        min_side: smallest width and height the network takes (0: no limit beyond the output
+            stride); set for dynamic-size graphs of models with a minimum (PAN: 128).
     """
 
     arch: str
@@ -59,6 +61,7 @@ class ModelInfo:
     input_dtype: str = "float32"
     precision: str = "fp32"
     output_kind: str = "logits"
+    min_side: int = 0
     segpipe_version: str = field(default=__version__)
 
     @property
@@ -96,7 +99,7 @@ class ModelInfo:
             kw["class_names"] = tuple(str(v) for v in kw["class_names"])
         if "colors" in kw:
             kw["colors"] = tuple(tuple(int(c) for c in rgb) for rgb in kw["colors"])
-        for key in ("num_classes", "in_channels", "output_stride", "ignore_index"):
+        for key in ("num_classes", "in_channels", "output_stride", "ignore_index", "min_side"):
             if key in kw:
                 kw[key] = int(kw[key])
         return cls(**kw)

@@ -158,9 +158,8 @@ def test_vit_dpt_takes_one_size_only(tmp_path: Path) -> None:
         match=r"^--dynamic-size: DPT/tu-vit_tiny_patch16_224 takes only 224x224 .*without --dynamic-size",
     ):
         _check_sizes(model, info.replace(input_size=(224, 224)), opts)
-    assert _check_sizes(model, info.replace(input_size=(224, 224)), OnnxExportOptions(model=opts.model)) == [
-        (224, 224)
-    ]
+    sizes, _ = _check_sizes(model, info.replace(input_size=(224, 224)), OnnxExportOptions(model=opts.model))
+    assert sizes == [(224, 224)]
 
 
 def test_pyramid_pooling_refuses_dynamic_size_and_exports_any_size(tmp_path: Path) -> None:
@@ -284,3 +283,19 @@ def test_torch_runner_checks_the_models_own_size_rule(tmp_path: Path) -> None:
             ConfigError, match=r"^--size 96 96: PAN/tu-test_resnet cannot take 96x96 .*at least 128"
         ):
             network_size(runner, (96, 96))
+
+
+def test_dynamic_size_graph_carries_the_minimum_side(tmp_path: Path) -> None:
+    from segpipe.runtime import load_runner
+    from segpipe.runtime.pipeline import network_size
+
+    ckpt = checkpoint(tmp_path / "pan.pth", "PAN", TINY_TU)
+    result = export(ckpt, tmp_path / "pan.onnx", dynamic_size=True)
+    assert result.info.min_side == 128 and result.verification.passed
+    with load_runner(result.path, device="cpu") as runner:
+        assert network_size(runner, (160, 128)) == (160, 128)
+        with pytest.raises(
+            ConfigError,
+            match=r"^--size 96 128: .*pan.onnx \(PAN/tu-test_resnet\) takes width and height of at least 128",
+        ):
+            network_size(runner, (96, 128))

@@ -397,10 +397,12 @@ def second_size(width: int, height: int, stride: int) -> tuple[int, int]:
     return width + 2 * stride, height + stride
 
 
-def _check_sizes(model: Any, info: ModelInfo, opts: OnnxExportOptions) -> list[tuple[int, int]]:
+def _check_sizes(
+    model: Any, info: ModelInfo, opts: OnnxExportOptions
+) -> tuple[list[tuple[int, int]], ModelInfo]:
     """The sizes the graph is verified at, each checked for the model actually built (shape-only
-    forward pass), before anything is written. ``--dynamic-size`` on a model that takes one size
-    only is refused."""
+    forward pass), before anything is written, and ``info`` with the smallest side a dynamic-size
+    graph takes. ``--dynamic-size`` on a model that takes one size only is refused."""
     from segpipe.errors import ConfigError
     from segpipe.models import check_model_size, model_label, output_stride, size_problem, size_rule
 
@@ -415,6 +417,9 @@ def _check_sizes(model: Any, info: ModelInfo, opts: OnnxExportOptions) -> list[t
             "size only; export without --dynamic-size, at each --size you deploy"
         )
     if opts.dynamic_size:
+        rule = size_rule(model, info.in_channels)
+        if rule.fixed is None and rule.min_side > rule.stride:
+            info = info.replace(min_side=rule.min_side)  # runners check it before ONNX Runtime does
         other = second_size(width, height, output_stride(model))
         problem = size_problem(model, *other, info.in_channels)
         if problem is not None:
@@ -424,7 +429,7 @@ def _check_sizes(model: Any, info: ModelInfo, opts: OnnxExportOptions) -> list[t
                 f"{problem}); export it without --dynamic-size"
             )
         sizes.append(other)
-    return sizes
+    return sizes, info
 
 
 def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> ExportResult:
@@ -456,7 +461,7 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
     stride = output_stride(model)
     info = _describe(opts, ckpt_info, stride)
     width, height = info.input_size
-    sizes = _check_sizes(model, info, opts)
+    sizes, info = _check_sizes(model, info, opts)
     batches = []
     if opts.verify:
         batches = verification_inputs((width, height), opts.batch, opts.verify_random, opts.verify_images,

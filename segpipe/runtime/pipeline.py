@@ -78,6 +78,12 @@ def network_size(runner: Runner, size: tuple[int, int] | None = None) -> tuple[i
             "(or export the model with dynamic axes)"
         )
     check_divisible(w, h, runner.info.output_stride)
+    low = int(getattr(runner.info, "min_side", 0) or 0)  # a dynamic-size graph's minimum (PAN: 128)
+    if low and min(w, h) < low:
+        raise ConfigError(
+            f"--size {w} {h}: {runner.path} ({runner.info.arch}/{runner.info.encoder}) takes width and "
+            f"height of at least {low}; e.g. --size {max(int(w), low)} {max(int(h), low)}"
+        )
     check = getattr(runner, "check_size", None)  # a runner that can check the model's own rule
     if callable(check):
         check(int(w), int(h))
