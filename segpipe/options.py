@@ -22,6 +22,33 @@ LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "poly", "constant")
 AMP_DTYPES = ("fp16", "bf16")
+CLASS_WEIGHTS = ("none", "inverse", "sqrt-inverse")
+LOGGERS = ("auto", "tensorboard", "mlflow", "none")
+
+
+def parse_class_weights(value: Any) -> str | tuple[float, ...]:
+    """``--class-weights``: a keyword of :data:`CLASS_WEIGHTS`, a file of one weight per class, or
+    the weights themselves (``0.5,1,4``, or a list from options.yaml) -> a tuple of floats."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    elif isinstance(value, Path):
+        return str(value)
+    else:
+        text = str(value).strip()
+        if text.lower() in CLASS_WEIGHTS:
+            return text.lower()
+        items = [t for t in text.replace(";", ",").split(",") if t.strip()]
+        try:
+            [float(t) for t in items]
+        except ValueError:
+            return text  # a file, read when the classes are known (segpipe.training.losses)
+    try:
+        weights = tuple(float(t) for t in items)
+    except ValueError:
+        raise ConfigError(f"--class-weights {value}: not a list of numbers") from None
+    if not weights or any(not (w >= 0 and w < float("inf")) for w in weights):
+        raise ConfigError(f"--class-weights {value}: give one finite weight >= 0 per class")
+    return weights
 
 
 def parse_loss(spec: str) -> tuple[str, ...]:
@@ -129,6 +156,25 @@ class TrainOptions:
     skip_nonfinite: bool = False
     #: Allow a ``model`` checkpoint that needs full unpickling (Python objects; can run code).
     trust_checkpoint: bool = False
+    # ---- training recipe (issue 6 of 6) ----
+    #: Per-class loss weights: ``none``, ``inverse`` or ``sqrt-inverse`` (of each class's pixel
+    #: share in the data), a file of one weight per class, or the weights (``0.5,1,4``). Resolved
+    #: to the weights themselves once the data is scanned: options.yaml records the numbers.
+    class_weights: str | tuple[float, ...] = "none"
+    #: With ``inverse``/``sqrt-inverse``: no class weighs more than this many times the most
+    #: frequent one.
+    class_weight_cap: float = 10.0
+    #: Exponential moving average of the weights (timm ModelEmaV3, decay warmed up):
+    #: validation and best.pth use the averaged weights.
+    ema: bool = False
+    #: The EMA decay the warm-up ``1 - (1 + step) ** -0.75`` rises to.
+    ema_decay: float = 0.9999
+    #: Linear learning-rate warm-up over this many epochs (per step; fractions allowed), before
+    #: the scheduler takes over.
+    warmup_epochs: float = 0.0
+    #: ``auto`` (TensorBoard when installed), ``tensorboard``, ``mlflow`` or ``none``; both log
+    #: into the run folder, no network.
+    logger: str = "auto"
 
     def __post_init__(self) -> None:
         coerce_paths(self)
@@ -189,6 +235,28 @@ class TrainOptions:
                 raise bad(name.replace("_", "-"), getattr(self, name), f"must be at least {low}")
         if self.amp_dtype not in AMP_DTYPES:
             raise bad("amp-dtype", self.amp_dtype, f"use one of {', '.join(AMP_DTYPES)}")
+        weights = parse_class_weights(self.class_weights)
+        object.__setattr__(self, "class_weights", weights)
+        if isinstance(weights, str) and weights not in CLASS_WEIGHTS and not Path(weights).is_file():
+            raise bad(
+                "class-weights", weights, f"use {', '.join(CLASS_WEIGHTS)}, weights like 0.5,1,4, or a file"
+            )
+        if weights != "none" and self.mode == "multilabel":
+            raise bad("class-weights", self.class_weights, "not supported in multilabel mode")
+        if isinstance(weights, tuple) and self.num_classes is not None and len(weights) != self.num_classes:
+            raise bad(
+                "class-weights",
+                ",".join(f"{w:g}" for w in weights),
+                f"gives {len(weights)} weights for {self.num_classes} classes",
+            )
+        if not self.class_weight_cap >= 1.0:
+            raise bad("class-weight-cap", self.class_weight_cap, "must be at least 1")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise bad("ema-decay", self.ema_decay, "must be in (0, 1)")
+        if not 0.0 <= self.warmup_epochs < float("inf"):
+            raise bad("warmup-epochs", self.warmup_epochs, "must be >= 0")
+        if self.logger not in LOGGERS:
+            raise bad("logger", self.logger, f"use one of {', '.join(LOGGERS)}")
 
     def replace(self, **changes: Any) -> TrainOptions:
         return dataclasses.replace(self, **changes)

@@ -26,6 +26,7 @@ def _d(name: str) -> Any:
 
 DATA, MODEL, OPTIM, AUG, RUN = "Data", "Model", "Optimisation", "Augmentation", "Run"
 SCALE, SPEED = "Several GPUs / processes", "Speed (CUDA)"
+RECIPE = "Recipe (class weights, EMA, warm-up, logging)"
 
 
 def train_command(
@@ -288,6 +289,48 @@ def train_command(
             rich_help_panel=SPEED,
         ),
     ] = False,
+    class_weights: Annotated[
+        str,
+        typer.Option(
+            "--class-weights",
+            help="Per-class loss weights: none, inverse or sqrt-inverse (of the pixel share), a file of one weight per class, or 0.5,1,4.",
+            rich_help_panel=RECIPE,
+        ),
+    ] = "none",
+    class_weight_cap: Annotated[
+        float,
+        typer.Option(
+            "--class-weight-cap",
+            help="inverse/sqrt-inverse: no class weighs more than this times the most frequent.",
+            rich_help_panel=RECIPE,
+        ),
+    ] = _d("class_weight_cap"),
+    ema: Annotated[
+        bool,
+        typer.Option(
+            "--ema", help="EMA of the weights: validation and best.pth use it.", rich_help_panel=RECIPE
+        ),
+    ] = False,
+    ema_decay: Annotated[
+        float,
+        typer.Option("--ema-decay", help="The EMA decay its warm-up rises to.", rich_help_panel=RECIPE),
+    ] = _d("ema_decay"),
+    warmup_epochs: Annotated[
+        float,
+        typer.Option(
+            "--warmup-epochs",
+            help="Linear learning-rate warm-up over N epochs (per step) before the scheduler.",
+            rich_help_panel=RECIPE,
+        ),
+    ] = _d("warmup_epochs"),
+    logger: Annotated[
+        str,
+        typer.Option(
+            "--logger",
+            help="auto (TensorBoard if installed), tensorboard, mlflow or none; into the run folder.",
+            rich_help_panel=RECIPE,
+        ),
+    ] = _d("logger"),
     log_every: Annotated[
         int,
         typer.Option(

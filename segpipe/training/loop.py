@@ -36,9 +36,11 @@ from segpipe.training.guard import (
     nonfinite_message,
     resume_hint,
 )
+from segpipe.training.loggers import epoch_scalars, make_logger
 from segpipe.training.losses import mixed_loss, mixup
 from segpipe.training.metrics import IoUMeter, SegMetrics
 from segpipe.training.outputs import prepare_run_dir, report_start, save_val_samples, table_per_class
+from segpipe.training.recipe import closing_logger, report_recipe
 from segpipe.training.runlog import plot_curves, write_metrics_csv
 from segpipe.training.sampling import EpochSampler, SeededDataset, step_seed
 from segpipe.training.state import RunResult, TrainerSetup, epoch_seed, labels_from_logits
@@ -66,6 +68,8 @@ class Trainer(TrainerSetup):
     ) -> None:
         super().__init__(opts, reporter, env)
         self.model, self.eval_model = wrap_model(self.net, self.opts, self.env)
+        if self.ema is not None:
+            self.eval_model = self.ema.module  # validation and best.pth use the averaged weights
         self.log_every = self.opts.log_every or (10 if self.device.type == "cuda" else 1)
         self.guard = StopGuard(announce=False)
         self._loaders: dict[tuple[int, bool], tuple[DataLoader, Any]] = {}
@@ -141,6 +145,8 @@ class Trainer(TrainerSetup):
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.net)
         return loss.detach()
 
     @torch.no_grad()
@@ -149,6 +155,8 @@ class Trainer(TrainerSetup):
         counted once however many ranks share it."""
         meter = IoUMeter(self.info.num_classes, self.opts.ignore_index, self.device)
         self.env.sync_buffers(self.net)  # every rank validates the model rank 0 saves
+        if self.ema is not None:
+            self.env.sync_buffers(self.ema.module)
         self.eval_model.eval()
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss * images, images
         loader = self.loader(self.val_set, epoch, shuffle=False)  # type: ignore[arg-type]
@@ -189,6 +197,7 @@ class Trainer(TrainerSetup):
                 x, y = self.to_device(images, masks)
                 seed = step_seed(opts.seed, epoch, step, env.rank)
                 torch.manual_seed(seed)
+                self.warmup.apply(epoch, step, steps)
                 loss = self.train_step(x, y, np.random.default_rng(seed)).double()
                 finite = torch.isfinite(loss)
                 acc += torch.stack([torch.where(finite, loss, 0.0), finite.double(), (~finite).double()])
@@ -213,6 +222,7 @@ class Trainer(TrainerSetup):
                 pending = 0
                 if total[3]:
                     self._stop(epoch, step, steps, (loss_sum, loss_steps))
+        self.warmup.restore()
         if skipped:
             self.reporter.warn(
                 f"epoch {epoch + 1}: skipped {skipped} batch(es) with a non-finite loss (--skip-nonfinite)"
@@ -246,10 +256,12 @@ class Trainer(TrainerSetup):
             if getattr(self.train_set, "transform", None) is not None:
                 save_transform(self.train_set.transform, run / "augment.yaml")  # type: ignore[attr-defined]
         report_start(self)
+        report_recipe(self)
         best_path, last_path = run / "best.pth", run / "last.pth"
         stopped_early, metrics = False, None
         self.guard.announce = env.is_main
-        with self.guard:  # a stop already requested (guard.request()) still counts
+        logger = make_logger(self.logger_kind if env.is_main else "none", run, self.start_epoch, opts.to_dict())
+        with self.guard, closing_logger(logger, run):  # a stop already requested still counts
             for epoch in range(self.start_epoch, opts.epochs):
                 t0 = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]
@@ -278,10 +290,12 @@ class Trainer(TrainerSetup):
                     state = self.train_state(epoch + 1)
                     save_checkpoint(last_path, self.net, self.info, state, opts.to_dict())
                     if improved:
-                        save_checkpoint(best_path, self.net, self.info, state, opts.to_dict())
+                        save_checkpoint(best_path, self.eval_net, self.info, state, opts.to_dict())
                         save_val_samples(self, run / "val_samples.png")
                     write_metrics_csv(self.history, run / "metrics.csv", self.info.class_names)
                     plot_curves(self.history, run / "curves.png")
+                    figure = (lambda p: save_val_samples(self, p)) if metrics is not None else None
+                    logger.epoch(epoch + 1, epoch_scalars(row, self.info.class_names), figure)
                 self.last_saved = f"epoch {epoch + 1}"
                 rep.table(
                     f"epoch {epoch + 1}/{opts.epochs}",
@@ -310,7 +324,7 @@ class Trainer(TrainerSetup):
                     raise self._interrupted(f"after epoch {epoch + 1}", last_path)
         if env.is_main and not best_path.exists() and last_path.exists():
             save_checkpoint(
-                best_path, self.net, self.info, self.train_state(len(self.history)), opts.to_dict()
+                best_path, self.eval_net, self.info, self.train_state(len(self.history)), opts.to_dict()
             )
         table_per_class(self)
         return RunResult(

@@ -1,14 +1,24 @@
-"""Losses from ``smp.losses``, summed as ``--loss ce+dice`` asks, for the three training modes."""
+"""Losses from ``smp.losses``, summed as ``--loss ce+dice`` asks, for the three training modes,
+and the per-class weights of ``--class-weights`` (:func:`resolve_class_weights`).
+
+Which losses take class weights: cross-entropy (torch's, ``weight=``), focal (smp's
+``class_weights``; binary mode: its ``alpha`` = w1 / (w0 + w1)), dice (smp's ``class_weights``,
+seg mode) and binary cross-entropy (``pos_weight`` = w1 / w0). Lovasz takes none, nor does dice in
+binary mode (one channel); multilabel mode takes none (refused by the options).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from segpipe.options import parse_loss
+from segpipe.errors import ConfigError
+from segpipe.options import parse_class_weights, parse_loss
 
 SMP_MODES = {"seg": "multiclass", "binary": "binary", "multilabel": "multilabel"}
 
@@ -33,10 +43,96 @@ def make_target(target: torch.Tensor, mode: str, num_classes: int, ignore_index:
     return torch.where(ignored.unsqueeze(1), torch.full_like(onehot, float(ignore_index)), onehot)
 
 
-class SumLoss(nn.Module):
-    """The sum of several smp losses, applied to (logits, class map)."""
+# ---- class weights --------------------------------------------------------------------------------
+def frequency_weights(class_pixels: Sequence[int], kind: str, cap: float) -> tuple[float, ...]:
+    """Weights from pixel counts: ``inverse`` (1 / share) or ``sqrt-inverse`` (1 / sqrt(share)),
+    capped at ``cap`` times the most frequent class's weight, then scaled so that the average
+    weight of a pixel is 1. A class with no pixels gets the cap."""
+    counts = np.asarray(class_pixels, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return tuple(1.0 for _ in counts)
+    share = counts / total
+    present = share > 0
+    raw = np.full(counts.shape, np.inf)
+    raw[present] = 1.0 / (share[present] if kind == "inverse" else np.sqrt(share[present]))
+    raw = np.minimum(raw, raw[present].min() * cap)
+    raw /= float((share * raw).sum())
+    return tuple(round(float(w), 6) for w in raw)
 
-    def __init__(self, spec: str, mode: str, num_classes: int, ignore_index: int = 255) -> None:
+
+def read_class_weights(path: Path, num_classes: int) -> tuple[float, ...]:
+    """One weight per class from a text file: one number per line (``name,weight`` or
+    ``name weight`` also read), ``#`` comments and blank lines skipped. Errors name file and line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--class-weights {path}: cannot read it ({type(e).__name__})") from None
+    weights: list[float] = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        token = line.replace(",", " ").replace(";", " ").split()[-1]
+        try:
+            w = float(token)
+        except ValueError:
+            raise ConfigError(f"{path} line {i}: {token!r} is not a number") from None
+        if not (0.0 <= w < float("inf")):
+            raise ConfigError(f"{path} line {i}: weight {token} must be finite and >= 0")
+        weights.append(w)
+    if len(weights) != num_classes:
+        raise ConfigError(f"{path}: {len(weights)} weights for {num_classes} classes (one per line)")
+    return tuple(weights)
+
+
+def resolve_class_weights(
+    spec: str | tuple[float, ...] | list[float],
+    num_classes: int,
+    class_pixels: Sequence[int] | None,
+    cap: float = 10.0,
+) -> tuple[float, ...] | None:
+    """``--class-weights`` -> one weight per class (None: ``none``). ``inverse`` and
+    ``sqrt-inverse`` need the pixel counts of the dataset scan."""
+    spec = parse_class_weights(spec)
+    if spec == "none":
+        return None
+    if isinstance(spec, tuple):
+        if len(spec) != num_classes:
+            raise ConfigError(
+                f"--class-weights {','.join(f'{w:g}' for w in spec)}: {len(spec)} weights for {num_classes} classes"
+            )
+        weights = spec
+    elif spec in ("inverse", "sqrt-inverse"):
+        if class_pixels is None:
+            raise ConfigError(
+                f"--class-weights {spec}: needs the pixel counts of segpipe's dataset scan, which a "
+                "--dataset class skips; give one weight per class instead (a file, or 0.5,1,4)"
+            )
+        weights = frequency_weights(class_pixels, spec, cap)
+    else:
+        weights = read_class_weights(Path(spec), num_classes)
+    if not any(w > 0 for w in weights):
+        raise ConfigError(f"--class-weights {spec}: every weight is 0")
+    return weights
+
+
+def _takes(cls: type, arg: str) -> bool:
+    return arg in inspect.signature(cls.__init__).parameters
+
+
+class SumLoss(nn.Module):
+    """The sum of several smp losses, applied to (logits, class map); ``class_weights`` (one per
+    class) go to each loss that takes them (:attr:`weighted` names those)."""
+
+    def __init__(
+        self,
+        spec: str,
+        mode: str,
+        num_classes: int,
+        ignore_index: int = 255,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         import segmentation_models_pytorch as smp
 
@@ -44,23 +140,45 @@ class SumLoss(nn.Module):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         smp_mode = SMP_MODES[mode]
+        w = None if class_weights is None else [float(v) for v in class_weights]
+        binary_w = w is not None and mode == "binary" and len(w) == 2
         losses: list[nn.Module] = []
+        self.weighted: list[str] = []
+        self.unweighted: list[str] = []
         for name in parse_loss(spec):
+            took = False
             if name in ("ce", "bce"):
-                losses.append(
-                    smp.losses.SoftCrossEntropyLoss(smooth_factor=0.0, ignore_index=ignore_index)
-                    if mode == "seg"
-                    else smp.losses.SoftBCEWithLogitsLoss(ignore_index=ignore_index)
-                )
+                if mode == "seg" and w is not None:
+                    loss: nn.Module = nn.CrossEntropyLoss(weight=torch.tensor(w), ignore_index=ignore_index)
+                    took = True
+                elif mode == "seg":
+                    loss = smp.losses.SoftCrossEntropyLoss(smooth_factor=0.0, ignore_index=ignore_index)
+                elif binary_w and w[0] > 0:  # type: ignore[index]
+                    pos = torch.tensor([w[1] / w[0]])  # type: ignore[index]
+                    loss = smp.losses.SoftBCEWithLogitsLoss(ignore_index=ignore_index, pos_weight=pos)
+                    took = True
+                else:
+                    loss = smp.losses.SoftBCEWithLogitsLoss(ignore_index=ignore_index)
             elif name == "dice":
-                losses.append(smp.losses.DiceLoss(smp_mode, ignore_index=ignore_index))
+                kw = {}
+                if w is not None and mode == "seg" and _takes(smp.losses.DiceLoss, "class_weights"):
+                    kw, took = {"class_weights": w}, True
+                loss = smp.losses.DiceLoss(smp_mode, ignore_index=ignore_index, **kw)
             elif name == "focal":
                 # smp's multilabel focal loss mis-indexes its ignore mask (N×C×H×W vs N×H×W);
                 # its binary mode computes the same per-element focal loss over all channels.
                 focal_mode = "binary" if mode == "multilabel" else smp_mode
-                losses.append(smp.losses.FocalLoss(focal_mode, ignore_index=ignore_index))
-            elif name == "lovasz":
-                losses.append(smp.losses.LovaszLoss(smp_mode, ignore_index=ignore_index))
+                kw = {}
+                if w is not None and mode == "seg" and _takes(smp.losses.FocalLoss, "class_weights"):
+                    kw, took = {"class_weights": w}, True
+                elif binary_w and sum(w) > 0:  # type: ignore[arg-type]
+                    kw, took = {"alpha": w[1] / (w[0] + w[1])}, True  # type: ignore[index]
+                loss = smp.losses.FocalLoss(focal_mode, ignore_index=ignore_index, **kw)
+            else:  # lovasz
+                loss = smp.losses.LovaszLoss(smp_mode, ignore_index=ignore_index)
+            losses.append(loss)
+            if w is not None:
+                (self.weighted if took else self.unweighted).append(name)
         self.losses = nn.ModuleList(losses)
         self.names = parse_loss(spec)
 

@@ -69,12 +69,13 @@ def save_val_samples(trainer: Any, path: Path, count: int = 4) -> None:
     if t.val_set is None or len(t.val_set) == 0:
         return
     images, truths, preds = [], [], []
-    t.net.eval()
+    net = getattr(t, "eval_net", t.net)  # the EMA weights with --ema
+    net.eval()
     with torch.no_grad():
         for i in range(min(count, len(t.val_set))):
             image, mask = t.val_set[i]
             x = t.normalize(image.unsqueeze(0).to(t.device))
-            pred = labels_from_logits(t.net(x), t.info.mode)[0].cpu().numpy()
+            pred = labels_from_logits(net(x), t.info.mode)[0].cpu().numpy()
             images.append(image.numpy())
             truths.append(mask.numpy())
             preds.append(pred)

@@ -85,9 +85,11 @@ def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Datase
 
 def build_datasets(
     opts: TrainOptions, num_classes: int, palette: Palette, reporter: Reporter, scan: bool = True
-) -> tuple[Dataset, Dataset | None, DatasetStats | None]:
+) -> tuple[Dataset, Dataset | None, DatasetStats | None, np.ndarray | None]:
     """Train and validation datasets, checked up front (``scan``: decode every pair once; in a
-    distributed run only rank 0 does, and reports what it finds to the others).
+    distributed run only rank 0 does, and reports what it finds to the others), the scan's
+    pixel counts per class (all images) and those of the training images alone (for
+    ``--class-weights inverse``; None without a scan).
 
     With ``--dataset module:Class`` the class is built as ``Class(root=, split="train"|"val",
     transform=)`` and must return (image H×W×3 uint8 RGB tensor, mask H×W int tensor) pairs.
@@ -98,7 +100,7 @@ def build_datasets(
     if opts.dataset:
         train = _custom_dataset(opts.dataset, opts.data_root, "train", train_tf)
         val = _custom_dataset(opts.dataset, opts.val_root or opts.data_root, "val", eval_tf)
-        return train, (val if len(val) else None), None
+        return train, (val if len(val) else None), None, None
     class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
     decoder = MaskDecoder(num_classes, palette, class_map, opts.ignore_index, opts.mask_type)
     layout = {"images_dir": opts.images_dir, "masks_dir": opts.masks_dir, "mask_suffix": opts.mask_suffix}
@@ -114,10 +116,20 @@ def build_datasets(
         train_samples = [samples[i] for i in sorted(order[n_val:])]
     if not train_samples:
         raise DataError(f"no training images left in {opts.data_root} after the validation split")
-    stats = scan_samples(train_samples + val_samples, decoder, reporter) if scan else None
+    stats = train_pixels = None
+    if scan:
+        stats = scan_samples(train_samples, decoder, reporter)
+        train_pixels = stats.class_pixels.copy()
+        if val_samples:
+            more = scan_samples(val_samples, decoder, reporter)
+            stats = DatasetStats(
+                stats.count + more.count,
+                stats.class_pixels + more.class_pixels,
+                stats.ignored_pixels + more.ignored_pixels,
+            )
     train = SegDataset(train_samples, decoder, train_tf)
     val = SegDataset(val_samples, decoder, eval_tf) if val_samples else None
-    return train, val, stats
+    return train, val, stats, train_pixels
 
 
 def resolve_run_dir(opts: TrainOptions, resume_from: Path | None) -> Path:

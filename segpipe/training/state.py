@@ -39,7 +39,9 @@ from segpipe.training.accel import (
     prepare_model,
 )
 from segpipe.training.distributed import DistEnv
-from segpipe.training.losses import SumLoss
+from segpipe.training.ema import LinearWarmup, WeightEma
+from segpipe.training.loggers import resolve_logger
+from segpipe.training.losses import SumLoss, resolve_class_weights
 from segpipe.training.metrics import SegMetrics
 from segpipe.training.setup import auto_resume_path, build_datasets, resolve_classes, resolve_run_dir
 from segpipe.utils import resolve_device
@@ -155,9 +157,16 @@ class TrainerSetup:
             ignore_index=opts.ignore_index,
         )
         # the data first: a wrong folder is reported before any weights are downloaded
-        self.train_set, self.val_set, self.stats = build_datasets(
-            opts, num, palette, self.reporter, scan=env.is_main
+        self.logger_kind = resolve_logger(opts.logger)
+        # --class-weights inverse: every rank scans (the counts are the same on all of them)
+        by_frequency = opts.class_weights in ("inverse", "sqrt-inverse")
+        self.train_set, self.val_set, self.stats, train_pixels = build_datasets(
+            opts, num, palette, self.reporter, scan=env.is_main or by_frequency
         )
+        self.class_weights = resolve_class_weights(opts.class_weights, num, train_pixels, opts.class_weight_cap)
+        self.class_weights_from = opts.class_weights if isinstance(opts.class_weights, str) else "given"
+        if self.class_weights is not None:  # options.yaml and checkpoints record the numbers
+            self.opts = opts = opts.replace(class_weights=self.class_weights)
         if len(self.train_set) < env.world_size:  # type: ignore[arg-type]
             raise ConfigError(
                 f"{opts.data_root}: {len(self.train_set)} training images for {env.world_size} processes"  # type: ignore[arg-type]
@@ -175,9 +184,11 @@ class TrainerSetup:
             self._load_weights(net, self.start_ckpt)
         self.net = prepare_model(net, opts, env, self.reporter)
         self.normalize = Normalize(self.info.mean, self.info.std).to(self.device)
-        self.criterion = SumLoss(opts.loss, mode, num, opts.ignore_index).to(self.device)
+        self.criterion = SumLoss(opts.loss, mode, num, opts.ignore_index, self.class_weights).to(self.device)
         self.optimizer = make_optimizer(opts, self.net, self.device)
         self.scheduler = make_scheduler(opts, self.optimizer)
+        self.warmup = LinearWarmup(self.optimizer, self.scheduler, opts.warmup_epochs)
+        self.ema = WeightEma(self.net, opts.ema_decay) if opts.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.start_epoch, self.start_step, self.partial = 0, 0, (0.0, 0)
         self.best_miou, self.best_epoch = -math.inf, 0
@@ -210,6 +221,13 @@ class TrainerSetup:
         self.best_miou = float(state.get("best_metric", -math.inf))
         self.best_epoch = int(state.get("best_epoch", 0))
         self.history = list(state.get("history", []))
+        if self.ema is not None:
+            if state.get("ema"):
+                self.ema.load_state_dict(state["ema"])
+            else:
+                self.reporter.warn(
+                    f"{self.start_ckpt.path} holds no EMA weights; --ema starts averaging from its weights"  # type: ignore[union-attr]
+                )
         self.last_saved = f"epoch {self.start_epoch}" + (
             f", step {self.start_step}" if self.start_step else ""
         )
@@ -246,4 +264,10 @@ class TrainerSetup:
             "best_metric": self.best_miou,
             "best_epoch": self.best_epoch,
             "history": self.history,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
+
+    @property
+    def eval_net(self) -> torch.nn.Module:
+        """The weights validation, best.pth and the sample pictures use: the EMA with ``--ema``."""
+        return self.ema.module if self.ema is not None else self.net
