@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.errors import CheckpointError, ConfigError, SegpipeError
+from segpipe.errors import CheckpointError, ConfigError, SegpipeError, shorten
 from segpipe.options import BenchmarkOptions
 from segpipe.progress import Reporter
 from segpipe.utils import atomic_write_text
@@ -195,7 +195,7 @@ def _call(runner: Any, images: np.ndarray, what: str, fn: Any = None) -> np.ndar
     except Exception as e:  # a backend's own error: one line naming the model and the input
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise SegpipeError(
-            f"{runner.path}: inference on {what} failed ({type(e).__name__}: {first[:200]})"
+            f"{runner.path}: inference on {what} failed ({type(e).__name__}: {shorten(first)})"
         ) from e
 
 

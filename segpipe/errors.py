@@ -45,3 +45,32 @@ def close_matches(value: str, choices: Iterable[str], n: int = 5) -> str:
     if not matches:
         return ""
     return "; close matches: " + ", ".join(lowered[m] for m in matches)
+
+
+def shorten(text: object, limit: int = 200) -> str:
+    """``text`` on one line, cut at a word boundary to about ``limit`` characters.
+
+    What was cut is counted, so a shortened message never looks whole: ``"... (+42 characters)"``.
+    Every message segpipe shortens (third-party error texts, metadata values) goes through here.
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit + 1)
+    if cut < limit // 2:  # one long token (a path, a tensor name): cut inside it rather than lose it all
+        cut = limit
+    head = flat[:cut].rstrip(" ,;:([{")
+    return f"{head} ... (+{len(flat) - len(head)} characters)"
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message`` of an exception, shortened with :func:`shorten`."""
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return shorten(f"{type(exc).__name__}: {lines[0] if lines else 'no message'}", limit)
+
+
+def some(items: Iterable[object], n: int = 3) -> str:
+    """The first ``n`` items, comma-separated, and how many more there are: ``a, b, c and 7 more``."""
+    items = [str(i) for i in items]
+    head = ", ".join(items[:n])
+    return f"{head} and {len(items) - n} more" if len(items) > n else head

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segpipe.errors import CheckpointError, close_matches
+from segpipe.errors import CheckpointError, close_matches, shorten
 from segpipe.export.onnx import TensorSpec
 from segpipe.modelinfo import ModelInfo
 from segpipe.utils import file_size_mb
@@ -134,7 +134,7 @@ def _describe_onnx(path: Path) -> ModelDescription:
     desc.details["weights"] = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
     _describe_int8(proto, props, desc)
     others = {k: v for k, v in props.items() if not k.startswith("segpipe.")}
-    desc.details.update({f"metadata {k}": v if len(v) <= 80 else v[:77] + "..." for k, v in others.items()})
+    desc.details.update({f"metadata {k}": shorten(v, 80) for k, v in others.items()})
     if info is None:
         desc.notes.append("no segpipe metadata: pass --num-classes to use it "
                           "(or export it with segpipe export-onnx)")

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segpipe.errors import CheckpointError, ConfigError, close_matches
+from segpipe.errors import CheckpointError, ConfigError, close_matches, shorten
 from segpipe.modelinfo import IMAGENET_MEAN, IMAGENET_STD, ModelInfo
 from segpipe.utils import atomic_path
 
@@ -553,7 +553,7 @@ def load_model(
         hint = " pass --arch and --encoder matching the weights" if ckpt.is_bare else ""
         raise CheckpointError(
             f"{ckpt.path}: weights do not fit {info.arch}/{info.encoder} with {info.out_channels} outputs "
-            f"({missing} missing, {extra} unexpected tensors, e.g. {str(e).splitlines()[1].strip()[:120] if len(str(e).splitlines()) > 1 else ''});{hint}"
+            f"({missing} missing, {extra} unexpected tensors, e.g. {shorten(str(e).splitlines()[1], 120) if len(str(e).splitlines()) > 1 else ''});{hint}"
         ) from e
     model.eval().to(device)
     return model, info, ckpt

@@ -144,7 +144,11 @@ def render(result: Any) -> None:
     for bench in result.models:
         table.add_row(*(str(v) for v in bench.row()))
     # a terminal gets the table fitted to it; a pipe or a log (80 columns to rich) gets every figure whole
-    out = console if console.is_terminal else Console(highlight=False, width=max(console.width, 160))
+    out = (
+        console
+        if console.is_terminal
+        else Console(highlight=False, markup=False, emoji=False, width=max(console.width, 160))
+    )
     out.print(table)
     render_ladder(result, out)
 

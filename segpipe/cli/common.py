@@ -34,8 +34,12 @@ from segpipe.progress import Reporter, Task
 T = TypeVar("T")
 
 # Consoles resolve sys.stdout / sys.stderr at write time, so typer's CliRunner captures them.
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Paths, class names and error texts come from users and files: nothing printed is read as rich
+# markup (``[red]``) or emoji codes (``:fire:``) unless a call asks for markup with ``markup=True``,
+# and then every value in it goes through ``escape`` (see :func:`fail`, :func:`print_written`).
+# Tables, table titles and rules are plain text too; style them with ``rich.text.Text``.
+console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 _state = {"debug": bool(os.environ.get("SEGPIPE_DEBUG"))}
 
@@ -66,7 +70,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}")
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def run_guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -107,12 +111,13 @@ class RichReporter(Reporter):
     def task(self, description: str, total: int | None = None) -> Iterator[Task]:
         progress = Progress(
             SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
+            # markup=False: descriptions and fields may hold paths and names (no markup, no emoji)
+            TextColumn("{task.description}", style="progress.description", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[fields]}"),
+            TextColumn("{task.fields[fields]}", markup=False),
             console=err_console,
             transient=False,
             disable=self.quiet,
@@ -123,7 +128,7 @@ class RichReporter(Reporter):
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            console.print(escape(message))
+            console.print(message)
 
     def warn(self, message: str) -> None:
         warn(message)
@@ -143,7 +148,7 @@ def print_written(path: Path, what: str = "") -> None:
     """The one line every step prints for a file it wrote: what, where, how big."""
     size = path.stat().st_size / 1e6 if path.exists() and path.is_file() else 0.0
     label = f"{what} " if what else ""
-    console.print(f"[green]wrote[/] {label}{path} ({size:.2f} MB)")
+    console.print(f"[green]wrote[/] {escape(f'{label}{path}')} ({size:.2f} MB)", markup=True)
 
 
 # ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------

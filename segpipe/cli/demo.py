@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from segpipe.cli.common import RichReporter, console, run_guarded
 
@@ -53,13 +54,19 @@ def _precision_ladder_step(
     from segpipe.export.quantize import quantize
     from segpipe.options import OnnxExportOptions, QuantizeOptions
 
-    console.rule("[bold]3b. FP16 and INT8 ONNX (INT8 calibrated on the sample images, gated against FP32)")
+    console.rule(
+        Text(
+            "3b. FP16 and INT8 ONNX (INT8 calibrated on the sample images, gated against FP32)", style="bold"
+        )
+    )
     half = run_guarded(
         export_onnx,
         OnnxExportOptions(model=best, output=output_dir / "demo.fp16.onnx", half=True, verify_random=2),
         reporter,
     )
-    console.print(f"[green]wrote[/] FP16 ONNX model {half.path} ({half.size_mb:.2f} MB)")
+    console.print(
+        f"[green]wrote[/] FP16 ONNX model {escape(str(half.path))} ({half.size_mb:.2f} MB)", markup=True
+    )
     opts = QuantizeOptions(  # the 40 sample images: 8 held out for the gate, 32 calibrate
         model=fp32,
         calib_images=calib_images,
@@ -70,7 +77,7 @@ def _precision_ladder_step(
     try:
         int8 = quantize(opts, reporter)
     except ExportError as e:  # the gate refused it (a model trained for a few steps): say so, go on
-        console.print(f"[yellow]no INT8 rung[/]: {escape(str(e))}")
+        console.print(f"[yellow]no INT8 rung[/]: {escape(str(e))}", markup=True)
         return [fp32, half.path]
     render_int8(int8)
     return [fp32, half.path, int8.path]
@@ -109,7 +116,7 @@ def demo_command(
         shutil.rmtree(output_dir / sub, ignore_errors=True)
     t0 = time.perf_counter()
 
-    console.rule("[bold]1. train")
+    console.rule(Text("1. train", style="bold"))
     opts = run_guarded(
         TrainOptions,
         data_root=data,
@@ -132,10 +139,11 @@ def demo_command(
     best = result.best_path
     console.print(
         f"[bold green]trained[/] {result.epochs_done} epochs; validation mIoU {result.best_miou:.3f} "
-        f"(best epoch {result.best_epoch}); run folder {result.run_dir}"
+        f"(best epoch {result.best_epoch}); run folder {escape(str(result.run_dir))}",
+        markup=True,
     )
 
-    console.rule("[bold]2. visualize and evaluate the checkpoint")
+    console.rule(Text("2. visualize and evaluate the checkpoint", style="bold"))
     sample_images = output_dir / "sample_images"
     shutil.rmtree(sample_images, ignore_errors=True)
     sample_images.mkdir(parents=True)
@@ -154,7 +162,9 @@ def demo_command(
         reporter,
     )
     console.print(
-        f"[green]wrote[/] {vis.images} colour masks, overlays and side-by-side pictures to {vis.output_dir}"
+        f"[green]wrote[/] {vis.images} colour masks, overlays and side-by-side pictures to "
+        f"{escape(str(vis.output_dir))}",
+        markup=True,
     )
     # a held-out set the model never saw: new images from the same generator, another seed
     heldout = make_dataset(
@@ -172,10 +182,12 @@ def demo_command(
     write_report(ev, output_dir / "evaluate_pth.json")
     plot_confusion(ev, output_dir / "confusion_matrix.png")
     console.print(
-        f"[green]wrote[/] {output_dir / 'evaluate_pth.json'} and {output_dir / 'confusion_matrix.png'}"
+        f"[green]wrote[/] {escape(str(output_dir / 'evaluate_pth.json'))} and "
+        f"{escape(str(output_dir / 'confusion_matrix.png'))}",
+        markup=True,
     )
 
-    console.rule("[bold]3. export to ONNX (verified against PyTorch)")
+    console.rule(Text("3. export to ONNX (verified against PyTorch)", style="bold"))
     exported = run_guarded(
         export_onnx,
         OnnxExportOptions(
@@ -192,7 +204,9 @@ def demo_command(
         reporter,
     )
     console.print(
-        f"[green]wrote[/] {vis_onnx.images} colour masks from the ONNX model to {vis_onnx.output_dir}"
+        f"[green]wrote[/] {vis_onnx.images} colour masks from the ONNX model to "
+        f"{escape(str(vis_onnx.output_dir))}",
+        markup=True,
     )
     ev_onnx = run_guarded(
         evaluate, EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter
@@ -200,19 +214,19 @@ def demo_command(
     console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
     ladder = _precision_ladder_step(best, exported.path, data / "images", heldout, output_dir, reporter)
 
-    console.rule("[bold]4. TensorRT engine")
+    console.rule(Text("4. TensorRT engine", style="bold"))
     models = [best, *ladder]
     reason = _trt_unavailable_reason()
     if reason is None:
         from segpipe.tensorrt.build import EngineOptions, build_engine
 
         engine = run_guarded(build_engine, EngineOptions(onnx=exported.path, fp16=True), reporter)
-        console.print(f"[green]wrote[/] engine {engine}")
+        console.print(f"[green]wrote[/] engine {escape(str(engine))}", markup=True)
         models.append(engine)
     else:
-        console.print(f"[yellow]skipped[/] building a TensorRT engine: {escape(reason)}")
+        console.print(f"[yellow]skipped[/] building a TensorRT engine: {escape(reason)}", markup=True)
 
-    console.rule("[bold]5. benchmark")
+    console.rule(Text("5. benchmark", style="bold"))
     bench = run_guarded(
         benchmark,
         BenchmarkOptions(
@@ -227,7 +241,7 @@ def demo_command(
     )
     render_benchmark(bench)
 
-    console.rule("[bold]demo finished")
+    console.rule(Text("demo finished", style="bold"))
     console.print(
         f"validation mIoU {result.best_miou:.3f}, held-out mIoU {ev.miou:.3f} (PyTorch) / {ev_onnx.miou:.3f} (ONNX); "
         f"everything is in {output_dir} ({time.perf_counter() - t0:.0f} s)"

@@ -53,7 +53,8 @@ def print_result(result: EvalResult) -> None:
     console.print(table)
     console.print(
         f"[bold]mIoU {100 * result.miou:.2f}%[/]  pixel accuracy {100 * result.pixel_accuracy:.2f}%  "
-        f"({result.seconds:.1f} s, {1000 * result.seconds / max(result.images, 1):.0f} ms/image)"
+        f"({result.seconds:.1f} s, {1000 * result.seconds / max(result.images, 1):.0f} ms/image)",
+        markup=True,
     )
 
 

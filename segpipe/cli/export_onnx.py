@@ -321,7 +321,7 @@ def render_result(result: Any) -> None:
     console.print(table)
     ver = result.verification
     if ver is None:
-        console.print("[yellow]not verified[/] (--no-verify)")
+        console.print("[yellow]not verified[/] (--no-verify)", markup=True)
     else:
         vt = Table(
             title=f"verification: ONNX Runtime vs PyTorch (min agreement {ver.min_agreement:g})",
@@ -334,6 +334,7 @@ def render_result(result: Any) -> None:
         console.print(vt)
         console.print(
             f"[green]verified[/]: onnx.checker {ver.checker}; argmax agreement "
-            f"{100 * ver.worst.argmax_agreement:.3f}% >= {100 * ver.min_agreement:g}%"
+            f"{100 * ver.worst.argmax_agreement:.3f}% >= {100 * ver.min_agreement:g}%",
+            markup=True,
         )
     print_written(result.path, "ONNX model")

@@ -30,7 +30,9 @@ def info_command(
 
 def render(desc: Any) -> None:
     """Tables for one :class:`~segpipe.info.ModelDescription`."""
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_header=False, title=str(desc.path), title_justify="left")
     table.add_column(style="bold")
@@ -70,13 +72,13 @@ def render(desc: Any) -> None:
             name = info.class_names[i] if i < len(info.class_names) else f"class_{i}"
             if i < len(info.colors):
                 r, g, b = info.colors[i]
-                swatch, rgb = f"[on rgb({r},{g},{b})]      [/]", f"{r},{g},{b}"
+                swatch, rgb = Text("      ", style=f"on rgb({r},{g},{b})"), f"{r},{g},{b}"
             else:
                 swatch, rgb = "", "?"
             classes.add_row(str(i), name, swatch, rgb)
         console.print(classes)
     for note in desc.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}", markup=True)
 
 
 def _nums(values: tuple[float, ...]) -> str:

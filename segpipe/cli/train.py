@@ -370,7 +370,8 @@ def train_command(
     if rank == 0 and not os.environ.get(LAUNCHED_ENV):
         console.print(
             f"[bold green]done[/] {result.epochs_done} epochs; best mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
-            f"run folder {result.run_dir} (best.pth, last.pth, metrics.csv, curves.png, val_samples.png)"
+            f"run folder {escape(str(result.run_dir))} (best.pth, last.pth, metrics.csv, curves.png, val_samples.png)",
+            markup=True,
         )
 
 
@@ -409,7 +410,7 @@ def _guarded_train(opts: TrainOptions, rank: int) -> Any:
         return train(opts, RichReporter())
     except TrainingInterrupted as e:
         if rank == 0 and not e.reported:
-            err_console.print(f"[bold yellow]stopped:[/] {escape(one_line(e))}")
+            err_console.print(f"[bold yellow]stopped:[/] {escape(one_line(e))}", markup=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:  # before training started (no checkpoint to write yet)
         if is_debug():

@@ -137,8 +137,9 @@ def visualize_command(
     if result.class_pixels:
         console.print("classes present: " + ", ".join(result.class_pixels))
     console.print(
-        f"[green]wrote[/] {result.files} file(s) to {result.output_dir}"
-        + (f" (legend: {result.legend})" if result.legend else "")
+        f"[green]wrote[/] {result.files} file(s) to {escape(str(result.output_dir))}"
+        + (f" (legend: {escape(str(result.legend))})" if result.legend else ""),
+        markup=True,
     )
     if result.failed:
         raise fail(

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe import __version__
-from segpipe.errors import ExportError
+from segpipe.errors import ExportError, shorten
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import OnnxExportOptions
 from segpipe.progress import Reporter
@@ -262,7 +262,7 @@ def torch_to_onnx(module: Any, example: Any, path: Path, opset: int, axes: dict[
 
             f.write("\n" + "".join(traceback.format_exception(e)))
         raise ExportError(f"torch.onnx.export ({exporter} exporter, opset {opset}) failed: "
-                          f"{type(e).__name__}: {first[:300]} (exporter output in {log})") from e
+                          f"{type(e).__name__}: {shorten(first, 300)} (exporter output in {log})") from e
     log.unlink(missing_ok=True)
 
 
@@ -304,7 +304,7 @@ def simplify(proto: Any) -> tuple[Any, str | None]:
             simplified, ok = onnxsim.simplify(proto)
     except Exception as e:  # the simplifier is an optimisation: keep the graph that works
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-        return proto, f"{type(e).__name__}: {first[:200]}"
+        return proto, f"{type(e).__name__}: {shorten(first)}"
     if not ok:
         return proto, "its check of the simplified graph failed"
     return simplified, None

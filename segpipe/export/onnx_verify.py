@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.errors import ConfigError, ExportError
+from segpipe.errors import ConfigError, ExportError, shorten
 from segpipe.modelinfo import ModelInfo
 from segpipe.runtime.base import CompareResult, compare
 
@@ -135,7 +135,7 @@ def check_graph(path: Path, shown_path: Path | None = None) -> None:
         onnx.checker.check_model(str(path))
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"{shown_path or path}: onnx.checker rejected the graph: {first[:300]}") from e
+        raise ExportError(f"{shown_path or path}: onnx.checker rejected the graph: {shorten(first, 300)}") from e
 
 
 def verify_onnx(
@@ -160,7 +160,7 @@ def verify_onnx(
         session = _session(path)
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"{shown}: ONNX Runtime cannot load the exported graph: {first[:300]}") from e
+        raise ExportError(f"{shown}: ONNX Runtime cannot load the exported graph: {shorten(first, 300)}") from e
     in_name = session.get_inputs()[0].name
     dtype = np.uint8 if info.input_dtype == "uint8" else np.float32
     refs: dict[str, list[np.ndarray]] = {}
@@ -172,7 +172,7 @@ def verify_onnx(
         except Exception as e:
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             what = f"a {'x'.join(map(str, x.shape))} {x.dtype} batch"
-            raise ExportError(f"{shown}: ONNX Runtime failed on {what}: {first[:300]}") from e
+            raise ExportError(f"{shown}: ONNX Runtime failed on {what}: {shorten(first, 300)}") from e
         with torch.no_grad():
             ref = reference(torch.from_numpy(x)).cpu().numpy()
         refs.setdefault(b.source, []).append(ref[: b.count])

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from segpipe._optional import require
-from segpipe.errors import CheckpointError, ConfigError
+from segpipe.errors import CheckpointError, ConfigError, shorten
 from segpipe.modelinfo import ModelInfo
 from segpipe.runtime.base import Runner
 
@@ -81,7 +81,7 @@ class OnnxRunner(Runner):
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
             raise CheckpointError(
-                f"{self.path} is not a loadable ONNX model ({type(e).__name__}: {first[:200]})"
+                f"{self.path} is not a loadable ONNX model ({type(e).__name__}: {shorten(first)})"
             ) from e
         self.providers = self.session.get_providers()
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
