@@ -230,6 +230,10 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
         arch=opts.arch,
         encoder=opts.encoder,
         trust=opts.trust_checkpoint,
+        mean=opts.mean,
+        std=opts.std,
+        input_layout=opts.input_layout,
+        lenient=len(opts.models) > 1,
         reporter=reporter,
         **extra,
     )
@@ -305,7 +309,21 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
         tta_flip=opts.tta_flip,
         tta_scales=opts.tta_scales,
     )
-    return float(evaluate(eval_opts, reporter).miou)
+    from segpipe.runtime.base import load_runner
+
+    with load_runner(  # opened here: --mean/--std/--input-layout apply only to models without metadata
+        path,
+        device=opts.device,
+        num_classes=opts.num_classes,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        trust=opts.trust_checkpoint,
+        mean=opts.mean,
+        std=opts.std,
+        input_layout=opts.input_layout,
+        lenient=True,
+    ) as runner:
+        return float(evaluate(eval_opts, reporter, runner=runner).miou)
 
 
 def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> BenchmarkResult:

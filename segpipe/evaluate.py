@@ -12,7 +12,7 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class EvalResult:
     seconds: float = 0.0
     #: Sliding window / test-time augmentation used ("" for plain resizing).
     inference: str = ""
+    #: What the user must know to read the figures (e.g. the model's classes are not the data set's).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def iou(self) -> np.ndarray:
@@ -92,6 +94,7 @@ class EvalResult:
             "ignore_index": self.confusion.ignore_index,
             "seconds": round(self.seconds, 3),
             "inference": self.inference or "resize",
+            "warnings": list(self.warnings),
             "segpipe_version": __version__,
         }
 
@@ -117,6 +120,40 @@ def dataset_palette(opts: EvaluateOptions, info: ModelInfo) -> Palette:
     return load_palette(None)
 
 
+def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path) -> str | None:
+    """A warning when a data set's palette (``--colors`` or ``DATA_ROOT/colors.csv``) describes other
+    classes than the model's: another count, or another name or colour for the same id."""
+    problems = []
+    if len(palette) != info.num_classes:
+        problems.append(f"{len(palette)} classes in the data set, {info.num_classes} in the model")
+    default = {f"class_{i}" for i in range(max(len(palette), info.num_classes))}
+    for i in range(min(len(palette), info.num_classes)):
+        ours = palette.names[i], tuple(palette.colors[i])
+        model_name = info.class_names[i] if i < len(info.class_names) else None
+        model_rgb = tuple(info.colors[i]) if i < len(info.colors) else None
+        name_differs = (
+            model_name is not None
+            and model_name not in default
+            and ours[0] not in default
+            and model_name.strip().lower() != ours[0].strip().lower()
+        )
+        colour_differs = model_rgb is not None and model_rgb != ours[1]
+        if name_differs or colour_differs:
+            problems.append(
+                f"class {i} is {ours[0]!r} {ours[1]} in the data set but "
+                f"{model_name or f'class_{i}'!r} {model_rgb or ''}".rstrip()
+                + " in the model"
+            )
+            break
+    if not problems:
+        return None
+    return (
+        f"the model's classes are not the data set's ({palette.source}): {'; '.join(problems)}; "
+        f"so the figures may compare different classes (model {model}); map the data set's classes with "
+        "--class-map, or evaluate a model trained on this data set"
+    )
+
+
 def evaluate(
     opts: EvaluateOptions, reporter: Reporter | None = None, runner: Runner | None = None
 ) -> EvalResult:
@@ -132,7 +169,10 @@ def evaluate(
             "(segpipe visualize reads videos)"
         )
     spec = opts.spec
-    samples = find_samples(opts.data_root, opts.images_dir, opts.masks_dir, opts.mask_suffix)
+    samples = find_samples(
+        opts.data_root, opts.images_dir, opts.masks_dir, opts.mask_suffix, reporter=reporter
+    )
+    warnings: list[str] = []
     owned = runner is None
     runner = open_runner(opts, reporter) if runner is None else runner
     with runner if owned else contextlib.nullcontext(runner):
@@ -140,9 +180,18 @@ def evaluate(
         size = network_size(runner, opts.size)
         ignore = info.ignore_index if opts.ignore_index is None else opts.ignore_index
         class_map = load_class_map(opts.class_map, ignore) if opts.class_map is not None else None
-        decoder = MaskDecoder(
-            info.num_classes, dataset_palette(opts, info), class_map, ignore, opts.mask_type
+        palette = dataset_palette(opts, info)
+        from_data = opts.colors is not None or palette.source == str(Path(opts.data_root) / "colors.csv")
+        mismatch = class_mismatch(info, palette, opts.model) if from_data and class_map is None else None
+        if mismatch:
+            warnings.append(mismatch)
+            reporter.warn(mismatch)
+        limit = (
+            f"--num-classes {opts.num_classes}"
+            if opts.num_classes is not None
+            else f"{info.num_classes}, the class count of {opts.model}"
         )
+        decoder = MaskDecoder(info.num_classes, palette, class_map, ignore, opts.mask_type, limit)
         cm = ConfusionMatrix(info.num_classes, ignore)
 
         def load(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +226,7 @@ def evaluate(
         cm,
         time.perf_counter() - start,
         spec.describe(),
+        warnings,
     )
 
 

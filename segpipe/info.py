@@ -7,7 +7,9 @@
   writes (TensorRT version, GPU, precision, optimisation profile). tensorrt is never imported:
   an engine alone cannot be read without deserialising it on a GPU.
 
-Nothing here runs a model; reading a checkpoint uses ``torch.load(weights_only=True)``.
+The file's first bytes decide which of these it is (a checkpoint named ``.bin`` is read as a
+checkpoint); the suffix only when the content is not recognised. Nothing here runs a model;
+reading a checkpoint uses ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from segpipe.errors import CheckpointError, close_matches, shorten
 from segpipe.export.onnx import TensorSpec
 from segpipe.modelinfo import ModelInfo
+from segpipe.runtime.base import KIND_NAMES, sniff_model_kind
 from segpipe.utils import file_size_mb
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -71,11 +74,17 @@ def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
         )
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
-    if suffix in CHECKPOINT_SUFFIXES:
-        return _describe_checkpoint(p, trust)
-    if suffix in ONNX_SUFFIXES:
-        return _describe_onnx(p)
-    return _describe_engine(p)
+    by_suffix = (
+        "torch" if suffix in CHECKPOINT_SUFFIXES else "onnx" if suffix in ONNX_SUFFIXES else "tensorrt"
+    )
+    kind = sniff_model_kind(p) or by_suffix  # the content decides: a checkpoint named .bin is a checkpoint
+    describe = {"torch": _describe_checkpoint, "onnx": _describe_onnx, "tensorrt": _describe_engine}[kind]
+    desc = describe(p, trust) if kind == "torch" else describe(p)
+    if kind != by_suffix:
+        desc.notes.append(
+            f"read as a {KIND_NAMES[kind]} from its content, whatever its suffix {suffix!r} suggests"
+        )
+    return desc
 
 
 def _describe_checkpoint(path: Path, trust: bool) -> ModelDescription:
@@ -121,8 +130,13 @@ def _describe_onnx(path: Path) -> ModelDescription:
         raise CheckpointError(f"{path}: damaged segpipe metadata ({type(e).__name__}: {e})") from e
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     desc = ModelDescription(
-        path, "onnx", file_size_mb(path), info=info, opset=opset,
-        inputs=tensor_specs(graph_inputs(proto)), outputs=tensor_specs(proto.graph.output),
+        path,
+        "onnx",
+        file_size_mb(path),
+        info=info,
+        opset=opset,
+        inputs=tensor_specs(graph_inputs(proto)),
+        outputs=tensor_specs(proto.graph.output),
     )
     counts: dict[str, int] = {}
     for init in proto.graph.initializer:
@@ -136,8 +150,11 @@ def _describe_onnx(path: Path) -> ModelDescription:
     others = {k: v for k, v in props.items() if not k.startswith("segpipe.")}
     desc.details.update({f"metadata {k}": shorten(v, 80) for k, v in others.items()})
     if info is None:
-        desc.notes.append("no segpipe metadata: pass --num-classes to use it "
-                          "(or export it with segpipe export-onnx)")
+        desc.notes.append(
+            "no segpipe metadata: to run it, tell segpipe how to feed it with --mean and --std (pixel "
+            "units), --input-layout when the input shape does not show it and --num-classes when the "
+            "output does not (or export it with segpipe export-onnx)"
+        )
     return desc
 
 
@@ -174,8 +191,20 @@ def _describe_engine(path: Path) -> ModelDescription:
     except Exception as e:
         where = sidecar_path(path)
         raise CheckpointError(f"{where}: damaged segpipe metadata ({type(e).__name__}: {e})") from e
-    for key in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "onnx_precision",
-                "fp16_method", "strongly_typed", "workspace_mib", "opt_level", "builder", "onnx", "created"):
+    for key in (
+        "tensorrt_version",
+        "gpu_name",
+        "compute_capability",
+        "precision",
+        "onnx_precision",
+        "fp16_method",
+        "strongly_typed",
+        "workspace_mib",
+        "opt_level",
+        "builder",
+        "onnx",
+        "created",
+    ):
         if sidecar.get(key) is not None:
             desc.details[key.replace("_", " ")] = sidecar[key]
     for name, prof in (sidecar.get("profile") or {}).items():

@@ -8,6 +8,7 @@ and the value. The CLI builds them from flags (and ``--config FILE.yaml``: flags
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -453,6 +454,33 @@ def _check_model_flags(opts: Any) -> None:
         raise _flag_error("batch-size", opts.batch_size, "must be at least 1")
     if opts.workers < 1:
         raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
+    _check_foreign_flags(opts)
+
+
+INPUT_LAYOUTS = ("nchw", "nhwc")
+
+
+def _check_foreign_flags(opts: Any) -> None:
+    """``mean``/``std``/``input_layout``: how to feed an ONNX model without segpipe metadata."""
+    for flag in ("mean", "std"):
+        value = getattr(opts, flag)
+        if value is None:
+            continue
+        values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise _flag_error(
+                flag, " ".join(map(str, values)), "give 3 numbers, R G B, in pixel units (0-255)"
+            )
+        if flag == "std" and min(values) <= 0:
+            raise _flag_error(flag, " ".join(map(str, values)), "every value must be above 0")
+        object.__setattr__(opts, flag, tuple(float(v) for v in values))
+    if (opts.mean is None) != (opts.std is None):
+        given, missing = ("mean", "std") if opts.std is None else ("std", "mean")
+        raise _flag_error(given, " ".join(map(str, getattr(opts, given))), f"give --{missing} too")
+    if opts.input_layout is not None:
+        if str(opts.input_layout).lower() not in INPUT_LAYOUTS:
+            raise _flag_error("input-layout", opts.input_layout, "use nchw or nhwc")
+        object.__setattr__(opts, "input_layout", str(opts.input_layout).lower())
 
 
 def _check_spec_fields(opts: Any) -> None:
@@ -505,6 +533,12 @@ class VisualizeOptions:
     tta_flip: bool = False
     #: Test-time augmentation: input scales averaged (1.0: the network size).
     tta_scales: tuple[float, ...] = (1.0,)
+    #: An ONNX model without segpipe metadata (or a bare state_dict): its input is
+    #: ``(pixel - mean) / std`` per RGB channel, in pixel units (0-255).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    #: An ONNX model without segpipe metadata whose input shape does not show it: ``nchw``/``nhwc``.
+    input_layout: str | None = None
 
     def __post_init__(self) -> None:
         coerce_paths(self)
@@ -562,6 +596,10 @@ class EvaluateOptions:
     tta_flip: bool = False
     #: Test-time augmentation: input scales averaged (1.0: the network size).
     tta_scales: tuple[float, ...] = (1.0,)
+    #: As in :class:`VisualizeOptions`: feeding an ONNX model without segpipe metadata.
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_layout: str | None = None
 
     def __post_init__(self) -> None:
         coerce_paths(self)
@@ -827,10 +865,16 @@ class BenchmarkOptions:
     #: With ``tile`` or TTA: the (W, H) of the random image timed; default twice the network's
     #: width and height (four times its area).
     image_size: tuple[int, int] | None = None
+    #: As in :class:`VisualizeOptions`: feeding an ONNX model without segpipe metadata (models
+    #: that describe themselves ignore them, with a warning, when several are compared).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_layout: str | None = None
 
     def __post_init__(self) -> None:
         coerce_paths(self)
         _check_spec_fields(self)
+        _check_foreign_flags(self)
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) <= 0):
             raise ConfigError(
                 f"--image-size {' '.join(map(str, self.image_size))}: give WIDTH HEIGHT, both positive"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import colorsys
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +30,9 @@ class Palette:
     names: tuple[str, ...]
     colors: tuple[tuple[int, int, int], ...]
     source: str = ""
+    #: (name, colour) of the entries :meth:`truncated` cut off, with their ids following on:
+    #: mask decoding still knows them, so a colour beyond ``--num-classes`` is named as such.
+    dropped: tuple[tuple[str, tuple[int, int, int]], ...] = field(default=(), compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.colors)
@@ -44,7 +47,7 @@ class Palette:
             return self
         colors = list(self.colors)
         names = list(self.names)
-        used = set(colors)
+        used = set(colors) | {rgb for _, rgb in self.dropped}
         i = 0
         while len(colors) < n:
             # golden-ratio hue walk with varying saturation/value: far apart, deterministic
@@ -58,11 +61,38 @@ class Palette:
             used.add(rgb)
             colors.append(rgb)  # type: ignore[arg-type]
             names.append(f"class_{len(colors) - 1}")
-        return Palette(tuple(names), tuple(colors), self.source)  # type: ignore[arg-type]
+        return Palette(tuple(names), tuple(colors), self.source, self.dropped)  # type: ignore[arg-type]
 
     def truncated(self, n: int) -> Palette:
-        """The first ``n`` entries."""
-        return Palette(self.names[:n], self.colors[:n], self.source)
+        """The first ``n`` entries (the others are kept in :attr:`dropped` for mask decoding)."""
+        cut = tuple(zip(self.names[n:], self.colors[n:], strict=True))
+        return Palette(self.names[:n], self.colors[:n], self.source, cut + self.dropped)
+
+    def all_entries(self) -> list[tuple[str, tuple[int, int, int]]]:
+        """(name, colour) of every class id, the :attr:`dropped` ones included."""
+        return list(zip(self.names, self.colors, strict=True)) + list(self.dropped)
+
+    def duplicate(self) -> tuple[int, int, tuple[int, int, int]] | None:
+        """The first colour given to two class ids, as (first id, second id, colour), else ``None``."""
+        seen: dict[tuple[int, int, int], int] = {}
+        for i, (_, rgb) in enumerate(self.all_entries()):
+            if rgb in seen:
+                return seen[rgb], i, rgb
+            seen[rgb] = i
+        return None
+
+    def check_unique_colors(self) -> None:
+        """Refuse a palette that gives one colour to two classes: colour masks cannot tell them apart."""
+        dup = self.duplicate()
+        if dup is None:
+            return
+        i, j, rgb = dup
+        entries = self.all_entries()
+        where = f"palette {self.source}" if self.source else "palette"
+        raise ConfigError(
+            f"{where}: colour {rgb} is given to both class {i} {entries[i][0]!r} and class {j} "
+            f"{entries[j][0]!r}; colour masks cannot tell them apart: give every class its own colour"
+        )
 
 
 def load_palette(path: str | Path | None = None) -> Palette:

@@ -68,16 +68,17 @@ def test_fixed_batch_uint8_labels_graph_is_looped(models, batch):
 def test_onnx_without_metadata(models, tmp_path):
     model, info = models["model"], models["info"]
     bare_logits = export_onnx(model, info, tmp_path / "bare.onnx", metadata=False)
-    with OnnxRunner(bare_logits, "cpu") as r:  # the class count is read off the output's channel axis
+    raw = {"mean": (0, 0, 0), "std": (1, 1, 1)}  # DeployModel normalises inside: pixels as they are
+    with OnnxRunner(bare_logits, "cpu", **raw) as r:  # the class count is read off the output's channels
         assert r.info.num_classes == 3 and r.info.layout == "NHWC"
     with pytest.raises(
         CheckpointError, match="--num-classes 4 contradicts .*bare.onnx: its output has 3 channels"
     ):
-        OnnxRunner(bare_logits, "cpu", num_classes=4)
+        OnnxRunner(bare_logits, "cpu", num_classes=4, **raw)
     bare_labels = export_onnx(model, info, tmp_path / "bare_labels.onnx", metadata=False, output="labels")
     with pytest.raises(CheckpointError, match=r"bare_labels.onnx has no segpipe metadata.*--num-classes"):
-        OnnxRunner(bare_labels, "cpu")
-    with OnnxRunner(bare_labels, "cpu", num_classes=3) as r:
+        OnnxRunner(bare_labels, "cpu", **raw)
+    with OnnxRunner(bare_labels, "cpu", num_classes=3, **raw) as r:
         assert r.output_kind == "labels" and r.info.num_classes == 3
 
 

@@ -232,6 +232,39 @@ TrustCheckpointOpt = Annotated[
     ),
 ]
 
+# how to feed an ONNX model without segpipe metadata (a plain torch.onnx.export): never guessed
+MeanOpt = Annotated[
+    tuple[float, float, float] | None,
+    typer.Option(
+        "--mean",
+        metavar="R G B",
+        help="ONNX without segpipe metadata (or a bare state_dict): input = (pixel - mean) / std, "
+        "in pixel units 0-255; ImageNet (smp, torchvision): --mean 123.675 116.28 103.53 "
+        "--std 58.395 57.12 57.375; pixels as they are: --mean 0 0 0 --std 1 1 1.",
+        rich_help_panel=MODEL_PANEL,
+        show_default=False,
+    ),
+]
+StdOpt = Annotated[
+    tuple[float, float, float] | None,
+    typer.Option(
+        "--std",
+        metavar="R G B",
+        help="With --mean: the divisor, in pixel units 0-255.",
+        rich_help_panel=MODEL_PANEL,
+        show_default=False,
+    ),
+]
+InputLayoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-layout",
+        help="ONNX without segpipe metadata whose input shape does not show it: nchw or nhwc.",
+        rich_help_panel=MODEL_PANEL,
+        show_default=False,
+    ),
+]
+
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
 ]

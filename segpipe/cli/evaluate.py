@@ -12,12 +12,15 @@ from segpipe.cli.common import (
     BatchSizeOpt,
     DeviceOpt,
     EncoderOpt,
+    InputLayoutOpt,
+    MeanOpt,
     ModelFileOpt,
     ModeOpt,
     NumClassesOpt,
     OverlapOpt,
     ReportOpt,
     SizeOpt,
+    StdOpt,
     TileOpt,
     TrustCheckpointOpt,
     TtaOpt,
@@ -25,6 +28,7 @@ from segpipe.cli.common import (
     console,
     print_written,
     run_guarded,
+    warn,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +60,8 @@ def print_result(result: EvalResult) -> None:
         f"({result.seconds:.1f} s, {1000 * result.seconds / max(result.images, 1):.0f} ms/image)",
         markup=True,
     )
+    for message in result.warnings:  # again under the figures they qualify
+        warn(message)
 
 
 def evaluate_command(
@@ -118,6 +124,9 @@ def evaluate_command(
     tile: TileOpt = None,
     overlap: OverlapOpt = 0.25,
     tta: TtaOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    input_layout: InputLayoutOpt = None,
 ) -> None:
     """Score a model (.pth, .onnx or .engine) on a labelled data set: mIoU, per-class IoU, accuracy."""
     from segpipe.cli.common import RichReporter
@@ -151,6 +160,9 @@ def evaluate_command(
         overlap=overlap,
         tta_flip=tta_flags[0],
         tta_scales=tta_flags[1],
+        mean=mean,
+        std=std,
+        input_layout=input_layout,
     )
     result = run_guarded(evaluate, opts, RichReporter())
     print_result(result)

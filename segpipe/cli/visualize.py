@@ -13,12 +13,15 @@ from segpipe.cli.common import (
     BatchSizeOpt,
     DeviceOpt,
     EncoderOpt,
+    InputLayoutOpt,
+    MeanOpt,
     ModelFileOpt,
     ModeOpt,
     NumClassesOpt,
     OverlapOpt,
     RichReporter,
     SizeOpt,
+    StdOpt,
     TileOpt,
     TrustCheckpointOpt,
     TtaOpt,
@@ -87,6 +90,9 @@ def visualize_command(
     tile: TileOpt = None,
     overlap: OverlapOpt = 0.25,
     tta: TtaOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    input_layout: InputLayoutOpt = None,
 ) -> None:
     """Run a model over images and write colour masks at each image's own size, plus a legend."""
     from segpipe.options import VisualizeOptions, parse_tta
@@ -116,6 +122,9 @@ def visualize_command(
         overlap=overlap,
         tta_flip=tta_flags[0],
         tta_scales=tta_flags[1],
+        mean=mean,
+        std=std,
+        input_layout=input_layout,
     )
     result = run_guarded(visualize, opts, RichReporter())
     total = result.images + len(result.failed)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from segpipe.data.masks import MaskDecoder
-from segpipe.errors import DataError
+from segpipe.errors import DataError, some
 from segpipe.progress import Reporter
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -54,8 +54,12 @@ def find_samples(
     images_dir: str = "images",
     masks_dir: str = "indexes",
     mask_suffix: str = "_color_mask",
+    reporter: Reporter | None = None,
 ) -> list[Sample]:
-    """Pair every image with its mask; one-line errors for every way the layout can be wrong."""
+    """Pair every image with its mask; one-line errors for every way the layout can be wrong.
+
+    Masks without an image are left out with one warning through ``reporter`` (count, first names).
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist")
@@ -72,7 +76,7 @@ def find_samples(
     for p in mask_dir.rglob("*"):
         if p.suffix.lower() in MASK_EXTS and p.is_file():
             masks[str(p.relative_to(mask_dir).with_suffix(""))] = p
-    samples, orphans = [], []
+    samples, orphans, used = [], [], set()
     for img in images:
         rel = img.relative_to(img_dir).with_suffix("")
         key = (
@@ -85,11 +89,17 @@ def find_samples(
             orphans.append(str(img.relative_to(root)))
         else:
             samples.append(Sample(str(rel), img, mask))
+            used.add(key)
     if orphans:
-        first = ", ".join(orphans[:3])
         raise DataError(
             f"{len(orphans)} image(s) in {img_dir} have no mask NAME{mask_suffix}.png in {mask_dir}: "
-            f"{first}{' ...' if len(orphans) > 3 else ''}"
+            f"{some(orphans)}"
+        )
+    lone = sorted(str(p.relative_to(root)) for key, p in masks.items() if key not in used)
+    if lone and reporter is not None:
+        reporter.warn(
+            f"{len(lone)} mask(s) in {mask_dir} have no image in {img_dir} and are left out: {some(lone)}"
+            f" (an image NAME.png pairs with NAME{mask_suffix}.png)"
         )
     return samples
 

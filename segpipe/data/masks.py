@@ -59,6 +59,13 @@ class MaskDecoder:
         class_map: optional raw -> new remapping (applied after palette decoding).
         mask_type: ``auto`` (single channel or equal channels with valid values = indices,
             otherwise colours), ``index`` or ``color``.
+        limit: how messages name the class count, default ``--num-classes N`` (``evaluate`` names
+            the model instead).
+
+    A palette that gives one colour to two classes is refused when colour masks are decoded (at
+    once with ``mask_type="color"``). Colours of a palette cut to ``num_classes``
+    (:meth:`Palette.truncated`) still decode, to their own ids, so a mask using one is reported as
+    a class id beyond the class count, not as an unknown colour.
     """
 
     def __init__(
@@ -68,10 +75,14 @@ class MaskDecoder:
         class_map: dict[int, int] | None = None,
         ignore_index: int = 255,
         mask_type: str = "auto",
+        limit: str | None = None,
     ) -> None:
         if mask_type not in MASK_TYPES:
             raise ConfigError(f"--mask-type {mask_type!r} is not one of {', '.join(MASK_TYPES)}")
+        if mask_type == "color" and palette is not None:
+            palette.check_unique_colors()
         self.num_classes = num_classes
+        self.limit = limit or f"--num-classes {num_classes}"
         self.palette = palette
         self.ignore_index = ignore_index
         self.mask_type = mask_type
@@ -86,8 +97,10 @@ class MaskDecoder:
     def _palette_lut(self) -> np.ndarray:
         # 2**24 entries (32 MB, built once): colour key -> class id, 65535 for unknown colours.
         if self._color_lut is None:
+            self.palette.check_unique_colors()  # type: ignore[union-attr]
             lut = np.full(1 << 24, _UNKNOWN, dtype=np.uint16)
-            pal = self.palette.array().astype(np.uint32)  # type: ignore[union-attr]
+            entries = self.palette.all_entries()  # type: ignore[union-attr]
+            pal = np.asarray([rgb for _, rgb in entries], dtype=np.uint32).reshape(-1, 3)
             keys = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
             lut[keys] = np.arange(len(pal), dtype=np.uint16)
             self._color_lut = lut
@@ -107,7 +120,12 @@ class MaskDecoder:
                 and np.array_equal(bgr[:, :, 1], bgr[:, :, 2])
                 and self._valid_values(bgr[:, :, 0])
             )
-            labels = bgr[:, :, 0] if as_index else self._decode_colors(bgr, path)
+            if not as_index:
+                labels = self._decode_colors(bgr, path)
+                if self._map_lut is None:
+                    self._check_palette_ids(labels, bgr, path)
+            else:
+                labels = bgr[:, :, 0]
         else:
             if self.mask_type == "color":
                 raise DataError(f"{path}: --mask-type color but the mask has a single channel")
@@ -142,6 +160,26 @@ class MaskDecoder:
             )
         return labels
 
+    def _check_palette_ids(self, labels: np.ndarray, bgr: np.ndarray, path: str | Path) -> None:
+        """A palette colour whose id is >= the class count: name the colour, its class and the limit."""
+        top = int(labels.max()) if labels.size else 0
+        if top < self.num_classes:
+            return
+        bad = (labels >= self.num_classes) & (labels != self.ignore_index)
+        if not bad.any():
+            return
+        ys, xs = np.nonzero(bad)
+        y, x = int(ys[0]), int(xs[0])
+        cid = int(labels[y, x])
+        rgb = tuple(int(c) for c in bgr[y, x][::-1])
+        name = self.palette.all_entries()[cid][0]  # type: ignore[union-attr]
+        src = f" {self.palette.source}" if self.palette.source else ""  # type: ignore[union-attr]
+        raise DataError(
+            f"{path}: colour {rgb} at pixel (x={x}, y={y}) is class {cid} {name!r} in the palette{src}, "
+            f"but class ids must be below {self.limit} ({len(ys)} pixels); raise the class count or "
+            "map the class with --class-map"
+        )
+
     def _validate(self, labels: np.ndarray, path: str | Path) -> None:
         # bincount-free check: the max of values that are not the ignore index
         top = int(labels.max()) if labels.size else 0
@@ -150,6 +188,6 @@ class MaskDecoder:
         bad = labels[(labels >= self.num_classes) & (labels != self.ignore_index)]
         if bad.size:
             raise DataError(
-                f"{path}: mask value {int(bad.max())} is >= --num-classes {self.num_classes} and is not "
-                f"the ignore index {self.ignore_index} ({bad.size} pixels); fix --num-classes or use --class-map"
+                f"{path}: mask value {int(bad.max())} is >= {self.limit} and is not "
+                f"the ignore index {self.ignore_index} ({bad.size} pixels); fix the class count or use --class-map"
             )

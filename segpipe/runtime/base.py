@@ -140,10 +140,58 @@ def compare(
     )
 
 
+#: Content kind (:func:`sniff_model_kind`) -> the suffix whose runner reads it.
+KIND_SUFFIX = {"torch": ".pth", "onnx": ".onnx", "tensorrt": ".engine"}
+#: What each content kind is called in messages.
+KIND_NAMES = {"torch": "PyTorch checkpoint", "onnx": "ONNX model", "tensorrt": "TensorRT engine"}
+
+_TRT_MAGIC = b"ftrt"  # every serialized TensorRT plan starts with it
+
+
+def _onnx_header(head: bytes) -> bool:
+    """An ONNX ``ModelProto``: field 1 ``ir_version`` (varint, 1..30) then another known field."""
+    if len(head) < 3 or head[0] != 0x08 or not 1 <= head[1] <= 30:
+        return False
+    field, wire = head[2] >> 3, head[2] & 7
+    return 2 <= field <= 25 and wire in (0, 2)
+
+
+def sniff_model_kind(path: str | Path) -> str | None:
+    """What a model file holds, from its first bytes: ``torch``, ``onnx``, ``tensorrt`` or ``None``.
+
+    * ``torch``: a zip archive (what ``torch.save`` writes since 1.6) or a pickle (older saves);
+    * ``onnx``: a protobuf starting with the ``ir_version`` field of an ONNX ``ModelProto``;
+    * ``tensorrt``: a serialized plan (magic ``ftrt``), bare or behind a length-prefixed JSON
+      header (as Ultralytics writes ``.engine`` files).
+
+    ``None`` when the file cannot be read or matches none of them (the suffix decides then).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            if len(head) >= 9 and head[4:5] == b"{":  # length-prefixed JSON header before a plan
+                length = int.from_bytes(head[:4], "little")
+                if 0 < length < (1 << 20):
+                    f.seek(4 + length)
+                    if f.read(4) == _TRT_MAGIC:
+                        return "tensorrt"
+    except OSError:
+        return None
+    if head.startswith(_TRT_MAGIC):
+        return "tensorrt"
+    if head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return "torch"
+    if _onnx_header(head):
+        return "onnx"
+    return None
+
+
 def runner_class(path: str | Path) -> type[Runner]:
-    """The runner class for a model file, from its suffix; one-line error for an unknown type."""
+    """The runner class for a model file: from its content when it is recognisable (a checkpoint
+    named ``.bin`` is a checkpoint), else from its suffix; one-line error for an unknown type."""
     suffix = Path(path).suffix.lower()
-    target = RUNNERS.get(suffix)
+    kind = sniff_model_kind(path) if Path(path).is_file() else None
+    target = RUNNERS.get(KIND_SUFFIX[kind]) if kind is not None else RUNNERS.get(suffix)
     if target is None:
         raise CheckpointError(
             f"{path}: unknown model file type {suffix or '(no suffix)'!r}; "
@@ -154,9 +202,55 @@ def runner_class(path: str | Path) -> type[Runner]:
 
 
 def load_runner(path: str | Path, device: str = "auto", **kwargs: Any) -> Runner:
-    """Open a model file with the backend its suffix names."""
+    """Open a model file with the backend its content (else its suffix) names."""
     p = Path(path)
     cls = runner_class(p)
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
+    if cls.backend == "tensorrt":
+        given = [f for f, k in _FOREIGN_FLAGS if kwargs.get(k) is not None]
+        if given and kwargs.get("lenient"):
+            reporter = kwargs.get("reporter")
+            if reporter is not None:
+                reporter.warn(f"{p} is a TensorRT engine: {'/'.join(given)} ignored for it")
+            kwargs = {k: v for k, v in kwargs.items() if k not in dict(_FOREIGN_FLAGS).values()}
+        elif given:
+            raise CheckpointError(
+                f"{'/'.join(given)}: {p} is a TensorRT engine, which takes its input as the ONNX model "
+                "it was built from did; these flags describe an ONNX model without segpipe metadata"
+            )
     return cls(p, device=device, **kwargs)
+
+
+#: Flags that describe how to feed a model that does not say it itself (an ONNX model without
+#: segpipe metadata; mean/std also a bare state_dict): (flag, runner keyword).
+_FOREIGN_FLAGS = (("--mean", "mean"), ("--std", "std"), ("--input-layout", "input_layout"))
+
+
+def check_normalization(mean: Any, std: Any, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``--mean``/``--std`` (pixel units, 0-255) as float32 arrays of 3, checked; both or neither."""
+    if (mean is None) != (std is None):
+        given, missing = ("--mean", "--std") if std is None else ("--std", "--mean")
+        raise CheckpointError(f"{given} for {path} needs {missing} too")
+    m = np.asarray(mean, dtype=np.float32).reshape(-1)
+    s = np.asarray(std, dtype=np.float32).reshape(-1)
+    if m.size not in (1, 3) or s.size not in (1, 3):
+        raise CheckpointError(
+            f"--mean {tuple(m.tolist())} --std {tuple(s.tolist())}: give 3 values each (R G B)"
+        )
+    if not np.all(np.isfinite(m)) or not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise CheckpointError(f"--std {tuple(s.tolist())}: values must be finite and above 0")
+    return np.broadcast_to(m, (3,)).copy(), np.broadcast_to(s, (3,)).copy()
+
+
+def normalization_note(mean: np.ndarray, std: np.ndarray) -> str:
+    """How pixels are fed, in words, with a hint when the values look like the 0-1 scale."""
+    fmt = lambda a: "(" + ", ".join(f"{v:g}" for v in a) + ")"  # noqa: E731
+    text = f"(pixel - mean) / std with mean {fmt(mean)}, std {fmt(std)} in pixel units (0-255)"
+    raw = np.all(mean == 0) and np.all(std == 1)
+    if not raw and np.all(np.abs(mean) <= 1) and np.all(std <= 1):
+        text += (
+            "; these look like values for 0-1 pixels: --mean/--std are in pixel units, e.g. ImageNet "
+            "is --mean 123.675 116.28 103.53 --std 58.395 57.12 57.375"
+        )
+    return text

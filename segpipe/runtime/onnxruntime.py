@@ -1,9 +1,13 @@
 """ONNX Runtime backend: runs an ``.onnx`` model with the CPU provider, or CUDA when available.
 
 The model's description (classes, names, colours, size...) is read from the segpipe metadata props
-``export-onnx`` writes. A foreign ONNX file without them works too when its class count is known
-(``num_classes`` or a static channel axis of the output). Inputs may be NHWC (segpipe's contract,
-``input_1``) or NCHW, float32 0-255 pixels or uint8; outputs logits, probabilities or a class map.
+``export-onnx`` writes. A foreign ONNX file without them (a plain ``torch.onnx.export``) runs only
+when the user says how to feed it, since a wrong guess gives wrong results without an error: its
+normalisation (``mean``/``std`` in pixel units, or a uint8 input taking pixels as they are), its
+layout when the input shape does not show it (``input_layout``) and its class count when the output
+does not (``num_classes``); what is assumed is reported in one warning. Inputs may be NHWC
+(segpipe's contract, ``input_1``) or NCHW, float32 or uint8; outputs logits, probabilities or a
+class map.
 A graph with a fixed batch size is fed in chunks of that size (a batch of 1 is looped).
 """
 
@@ -17,7 +21,8 @@ import numpy as np
 from segpipe._optional import require
 from segpipe.errors import CheckpointError, ConfigError, shorten
 from segpipe.modelinfo import ModelInfo
-from segpipe.runtime.base import Runner
+from segpipe.progress import Reporter
+from segpipe.runtime.base import Runner, check_normalization, normalization_note
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
@@ -54,7 +59,15 @@ class OnnxRunner(Runner):
         num_classes: checked against the metadata; needed for a model without segpipe metadata
             whose output does not show the class count.
         mode: ``seg`` / ``binary`` / ``multilabel`` for a model without metadata.
+        mean, std: a model without metadata: its input is ``(pixel - mean) / std`` per RGB
+            channel, in pixel units (0-255; ImageNet: 123.675 116.28 103.53 / 58.395 57.12 57.375;
+            pixels as they are: 0 0 0 / 1 1 1). Required for a float input without metadata.
+        input_layout: ``nchw`` or ``nhwc``, for a model without metadata whose input shape does
+            not show it (checked against the metadata otherwise).
         threads: intra-op threads of the CPU provider (0: one per core).
+        reporter: receives the warning that says what is assumed about a model without metadata.
+        lenient: ``mean``/``std``/``input_layout`` given for several models at once (``benchmark``):
+            a model with metadata ignores them with a warning instead of refusing them.
     """
 
     backend = "onnxruntime"
@@ -66,10 +79,18 @@ class OnnxRunner(Runner):
         *,
         num_classes: int | None = None,
         mode: str = "seg",
+        mean: Any = None,
+        std: Any = None,
+        input_layout: str | None = None,
         threads: int = 0,
+        reporter: Reporter | None = None,
+        lenient: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(path, device)
+        self._norm: tuple[np.ndarray, np.ndarray] | None = None
+        self._lenient = lenient
+        self._assumed = ""
         ort = require("onnxruntime", "running .onnx models")
         providers = _providers(ort, device)
         so = ort.SessionOptions()
@@ -98,7 +119,7 @@ class OnnxRunner(Runner):
             )
         self._in_dtype = _DTYPES[self._input.type]
         meta = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map or {})
-        self.info = self._describe(meta, num_classes, mode)
+        self.info = self._describe(meta, num_classes, mode, mean, std, input_layout, reporter)
         shape = self._input.shape
         self._nhwc = self.info.layout == "NHWC"
         h, w = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
@@ -108,14 +129,67 @@ class OnnxRunner(Runner):
             self.info = self.info.replace(input_size=self.fixed_size)
         #: the graph's fixed batch size, or None when the batch axis is dynamic
         self.fixed_batch = _static(shape[0])
+        if self._assumed and reporter is not None:
+            w, h = self.info.input_size
+            how = "fixed by the graph" if self.fixed_size else "segpipe's default unless --size W H is given"
+            reporter.warn(f"{self._assumed}; input size {w}x{h} ({how})")
 
-    def _describe(self, meta: ModelInfo | None, num_classes: int | None, mode: str) -> ModelInfo:
+    def _layout(self, input_layout: str | None) -> str | None:
+        """NHWC / NCHW from ``input_layout`` (checked against the shape), else from the shape."""
         shape = self._input.shape
-        layout = "NHWC" if shape[-1] == 3 else "NCHW" if shape[1] == 3 else None
+
+        def may_be_channels(dim: Any) -> bool:  # 3, or a dynamic axis
+            return dim == 3 or _static(dim) is None
+
+        nhwc, nchw = may_be_channels(shape[-1]), may_be_channels(shape[1])
+        if input_layout is not None:
+            want = input_layout.strip().upper()
+            if want not in ("NHWC", "NCHW"):
+                raise ConfigError(f"--input-layout {input_layout!r}: use nchw or nhwc")
+            if not (nhwc if want == "NHWC" else nchw):
+                raise CheckpointError(
+                    f"--input-layout {input_layout}: {self.path} has input {self._input.name} of shape "
+                    f"{shape}, which has no 3-channel axis where {want} puts it"
+                )
+            return want
+        if shape[-1] == 3 and shape[1] != 3:
+            return "NHWC"
+        if shape[1] == 3 and shape[-1] != 3:
+            return "NCHW"
+        return None
+
+    def _describe(
+        self,
+        meta: ModelInfo | None,
+        num_classes: int | None,
+        mode: str,
+        mean: Any = None,
+        std: Any = None,
+        input_layout: str | None = None,
+        reporter: Reporter | None = None,
+    ) -> ModelInfo:
+        shape = self._input.shape
+        layout = self._layout(input_layout)
         out_shape = self._output.shape
         kind = "labels" if len(out_shape) == 3 else "logits"
         channels = _static(out_shape[1]) if len(out_shape) == 4 else None
+        if meta is not None and self._lenient and (mean, std, input_layout) != (None, None, None):
+            if reporter is not None:
+                reporter.warn(
+                    f"{self.path} carries segpipe metadata: --mean/--std/--input-layout ignored for it"
+                )
+            mean = std = input_layout = None
+            layout = self._layout(None)
         if meta is not None:
+            if mean is not None or std is not None:
+                raise CheckpointError(
+                    f"--mean/--std: {self.path} carries segpipe metadata and normalises its input inside "
+                    "the graph; the flags are for ONNX models without it"
+                )
+            if layout is not None and input_layout is not None and layout != meta.layout:
+                raise CheckpointError(
+                    f"--input-layout {input_layout} contradicts {self.path}, whose metadata says {meta.layout}"
+                )
             if num_classes is not None and num_classes != meta.num_classes:
                 raise CheckpointError(
                     f"--num-classes {num_classes} contradicts {self.path}, "
@@ -131,8 +205,10 @@ class OnnxRunner(Runner):
                 input_dtype="uint8" if self._in_dtype == np.uint8 else "float32",
                 output_kind=meta.output_kind if kind == "logits" else "labels",
             )
+        classes_from = "--num-classes"
         if num_classes is None and channels is not None:
             num_classes, mode = (2, "binary") if channels == 1 else (channels, mode)
+            classes_from = f"its output's {channels} channel(s)"
         if num_classes is None:
             raise CheckpointError(
                 f"{self.path} has no segpipe metadata and its output does not show the class count; "
@@ -144,17 +220,49 @@ class OnnxRunner(Runner):
             )
         if layout is None:
             raise CheckpointError(
-                f"{self.path}: cannot tell the layout of input shape {shape}; expected N,H,W,3 or N,3,H,W"
+                f"{self.path} has no segpipe metadata and its input shape {shape} does not show the "
+                "layout; pass --input-layout nchw or nhwc"
             )
+        dtype = "uint8" if self._in_dtype == np.uint8 else "float32"
+        if dtype == "uint8":
+            if mean is not None or std is not None:
+                raise CheckpointError(
+                    f"--mean/--std: {self.path} takes uint8 input, i.e. pixels as they are; "
+                    "it cannot be fed normalised values"
+                )
+            feed = "taking uint8 pixels as they are (its input type)"
+        else:
+            if mean is None and std is None:
+                raise CheckpointError(
+                    f"{self.path} has no segpipe metadata, so how it wants its pixels normalised is "
+                    "unknown; pass --mean and --std in pixel units (0-255), e.g. ImageNet (smp, torchvision): "
+                    "--mean 123.675 116.28 103.53 --std 58.395 57.12 57.375; pixels as they are: "
+                    "--mean 0 0 0 --std 1 1 1 (or export it with segpipe export-onnx)"
+                )
+            self._norm = check_normalization(mean, std, self.path)
+            feed = f"taking float32 {normalization_note(*self._norm)}"
+        names = tuple(f"class_{i}" for i in range(num_classes))
+        self._assumed = (  # said once the input size is known (see __init__)
+            f"{self.path} has no segpipe metadata: assuming its input {self._input.name!r} is {layout} "
+            f"({'from --input-layout' if input_layout else 'from its shape'}) {feed}; "
+            f"{num_classes} classes ({mode} mode, from {classes_from}) named class_0..class_{num_classes - 1}"
+        )
+        norm = {}
+        if self._norm is not None:  # ModelInfo keeps mean/std of 0-1 pixels
+            norm = {
+                "mean": tuple(float(v) / 255 for v in self._norm[0]),
+                "std": tuple(float(v) / 255 for v in self._norm[1]),
+            }
         return ModelInfo(
             arch="unknown",
             encoder="unknown",
             num_classes=num_classes,
             mode=mode,
             layout=layout,
-            input_dtype="uint8" if self._in_dtype == np.uint8 else "float32",
+            input_dtype=dtype,
             output_kind=kind,
-            class_names=tuple(f"class_{i}" for i in range(num_classes)),
+            class_names=names,
+            **norm,
         )
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -167,6 +275,9 @@ class OnnxRunner(Runner):
         x = np.asarray(images)
         if self._in_dtype == np.uint8 and x.dtype != np.uint8:
             x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        elif self._norm is not None:  # a model without metadata: normalised as the user said
+            mean, std = self._norm
+            x = ((x.astype(np.float32) - mean) / std).astype(self._in_dtype, copy=False)
         elif x.dtype != self._in_dtype:
             x = x.astype(self._in_dtype)
         if not self._nhwc:

@@ -55,7 +55,8 @@ def list_images(path: str | Path, recursive: bool = False) -> list[Path]:
 def open_runner(opts: Any, reporter: Any = None) -> Runner:
     """Open the model of an inference options object (``VisualizeOptions``, ``EvaluateOptions``):
     its ``model`` with ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
-    ``mode`` and ``trust_checkpoint``."""
+    ``mode`` and ``trust_checkpoint``; for an ONNX model without metadata ``mean``, ``std`` and
+    ``input_layout``."""
     return load_runner(
         opts.model,
         device=opts.device,
@@ -64,6 +65,9 @@ def open_runner(opts: Any, reporter: Any = None) -> Runner:
         encoder=opts.encoder,
         mode=opts.mode,
         trust=opts.trust_checkpoint,
+        mean=getattr(opts, "mean", None),
+        std=getattr(opts, "std", None),
+        input_layout=getattr(opts, "input_layout", None),
         reporter=reporter,
     )
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.runtime.base import Runner
+from segpipe.errors import CheckpointError
+from segpipe.runtime.base import Runner, check_normalization, normalization_note
 
 
 class TorchRunner(Runner):
@@ -26,6 +27,12 @@ class TorchRunner(Runner):
         arch, encoder, mode: describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
         trust: allow full unpickling of checkpoints that hold Python objects.
         output: ``logits`` (default), ``probs`` or ``labels``: what :meth:`__call__` returns.
+        mean, std: a bare state_dict's normalisation in pixel units (0-255), as for ONNX models
+            without metadata; default the encoder's (said in a warning). Refused for a segpipe
+            checkpoint, which carries its own.
+        input_layout: refused: a checkpoint always takes NHWC RGB through its deploy wrapper.
+        lenient: flags given for several models at once (``benchmark``): those that do not apply
+            here are ignored with a warning instead of refused.
     """
 
     backend = "pytorch"
@@ -41,9 +48,23 @@ class TorchRunner(Runner):
         mode: str = "seg",
         trust: bool = False,
         output: str = "logits",
+        mean: Any = None,
+        std: Any = None,
+        input_layout: str | None = None,
+        reporter: Any = None,
+        lenient: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(path, device)
+        if lenient and input_layout is not None:
+            input_layout = None
+            if reporter is not None:
+                reporter.warn(f"{self.path} is a PyTorch checkpoint: --input-layout ignored for it")
+        if input_layout is not None:
+            raise CheckpointError(
+                f"--input-layout {input_layout}: {self.path} is a PyTorch checkpoint; the flag describes "
+                "an ONNX model without segpipe metadata"
+            )
         import torch
 
         from segpipe.models import DeployModel, load_model, output_stride
@@ -51,7 +72,7 @@ class TorchRunner(Runner):
 
         self._torch = torch
         self.torch_device = resolve_device(device)
-        model, info, _ = load_model(
+        model, info, ckpt = load_model(
             self.path,
             arch=arch,
             encoder=encoder,
@@ -60,6 +81,26 @@ class TorchRunner(Runner):
             trust=trust,
             device=self.torch_device,
         )
+        if lenient and not ckpt.is_bare and (mean is not None or std is not None):
+            mean = std = None
+            if reporter is not None:
+                reporter.warn(f"{self.path} carries its own normalisation: --mean/--std ignored for it")
+        if mean is not None or std is not None:
+            if not ckpt.is_bare:
+                raise CheckpointError(
+                    f"--mean/--std: {self.path} is a segpipe checkpoint and carries its own normalisation "
+                    f"(mean {info.mean}, std {info.std} of 0-1 pixels); the flags are for files without it"
+                )
+            m, s = check_normalization(mean, std, self.path)
+            info = info.replace(mean=tuple(float(v) / 255 for v in m), std=tuple(float(v) / 255 for v in s))
+            if reporter is not None:
+                reporter.warn(f"{self.path} is a bare state_dict: feeding it {normalization_note(m, s)}")
+        elif ckpt.is_bare and reporter is not None:
+            px = np.asarray(info.mean) * 255, np.asarray(info.std) * 255
+            reporter.warn(
+                f"{self.path} is a bare state_dict: assuming its encoder's normalisation, "
+                f"{normalization_note(*px)}; pass --mean/--std if it was trained otherwise"
+            )
         self.info = info.replace(output_stride=output_stride(model), output_kind=output)
         self.module = DeployModel(model, info, output).eval().to(self.torch_device)
         self._sizes_ok: set[tuple[int, int]] = set()

@@ -104,9 +104,9 @@ def build_datasets(
     class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
     decoder = MaskDecoder(num_classes, palette, class_map, opts.ignore_index, opts.mask_type)
     layout = {"images_dir": opts.images_dir, "masks_dir": opts.masks_dir, "mask_suffix": opts.mask_suffix}
-    samples = find_samples(opts.data_root, **layout)
+    samples = find_samples(opts.data_root, **layout, reporter=reporter)
     if opts.val_root is not None:
-        train_samples, val_samples = samples, find_samples(opts.val_root, **layout)
+        train_samples, val_samples = samples, find_samples(opts.val_root, **layout, reporter=reporter)
     else:
         order = np.random.default_rng(opts.seed).permutation(len(samples))
         n_val = int(round(len(samples) * opts.val_fraction))
