@@ -30,6 +30,7 @@ from segpipe.cli.common import (
     fail,
     run_guarded,
 )
+from segpipe.errors import some
 
 _OUT_PANEL = "Outputs"
 
@@ -133,16 +134,16 @@ def visualize_command(
     )
     if total:
         console.print(
-            f"visualized {result.images} of {total} image(s) with {escape(how)} in "
+            f"visualized {result.images} of {total} image(s) with {how} in "
             f"{result.seconds - result.video_seconds:.1f} s ({result.images_per_second:.1f} images/s)"
         )
     if result.videos:
         console.print(
-            f"visualized {result.frames} frame(s) of {len(result.videos)} video(s) with {escape(how)} in "
+            f"visualized {result.frames} frame(s) of {len(result.videos)} video(s) with {how} in "
             f"{result.video_seconds:.1f} s ({result.frames_per_second:.1f} frames/s)"
         )
     for video in result.videos:
-        console.print(f"[green]wrote[/] video {escape(str(video))}")
+        console.print(f"[green]wrote[/] video {escape(str(video))}", markup=True)
     if result.class_pixels:
         console.print("classes present: " + ", ".join(result.class_pixels))
     console.print(
@@ -153,6 +154,5 @@ def visualize_command(
     if result.failed:
         raise fail(
             f"{len(result.failed)} of {total} image(s) could not be read: "
-            + ", ".join(str(p) for p, _ in result.failed[:3])
-            + (" ..." if len(result.failed) > 3 else "")
+            + some(str(p) for p, _ in result.failed)
         )
