@@ -210,6 +210,7 @@ def render_result(result: Any) -> None:
         )
     console.print(
         f"[green]passed[/]: argmax agreement {100 * result.worst.result.argmax_agreement:.3f}% "
-        f">= {100 * result.min_agreement:g}%"
+        f">= {100 * result.min_agreement:g}%",
+        markup=True,
     )
     print_written(result.path, "INT8 ONNX model")
