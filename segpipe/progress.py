@@ -23,8 +23,9 @@ class Reporter:
     """Silent reporter; subclass and override what you want to see."""
 
     @contextlib.contextmanager
-    def task(self, description: str, total: int | None = None) -> Iterator[Task]:
-        """A progress bar for ``total`` steps (``None``: unknown)."""
+    def task(self, description: str, total: int | None = None, transient: bool = False) -> Iterator[Task]:
+        """A progress bar for ``total`` steps (``None``: unknown). ``transient``: the bar disappears
+        when the task ends (a summary line printed after it takes its place)."""
         yield Task()
 
     def info(self, message: str) -> None:
@@ -34,7 +35,7 @@ class Reporter:
         """A one-line warning."""
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        """A small table (e.g. the per-epoch summary)."""
+        """A small table (e.g. the per-class IoU at the end of training)."""
 
 
 class RecordingReporter(Reporter):

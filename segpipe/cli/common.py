@@ -108,7 +108,7 @@ class RichReporter(Reporter):
         self.quiet = quiet
 
     @contextlib.contextmanager
-    def task(self, description: str, total: int | None = None) -> Iterator[Task]:
+    def task(self, description: str, total: int | None = None, transient: bool = False) -> Iterator[Task]:
         progress = Progress(
             SpinnerColumn(),
             # markup=False: descriptions and fields may hold paths and names (no markup, no emoji)
@@ -119,12 +119,19 @@ class RichReporter(Reporter):
             TimeRemainingColumn(),
             TextColumn("{task.fields[fields]}", markup=False),
             console=err_console,
-            transient=False,
-            disable=self.quiet,
+            transient=transient,
+            # a bar that vanishes anyway draws nothing in a log (rich prints a blank line per bar there)
+            disable=self.quiet or (transient and not err_console.is_interactive),
         )
         with progress:
             task_id = progress.add_task(description, total=total, fields="")
-            yield _RichTask(progress, task_id)
+            try:
+                yield _RichTask(progress, task_id)
+            except BaseException:
+                # an error ends the task: erase its bar so the one-line error is not printed under a
+                # half-finished spinner ("Checking dataset 0/40")
+                progress.live.transient = True
+                raise
 
     def info(self, message: str) -> None:
         if not self.quiet:

@@ -39,7 +39,13 @@ from segpipe.training.guard import (
 from segpipe.training.loggers import epoch_scalars, make_logger
 from segpipe.training.losses import mixed_loss, mixup
 from segpipe.training.metrics import IoUMeter, SegMetrics
-from segpipe.training.outputs import prepare_run_dir, report_start, save_val_samples, table_per_class
+from segpipe.training.outputs import (
+    epoch_line,
+    prepare_run_dir,
+    report_start,
+    save_val_samples,
+    table_per_class,
+)
 from segpipe.training.recipe import closing_logger, report_recipe
 from segpipe.training.runlog import plot_curves, write_metrics_csv
 from segpipe.training.sampling import EpochSampler, SeededDataset, step_seed
@@ -160,7 +166,7 @@ class Trainer(TrainerSetup):
         self.eval_model.eval()
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss * images, images
         loader = self.loader(self.val_set, epoch, shuffle=False)  # type: ignore[arg-type]
-        with self.reporter.task("  validating", total=len(loader)) as task:
+        with self.reporter.task("  validating", total=len(loader), transient=True) as task:
             for images, masks in loader:
                 x, y = self.to_device(images, masks)
                 with self.autocast():
@@ -190,7 +196,7 @@ class Trainer(TrainerSetup):
         acc = torch.zeros(3, dtype=torch.float64, device=dev)  # finite-loss sum, finite steps, others
         first_bad = torch.full((), steps, dtype=torch.int64, device=dev)
         step, pending, skipped = skip, 0, 0
-        with self.reporter.task(f"epoch {epoch + 1}/{opts.epochs}", total=steps) as task:
+        with self.reporter.task(f"epoch {epoch + 1}/{opts.epochs}", total=steps, transient=True) as task:
             if skip:
                 task.advance(skip)
             for images, masks in loader:
@@ -297,21 +303,7 @@ class Trainer(TrainerSetup):
                     figure = (lambda p: save_val_samples(self, p)) if metrics is not None else None
                     logger.epoch(epoch + 1, epoch_scalars(row, self.info.class_names), figure)
                 self.last_saved = f"epoch {epoch + 1}"
-                rep.table(
-                    f"epoch {epoch + 1}/{opts.epochs}",
-                    ["train loss", "val loss", "mIoU", "pixel acc", "lr", "time s", "best"],
-                    [
-                        [
-                            train_loss,
-                            val_loss,
-                            row["miou"],
-                            row["pixel_accuracy"],
-                            lr,
-                            row["time_s"],
-                            "*" if improved else "",
-                        ]
-                    ],
-                )
+                rep.info(epoch_line(row, opts.epochs, improved))
                 if opts.patience and epoch + 1 - self.best_epoch >= opts.patience:
                     rep.info(
                         f"early stopping: no better mIoU for {opts.patience} epochs "

@@ -5,6 +5,7 @@ table. Rank 0 only: the other ranks' reporters are silent and they never call th
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,27 @@ def report_start(trainer: Any) -> None:
     if t.resuming:
         where = f"epoch {t.start_epoch + 1}" + (f", step {t.start_step + 1}" if t.start_step else "")
         rep.info(f"going on at {where} of {opts.epochs}")
+
+
+def _loss(v: float) -> str:
+    return "n/a" if math.isnan(v) else f"{v:.4f}" if abs(v) < 100 else f"{v:.4g}"
+
+
+def epoch_line(row: dict[str, Any], epochs: int, improved: bool) -> str:
+    """The one line each epoch prints (as Ultralytics and MMSegmentation do), e.g.
+    ``epoch  3/12  train loss 0.4213  val loss 0.3820  mIoU 0.6120  pixel acc 0.8801  lr 0.003  4.1 s  new best``.
+    """
+    parts = [f"epoch {row['epoch']:>{len(str(epochs))}}/{epochs}", f"train loss {_loss(row['train_loss'])}"]
+    if not math.isnan(row.get("val_loss", math.nan)):
+        parts += [
+            f"val loss {_loss(row['val_loss'])}",
+            f"mIoU {row['miou']:.4f}",
+            f"pixel acc {row['pixel_accuracy']:.4f}",
+        ]
+    parts += [f"lr {row['lr']:.3g}", f"{row['time_s']:.1f} s"]
+    if improved:
+        parts.append("new best")
+    return "  ".join(parts)
 
 
 def save_val_samples(trainer: Any, path: Path, count: int = 4) -> None:
