@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
 import threading
@@ -22,7 +24,46 @@ from typing import Any
 from segpipe.errors import SegpipeError
 from segpipe.training.distributed import under_elastic
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The stop signals: Ctrl-C, ``kill``/``timeout``/Slurm's ``scancel``, and a closing terminal.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def quiet_worker(worker_init: Any = None) -> Any:
+    """A DataLoader ``worker_init_fn`` that leaves the stop signals to the main process, then calls
+    ``worker_init``.
+
+    A signal sent to the whole process group (Ctrl-C, ``timeout``, ``scancel``, a closing
+    terminal) reaches every loader worker too. Left alone, a worker dies of SIGTERM, and the main
+    process then fails with "DataLoader worker is killed by signal" before it can save; on SIGINT
+    every worker prints the stop message and a traceback of its own. So the workers ignore SIGINT
+    and SIGHUP, and ignore SIGTERM unless it comes from the main process itself (which is how
+    torch and multiprocessing shut workers down) or the main process is gone. The main process
+    finishes the step, saves ``last.pth`` and shuts the workers down as usual.
+    """
+    return functools.partial(_quiet_worker_init, worker_init)
+
+
+def _quiet_worker_init(worker_init: Any, worker_id: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if hasattr(signal, "sigwaitinfo"):  # Linux: who sent a SIGTERM decides (see quiet_worker)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        parent = os.getppid()
+        threading.Thread(target=_sigterm_from_parent, args=(parent,), daemon=True).start()
+    if worker_init is not None:
+        worker_init(worker_id)
+
+
+def _sigterm_from_parent(parent: int) -> None:
+    """In a loader worker (SIGTERM blocked): die of a SIGTERM the main process sends, or of any
+    once the main process is gone; ignore the ones a whole process group gets."""
+    while True:
+        info = signal.sigwaitinfo({signal.SIGTERM})
+        if info.si_pid == parent or os.getppid() != parent:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # this thread only
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # default action: exit
+            return
 
 
 class TrainingInterrupted(SegpipeError):
@@ -81,11 +122,12 @@ class StopGuard:
             signal.signal(s, signal.SIG_DFL)
         if self.announce:
             name = signal.Signals(signum).name
-            os.write(
-                2,
-                f"\n{name}: stopping after the current step and saving last.pth "
-                "(send it again to exit at once)\n".encode(),
-            )
+            with contextlib.suppress(OSError):  # stderr may be gone (a closed terminal)
+                os.write(
+                    2,
+                    f"\n{name}: stopping after the current step and saving last.pth "
+                    "(send it again to exit at once)\n".encode(),
+                )
 
     def __enter__(self) -> StopGuard:
         if threading.current_thread() is threading.main_thread():

@@ -208,6 +208,9 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
         reporter.warn(f"--devices {opts.devices} ignored: torchrun started {env.world_size} process(es)")
     try:
         trainer = Trainer(opts, reporter, env)
-        return trainer.fit()
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close_loaders()
     finally:
         distributed.teardown(env)

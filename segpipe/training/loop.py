@@ -34,6 +34,7 @@ from segpipe.training.guard import (
     StopGuard,
     TrainingInterrupted,
     nonfinite_message,
+    quiet_worker,
     resume_hint,
 )
 from segpipe.training.loggers import epoch_scalars, make_logger
@@ -108,7 +109,7 @@ class Trainer(TrainerSetup):
                 drop_last=shuffle and shard > opts.batch_size,
                 num_workers=opts.workers,
                 generator=g,
-                worker_init_fn=worker_init_fn,
+                worker_init_fn=quiet_worker(worker_init_fn),  # workers leave signals to us
                 pin_memory=self.device.type == "cuda",
                 persistent_workers=opts.workers > 0 and opts.persistent_workers,
             )
@@ -117,6 +118,18 @@ class Trainer(TrainerSetup):
         if shuffle:
             sampler.set_epoch(epoch, skip * self.opts.batch_size)
         return loader
+
+    def close_loaders(self) -> None:
+        """Shut the loader workers down now (they ignore group stop signals, see
+        :func:`~segpipe.training.guard.quiet_worker`), not at interpreter exit, where
+        multiprocessing would terminate them while torch still watches them."""
+        for loader, _ in self._loaders.values():
+            iterator = getattr(loader, "_iterator", None)
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            loader._iterator = None  # type: ignore[attr-defined]
+        self._loaders.clear()
 
     def to_device(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 N×H×W×3 -> normalised float N×3×H×W on the device (channels-last); masks -> long."""
