@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -106,7 +107,8 @@ class TrainOptions:
     class_names: tuple[str, ...] | None = None
     #: Palette CSV for colour masks and pictures; default the colors.csv shipped with segpipe.
     colors: Path | None = None
-    ignore_index: int = 255
+    #: Mask value ignored by loss and metrics; default 255, or 65535 above 255 classes.
+    ignore_index: int | None = None
     #: One of ce, dice, focal, lovasz (bce in binary/multilabel) or a sum such as ``ce+dice``.
     loss: str = "ce"
     #: ``none``, ``light``, ``heavy`` or a YAML albumentations pipeline.
@@ -121,7 +123,8 @@ class TrainOptions:
     #: ``auto``, ``index`` or ``color``.
     mask_type: str = "auto"
     class_map: Path | None = None
-    #: A user's dataset class ``package.module:ClassName`` for other layouts.
+    #: A user's dataset class ``package.module:ClassName`` for other layouts. It imports and runs
+    #: that Python code: the command line takes it from ``--dataset`` only, never from a config file.
     dataset: str | None = None
     # ---- scale and robustness (issue 5 of 5) ----
     #: Processes (one per GPU, or CPU processes with ``device="cpu"``) on this machine, launched
@@ -155,7 +158,8 @@ class TrainOptions:
     #: Skip batches whose loss is not finite (NaN/inf) instead of stopping the run (costs one host
     #: synchronisation per step).
     skip_nonfinite: bool = False
-    #: Allow a ``model`` checkpoint that needs full unpickling (Python objects; can run code).
+    #: Allow a ``model`` checkpoint that needs full unpickling (Python objects; can run code). The
+    #: command line takes it from ``--trust-checkpoint`` only; options.yaml never records it.
     trust_checkpoint: bool = False
     # ---- training recipe (issue 6 of 6) ----
     #: Per-class loss weights: ``none``, ``inverse`` or ``sqrt-inverse`` (of each class's pixel
@@ -176,13 +180,35 @@ class TrainOptions:
     #: ``auto`` (TensorBoard when installed), ``tensorboard``, ``mlflow`` or ``none``; both log
     #: into the run folder, no network.
     logger: str = "auto"
+    #: Write into a run folder (``output_dir``) that already holds a finished run, replacing its files.
+    exist_ok: bool = False
 
     def __post_init__(self) -> None:
         coerce_paths(self)
+        check_types(self)
 
         def bad(flag: str, value: Any, why: str) -> ConfigError:
             return ConfigError(f"--{flag} {value}: {why}")
 
+        name = self.model_name
+        if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+            raise bad(
+                "model-name",
+                name or "''",
+                "a run name, not a path (no / or \\); the run folder is runs/<model-name>, "
+                "--output-dir puts it elsewhere",
+            )
+        if not 0 <= self.seed < 2**32:
+            raise bad("seed", self.seed, f"must be within 0..{2**32 - 1}")
+        if self.weight_decay < 0:
+            raise bad("weight-decay", self.weight_decay, "must be >= 0")
+        classes = (
+            self.num_classes
+            if self.num_classes is not None
+            else (len(self.class_names) if self.class_names else None)
+        )
+        if self.ignore_index is None:
+            object.__setattr__(self, "ignore_index", 65535 if classes is not None and classes > 255 else 255)
         if self.mode not in MODES:
             raise bad("mode", self.mode, f"use one of {', '.join(MODES)}")
         if self.num_classes is not None and self.num_classes < (2 if self.mode != "multilabel" else 1):
@@ -214,8 +240,10 @@ class TrainOptions:
             raise bad("scheduler", self.scheduler, f"use one of {', '.join(SCHEDULERS)}")
         if self.mask_type not in ("auto", "index", "color"):
             raise bad("mask-type", self.mask_type, "use auto, index or color")
-        if not 0 <= self.ignore_index <= 65535:
+        if not 0 <= self.ignore_index <= 65535:  # type: ignore[operator]
             raise bad("ignore-index", self.ignore_index, "must be within 0..65535")
+        if classes is not None and self.mode != "binary":
+            check_ignore_index(self.ignore_index, classes)  # type: ignore[arg-type]
         losses = parse_loss(self.loss)
         if self.mode == "seg" and "bce" in losses:
             raise bad("loss", self.loss, "bce is for binary/multilabel modes; use ce in seg mode")
@@ -263,8 +291,79 @@ class TrainOptions:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types (for options.yaml and the checkpoint)."""
-        return to_plain(self)
+        """Plain types (for options.yaml and the checkpoint), less ``trust_checkpoint``: trusting a
+        pickle is decided on the command line each time, never recorded in a file."""
+        plain = to_plain(self)
+        plain.pop("trust_checkpoint", None)
+        return plain
+
+
+def check_ignore_index(ignore_index: int, num_classes: int, where: str = "") -> None:
+    """The ignored mask value must not be a class id (one line naming both)."""
+    if ignore_index < num_classes:
+        hint = 65535 if num_classes > 255 else 255
+        raise ConfigError(
+            f"--ignore-index {ignore_index} is a class id with {num_classes} classes{where}; "
+            f"pass --ignore-index {max(hint, num_classes)} (any value from {num_classes} to 65535)"
+        )
+
+
+#: Options that make segpipe run code or trust a file: taken from the command line only.
+COMMAND_LINE_ONLY = {
+    "trust_checkpoint": "--trust-checkpoint (unpickling a checkpoint can run code)",
+    "dataset": "--dataset (it imports and runs Python code)",
+}
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """Why ``value`` does not fit the type ``hint`` (None: it fits)."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        problems = [_type_problem(value, a) for a in args if a is not type(None)]
+        return None if any(p is None for p in problems) else problems[0]
+    if hint is bool:
+        return None if isinstance(value, bool) else "expected true or false"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else "expected a whole number"
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "expected a number"
+        return None if math.isfinite(value) else "expected a finite number"
+    if hint is str:
+        return None if isinstance(value, str) else "expected a text value"
+    if hint is Path:
+        return None if isinstance(value, (str, Path)) else "expected a path"
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return "expected a list"
+        args = get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        if len(args) != len(value):
+            return f"expected {len(args)} values"
+        problems = [_type_problem(v, a) for v, a in zip(value, args, strict=True)]
+        return next((f"{p} in the list" for p in problems if p is not None), None)
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_types(opts: Any) -> None:
+    """Every field of a frozen options dataclass holds its declared type (ints are whole numbers,
+    floats finite numbers, ...): a config file's ``epochs: abc`` stops here with one line, before
+    anything is written."""
+    hints = get_type_hints(type(opts))
+    for f in dataclasses.fields(opts):
+        value = getattr(opts, f.name)
+        problem = _type_problem(value, hints[f.name])
+        if problem is not None:
+            raise ConfigError(f"--{f.name.replace('_', '-')} {_shown(value)}: {problem}")
 
 
 def coerce_paths(opts: Any) -> None:
@@ -301,7 +400,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
     if "tuple[int, int]" in hint:
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise ConfigError(f"{name}: expected [WIDTH, HEIGHT], got {value!r}")
-        return tuple(int(v) for v in value)
+        return tuple(value)
     if "tuple[str" in hint:
         return tuple(str(v) for v in (value.split(",") if isinstance(value, str) else value))
     return value
@@ -317,7 +416,13 @@ def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a text (UTF-8) YAML file (byte {e.start} is not UTF-8)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -329,7 +434,7 @@ def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
         raise ConfigError(f"{p}: expected a mapping of option: value, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     lines = {}
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for i, line in enumerate(text.splitlines(), start=1):
         key = line.split(":", 1)[0].strip()
         lines.setdefault(key, i)
     out: dict[str, Any] = {}
@@ -343,6 +448,9 @@ def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
             out[name] = _coerce(cls, name, value)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{p} line {lines.get(str(key), '?')}: bad value for {key}: {e}") from None
+        problem = _type_problem(out[name], get_type_hints(cls)[name])
+        if problem is not None:
+            raise ConfigError(f"{p} line {lines.get(str(key), '?')}: {key}: {_shown(value)}: {problem}")
     return out
 
 

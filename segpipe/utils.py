@@ -3,12 +3,130 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import re
+import shutil
+import signal
+import socket
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from segpipe.errors import ConfigError, SegpipeError
+
+#: Temporary files of the atomic writes in progress in this process (removed on SIGTERM/SIGHUP).
+_LIVE_TEMPS: set[Path] = set()
+_CLEANUP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+#: Below this much free space a failed write is put down to a full disk.
+_FULL_BYTES = 16 * 2**20
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where /proc says it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(target: Path) -> int:
+    """The mode an ordinary ``open(target, "w")`` leaves: the existing file's, else 0666 less the
+    umask (mkstemp's temporary files are 0600 whatever the umask)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def remove_temp_files(paths: set[Path] | list[Path] | None = None) -> None:
+    """Remove temporary files of atomic writes (default: all of this process's in progress), with
+    anything a writer put beside them under the same name (``NAME.tmp.data`` of ONNX external data)."""
+    for tmp in list(_LIVE_TEMPS if paths is None else paths):
+        for f in [tmp, *tmp.parent.glob(glob.escape(tmp.name) + ".*")]:
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+
+def die_cleanly(signum: int, frame: Any) -> None:
+    """Signal handler: remove the temporary files of atomic writes in progress, then end the process
+    by the same signal with its default action (exit status 128 + signal, as if not handled)."""
+    remove_temp_files()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals() -> Iterator[None]:
+    """While atomic writes run in the main thread: SIGTERM/SIGHUP left at their default action
+    (which would leave the temporary file behind) remove them first (SIGINT raises
+    KeyboardInterrupt, whose way out removes them already)."""
+    installed: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in _CLEANUP_SIGNALS:
+            if signal.getsignal(s) == signal.SIG_DFL:
+                installed[s] = signal.signal(s, die_cleanly)
+    try:
+        yield
+    finally:
+        for s, previous in installed.items():
+            if signal.getsignal(s) == die_cleanly:
+                signal.signal(s, previous)
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Drop temporary files an earlier write of ``target`` left when it was killed (SIGKILL, power
+    loss): those of processes of this host that are gone (another process's write in progress is
+    left alone)."""
+    host = _host_tag()
+    pattern = re.compile(re.escape(f".{target.name}.{host}-") + r"(\d+)-[^/]*\.tmp(\..*)?$")
+    for f in target.parent.glob(glob.escape(f".{target.name}.{host}-") + "*.tmp*"):
+        m = pattern.match(f.name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        except OSError:
+            pass  # alive (another user's process)
+
+
+class DiskFullError(SegpipeError):
+    """A write failed because the disk (or quota) is full; the previous file is unchanged."""
+
+
+def _disk_full(target: Path, exc: BaseException) -> DiskFullError | None:
+    """A one-line error when ``exc`` (from writing ``target``) came from a full disk, else None."""
+    if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    if not isinstance(exc, OSError):  # torch.save / onnx report a short write as RuntimeError
+        try:
+            free = shutil.disk_usage(target.parent).free
+        except OSError:
+            return None
+        if free >= _FULL_BYTES:
+            return None
+    try:
+        free_text = f"{shutil.disk_usage(target.parent).free / 2**20:.1f} MiB free"
+    except OSError:
+        free_text = "no space left"
+    kept = "the previous file is unchanged" if target.exists() else "nothing was written there"
+    return DiskFullError(f"cannot write {target}: the disk is full ({free_text}); {kept}")
 
 
 @contextlib.contextmanager
@@ -18,18 +136,36 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     A crash (or an exception) in the ``with`` block never leaves a truncated file at ``path``:
     either the old file stays or the complete new one replaces it (``os.replace`` is atomic on
     POSIX and Windows when both names are on the same file system, which a sibling always is).
+    The file gets the mode an ordinary ``open()`` would give (umask applied). The temporary file
+    (``.NAME.HOST-PID-XXXX.tmp``, and anything the writer put beside it under that name) is removed
+    on every way out: an exception, Ctrl-C, SIGTERM or SIGHUP; what a SIGKILL left is removed by
+    the next write of ``path``. A full disk raises :class:`DiskFullError` (one line).
     """
     target = Path(path)
     ensure_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale_temps(target)
+    prefix = f".{target.name}.{_host_tag()}-{os.getpid()}-"
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise (_disk_full(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
     os.close(fd)
     tmp = Path(tmp_name)
+    _LIVE_TEMPS.add(tmp)
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with _cleanup_on_signals():
+            try:
+                yield tmp
+                os.chmod(tmp, new_file_mode(target))
+                os.replace(tmp, target)
+            except (OSError, RuntimeError) as e:
+                full = _disk_full(target, e)
+                if full is None:
+                    raise
+                raise full from e
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        remove_temp_files({tmp})
+        _LIVE_TEMPS.discard(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

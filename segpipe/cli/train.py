@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from segpipe.cli.common import console, err_console, fail, is_debug, one_line, run_guarded
+from segpipe.cli.common import console, err_console, fail, is_debug, one_line, run_guarded, warn
 from segpipe.options import TrainOptions
 
 _DEFAULTS = {
@@ -171,9 +171,14 @@ def train_command(
         ),
     ] = None,
     ignore_index: Annotated[
-        int,
-        typer.Option("--ignore-index", help="Mask value ignored by loss and metrics.", rich_help_panel=DATA),
-    ] = _d("ignore_index"),
+        int | None,
+        typer.Option(
+            "--ignore-index",
+            help="Mask value ignored by loss and metrics.",
+            rich_help_panel=DATA,
+            show_default="255; 65535 above 255 classes",
+        ),
+    ] = None,
     augment: Annotated[
         str,
         typer.Option(
@@ -203,13 +208,19 @@ def train_command(
     dataset: Annotated[
         str | None,
         typer.Option(
-            "--dataset", help="Your own dataset class, package.module:ClassName.", rich_help_panel=DATA
+            "--dataset",
+            help="Your own dataset class, package.module:ClassName: this IMPORTS AND RUNS that Python "
+            "code (only from the command line, never from a --config file).",
+            rich_help_panel=DATA,
         ),
     ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="YAML file of options; flags on the command line win.", rich_help_panel=RUN
+            "--config",
+            help="YAML file of options; flags on the command line win. It cannot set --trust-checkpoint "
+            "or --dataset (they run code).",
+            rich_help_panel=RUN,
         ),
     ] = None,
     trust_checkpoint: Annotated[
@@ -218,6 +229,14 @@ def train_command(
             "--trust-checkpoint",
             help="Allow a --model checkpoint that needs full unpickling (it can run code: trusted files only).",
             rich_help_panel=MODEL,
+        ),
+    ] = False,
+    exist_ok: Annotated[
+        bool,
+        typer.Option(
+            "--exist-ok",
+            help="Write into an --output-dir that already holds a finished run (its files are replaced).",
+            rich_help_panel=RUN,
         ),
     ] = False,
     resume: Annotated[
@@ -353,6 +372,8 @@ def train_command(
 
     def build() -> TrainOptions:
         values = load_config(config) if config is not None else {}
+        if not os.environ.get(LAUNCHED_ENV):  # (the launcher's own config for its processes is trusted)
+            _command_line_only(config, values, explicit)
         values.update(explicit)
         if "data_root" not in values:
             from segpipe.errors import ConfigError
@@ -368,10 +389,48 @@ def train_command(
     from segpipe.training.launch import LAUNCHED_ENV
 
     if rank == 0 and not os.environ.get(LAUNCHED_ENV):
-        console.print(
-            f"[bold green]done[/] {result.epochs_done} epochs; best mIoU {result.best_miou:.4f} at epoch {result.best_epoch}; "
-            f"run folder {escape(str(result.run_dir))} (best.pth, last.pth, metrics.csv, curves.png, val_samples.png)",
-            markup=True,
+        console.print(f"[bold green]done:[/] {escape(summary(result))}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(result: Any) -> str:
+    """The closing line: epochs, what "best" means here, the files the run folder holds."""
+    import math
+
+    history = result.history or []
+    validated = any(not math.isnan(float(r.get("miou", math.nan))) for r in history)
+    epochs = _plural(result.epochs_done, "epoch")
+    if validated:
+        best = f"best mIoU {result.best_miou:.4f} at epoch {result.best_epoch}"
+    else:
+        row = next((r for r in history if r.get("epoch") == result.best_epoch), None)
+        loss = f" {float(row['train_loss']):.4g}" if row else ""
+        best = f"no validation data: best.pth is epoch {result.best_epoch}, the lowest training loss{loss}"
+    names = ("best.pth", "last.pth", "metrics.csv", "curves.png", "val_samples.png")
+    files = ", ".join(n for n in names if (result.run_dir / n).exists())
+    return f"{epochs} trained; {best}; run folder {result.run_dir} ({files})"
+
+
+def _command_line_only(config: Path | None, values: dict[str, Any], explicit: dict[str, Any]) -> None:
+    """A config file cannot switch on code execution: ``trust_checkpoint`` in it is ignored (with
+    a warning), ``dataset`` in it must be repeated on the command line."""
+    from segpipe.errors import ConfigError
+    from segpipe.options import COMMAND_LINE_ONLY
+
+    if values.pop("trust_checkpoint", None):
+        if "trust_checkpoint" not in explicit:
+            warn(
+                f"{config}: trust_checkpoint ignored: a config file cannot allow unpickling; pass "
+                "--trust-checkpoint on the command line if you trust the checkpoint"
+            )
+    spec = values.pop("dataset", None)
+    if spec and "dataset" not in explicit:
+        raise ConfigError(
+            f"{config}: dataset: {spec} would import and run Python code, which a config file cannot "
+            f"switch on; pass {COMMAND_LINE_ONLY['dataset'].split(' ')[0]} {spec} on the command line if you trust it"
         )
 
 

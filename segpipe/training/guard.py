@@ -23,6 +23,7 @@ from typing import Any
 
 from segpipe.errors import SegpipeError
 from segpipe.training.distributed import under_elastic
+from segpipe.utils import die_cleanly
 
 #: The stop signals: Ctrl-C, ``kill``/``timeout``/Slurm's ``scancel``, and a closing terminal.
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -118,8 +119,8 @@ class StopGuard:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
-        for s in SIGNALS:  # a second signal now ends the process at once
-            signal.signal(s, signal.SIG_DFL)
+        for s in SIGNALS:  # a second signal now ends the process at once (temporary files removed)
+            signal.signal(s, die_cleanly)
         if self.announce:
             name = signal.Signals(signum).name
             with contextlib.suppress(OSError):  # stderr may be gone (a closed terminal)
@@ -142,11 +143,13 @@ class StopGuard:
         self._previous.clear()
 
 
-def resume_hint(last_path: Path, options_path: Path) -> str:
-    """How to go on from ``last_path``, as one clause."""
+def resume_hint(last_path: Path, options_path: Path, dataset: str | None = None) -> str:
+    """How to go on from ``last_path``, as one clause (``dataset``: the run's ``--dataset``, which a
+    config file cannot set)."""
     if under_elastic():
         return f"resume by running the same command with --model {last_path} (or add --resume)"
-    return f"resume with: segpipe train --model {last_path} --config {options_path}"
+    extra = f" --dataset {dataset}" if dataset else ""
+    return f"resume with: segpipe train --model {last_path} --config {options_path}{extra}"
 
 
 def nonfinite_message(

@@ -35,7 +35,7 @@ from segpipe.training.guard import TrainingInterrupted
 from segpipe.training.loop import Trainer
 from segpipe.training.metrics import SegMetrics
 from segpipe.training.runlog import write_options_yaml
-from segpipe.training.setup import auto_resume_path, resolve_run_dir
+from segpipe.training.setup import auto_resume_path, resolve_run_dir, resumable
 from segpipe.training.state import RunResult
 from segpipe.utils import resolve_device
 
@@ -61,7 +61,7 @@ def planned_run_dir(opts: TrainOptions) -> Path:
         return Path(opts.output_dir)
     if opts.model is not None and Path(opts.model).is_file() and not opts.finetune:
         ckpt = load_checkpoint(opts.model, trust=opts.trust_checkpoint)
-        if ckpt.train_state:
+        if resumable(ckpt):
             return Path(opts.model).parent
     return resolve_run_dir(opts, None)
 
@@ -142,9 +142,9 @@ def launch(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
         f"elastic launcher; max restarts {opts.max_restarts}; run folder {run_dir}"
     )
     with tempfile.TemporaryDirectory(prefix="segpipe-launch-") as tmp:
-        config_file = write_options_yaml(
-            opts.replace(output_dir=run_dir).to_dict(), Path(tmp) / "options.yaml"
-        )
+        plain = opts.replace(output_dir=run_dir).to_dict()
+        plain["trust_checkpoint"] = opts.trust_checkpoint  # this private file only (see to_dict)
+        config_file = write_options_yaml(plain, Path(tmp) / "options.yaml")
         config = LaunchConfig(
             min_nodes=1,
             max_nodes=1,
@@ -212,5 +212,6 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
             return trainer.fit()
         finally:
             trainer.close_loaders()
+            trainer.release_run_dir()
     finally:
         distributed.teardown(env)

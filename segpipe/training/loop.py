@@ -50,7 +50,13 @@ from segpipe.training.outputs import (
 from segpipe.training.recipe import closing_logger, report_recipe
 from segpipe.training.runlog import plot_curves, write_metrics_csv
 from segpipe.training.sampling import EpochSampler, SeededDataset, step_seed
-from segpipe.training.state import RunResult, TrainerSetup, epoch_seed, labels_from_logits
+from segpipe.training.state import (
+    RunResult,
+    TrainerSetup,
+    deploy_state,
+    epoch_seed,
+    labels_from_logits,
+)
 
 __all__ = [
     "RunResult",
@@ -260,7 +266,7 @@ class Trainer(TrainerSetup):
 
     def _interrupted(self, where: str, last: Path) -> TrainingInterrupted:
         cause = self.guard.signal_name if self.guard.requested else "a stop signal to another process"
-        hint = resume_hint(last, self.run_dir / "options.yaml")
+        hint = resume_hint(last, self.run_dir / "options.yaml", self.opts.dataset)
         return TrainingInterrupted(
             f"interrupted by {cause} {where}; saved {last}; {hint}", self.guard.exit_code, last
         )
@@ -308,8 +314,8 @@ class Trainer(TrainerSetup):
                 if env.is_main:
                     state = self.train_state(epoch + 1)
                     save_checkpoint(last_path, self.net, self.info, state, opts.to_dict())
-                    if improved:
-                        save_checkpoint(best_path, self.eval_net, self.info, state, opts.to_dict())
+                    if improved:  # for deployment: weights and description, no optimizer state
+                        save_checkpoint(best_path, self.eval_net, self.info, deploy_state(state), opts.to_dict())
                         save_val_samples(self, run / "val_samples.png")
                     write_metrics_csv(self.history, run / "metrics.csv", self.info.class_names)
                     plot_curves(self.history, run / "curves.png")
@@ -328,15 +334,15 @@ class Trainer(TrainerSetup):
                     env.barrier()
                     raise self._interrupted(f"after epoch {epoch + 1}", last_path)
         if env.is_main and not best_path.exists() and last_path.exists():
-            save_checkpoint(
-                best_path, self.eval_net, self.info, self.train_state(len(self.history)), opts.to_dict()
-            )
+            state = deploy_state(self.train_state(len(self.history)))
+            save_checkpoint(best_path, self.eval_net, self.info, state, opts.to_dict())
         table_per_class(self)
+        validated = any(not math.isnan(r["miou"]) for r in self.history)
         return RunResult(
             run,
             best_path,
             last_path,
-            self.best_miou,
+            self.best_miou if validated else math.nan,  # else best is -(train loss): no mIoU
             self.best_epoch,
             len(self.history),
             self.history,

@@ -59,9 +59,17 @@ def report_start(trainer: Any) -> None:
         if opts.sync_bn and env.distributed:
             switches.append("SyncBatchNorm")
         rep.info(f"speed: {', '.join(switches)}; progress every {t.log_every} steps")
+    if n_val == 0:
+        rep.warn(
+            f"no validation data ({len(t.train_set)} training image(s); give --val-root DIR, or more images "
+            "with --val-fraction > 0): no mIoU is measured, and best.pth is the epoch with the lowest "
+            "training loss"
+        )
     if t.resuming:
-        where = f"epoch {t.start_epoch + 1}" + (f", step {t.start_step + 1}" if t.start_step else "")
-        rep.info(f"going on at {where} of {opts.epochs}")
+        where = f"epoch {t.start_epoch + 1} of {opts.epochs}"
+        if t.start_step:
+            where += f", after the {t.start_step} step(s) of it already done"
+        rep.info(f"going on at {where}")
 
 
 def _loss(v: float) -> str:

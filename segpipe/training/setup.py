@@ -6,6 +6,7 @@ All checks happen here, before anything is written, so bad input never leaves ha
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import socket
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ from segpipe.data.masks import MaskDecoder, load_class_map
 from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
 from segpipe.models import Checkpoint
-from segpipe.options import TrainOptions
+from segpipe.options import TrainOptions, check_ignore_index
 from segpipe.palette import Palette, fit_palette, load_palette
 from segpipe.progress import Reporter
 from segpipe.training.distributed import restart_count
+from segpipe.training.runlock import RunLock, in_use, lock_run_dir
 
 
 @dataclass
@@ -57,6 +59,9 @@ def resolve_classes(
         num = 2
     if num is None:
         raise ConfigError("--num-classes is required (or --class-names, or a checkpoint to resume from)")
+    if opts.mode != "binary":
+        from_ckpt = f" (from {ckpt.path})" if ckpt is not None and opts.num_classes is None else ""
+        check_ignore_index(opts.ignore_index, num, from_ckpt)  # type: ignore[arg-type]
     palette, warning = fit_palette(palette, num)
     if warning:
         reporter.warn(warning)
@@ -75,12 +80,37 @@ def resolve_classes(
 
 
 def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Dataset:
+    """``Class(root=, split=, transform=)`` of ``--dataset module:Class`` (imports and runs that code)."""
     module_name, _, cls_name = spec.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"--dataset {spec}: cannot import it ({e})") from e
-    return cls(root=root, split=split, transform=transform)
+    expected = "a dataset class taking root=, split= and transform= (see --help)"
+    if not inspect.isclass(cls):
+        raise ConfigError(
+            f"--dataset {spec}: {type(cls).__name__} {cls_name!r} is not a class; give {expected}"
+        )
+    try:
+        inspect.signature(cls).bind(root=root, split=split, transform=transform)
+    except TypeError as e:
+        raise ConfigError(
+            f"--dataset {spec}: {cls_name} does not take root=, split=, transform= ({e})"
+        ) from None
+    except ValueError:
+        pass  # no signature to read (a builtin): the call below decides
+    try:
+        dataset = cls(root=root, split=split, transform=transform)
+    except Exception as e:
+        raise ConfigError(
+            f"--dataset {spec}: {cls_name}(root={str(root)!r}, split={split!r}) failed: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        raise ConfigError(
+            f"--dataset {spec}: {cls_name} objects have no __getitem__/__len__; give {expected}"
+        )
+    return dataset
 
 
 def build_datasets(
@@ -132,19 +162,65 @@ def build_datasets(
     return train, val, stats, train_pixels
 
 
+def resumable(ckpt: Checkpoint | None) -> bool:
+    """``ckpt`` can be resumed: it holds a run's optimizer state (``last.pth``; ``best.pth`` is for
+    deployment and holds the weights and their description only)."""
+    return bool(ckpt is not None and ckpt.train_state and "optimizer" in ckpt.train_state)
+
+
+def holds_run(folder: Path) -> bool:
+    """``folder`` holds the checkpoints of an earlier run."""
+    return (folder / "last.pth").exists() or (folder / "best.pth").exists()
+
+
 def resolve_run_dir(opts: TrainOptions, resume_from: Path | None) -> Path:
     """``--output-dir`` as given; else the folder of the checkpoint being resumed; else
-    ``runs/<model_name>``, or ``runs/<model_name>-2``, ``-3``... when that already holds a run."""
+    ``runs/<model_name>``, or ``runs/<model_name>-2``, ``-3``... when that already holds a run or
+    another run is using it."""
     if opts.output_dir is not None:
         return Path(opts.output_dir)
     if resume_from is not None:
         return resume_from.parent
     base = Path("runs") / opts.model_name
     candidate, i = base, 2
-    while (candidate / "last.pth").exists() or (candidate / "best.pth").exists():
+    while holds_run(candidate) or in_use(candidate):
         candidate = base.with_name(f"{opts.model_name}-{i}")
         i += 1
     return candidate
+
+
+def claim_run_dir(opts: TrainOptions, resume_from: Path | None) -> tuple[Path, RunLock]:
+    """The run folder (as :func:`resolve_run_dir` picks it), locked for this run.
+
+    A folder another run is using: the default ``runs/<model_name>`` moves on to ``-2``, ``-3``...;
+    a folder named by ``--output-dir`` or a resumed checkpoint is an error (one line). A folder
+    holding a finished run is written into only when resuming from it (``--resume``, ``--model``
+    of a checkpoint in it) or with ``--exist-ok``.
+    """
+    explicit = opts.output_dir is not None or resume_from is not None
+    while True:
+        run = resolve_run_dir(opts, resume_from)
+        if explicit:
+            _check_overwrite(run, opts)
+            return run, lock_run_dir(run)
+        lock = RunLock(run)
+        if lock.acquire():  # else another run took it just now: the next name
+            if not holds_run(run):
+                return run, lock
+            lock.release()
+
+
+def _check_overwrite(run: Path, opts: TrainOptions) -> None:
+    if opts.exist_ok or not holds_run(run):
+        return
+    if opts.model is not None and Path(opts.model).resolve().parent == run.resolve():
+        return  # going on from (or fine-tuning) a checkpoint of this very run
+    if opts.model is not None and not opts.finetune:
+        return  # resuming a run elsewhere into this folder: said in the opening lines
+    raise ConfigError(
+        f"run folder {run} already holds a run ({', '.join(n for n in ('best.pth', 'last.pth') if (run / n).exists())}); "
+        "pass --resume to go on from its last.pth, --exist-ok to write over it, or another --output-dir"
+    )
 
 
 # ---- automatic resume (torch elastic restarts, --resume) -----------------------------------------

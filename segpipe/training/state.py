@@ -43,7 +43,14 @@ from segpipe.training.ema import LinearWarmup, WeightEma
 from segpipe.training.loggers import resolve_logger
 from segpipe.training.losses import SumLoss, resolve_class_weights
 from segpipe.training.metrics import SegMetrics
-from segpipe.training.setup import auto_resume_path, build_datasets, resolve_classes, resolve_run_dir
+from segpipe.training.runlock import RunLock
+from segpipe.training.setup import (
+    auto_resume_path,
+    build_datasets,
+    claim_run_dir,
+    resolve_classes,
+    resumable,
+)
 from segpipe.utils import resolve_device
 
 
@@ -73,6 +80,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def deploy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """What ``best.pth`` keeps of a run's state: where it stands and its scores, no optimizer,
+    scheduler or scaler state (``best.pth`` is for deployment; ``last.pth`` resumes)."""
+    return {k: state[k] for k in ("epoch", "best_metric", "best_epoch", "history") if k in state}
+
+
 def labels_from_logits(logits: torch.Tensor, mode: str) -> torch.Tensor:
     """Class map N×H×W from network output (binary: logit > 0; else argmax)."""
     if mode == "binary":
@@ -95,10 +108,21 @@ class TrainerSetup:
         self.reporter = reporter or Reporter()
         self.device = self.env.device
         self.start_ckpt: Checkpoint | None = None
+        self.run_lock: RunLock | None = None  # rank 0: the run folder is ours while we train
         # rank 0 decides where the run starts and writes; the others follow (one broadcast)
         self.opts, self.run_dir = self.env.decide(lambda: self._plan(opts))
         # every rank builds its part; bad input on any rank stops them all with one line
-        self.env.agree(self._build)
+        try:
+            self.env.agree(self._build)
+        except BaseException:
+            self.release_run_dir()
+            raise
+
+    def release_run_dir(self) -> None:
+        """Unlock the run folder (rank 0; the end of the process does it too)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
 
     # ---- start / resume ----------------------------------------------------------------------
     def _plan(self, opts: TrainOptions) -> tuple[TrainOptions, Path]:
@@ -109,8 +133,9 @@ class TrainerSetup:
             self.reporter.info(f"{why}: resuming from {auto}")
             opts = opts.replace(model=auto, finetune=False)
         self.start_ckpt = self._start_checkpoint(opts)
-        resuming = bool(self.start_ckpt is not None and self.start_ckpt.train_state and not opts.finetune)
-        return opts, resolve_run_dir(opts, self.start_ckpt.path if resuming else None)  # type: ignore[union-attr]
+        resuming = resumable(self.start_ckpt) and not opts.finetune
+        run, self.run_lock = claim_run_dir(opts, self.start_ckpt.path if resuming else None)  # type: ignore[union-attr]
+        return opts, run
 
     def _start_checkpoint(self, opts: TrainOptions) -> Checkpoint | None:
         if opts.model is None:
@@ -130,9 +155,17 @@ class TrainerSetup:
         seed_everything(opts.seed)
         if self.start_ckpt is None and opts.model is not None and Path(opts.model).exists():
             self.start_ckpt = self._start_checkpoint(opts)  # ranks other than 0
-        self.resuming = bool(
-            self.start_ckpt is not None and self.start_ckpt.train_state and not opts.finetune
-        )
+        self.resuming = resumable(self.start_ckpt) and not opts.finetune
+        if (
+            self.start_ckpt is not None
+            and self.start_ckpt.train_state
+            and not self.resuming
+            and not opts.finetune
+        ):
+            self.reporter.info(
+                f"{self.start_ckpt.path} holds no optimizer state (best.pth is for deployment; "
+                "last.pth resumes a run): starting a new run from its weights"
+            )
         num, names, palette = resolve_classes(opts, self.start_ckpt, self.reporter)
         self.palette = palette
         arch = resolve_arch(opts.arch)
