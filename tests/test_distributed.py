@@ -117,7 +117,7 @@ def test_two_processes_complete_and_rank0_writes_one_run_folder(ddp_run) -> None
     line = "distributed: 2 processes (gloo), batch 3 per process, effective batch 6; lr 0.003"
     assert r.stdout.count(line) == 1
     assert r.stdout.count("train loss") == 2  # one table per epoch
-    assert r.stdout.count("done 2 epochs") == 1
+    assert r.stdout.count("done: 2 epochs trained") == 1
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [row["epoch"] for row in rows] == ["1", "2"]
 

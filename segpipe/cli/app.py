@@ -18,6 +18,7 @@ from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
 from segpipe import __version__
+from segpipe.cli import started
 from segpipe.cli.common import set_debug
 from segpipe.cli.sizes import SizeCommand
 
@@ -119,6 +120,7 @@ def _root(
 ) -> None:
     """segpipe: train, visualize, export-onnx, build-trt."""
     set_debug(debug)
+    started()  # the command is imported: Ctrl-C is the command's to handle from here
 
 
 def main() -> None:

@@ -131,7 +131,10 @@ def build_datasets(
         train = _custom_dataset(opts.dataset, opts.data_root, "train", train_tf)
         val = _custom_dataset(opts.dataset, opts.val_root or opts.data_root, "val", eval_tf)
         return train, (val if len(val) else None), None, None
-    class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
+    try:
+        class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--class-map {opts.class_map}: not a text (UTF-8) file (byte {e.start})") from None
     decoder = MaskDecoder(num_classes, palette, class_map, opts.ignore_index, opts.mask_type)
     layout = {"images_dir": opts.images_dir, "masks_dir": opts.masks_dir, "mask_suffix": opts.mask_suffix}
     samples = find_samples(opts.data_root, **layout, reporter=reporter)
