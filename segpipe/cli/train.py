@@ -372,7 +372,7 @@ def train_command(
 
     def build() -> TrainOptions:
         values = load_config(config) if config is not None else {}
-        if not os.environ.get(LAUNCHED_ENV):  # (the launcher's own config for its processes is trusted)
+        if not os.environ.get("SEGPIPE_LAUNCHED"):  # launch.LAUNCHED_ENV: the launcher's own config is trusted
             _command_line_only(config, values, explicit)
         values.update(explicit)
         if "data_root" not in values:
@@ -389,7 +389,7 @@ def train_command(
     from segpipe.training.launch import LAUNCHED_ENV
 
     if rank == 0 and not os.environ.get(LAUNCHED_ENV):
-        console.print(f"[bold green]done:[/] {escape(summary(result))}")
+        console.print(f"[bold green]done:[/] {escape(summary(result))}", markup=True)
 
 
 def _plural(n: int, word: str) -> str:
