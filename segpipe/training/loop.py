@@ -274,6 +274,13 @@ class Trainer(TrainerSetup):
     # ---- the run -----------------------------------------------------------------------------
     def fit(self) -> RunResult:
         """Train from where the run stands to ``opts.epochs``; rank 0 writes the run folder."""
+        try:
+            return self._fit()
+        finally:  # the run folder and the loader workers are let go however the run ends
+            self.close_loaders()
+            self.release_run_dir()
+
+    def _fit(self) -> RunResult:
         opts, rep, env = self.opts, self.reporter, self.env
         run = self.run_dir
         if env.is_main:
