@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from inference_helpers import export_onnx, make_checkpoint, save_bare
+from inference_helpers import ENCODER, export_onnx, make_checkpoint, save_bare
 
 from segpipe.errors import CheckpointError, ConfigError, DataError
 from segpipe.runtime import compare, load_runner
@@ -92,7 +92,7 @@ def test_metadata_contradicted_by_num_classes(models):
 def test_bare_state_dict(models, batch, tmp_path):
     bare = save_bare(tmp_path / "old.pth", models["model"])
     with (
-        TorchRunner(bare, "cpu", arch="FPN", encoder="resnet18", num_classes=3) as r,
+        TorchRunner(bare, "cpu", arch="FPN", encoder=ENCODER, num_classes=3) as r,
         TorchRunner(models["pth"], "cpu") as ref,
     ):
         assert r.info.num_classes == 3

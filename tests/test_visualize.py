@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import typer
-from inference_helpers import COLORS, export_onnx, make_checkpoint, save_bare
+from inference_helpers import COLORS, ENCODER, export_onnx, make_checkpoint, save_bare
 from typer.testing import CliRunner
 
 from segpipe.cli.visualize import visualize_command
@@ -138,7 +138,7 @@ def test_seed_flag_spellings_with_a_bare_state_dict(models, tmp_path):
         "--arch",
         "FPN",
         "--backend",
-        "resnet18",
+        ENCODER,
     )
     assert res.exit_code == 0, res.output
     assert "at 96x64" in res.output
@@ -159,7 +159,7 @@ def test_seed_flag_spellings_with_a_bare_state_dict(models, tmp_path):
         "--arch",
         "FPN",
         "--backend",
-        "resnet18",
+        ENCODER,
     )
     assert res.exit_code == 1 and "--num-classes 4 contradicts" in res.output and "bare.pth" in res.output
 
