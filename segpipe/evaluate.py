@@ -250,7 +250,10 @@ def plot_confusion(result: EvalResult, path: str | Path) -> Path:
         ax.set_yticks(range(k), result.class_names, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("ground truth")
-        ax.set_title(f"{result.model.name} ({result.backend}): mIoU {100 * result.miou:.1f}%")
+        ax.set_title(
+            f"{result.model.name} ({result.backend}): mIoU {100 * result.miou:.1f}%\n"
+            "rows normalised: each row sums to 1 over the predictions"
+        )
         if k <= 30:
             for i in range(k):
                 for j in range(k):

@@ -274,3 +274,19 @@ def test_debug_shows_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     r = run_cli("--debug", "train", "--data-root", tmp_path / "nope", "--num-classes", 2)
     assert r.exit_code != 0 and r.exception is not None
     assert "does not exist" in str(r.exception)
+
+
+def test_curves_mark_the_best_epoch_and_survive_runs_without_validation(tmp_path):
+    import math
+
+    import matplotlib.image
+
+    from segpipe.training.runlog import plot_curves
+
+    rows = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 2 / e, "miou": m}
+        for e, m in [(1, 0.2), (2, 0.6), (3, 0.5)]
+    ]
+    assert matplotlib.image.imread(plot_curves(rows, tmp_path / "c.png")).shape[2] in (3, 4)
+    no_val = [{"epoch": e, "train_loss": 1 / e, "miou": math.nan} for e in (1, 2)]
+    assert plot_curves(no_val, tmp_path / "n.png").stat().st_size > 0

@@ -63,9 +63,26 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     ax1.set(title="loss (log scale)", xlabel="epoch", yscale="log")
     ax1.legend()
     ax1.grid(alpha=0.3)
-    ax2.plot(epochs, [r.get("miou", math.nan) for r in history], "o-", color="tab:green")
+    mious = [r.get("miou", math.nan) for r in history]
+    ax2.plot(epochs, mious, "o-", color="tab:green")
     ax2.set(title="validation mIoU", xlabel="epoch", ylim=(0, 1))
     ax2.grid(alpha=0.3)
+    finite = [
+        (m, -e)
+        for m, e in zip(mious, epochs, strict=True)
+        if isinstance(m, (int, float)) and math.isfinite(m)
+    ]
+    if finite:  # the epoch best.pth comes from (the first epoch that reached the highest mIoU)
+        best_miou, neg_epoch = max(finite)
+        best_epoch = -neg_epoch
+        ax2.plot(
+            [best_epoch], [best_miou], "*", color="tab:red", markersize=14, label=f"best: epoch {best_epoch}"
+        )
+        ax2.legend(loc="lower right")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
