@@ -120,6 +120,27 @@ def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray) -> np.ndar
     return img
 
 
+SIDE_GAP = 12  #: white pixels between the panels of a side-by-side picture
+SIDE_TITLE = 24  #: height of the title strip above each panel
+
+
+def side_by_side(image: np.ndarray, mask: np.ndarray, legend: np.ndarray) -> np.ndarray:
+    """Image and colour mask next to each other on white, a gap between them, a title above each
+    ("image", "prediction") and the legend to the right. Panels keep the image's own pixels:
+    the image sits at ``[SIDE_TITLE:, :W]`` and the mask at ``[SIDE_TITLE:, W + SIDE_GAP : 2W + SIDE_GAP]``."""
+    h, w = image.shape[:2]
+    lh, lw = legend.shape[:2]
+    canvas = np.full((SIDE_TITLE + max(h, lh), 2 * w + 2 * SIDE_GAP + lw, 3), 255, dtype=np.uint8)
+    x_mask, x_legend = w + SIDE_GAP, 2 * w + 2 * SIDE_GAP
+    canvas[SIDE_TITLE : SIDE_TITLE + h, :w] = image
+    canvas[SIDE_TITLE : SIDE_TITLE + h, x_mask : x_mask + w] = mask
+    canvas[SIDE_TITLE : SIDE_TITLE + lh, x_legend:] = legend
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
+    for x, text in ((0, "image"), (x_mask, "prediction"), (x_legend, "classes")):
+        cv2.putText(canvas, text, (x + 4, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
 def write_png(path: Path, rgb: np.ndarray) -> Path:
     """Encode an RGB (or single-channel) image as PNG and write it atomically."""
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
@@ -187,14 +208,15 @@ def _render(
     if opts.overlay is not None:
         write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), overlay(image, mask, opts.overlay))
         files += 1
+    counts = np.bincount(labels.ravel(), minlength=k)[:k]
+    legend = draw_legend(palette, counts)
     if opts.side_by_side:
-        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), np.concatenate([image, mask], axis=1))
+        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), side_by_side(image, mask, legend))
         files += 1
     if opts.save_labels:
         write_png(out_stem.with_name(f"{out_stem.name}_labels.png"), labels)
         files += 1
-    counts = np.bincount(labels.ravel(), minlength=k)[:k]
-    write_png(out_stem.with_name(f"{out_stem.name}_legend.png"), draw_legend(palette, counts))
+    write_png(out_stem.with_name(f"{out_stem.name}_legend.png"), legend)
     return files + 1, counts
 
 

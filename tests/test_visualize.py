@@ -77,9 +77,17 @@ def test_one_image_every_output(models, tmp_path):
     assert over.shape == mask.shape and not np.array_equal(over, mask) and not np.array_equal(over, image)
     np.testing.assert_array_equal(over, overlay(image, mask, 0.4))
     side = read_rgb(out / "street_side.png")
-    assert side.shape == (50, 180, 3)
-    np.testing.assert_array_equal(side[:, :90], image)
-    np.testing.assert_array_equal(side[:, 90:], mask)
+    from segpipe.visualize import SIDE_GAP, SIDE_TITLE
+
+    legend = read_rgb(out / "street_legend.png")
+    assert side.shape == (SIDE_TITLE + max(50, legend.shape[0]), 180 + 2 * SIDE_GAP + legend.shape[1], 3)
+    np.testing.assert_array_equal(side[SIDE_TITLE : SIDE_TITLE + 50, :90], image)
+    np.testing.assert_array_equal(side[SIDE_TITLE : SIDE_TITLE + 50, 90 + SIDE_GAP : 180 + SIDE_GAP], mask)
+    assert (side[SIDE_TITLE:, 90 : 90 + SIDE_GAP] == 255).all()  # the gap is white
+    assert (side[:SIDE_TITLE] < 128).any()  # titles are drawn
+    np.testing.assert_array_equal(
+        side[SIDE_TITLE : SIDE_TITLE + legend.shape[0], 180 + 2 * SIDE_GAP :], legend
+    )
     assert (out / "street_legend.png").is_file() and result.legend == out / "legend.png"
     present = {COLORS[i] for i in np.unique(labels)}
     assert set(result.class_pixels) == {("ground", "thing", "sky")[i] for i in np.unique(labels)}
