@@ -292,7 +292,9 @@ class Trainer(TrainerSetup):
         best_path, last_path = run / "best.pth", run / "last.pth"
         stopped_early, metrics = False, None
         self.guard.announce = env.is_main
-        logger = make_logger(self.logger_kind if env.is_main else "none", run, self.start_epoch, opts.to_dict())
+        logger = make_logger(
+            self.logger_kind if env.is_main else "none", run, self.start_epoch, opts.to_dict()
+        )
         with self.guard, closing_logger(logger, run):  # a stop already requested still counts
             for epoch in range(self.start_epoch, opts.epochs):
                 t0 = time.perf_counter()
@@ -322,11 +324,19 @@ class Trainer(TrainerSetup):
                     state = self.train_state(epoch + 1)
                     save_checkpoint(last_path, self.net, self.info, state, opts.to_dict())
                     if improved:  # for deployment: weights and description, no optimizer state
-                        save_checkpoint(best_path, self.eval_net, self.info, deploy_state(state), opts.to_dict())
-                        save_val_samples(self, run / "val_samples.png")
+                        save_checkpoint(
+                            best_path, self.eval_net, self.info, deploy_state(state), opts.to_dict()
+                        )
+                        save_val_samples(
+                            self, run / "val_samples.png", caption=f"best.pth, epoch {epoch + 1}"
+                        )
                     write_metrics_csv(self.history, run / "metrics.csv", self.info.class_names)
                     plot_curves(self.history, run / "curves.png")
-                    figure = (lambda p: save_val_samples(self, p)) if metrics is not None else None
+                    figure = (
+                        (lambda p, e=epoch + 1: save_val_samples(self, p, caption=f"epoch {e}"))
+                        if metrics is not None
+                        else None
+                    )
                     logger.epoch(epoch + 1, epoch_scalars(row, self.info.class_names), figure)
                 self.last_saved = f"epoch {epoch + 1}"
                 rep.info(epoch_line(row, opts.epochs, improved))

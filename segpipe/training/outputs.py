@@ -93,7 +93,7 @@ def epoch_line(row: dict[str, Any], epochs: int, improved: bool) -> str:
     return "  ".join(parts)
 
 
-def save_val_samples(trainer: Any, path: Path, count: int = 4) -> None:
+def save_val_samples(trainer: Any, path: Path, count: int = 4, caption: str = "") -> None:
     """A few validation images with ground truth and prediction, in the palette's colours."""
     t = trainer
     if t.val_set is None or len(t.val_set) == 0:
@@ -109,7 +109,9 @@ def save_val_samples(trainer: Any, path: Path, count: int = 4) -> None:
             images.append(image.numpy())
             truths.append(mask.numpy())
             preds.append(pred)
-    plot_val_samples(images, truths, preds, t.palette.array(), t.info.class_names, path, t.opts.ignore_index)
+    plot_val_samples(
+        images, truths, preds, t.palette.array(), t.info.class_names, path, t.opts.ignore_index, caption
+    )
 
 
 def table_per_class(trainer: Any) -> None:

@@ -98,11 +98,17 @@ def plot_val_samples(
     class_names: Sequence[str],
     path: Path,
     ignore_index: int = 255,
+    caption: str = "",
 ) -> Path:
-    """A grid: one row per validation image with image, ground truth and prediction."""
+    """A grid: one row per validation image with image, ground truth and prediction; ``caption``
+    says where the predictions come from (e.g. ``best.pth, epoch 7``). Cells take the images' own
+    aspect ratio, so non-square images leave no white gaps."""
     plt = _pyplot()
     rows = max(1, len(images))
-    fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
+    h, w = images[0].shape[:2] if len(images) else (1, 1)
+    cell_w = 3.0
+    cell_h = cell_w * h / max(w, 1)
+    fig, axes = plt.subplots(rows, 3, figsize=(3 * cell_w, cell_h * rows + 0.9), squeeze=False)
     for r, (img, gt, pr) in enumerate(zip(images, truths, preds, strict=True)):
         for c, (pic, title) in enumerate(
             (
@@ -114,7 +120,7 @@ def plot_val_samples(
             axes[r][c].imshow(pic)
             axes[r][c].set_axis_off()
             if r == 0:
-                axes[r][c].set_title(title)
+                axes[r][c].set_title(f"prediction ({caption})" if caption and c == 2 else title)
     present = sorted({int(v) for m in (*truths, *preds) for v in np.unique(m) if int(v) < len(colors)})
     handles = [
         plt.Rectangle(
