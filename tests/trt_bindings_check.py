@@ -120,14 +120,15 @@ def build(work: Path, reporter: Recorder, **kw: Any) -> dict:
 def build_autocast(work: Path, reporter: Recorder) -> dict:
     """11.x, FP32 graph + --fp16: the AutoCast branch, ModelOpt replaced by an FP16 export of the model."""
     import segpipe.tensorrt.build as build_mod
+    import segpipe.tensorrt.precision as precision_mod
 
-    saved = build_mod.available, build_mod.autocast_fp16
-    build_mod.available = lambda name: True
+    saved = precision_mod.available, build_mod.autocast_fp16
+    precision_mod.available = lambda name: True  # "modelopt imports": the decision takes AutoCast
     build_mod.autocast_fp16 = lambda src, out: make_seg_onnx(out, half=True, dims=(1, 32, 64, 3))
     try:
         return build(work, reporter, fp16=True, onnx={"dims": (1, 32, 64, 3)})
     finally:
-        build_mod.available, build_mod.autocast_fp16 = saved
+        precision_mod.available, build_mod.autocast_fp16 = saved
 
 
 def cli(work: Path, reporter: Recorder) -> dict:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segpipe._optional import available, require
+from segpipe._optional import require
 from segpipe.errors import CheckpointError, ConfigError, DependencyError, ExportError
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
@@ -55,7 +55,7 @@ from segpipe.tensorrt.precision import (
     Fp16Plan,
     PrecisionDecision,
     autocast_fp16,
-    decide_precision,
+    decide_for_options,
     graph_precision,
 )
 from segpipe.tensorrt.shapes import (
@@ -237,18 +237,7 @@ def build_engine(opts: EngineOptions, reporter: Reporter | None = None) -> Path:
             '(pip install "segpipe[trt]" --extra-index-url https://pypi.nvidia.com); '
             "`segpipe build-trt --print-trtexec --trt-version 8` prints a trtexec command for 8.x"
         )
-    needs_modelopt = major >= 11 and opts.fp16 and summary.precision == "fp32"
-    decision = decide_precision(
-        major,
-        summary.precision,
-        opts.fp16,
-        available("modelopt.onnx.autocast") if needs_modelopt else False,
-        source=str(opts.onnx),
-        int8=opts.int8,
-    )
-    for note in (*summary.notes, decision.note):
-        if note:
-            reporter.info(note)
+    decision = decide_for_options(major, summary, opts, reporter)
     with tempfile.TemporaryDirectory(prefix="segpipe-trt-") as tmpdir:
         src = Path(opts.onnx)
         if decision.plan is Fp16Plan.AUTOCAST:

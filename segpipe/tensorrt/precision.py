@@ -37,8 +37,9 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from segpipe._optional import require
+from segpipe._optional import available, require
 from segpipe.errors import ConfigError, ExportError
 
 MODELOPT_INSTALL = 'pip install "nvidia-modelopt[onnx]" --extra-index-url https://pypi.nvidia.com'
@@ -235,3 +236,23 @@ def autocast_fp16(onnx_path: str | Path, out_path: str | Path) -> Path:
     out = Path(out_path)
     onnx.save(model, str(out))
     return out
+
+
+def decide_for_options(trt_major: int, summary: Any, opts: Any, reporter: Any) -> PrecisionDecision:
+    """:func:`decide_precision` for engine options ``opts`` (``fp16``, ``int8``, ``onnx``) and an
+    inspected graph ``summary`` (``precision``, ``notes``), as build-trt and ``--use-trtexec`` both
+    need it: ModelOpt is looked for only where the decision depends on it; the graph's notes and the
+    decision's note go to ``reporter``."""
+    needs_modelopt = trt_major >= 11 and opts.fp16 and summary.precision == "fp32"
+    decision = decide_precision(
+        trt_major,
+        summary.precision,
+        opts.fp16,
+        available("modelopt.onnx.autocast") if needs_modelopt else False,
+        source=str(opts.onnx),
+        int8=opts.int8,
+    )
+    for note in (*summary.notes, decision.note):
+        if note:
+            reporter.info(note)
+    return decision

@@ -55,7 +55,7 @@ from segpipe.tensorrt.build import (
     write_engine_sidecar,
 )
 from segpipe.tensorrt.gpu import gpu_description
-from segpipe.tensorrt.precision import Fp16Plan, autocast_fp16, decide_precision
+from segpipe.tensorrt.precision import Fp16Plan, autocast_fp16, decide_for_options, decide_precision
 from segpipe.tensorrt.shapes import format_shapes
 from segpipe.utils import atomic_path
 
@@ -216,18 +216,7 @@ def run_trtexec(opts: EngineOptions, reporter: Reporter | None = None, exe: str 
     version = trtexec_version(exe)
     major, version_text = version[0], ".".join(map(str, version))
     summary = inspect_onnx(opts)
-    needs_modelopt = major >= 11 and opts.fp16 and summary.precision == "fp32"
-    decision = decide_precision(
-        major,
-        summary.precision,
-        opts.fp16,
-        available("modelopt.onnx.autocast") if needs_modelopt else False,
-        source=str(opts.onnx),
-        int8=opts.int8,
-    )
-    for note in (*summary.notes, decision.note):
-        if note:
-            reporter.info(note)
+    decision = decide_for_options(major, summary, opts, reporter)
     can_verify = opts.verify and available("tensorrt")
     with tempfile.TemporaryDirectory(prefix="segpipe-trtexec-") as tmpdir:
         src, built = Path(opts.onnx), summary
