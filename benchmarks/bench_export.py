@@ -93,8 +93,9 @@ def measure(
     return exports, bench
 
 
-def run(size: tuple[int, int] = (512, 512), encoder: str = "efficientnet-b0", runs: int = 20,
-        warmup: int = 3) -> list[tuple[str, str, str, str]]:
+def run(
+    size: tuple[int, int] = (512, 512), encoder: str = "efficientnet-b0", runs: int = 20, warmup: int = 3
+) -> list[tuple[str, str, str, str]]:
     """The figures as rows (benchmark, measured, reference, ratio/target), for ``python -m benchmarks``."""
     exports, bench = measure(tuple(size), encoder=encoder, runs=runs, warmup=warmup)
     rows = []
@@ -146,9 +147,7 @@ def main() -> None:
         )
         for step, seconds in timer.steps():
             print(f"    {step:<14} {seconds:7.2f} s")
-    print(
-        f"\n(b) latency at batch 1 ({args.warmup} warm-up + {args.runs} timed calls, uint8 in, numpy out)"
-    )
+    print(f"\n(b) latency at batch 1 ({args.warmup} warm-up + {args.runs} timed calls, uint8 in, numpy out)")
     print(f"    {'model':<16} {'backend':<12} {'mean ms':>9} {'p50 ms':>9} {'p90 ms':>9} {'images/s':>9}")
     for b in bench.models:
         print(
@@ -157,9 +156,7 @@ def main() -> None:
         )
     torch_ms = bench.models[0].p50_ms
     for b in bench.models[1:]:
-        print(
-            f"    ONNX Runtime {b.precision} vs eager PyTorch (median): {torch_ms / b.p50_ms:.2f}x faster"
-        )
+        print(f"    ONNX Runtime {b.precision} vs eager PyTorch (median): {torch_ms / b.p50_ms:.2f}x faster")
 
 
 if __name__ == "__main__":

@@ -130,8 +130,14 @@ def measure(
     return header, results
 
 
-def run(count: int = 32, image_size: tuple[int, int] = (960, 540), size: tuple[int, int] = (512, 288),
-        encoder: str = "resnet18", batch_size: int = 4, repeat: int = 3) -> list[tuple[str, str, str, str]]:
+def run(
+    count: int = 32,
+    image_size: tuple[int, int] = (960, 540),
+    size: tuple[int, int] = (512, 288),
+    encoder: str = "resnet18",
+    batch_size: int = 4,
+    repeat: int = 3,
+) -> list[tuple[str, str, str, str]]:
     """The figures as rows (benchmark, measured, reference, ratio/target), for ``python -m benchmarks``."""
     _, results = measure(count, image_size, size, encoder=encoder, batch_size=batch_size, repeat=repeat)
     rows = []

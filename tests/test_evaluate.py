@@ -197,7 +197,9 @@ def test_mask_value_beyond_the_classes_names_the_file(setup, tmp_path):
     mask[0, 0] = 7
     cv2.imwrite(str(bad), mask)
     report = tmp_path / "report.json"
-    with pytest.raises(DataError, match="sample_001_color_mask.png: mask value 7 is >= 3, the class count of "):
+    with pytest.raises(
+        DataError, match="sample_001_color_mask.png: mask value 7 is >= 3, the class count of "
+    ):
         evaluate(EvaluateOptions(data_root=data, model=setup["pth"], report=report))
     res = cli("--data-root", data, "--model", setup["pth"], "--report", report)
     assert res.exit_code == 1 and "mask value 7" in res.output and not report.exists()

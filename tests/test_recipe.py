@@ -25,8 +25,20 @@ FAST = ["--encoder-weights", "none", "--size", "64", "64", "--batch-size", "4", 
 
 
 def tiny(data: Path, out: Path, **kw) -> TrainOptions:
-    base = dict(data_root=data, num_classes=3, encoder="resnet18", encoder_weights="none", epochs=1, batch_size=4,
-                size=(64, 64), workers=0, device="cpu", seed=3, logger="none", output_dir=out)
+    base = dict(
+        data_root=data,
+        num_classes=3,
+        encoder="resnet18",
+        encoder_weights="none",
+        epochs=1,
+        batch_size=4,
+        size=(64, 64),
+        workers=0,
+        device="cpu",
+        seed=3,
+        logger="none",
+        output_dir=out,
+    )
     return TrainOptions(**{**base, **kw})
 
 
@@ -38,8 +50,12 @@ def test_frequency_weights_inverse_capped_and_normalised() -> None:
     assert np.isclose((share * inv).sum(), 1.0, atol=1e-5)  # a pixel weighs 1 on average
     assert np.isclose(inv[1] / inv[0], 10.0, atol=1e-4) and np.isclose(inv[3], inv[2])  # capped at 10x
     sq = np.array(frequency_weights(counts, "sqrt-inverse", cap=100.0))
-    assert np.isclose(sq[1] / sq[0], np.sqrt(10), atol=1e-4) and np.isclose(sq[3] / sq[0], np.sqrt(900), atol=1e-3)
-    assert frequency_weights([5, 0, 5], "inverse", 3.0)[1] == pytest.approx(3.0 * frequency_weights([5, 0, 5], "inverse", 3.0)[0])
+    assert np.isclose(sq[1] / sq[0], np.sqrt(10), atol=1e-4) and np.isclose(
+        sq[3] / sq[0], np.sqrt(900), atol=1e-3
+    )
+    assert frequency_weights([5, 0, 5], "inverse", 3.0)[1] == pytest.approx(
+        3.0 * frequency_weights([5, 0, 5], "inverse", 3.0)[0]
+    )
 
 
 def test_class_weight_file_and_list(tmp_path: Path) -> None:
@@ -82,9 +98,29 @@ def test_weighted_losses_match_torch_and_report_the_unweighted() -> None:
 
 def test_cli_class_weights_inverse_recorded(index_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    r = runner.invoke(app, ["train", "--data-root", str(index_dataset), "--num-classes", "3", "--encoder", "resnet18",
-                            "--epochs", "1", "--output-dir", str(out), "--class-weights", "inverse", "--loss", "ce+lovasz",
-                            "--logger", "none", *FAST])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data-root",
+            str(index_dataset),
+            "--num-classes",
+            "3",
+            "--encoder",
+            "resnet18",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(out),
+            "--class-weights",
+            "inverse",
+            "--loss",
+            "ce+lovasz",
+            "--logger",
+            "none",
+            *FAST,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "class weights (inverse pixel share" in r.output and "not to lovasz" in r.output
     saved = yaml.safe_load((out / "options.yaml").read_text())["class_weights"]
@@ -97,14 +133,31 @@ def test_cli_class_weights_inverse_recorded(index_dataset: Path, tmp_path: Path)
     assert ckpt["options"]["class_weights"] == saved if "options" in ckpt else True
     bad = tmp_path / "w.txt"
     bad.write_text("1\n2\n")
-    r = runner.invoke(app, ["train", "--data-root", str(index_dataset), "--num-classes", "3", "--epochs", "1",
-                            "--output-dir", str(tmp_path / "r2"), "--class-weights", str(bad), *FAST])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data-root",
+            str(index_dataset),
+            "--num-classes",
+            "3",
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(tmp_path / "r2"),
+            "--class-weights",
+            str(bad),
+            *FAST,
+        ],
+    )
     assert r.exit_code == 1 and "2 weights for 3 classes" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "r2" / "options.yaml").exists()
 
 
 # ---- EMA ---------------------------------------------------------------------------------------------
-def test_ema_validates_and_saves_averaged_weights_and_resumes_exactly(index_dataset: Path, tmp_path: Path) -> None:
+def test_ema_validates_and_saves_averaged_weights_and_resumes_exactly(
+    index_dataset: Path, tmp_path: Path
+) -> None:
     straight = train(tiny(index_dataset, tmp_path / "straight", epochs=2, ema=True, ema_decay=0.9))
     last = torch.load(straight.last_path, weights_only=True)
     best = torch.load(straight.best_path, weights_only=True)
@@ -130,11 +183,14 @@ def test_ema_validates_and_saves_averaged_weights_and_resumes_exactly(index_data
     first.train_epoch = once  # type: ignore[method-assign]
     with pytest.raises(Stop):
         first.fit()
-    resumed = Trainer(tiny(index_dataset, None, epochs=2, ema=True, ema_decay=0.9,
-                           model=tmp_path / "resumed" / "last.pth"))
+    resumed = Trainer(
+        tiny(index_dataset, None, epochs=2, ema=True, ema_decay=0.9, model=tmp_path / "resumed" / "last.pth")
+    )
     assert resumed.ema is not None and resumed.ema.updates == 2
     result = resumed.fit()
-    assert [r["miou"] for r in result.history] == pytest.approx([r["miou"] for r in straight.history], abs=1e-6)
+    assert [r["miou"] for r in result.history] == pytest.approx(
+        [r["miou"] for r in straight.history], abs=1e-6
+    )
     again = torch.load(result.last_path, weights_only=True)["train_state"]["ema"]
     assert again["updates"] == 4
     for k, v in ema["weights"].items():
@@ -166,13 +222,33 @@ def test_linear_warmup_per_step_then_the_scheduler_untouched() -> None:
 
 
 def test_cli_warmup_runs(index_dataset: Path, tmp_path: Path) -> None:
-    r = runner.invoke(app, ["train", "--data-root", str(index_dataset), "--num-classes", "3", "--epochs", "1",
-                            "--encoder", "resnet18", "--output-dir", str(tmp_path / "run"), "--warmup-epochs", "0.5",
-                            "--logger", "none", *FAST])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data-root",
+            str(index_dataset),
+            "--num-classes",
+            "3",
+            "--epochs",
+            "1",
+            "--encoder",
+            "resnet18",
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--warmup-epochs",
+            "0.5",
+            "--logger",
+            "none",
+            *FAST,
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "warm-up: linear over 0.5 epoch" in r.output
-    r = runner.invoke(app, ["train", "--data-root", str(index_dataset), "--num-classes", "3",
-                            "--warmup-epochs", "-1", *FAST])
+    r = runner.invoke(
+        app,
+        ["train", "--data-root", str(index_dataset), "--num-classes", "3", "--warmup-epochs", "-1", *FAST],
+    )
     assert r.exit_code == 1 and "--warmup-epochs -1" in r.output
 
 
@@ -189,9 +265,16 @@ def test_tensorboard_event_file_readable(index_dataset: Path, tmp_path: Path) ->
     acc = EventAccumulator(str(out), size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
     tags = acc.Tags()
-    assert {"loss/train", "loss/val", "val/mIoU", "val/pixel_accuracy", "lr", "IoU/bg", "IoU/a", "IoU/b"} <= set(
-        tags["scalars"]
-    )
+    assert {
+        "loss/train",
+        "loss/val",
+        "val/mIoU",
+        "val/pixel_accuracy",
+        "lr",
+        "IoU/bg",
+        "IoU/a",
+        "IoU/b",
+    } <= set(tags["scalars"])
     assert [e.step for e in acc.Scalars("val/mIoU")] == [1, 2]
     assert 0.0 <= acc.Scalars("val/mIoU")[-1].value <= 1.0
     images = acc.Images("val/samples")

@@ -372,7 +372,9 @@ def train_command(
 
     def build() -> TrainOptions:
         values = load_config(config) if config is not None else {}
-        if not os.environ.get("SEGPIPE_LAUNCHED"):  # launch.LAUNCHED_ENV: the launcher's own config is trusted
+        if not os.environ.get(
+            "SEGPIPE_LAUNCHED"
+        ):  # launch.LAUNCHED_ENV: the launcher's own config is trusted
             _command_line_only(config, values, explicit)
         values.update(explicit)
         if "data_root" not in values:

@@ -133,8 +133,10 @@ def fixed_grid_pooling(model: Any) -> Any:
             rows = []
             for i in range(oh):
                 h0, h1 = (i * h) // oh, -((-(i + 1) * h) // oh)
-                cells = [x[..., h0:h1, (j * w) // ow : -((-(j + 1) * w) // ow)].mean(dim=(-2, -1), keepdim=True)
-                         for j in range(ow)]
+                cells = [
+                    x[..., h0:h1, (j * w) // ow : -((-(j + 1) * w) // ow)].mean(dim=(-2, -1), keepdim=True)
+                    for j in range(ow)
+                ]
                 rows.append(torch.cat(cells, dim=-1))
             return torch.cat(rows, dim=-2)
 
@@ -228,8 +230,15 @@ def captured_output(log_path: Path) -> Iterator[None]:
                 os.close(old)
 
 
-def torch_to_onnx(module: Any, example: Any, path: Path, opset: int, axes: dict[str, dict[int, str]],
-                  exporter: str = "torchscript", log_path: Path | None = None) -> None:
+def torch_to_onnx(
+    module: Any,
+    example: Any,
+    path: Path,
+    opset: int,
+    axes: dict[str, dict[int, str]],
+    exporter: str = "torchscript",
+    log_path: Path | None = None,
+) -> None:
     """Run ``torch.onnx.export``; one-line :class:`ExportError` when the exporter fails.
 
     Whatever the exporters print (the TorchScript exporter's deprecation notice and graph dumps,
@@ -261,16 +270,19 @@ def torch_to_onnx(module: Any, example: Any, path: Path, opset: int, axes: dict[
             import traceback
 
             f.write("\n" + "".join(traceback.format_exception(e)))
-        raise ExportError(f"torch.onnx.export ({exporter} exporter, opset {opset}) failed: "
-                          f"{type(e).__name__}: {shorten(first, 300)} (exporter output in {log})") from e
+        raise ExportError(
+            f"torch.onnx.export ({exporter} exporter, opset {opset}) failed: "
+            f"{type(e).__name__}: {shorten(first, 300)} (exporter output in {log})"
+        ) from e
     log.unlink(missing_ok=True)
 
 
 def expected_output_shape(info: ModelInfo, batch: int, axes: dict[str, dict[int, str]]) -> list[int | str]:
     """The output's shape: N×C×H×W (logits, probs) or N×H×W (labels); dynamic axes by name."""
     width, height = info.input_size
-    dims: list[int | str] = [batch, height, width] if info.output_kind == "labels" else [
-        batch, info.out_channels, height, width]
+    dims: list[int | str] = (
+        [batch, height, width] if info.output_kind == "labels" else [batch, info.out_channels, height, width]
+    )
     for index, name in axes.get(OUTPUT_NAME, {}).items():
         dims[index] = name
     return dims
@@ -317,8 +329,11 @@ def set_metadata(proto: Any, info: ModelInfo) -> None:
     every node it removed, kilobytes of text) are dropped, other props are kept.
     """
     props = info.to_metadata()
-    keep = [(p.key, p.value) for p in proto.metadata_props
-            if p.key not in props and not p.key.startswith("onnxsim.")]
+    keep = [
+        (p.key, p.value)
+        for p in proto.metadata_props
+        if p.key not in props and not p.key.startswith("onnxsim.")
+    ]
     del proto.metadata_props[:]
     for key, value in [*keep, *props.items()]:
         entry = proto.metadata_props.add()
@@ -359,9 +374,13 @@ def _describe(opts: OnnxExportOptions, info: ModelInfo, stride: int) -> ModelInf
 
     size = tuple(opts.size) if opts.size is not None else tuple(info.input_size)
     changes: dict[str, Any] = {
-        "input_size": size, "layout": "NHWC", "input_dtype": opts.input_dtype,
-        "precision": "fp16" if opts.half else "fp32", "output_kind": opts.output_kind,
-        "output_stride": stride, "segpipe_version": __version__,
+        "input_size": size,
+        "layout": "NHWC",
+        "input_dtype": opts.input_dtype,
+        "precision": "fp16" if opts.half else "fp32",
+        "output_kind": opts.output_kind,
+        "output_stride": stride,
+        "segpipe_version": __version__,
     }
     names = info.class_names
     if opts.class_names is not None:
@@ -454,8 +473,13 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
         raise ExportError(f"--model_out {out}: the file name must end in .onnx")
     # everything that can fail on bad input happens before the progress bar starts
     model, ckpt_info, _ = load_model(
-        opts.model, arch=opts.arch, encoder=opts.encoder, num_classes=opts.num_classes, mode=opts.mode,
-        trust=opts.trust_checkpoint, device="cpu",
+        opts.model,
+        arch=opts.arch,
+        encoder=opts.encoder,
+        num_classes=opts.num_classes,
+        mode=opts.mode,
+        trust=opts.trust_checkpoint,
+        device="cpu",
     )
     make_exportable(model)
     stride = output_stride(model)
@@ -464,11 +488,23 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
     sizes, info = _check_sizes(model, info, opts)
     batches = []
     if opts.verify:
-        batches = verification_inputs((width, height), opts.batch, opts.verify_random, opts.verify_images,
-                                      opts.verify_max_images, opts.seed)
+        batches = verification_inputs(
+            (width, height),
+            opts.batch,
+            opts.verify_random,
+            opts.verify_images,
+            opts.verify_max_images,
+            opts.seed,
+        )
         for w, h in sizes[1:]:  # a dynamic-size graph: random images at the other size too
-            more = verification_inputs((w, h), opts.batch, max(1, opts.verify_random // 2), None,
-                                       opts.verify_max_images, opts.seed + 1)
+            more = verification_inputs(
+                (w, h),
+                opts.batch,
+                max(1, opts.verify_random // 2),
+                None,
+                opts.verify_max_images,
+                opts.seed + 1,
+            )
             batches += [dataclasses.replace(b, source=f"random {w}x{h}") for b in more]
     ensure_dir(out.parent)
 
@@ -498,8 +534,10 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
                 if opts.dynamic_batch and opts.batch == 1:  # torch.export fixes axes of size 1
                     example = torch.cat([example, example])
                 torch_to_onnx(exported, example, tmp, opset, axes, exporter, log)
-                msg = (f"the TorchScript exporter cannot express {model_label(info)} at {width}x{height} "
-                       f"({why}); exported with the dynamo exporter (opset {opset}) instead")
+                msg = (
+                    f"the TorchScript exporter cannot express {model_label(info)} at {width}x{height} "
+                    f"({why}); exported with the dynamo exporter (opset {opset}) instead"
+                )
                 reporter.info(msg)
                 notes.append(msg)
             proto = onnx.load(str(tmp))
@@ -522,15 +560,28 @@ def export_onnx(opts: OnnxExportOptions, reporter: Reporter | None = None) -> Ex
             verification = None
             if opts.verify:
                 verification = verify_onnx(
-                    tmp, reference, batches, info, opts.resolved_min_agreement, shown_path=out,
+                    tmp,
+                    reference,
+                    batches,
+                    info,
+                    opts.resolved_min_agreement,
+                    shown_path=out,
                 )
                 task.advance(step="verified")
             final_inputs = tensor_specs(graph_inputs(proto))
             final_outputs = tensor_specs(proto.graph.output)
         task.advance(step="written")
     return ExportResult(
-        path=out, info=info, size_mb=file_size_mb(out), opset=opset, inputs=final_inputs,
-        outputs=final_outputs, nodes_exported=nodes_exported, nodes_simplified=nodes_simplified,
-        seconds=time.perf_counter() - start, verification=verification, warnings=notes,
+        path=out,
+        info=info,
+        size_mb=file_size_mb(out),
+        opset=opset,
+        inputs=final_inputs,
+        outputs=final_outputs,
+        nodes_exported=nodes_exported,
+        nodes_simplified=nodes_simplified,
+        seconds=time.perf_counter() - start,
+        verification=verification,
+        warnings=notes,
         exporter=exporter,
     )

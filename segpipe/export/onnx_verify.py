@@ -51,8 +51,13 @@ class VerifyResult:
     def rows(self) -> list[list[Any]]:
         """Table rows: source, images, max |diff|, mean |diff|, agreement (%)."""
         return [
-            [src, self.images[src], f"{r.max_abs_diff:.3g}", f"{r.mean_abs_diff:.3g}",
-             f"{100 * r.argmax_agreement:.3f}%"]
+            [
+                src,
+                self.images[src],
+                f"{r.max_abs_diff:.3g}",
+                f"{r.mean_abs_diff:.3g}",
+                f"{100 * r.argmax_agreement:.3f}%",
+            ]
             for src, r in self.results.items()
         ]
 
@@ -89,8 +94,9 @@ def folder_images(folder: Path, size: tuple[int, int], max_images: int) -> np.nd
     if not files:
         raise ConfigError(f"--verify-images {folder}: no images ({', '.join(IMAGE_EXTS)}) in it")
     width, height = size
-    images = [cv2.resize(read_image(f), (width, height), interpolation=cv2.INTER_LINEAR)
-              for f in files[:max_images]]
+    images = [
+        cv2.resize(read_image(f), (width, height), interpolation=cv2.INTER_LINEAR) for f in files[:max_images]
+    ]
     return np.stack(images)
 
 
@@ -135,7 +141,9 @@ def check_graph(path: Path, shown_path: Path | None = None) -> None:
         onnx.checker.check_model(str(path))
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"{shown_path or path}: onnx.checker rejected the graph: {shorten(first, 300)}") from e
+        raise ExportError(
+            f"{shown_path or path}: onnx.checker rejected the graph: {shorten(first, 300)}"
+        ) from e
 
 
 def verify_onnx(
@@ -160,7 +168,9 @@ def verify_onnx(
         session = _session(path)
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"{shown}: ONNX Runtime cannot load the exported graph: {shorten(first, 300)}") from e
+        raise ExportError(
+            f"{shown}: ONNX Runtime cannot load the exported graph: {shorten(first, 300)}"
+        ) from e
     in_name = session.get_inputs()[0].name
     dtype = np.uint8 if info.input_dtype == "uint8" else np.float32
     refs: dict[str, list[np.ndarray]] = {}

@@ -196,7 +196,9 @@ class TrainerSetup:
         self.train_set, self.val_set, self.stats, train_pixels = build_datasets(
             opts, num, palette, self.reporter, scan=env.is_main or by_frequency
         )
-        self.class_weights = resolve_class_weights(opts.class_weights, num, train_pixels, opts.class_weight_cap)
+        self.class_weights = resolve_class_weights(
+            opts.class_weights, num, train_pixels, opts.class_weight_cap
+        )
         self.class_weights_from = opts.class_weights if isinstance(opts.class_weights, str) else "given"
         if self.class_weights is not None:  # options.yaml and checkpoints record the numbers
             self.opts = opts = opts.replace(class_weights=self.class_weights)
