@@ -215,15 +215,12 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> ModelBenchmark:
-    """Time one model file as described in the module docstring (mIoU left ``None``)."""
+def _open_runner(path: Path, opts: BenchmarkOptions, *, lenient: bool, **extra: Any) -> Any:
+    """The runner of one model file with the benchmark's model options (device, bare-state_dict
+    description, trust, and --mean/--std/--input-layout for ONNX files without metadata)."""
     from segpipe.runtime.base import load_runner
-    from segpipe.runtime.pipeline import network_size
 
-    reporter = reporter or Reporter()
-    extra = {"threads": opts.threads} if opts.threads else {}
-    t0 = time.perf_counter()
-    runner = load_runner(
+    return load_runner(
         path,
         device=opts.device,
         num_classes=opts.num_classes,
@@ -233,10 +230,19 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
         mean=opts.mean,
         std=opts.std,
         input_layout=opts.input_layout,
-        lenient=len(opts.models) > 1,
-        reporter=reporter,
+        lenient=lenient,
         **extra,
     )
+
+
+def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> ModelBenchmark:
+    """Time one model file as described in the module docstring (mIoU left ``None``)."""
+    from segpipe.runtime.pipeline import network_size
+
+    reporter = reporter or Reporter()
+    extra = {"threads": opts.threads} if opts.threads else {}
+    t0 = time.perf_counter()
+    runner = _open_runner(path, opts, lenient=len(opts.models) > 1, reporter=reporter, **extra)
     with runner, _torch_threads(opts.threads):
         load_seconds = time.perf_counter() - t0
         width, height = network_size(runner, opts.size)
@@ -309,20 +315,8 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
         tta_flip=opts.tta_flip,
         tta_scales=opts.tta_scales,
     )
-    from segpipe.runtime.base import load_runner
-
-    with load_runner(  # opened here: --mean/--std/--input-layout apply only to models without metadata
-        path,
-        device=opts.device,
-        num_classes=opts.num_classes,
-        arch=opts.arch,
-        encoder=opts.encoder,
-        trust=opts.trust_checkpoint,
-        mean=opts.mean,
-        std=opts.std,
-        input_layout=opts.input_layout,
-        lenient=True,
-    ) as runner:
+    # opened here: --mean/--std/--input-layout apply only to models without metadata
+    with _open_runner(path, opts, lenient=True) as runner:
         return float(evaluate(eval_opts, reporter, runner=runner).miou)
 
 
