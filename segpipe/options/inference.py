@@ -1,0 +1,286 @@
+"""Options of the inference commands: ``segpipe visualize`` and ``segpipe evaluate``, and the
+:class:`InferenceSpec` (tiling, test-time augmentation) they share with ``benchmark``."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segpipe.errors import ConfigError
+from segpipe.modelinfo import MODES
+from segpipe.options.base import coerce_paths
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How each image is predicted, beyond resizing it to the network size.
+
+    Attributes:
+        tile: sliding-window size (W, H) in image pixels; ``(0, 0)``: the network size; ``None``:
+            no sliding window (the image is resized to the network size).
+        overlap: fraction of a window shared with its neighbour, 0 <= overlap < 1.
+        flip: average with the horizontally flipped input.
+        scales: input scales to average (1.0: the network size).
+    """
+
+    tile: tuple[int, int] | None = None
+    overlap: float = 0.25
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        if self.tile is not None:
+            tile = tuple(int(v) for v in self.tile)
+            if len(tile) != 2 or min(tile) < 0 or (0 in tile and tile != (0, 0)):
+                raise ConfigError(
+                    f"--tile {' '.join(map(str, self.tile))}: give WIDTH HEIGHT, both positive "
+                    "(0 0: the network size)"
+                )
+            object.__setattr__(self, "tile", tile)
+        if not 0.0 <= self.overlap < 1.0:
+            raise ConfigError(f"--overlap {self.overlap}: must be at least 0 and below 1")
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or any(not 0.0 < s <= 8.0 for s in scales):
+            raise ConfigError(
+                f"--tta scales={','.join(map(str, self.scales))}: give scales above 0 and at most 8"
+            )
+        object.__setattr__(self, "scales", scales)
+
+    @property
+    def tta(self) -> bool:
+        """True when more than one view of each input is averaged."""
+        return self.flip or self.scales != (1.0,)
+
+    @property
+    def plain(self) -> bool:
+        """True when nothing beyond the plain resize-to-network prediction is asked for."""
+        return self.tile is None and not self.tta
+
+    def describe(self) -> str:
+        """A few words for reports: ``tile 512x512 overlap 0.25, flip, scales 0.75,1,1.25``."""
+        parts = []
+        if self.tile is not None:
+            tile = "network size" if self.tile == (0, 0) else f"{self.tile[0]}x{self.tile[1]}"
+            parts.append(f"tile {tile} overlap {self.overlap:g}")
+        if self.flip:
+            parts.append("flip")
+        if self.scales != (1.0,):
+            parts.append("scales " + ",".join(f"{s:g}" for s in self.scales))
+        return ", ".join(parts)
+
+
+def parse_tta(values: list[str] | tuple[str, ...] | str | None) -> tuple[bool, tuple[float, ...]]:
+    """``--tta`` values -> (flip, scales). Each value is ``flip``, ``scales=0.75,1,1.25`` (also
+    ``scales:...``), ``none``, or several of them joined by ``+`` (``flip+scales=0.75,1``)."""
+    if values is None:
+        return False, (1.0,)
+    items = [values] if isinstance(values, str) else list(values)
+    flip, scales = False, (1.0,)
+    for item in items:
+        for part in str(item).split("+"):
+            text = part.strip()
+            low = text.lower()
+            if low in ("", "none"):
+                continue
+            if low == "flip":
+                flip = True
+                continue
+            if low.startswith(("scales=", "scales:", "scale=", "scale:")):
+                nums = text.split("=", 1)[1] if "=" in text else text.split(":", 1)[1]
+                try:
+                    scales = tuple(float(v) for v in nums.split(",") if v.strip())
+                except ValueError:
+                    raise ConfigError(
+                        f"--tta {text}: scales must be numbers, e.g. scales=0.75,1,1.25"
+                    ) from None
+                if not scales:
+                    raise ConfigError(f"--tta {text}: give the scales, e.g. scales=0.75,1,1.25")
+                continue
+            raise ConfigError(
+                f"--tta {text}: use flip, scales=0.75,1,1.25 (comma-separated, no spaces) or none"
+            )
+    return flip, scales
+
+
+def _flag_error(flag: str, value: Any, why: str) -> ConfigError:
+    return ConfigError(f"--{flag} {value}: {why}")
+
+
+def _check_model_flags(opts: Any) -> None:
+    """Checks shared by the inference stages (visualize, evaluate)."""
+    if opts.mode not in MODES:
+        raise _flag_error("mode", opts.mode, f"use one of {', '.join(MODES)}")
+    if opts.num_classes is not None and opts.num_classes < (1 if opts.mode == "multilabel" else 2):
+        raise _flag_error("num-classes", opts.num_classes, "need at least 2 classes (binary: 2)")
+    if opts.size is not None and (len(opts.size) != 2 or min(opts.size) <= 0):
+        raise _flag_error("size", " ".join(map(str, opts.size)), "give WIDTH HEIGHT, both positive")
+    if opts.batch_size < 1:
+        raise _flag_error("batch-size", opts.batch_size, "must be at least 1")
+    if opts.workers < 1:
+        raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
+    _check_foreign_flags(opts)
+
+
+INPUT_LAYOUTS = ("nchw", "nhwc")
+
+
+def _check_foreign_flags(opts: Any) -> None:
+    """``mean``/``std``/``input_layout``: how to feed an ONNX model without segpipe metadata."""
+    for flag in ("mean", "std"):
+        value = getattr(opts, flag)
+        if value is None:
+            continue
+        values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise _flag_error(
+                flag, " ".join(map(str, values)), "give 3 numbers, R G B, in pixel units (0-255)"
+            )
+        if flag == "std" and min(values) <= 0:
+            raise _flag_error(flag, " ".join(map(str, values)), "every value must be above 0")
+        object.__setattr__(opts, flag, tuple(float(v) for v in values))
+    if (opts.mean is None) != (opts.std is None):
+        given, missing = ("mean", "std") if opts.std is None else ("std", "mean")
+        raise _flag_error(given, " ".join(map(str, getattr(opts, given))), f"give --{missing} too")
+    if opts.input_layout is not None:
+        if str(opts.input_layout).lower() not in INPUT_LAYOUTS:
+            raise _flag_error("input-layout", opts.input_layout, "use nchw or nhwc")
+        object.__setattr__(opts, "input_layout", str(opts.input_layout).lower())
+
+
+def _check_spec_fields(opts: Any) -> None:
+    """Validate (and normalise) the sliding-window / TTA fields through :class:`InferenceSpec`."""
+    spec = opts.spec
+    object.__setattr__(opts, "tile", spec.tile)
+    object.__setattr__(opts, "tta_scales", spec.scales)
+
+
+@dataclass(frozen=True)
+class VisualizeOptions:
+    """Everything ``segpipe visualize`` needs. Sizes are (width, height) in pixels."""
+
+    #: One image, or a folder of images (PNG, JPEG, BMP, TIFF).
+    images: Path
+    #: Any model file: ``.pth`` checkpoint, ``.onnx`` model or TensorRT ``.engine``.
+    model: Path
+    #: Where the pictures go (created if needed).
+    output_dir: Path = Path("runs/visualize")
+    #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
+    num_classes: int | None = None
+    #: Network input size (W, H); default the model's own (training / export size).
+    size: tuple[int, int] | None = None
+    #: Palette CSV; default the model's colours, else the colors.csv shipped with segpipe.
+    colors: Path | None = None
+    #: Also write the mask blended on the image with this opacity (0..1).
+    overlay: float | None = None
+    #: Also write image and mask next to each other.
+    side_by_side: bool = False
+    #: Also write the class-index PNG (uint8, uint16 above 256 classes).
+    save_labels: bool = False
+    #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
+    recursive: bool = False
+    #: Images per model call.
+    batch_size: int = 4
+    device: str = "auto"
+    #: Image decoding threads (they run while the model works).
+    workers: int = 2
+    #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
+    arch: str | None = None
+    encoder: str | None = None
+    mode: str = "seg"
+    #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
+    trust_checkpoint: bool = False
+    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
+    tile: tuple[int, int] | None = None
+    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
+    overlap: float = 0.25
+    #: Test-time augmentation: also average the horizontally flipped input.
+    tta_flip: bool = False
+    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    tta_scales: tuple[float, ...] = (1.0,)
+    #: An ONNX model without segpipe metadata (or a bare state_dict): its input is
+    #: ``(pixel - mean) / std`` per RGB channel, in pixel units (0-255).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    #: An ONNX model without segpipe metadata whose input shape does not show it: ``nchw``/``nhwc``.
+    input_layout: str | None = None
+
+    def __post_init__(self) -> None:
+        coerce_paths(self)
+        _check_model_flags(self)
+        _check_spec_fields(self)
+        if self.overlay is not None and not 0.0 <= self.overlay <= 1.0:
+            raise _flag_error("overlay", self.overlay, "alpha must be between 0 and 1")
+
+    @property
+    def spec(self) -> InferenceSpec:
+        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
+        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
+
+    def replace(self, **changes: Any) -> VisualizeOptions:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """Everything ``segpipe evaluate`` needs (same dataset layout and decoding as training)."""
+
+    data_root: Path
+    #: Any model file: ``.pth``, ``.onnx`` or ``.engine``.
+    model: Path
+    #: Network input size (W, H); default the model's own. Metrics are computed at each mask's size.
+    size: tuple[int, int] | None = None
+    #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
+    num_classes: int | None = None
+    #: Palette CSV to decode colour masks; default DATA_ROOT/colors.csv, else the model's colours.
+    colors: Path | None = None
+    class_map: Path | None = None
+    #: Label ignored by the metrics; default the model's (255).
+    ignore_index: int | None = None
+    images_dir: str = "images"
+    masks_dir: str = "indexes"
+    mask_suffix: str = "_color_mask"
+    #: ``auto``, ``index`` or ``color``.
+    mask_type: str = "auto"
+    #: Write the figures as JSON here.
+    report: Path | None = None
+    #: Draw the row-normalised confusion matrix (PNG) here.
+    confusion_matrix: Path | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    workers: int = 2
+    arch: str | None = None
+    encoder: str | None = None
+    mode: str = "seg"
+    trust_checkpoint: bool = False
+    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
+    tile: tuple[int, int] | None = None
+    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
+    overlap: float = 0.25
+    #: Test-time augmentation: also average the horizontally flipped input.
+    tta_flip: bool = False
+    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    tta_scales: tuple[float, ...] = (1.0,)
+    #: As in :class:`VisualizeOptions`: feeding an ONNX model without segpipe metadata.
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_layout: str | None = None
+
+    def __post_init__(self) -> None:
+        coerce_paths(self)
+        _check_model_flags(self)
+        _check_spec_fields(self)
+        if self.mask_type not in ("auto", "index", "color"):
+            raise _flag_error("mask-type", self.mask_type, "use auto, index or color")
+        if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
+            raise _flag_error("ignore-index", self.ignore_index, "must be within 0..65535")
+
+    @property
+    def spec(self) -> InferenceSpec:
+        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
+        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
+
+    def replace(self, **changes: Any) -> EvaluateOptions:
+        return dataclasses.replace(self, **changes)
