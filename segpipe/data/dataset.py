@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segpipe.data.maskio import read_mask_file
 from segpipe.data.masks import MaskDecoder
 from segpipe.errors import DataError, some
 from segpipe.progress import Reporter
@@ -61,6 +62,8 @@ def find_samples(
     Masks without an image are left out with one warning through ``reporter`` (count, first names).
     """
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"data root {root} is a file, not a folder")
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist")
     img_dir, mask_dir = root / images_dir, root / masks_dir
@@ -113,19 +116,18 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_mask_raw(path: str | Path) -> np.ndarray:
-    """A mask as stored (indices, or BGR colours); one-line error when it cannot be decoded."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if mask is None:
-        raise DataError(f"cannot read mask {path}: missing, unreadable or not an image")
-    return mask
+def read_mask_raw(path: str | Path, as_color: bool = False) -> np.ndarray:
+    """A mask as stored (indices, or BGR colours); one-line error when it cannot be decoded.
+
+    Palette-mode PNGs are read as the indices they store (see :mod:`segpipe.data.maskio`);
+    ``as_color`` gives their palette colours instead (``--mask-type color``)."""
+    return read_mask_file(path, as_color)
 
 
 def load_pair(sample: Sample, decoder: MaskDecoder) -> tuple[np.ndarray, np.ndarray]:
     """Image (RGB) and decoded mask of one sample, checked to be the same size."""
     image = read_image(sample.image)
-    mask = decoder.decode(read_mask_raw(sample.mask), sample.mask)
+    mask = decoder.decode(read_mask_raw(sample.mask, decoder.mask_type == "color"), sample.mask)
     if image.shape[:2] != mask.shape[:2]:
         raise DataError(
             f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but image {sample.image} is "

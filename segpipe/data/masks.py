@@ -61,6 +61,8 @@ class MaskDecoder:
             otherwise colours), ``index`` or ``color``.
         limit: how messages name the class count, default ``--num-classes N`` (``evaluate`` names
             the model instead).
+        value_lut: a 65536-entry uint16 lookup table used instead of ``class_map`` (reduce-zero-label
+            and the class map in one, see :func:`segpipe.data.formats.base.value_lut`).
 
     A palette that gives one colour to two classes is refused when colour masks are decoded (at
     once with ``mask_type="color"``). Colours of a palette cut to ``num_classes``
@@ -76,6 +78,7 @@ class MaskDecoder:
         ignore_index: int = 255,
         mask_type: str = "auto",
         limit: str | None = None,
+        value_lut: np.ndarray | None = None,
     ) -> None:
         if mask_type not in MASK_TYPES:
             raise ConfigError(f"--mask-type {mask_type!r} is not one of {', '.join(MASK_TYPES)}")
@@ -86,8 +89,8 @@ class MaskDecoder:
         self.palette = palette
         self.ignore_index = ignore_index
         self.mask_type = mask_type
-        self._map_lut: np.ndarray | None = None
-        if class_map:
+        self._map_lut: np.ndarray | None = value_lut
+        if class_map and value_lut is None:
             lut = np.arange(65536, dtype=np.uint16)
             for src, dst in class_map.items():
                 lut[src] = dst

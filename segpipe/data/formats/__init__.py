@@ -1,0 +1,165 @@
+"""Label formats: one reader per format behind one interface (DESIGN.md convention 13).
+
+Contract (what every reader in ``segpipe/data/formats/<name>.py`` gives; see :mod:`.base`):
+
+* :class:`~segpipe.data.formats.base.FormatReader` subclass, registered in :data:`FORMATS` as
+  ``name -> "module:Class"`` (imported lazily: a registered module that is not installed is
+  simply not offered);
+* ``detect(root) -> str | None``: a short reason when the folder looks like the format;
+* ``__init__(root, *, ignore_index=255, reduce_zero_label=None, class_map=None, num_classes=None,
+  reporter=None, **format_options)``: format options are declared in ``Reader.options``;
+* ``samples() -> list[LabelledSample(name, image, label, split, key)]``, ``split`` set
+  (``train``/``val``/``test``) when the format ships splits;
+* ``classes() -> ClassInfo(names, colors, source)``;
+* ``read_mask(sample) -> np.ndarray``: H×W uint8/uint16 class indices, ``ignore_index`` for ignored
+  pixels, the format's conventions applied; any problem is one :class:`DataError` line naming the
+  file. ``load(sample)`` (shared) adds the image, reduce-zero-label, the class map and the class-id
+  check.
+
+Callers use :func:`open_dataset` (``format="auto"`` detects) and :func:`detect_format`. Palette-mode
+PNG masks are read as their indices everywhere (:func:`segpipe.data.maskio.read_mask_file`).
+No torch here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.errors import ConfigError, DataError
+
+__all__ = [
+    "FORMATS",
+    "SEED_LAYOUT",
+    "ClassInfo",
+    "FormatReader",
+    "LabelledSample",
+    "available_formats",
+    "detect_format",
+    "open_dataset",
+    "reader_class",
+]
+
+#: ``--format`` name -> ``"module:Class"``, most specific first (detection order).
+FORMATS: dict[str, str] = {
+    "cityscapes": "segpipe.data.formats.cityscapes:CityscapesReader",
+    "voc": "segpipe.data.formats.voc:VocReader",
+    "ade20k": "segpipe.data.formats.ade20k:Ade20kReader",
+    "cvat": "segpipe.data.formats.cvat:CvatReader",
+    "coco": "segpipe.data.formats.coco:CocoReader",
+    "ultralytics": "segpipe.data.formats.ultralytics:UltralyticsReader",
+    "yolo": "segpipe.data.formats.yolo:YoloReader",
+    "labelme": "segpipe.data.formats.labelme:LabelmeReader",
+    "seed": "segpipe.data.formats.seed:SeedReader",
+}
+
+#: The seed layout's options and their defaults (``--images-dir``, ``--masks-dir``, ``--mask-suffix``).
+SEED_LAYOUT: dict[str, str] = {
+    "images_dir": "images",
+    "masks_dir": "indexes",
+    "mask_suffix": "_color_mask",
+    "mask_type": "auto",
+}
+#: Options a reader may use when it can and that are dropped for the others (``palette``: the
+#: ``--colors`` palette, which decodes colour masks of the seed layout and colours pictures).
+HINTS = ("palette",)
+
+_cache: dict[str, type[FormatReader] | None] = {}
+
+
+def reader_class(name: str) -> type[FormatReader] | None:
+    """The reader class of format ``name`` (None when its module is not part of this install)."""
+    if name not in _cache:
+        module, _, cls = FORMATS[name].partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            _cache[name] = None
+        else:
+            _cache[name] = getattr(mod, cls)
+    return _cache[name]
+
+
+def available_formats() -> list[str]:
+    """Format names that can be read, in detection order."""
+    return [n for n in FORMATS if reader_class(n) is not None]
+
+
+def _expectations() -> str:
+    return "; ".join(f"{n}: {reader_class(n).layout}" for n in available_formats())  # type: ignore[union-attr]
+
+
+def detect_format(root: str | Path) -> tuple[str, str]:
+    """(format name, reason) of the data root. A specific format wins over a generic one (the
+    seed layout, YOLO labels...); two specific (or, with none, two generic) matches, or none, are one
+    line listing what each format expects and asking for ``--format``."""
+    root = Path(root)
+    if root.is_file():
+        raise DataError(f"data root {root} is a file, not a folder")
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist")
+    found: list[tuple[str, str, bool]] = []
+    for name in available_formats():
+        cls = reader_class(name)
+        reason = cls.detect(root)  # type: ignore[union-attr]
+        if reason:
+            found.append((name, reason, cls.generic))  # type: ignore[union-attr]
+    specific = [f for f in found if not f[2]]
+    pick = specific or found
+    if len(pick) == 1:
+        return pick[0][0], pick[0][1]
+    if not pick:
+        raise DataError(
+            f"{root}: no label format found; pass --format with one of {', '.join(available_formats())} "
+            f"({_expectations()})"
+        )
+    listed = "; ".join(f"{n} ({r})" for n, r, _ in pick)
+    raise DataError(f"{root}: it could be read as several formats: {listed}; pick one with --format")
+
+
+def open_dataset(
+    root: str | Path,
+    format: str = "auto",
+    **options: Any,
+) -> FormatReader:
+    """The reader of ``root`` in ``format`` (``auto``: :func:`detect_format`).
+
+    ``options``: the common reader options (``ignore_index``, ``reduce_zero_label``, ``class_map``,
+    ``num_classes``, ``reporter``) and format options. Options left at None are dropped; the seed
+    layout's options (:data:`SEED_LAYOUT`) at their defaults are dropped for other formats, and refused
+    (one line) when set to something else. The chosen format and why: ``reader.detected``.
+    """
+    fmt = (format or "auto").lower()
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt, reason = detect_format(root)
+    else:
+        if reader_class(fmt) is None:
+            raise ConfigError(
+                f"--format {fmt}: this install cannot read it (use {', '.join(available_formats())})"
+            )
+        reason = "--format"
+        if Path(root).is_file():
+            raise DataError(f"data root {root} is a file, not a folder")
+    cls = reader_class(fmt)
+    assert cls is not None
+    opts = {k: v for k, v in options.items() if v is not None}
+    for key, default in SEED_LAYOUT.items():
+        if key in opts and key not in cls.options:
+            if opts[key] != default:
+                raise ConfigError(
+                    f"--{key.replace('_', '-')} {opts[key]}: applies to the seed layout, not to {root} "
+                    f"read as {fmt}"
+                )
+            del opts[key]
+    for key in HINTS:
+        if key not in cls.options:
+            opts.pop(key, None)
+    reader = cls(root, **opts)
+    reader.detected = reason  # type: ignore[attr-defined]
+    return reader
