@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -136,6 +137,13 @@ def load_pair(sample: Sample, decoder: MaskDecoder) -> tuple[np.ndarray, np.ndar
     return image, mask
 
 
+def load_any(sample: Any, loader: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(image, class map) through a format reader (``loader.load``) or a :class:`MaskDecoder`."""
+    if hasattr(loader, "load"):
+        return loader.load(sample)
+    return load_pair(sample, loader)
+
+
 @dataclass
 class DatasetStats:
     """What a scan of the whole dataset found."""
@@ -151,14 +159,16 @@ class DatasetStats:
 
 
 def scan_samples(
-    samples: Sequence[Sample],
-    decoder: MaskDecoder,
+    samples: Sequence[Any],
+    decoder: Any,
     reporter: Reporter | None = None,
     threads: int | None = None,
 ) -> DatasetStats:
     """Decode every mask (and image) once, so bad data fails before anything is written.
 
     Raises the first error found (one line naming the file). Also counts pixels per class.
+    ``decoder``: a :class:`MaskDecoder` (``samples`` of this layout) or a format reader
+    (:class:`~segpipe.data.formats.FormatReader`, its own samples), whose ``num_classes`` is set.
     """
     if not samples:
         raise DataError("the dataset is empty")
@@ -166,8 +176,8 @@ def scan_samples(
     counts = np.zeros(max(decoder.num_classes, 1), dtype=np.int64)
     ignored = 0
 
-    def one(s: Sample) -> np.ndarray:
-        _, mask = load_pair(s, decoder)
+    def one(s: Any) -> np.ndarray:
+        _, mask = load_any(s, decoder)
         return np.bincount(mask.ravel(), minlength=max(decoder.num_classes, decoder.ignore_index + 1))
 
     threads = threads or min(8, (os.cpu_count() or 2) * 2)

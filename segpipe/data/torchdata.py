@@ -1,5 +1,5 @@
 """The torch side of the dataset: :class:`SegDataset` (a ``torch.utils.data.Dataset`` over the
-samples :func:`~segpipe.data.dataset.find_samples` lists) and the loader workers' seeding.
+samples a format reader lists) and the loader workers' seeding.
 
 The dataset returns ``(image, mask)``: ``image`` a uint8 tensor H×W×3 (RGB), ``mask`` a uint8/int16
 tensor H×W of class ids. Normalisation and the NCHW permute happen on the device in the training
@@ -17,20 +17,20 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from segpipe.data.dataset import Sample, load_pair
-from segpipe.data.masks import MaskDecoder
+from segpipe.data.dataset import load_any
 
 
 class SegDataset(Dataset):
     """Pairs of (image uint8 H×W×3, mask H×W) after the albumentations ``transform``.
 
+    ``decoder``: the format reader the ``samples`` come from (:class:`~segpipe.data.formats.
+    FormatReader`), or a :class:`~segpipe.data.masks.MaskDecoder` for samples of the seed layout.
+
     ``transform`` gets ``image=`` and ``mask=`` (same geometric augmentation; masks use nearest
     neighbour). :meth:`reseed` makes the random augmentation reproducible per epoch and worker.
     """
 
-    def __init__(
-        self, samples: Sequence[Sample], decoder: MaskDecoder, transform: Callable[..., Any] | None = None
-    ):
+    def __init__(self, samples: Sequence[Any], decoder: Any, transform: Callable[..., Any] | None = None):
         self.samples = list(samples)
         self.decoder = decoder
         self.transform = transform
@@ -45,7 +45,7 @@ class SegDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw (untransformed) image and mask of sample ``index``."""
-        return load_pair(self.samples[index], self.decoder)
+        return load_any(self.samples[index], self.decoder)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.load(index)

@@ -115,6 +115,12 @@ class TrainOptions:
     #: ``auto``, ``index`` or ``color``.
     mask_type: str = "auto"
     class_map: Path | None = None
+    #: Label format of ``data_root``: ``auto`` (detected) or a name of
+    #: :data:`segpipe.data.formats.FORMATS` (seed, voc, cityscapes, ade20k, ultralytics, ...).
+    format: str = "auto"
+    #: MMSegmentation's reduce-zero-label for index masks: 0 -> ignore, others minus 1. None: the
+    #: format's default (on for ADE20K, off elsewhere).
+    reduce_zero_label: bool | None = None
     #: A user's dataset class ``package.module:ClassName`` for other layouts. It imports and runs
     #: that Python code: the command line takes it from ``--dataset`` only, never from a config file.
     dataset: str | None = None

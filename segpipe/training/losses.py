@@ -61,19 +61,32 @@ def frequency_weights(class_pixels: Sequence[int], kind: str, cap: float) -> tup
     return tuple(round(float(w), 6) for w in raw)
 
 
-def read_class_weights(path: Path, num_classes: int) -> tuple[float, ...]:
-    """One weight per class from a text file: one number per line (``name,weight`` or
-    ``name weight`` also read), ``#`` comments and blank lines skipped. Errors name file and line."""
+def read_class_weights(
+    path: Path, num_classes: int, class_names: Sequence[str] | None = None
+) -> tuple[float, ...]:
+    """One weight per class from a text file, ``#`` comments and blank lines skipped; errors name
+    the file, the line and the value.
+
+    Plain lines (one number each) give the weights in class order. Lines ``name,weight`` (or
+    ``name weight``) are matched to ``class_names`` in any order: a name that is not a class, a
+    class named twice or a class left out is refused. Without ``class_names`` names are not checked.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--class-weights {path}: cannot read it ({type(e).__name__})") from None
     weights: list[float] = []
+    named: dict[str, tuple[int, float]] = {}
+    plain_line = 0
     for i, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        token = line.replace(",", " ").replace(";", " ").split()[-1]
+        if "," in line or ";" in line:
+            name, _, token = line.replace(";", ",").rpartition(",")
+        else:
+            name, _, token = line.rpartition(" ")
+        name, token = name.strip(), token.strip()
         try:
             w = float(token)
         except ValueError:
@@ -81,6 +94,27 @@ def read_class_weights(path: Path, num_classes: int) -> tuple[float, ...]:
         if not (0.0 <= w < float("inf")):
             raise ConfigError(f"{path} line {i}: weight {token} must be finite and >= 0")
         weights.append(w)
+        if name:
+            if name in named:
+                raise ConfigError(f"{path} line {i}: class {name!r} already has a weight (line {named[name][0]})")
+            named[name] = (i, w)
+        elif not plain_line:
+            plain_line = i
+    if named and class_names is not None:
+        if plain_line:
+            raise ConfigError(
+                f"{path} line {plain_line}: a weight without a class name in a file of name,weight lines"
+            )
+        index = {n: k for k, n in enumerate(class_names)}
+        for name, (i, _) in named.items():
+            if name not in index:
+                raise ConfigError(
+                    f"{path} line {i}: {name!r} is not a class (classes: {', '.join(class_names)})"
+                )
+        missing = [n for n in class_names if n not in named]
+        if missing:
+            raise ConfigError(f"{path}: no weight for class {missing[0]!r} (every class needs a name,weight line)")
+        return tuple(named[n][1] for n in class_names)
     if len(weights) != num_classes:
         raise ConfigError(f"{path}: {len(weights)} weights for {num_classes} classes (one per line)")
     return tuple(weights)
@@ -91,9 +125,11 @@ def resolve_class_weights(
     num_classes: int,
     class_pixels: Sequence[int] | None,
     cap: float = 10.0,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[float, ...] | None:
     """``--class-weights`` -> one weight per class (None: ``none``). ``inverse`` and
-    ``sqrt-inverse`` need the pixel counts of the dataset scan."""
+    ``sqrt-inverse`` need the pixel counts of the dataset scan; a file of ``name,weight`` lines is
+    matched to ``class_names`` (:func:`read_class_weights`)."""
     spec = parse_class_weights(spec)
     if spec == "none":
         return None
@@ -111,7 +147,7 @@ def resolve_class_weights(
             )
         weights = frequency_weights(class_pixels, spec, cap)
     else:
-        weights = read_class_weights(Path(spec), num_classes)
+        weights = read_class_weights(Path(spec), num_classes, class_names)
     if not any(w > 0 for w in weights):
         raise ConfigError(f"--class-weights {spec}: every weight is 0")
     return weights

@@ -17,13 +17,16 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from segpipe.data.augment import build_eval_transform, build_transform
-from segpipe.data.dataset import DatasetStats, find_samples, scan_samples
-from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.data.classes import data_classes_count
+from segpipe.data.classes import resolve_classes as resolve_data_classes
+from segpipe.data.dataset import DatasetStats, scan_samples
+from segpipe.data.formats import ClassInfo, FormatReader, open_dataset
+from segpipe.data.masks import load_class_map
 from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
 from segpipe.models import Checkpoint
 from segpipe.options import TrainOptions, check_ignore_index
-from segpipe.palette import Palette, fit_palette, load_palette
+from segpipe.palette import Palette, load_palette
 from segpipe.progress import Reporter
 from segpipe.training.distributed import restart_count
 from segpipe.training.runlock import RunLock, in_use, lock_run_dir
@@ -41,11 +44,43 @@ class DataSetup:
     stats: DatasetStats | None
 
 
+def open_train_data(opts: TrainOptions, reporter: Reporter, root: Path | None = None) -> FormatReader | None:
+    """The reader of ``opts.data_root`` (or ``root``) in ``opts.format`` (None with ``--dataset``);
+    says which format it read and why when it detected it."""
+    if opts.dataset:
+        return None
+    try:
+        class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--class-map {opts.class_map}: not a text (UTF-8) file (byte {e.start})") from None
+    reader = open_dataset(
+        root or opts.data_root,
+        opts.format,
+        ignore_index=opts.ignore_index,
+        reduce_zero_label=opts.reduce_zero_label,
+        class_map=class_map,
+        reporter=reporter,
+        images_dir=opts.images_dir,
+        masks_dir=opts.masks_dir,
+        mask_suffix=opts.mask_suffix,
+        mask_type=opts.mask_type,
+        palette=load_palette(opts.colors) if opts.colors is not None else None,
+    )
+    if root is None and opts.format == "auto":
+        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+    return reader
+
+
 def resolve_classes(
-    opts: TrainOptions, ckpt: Checkpoint | None, reporter: Reporter
+    opts: TrainOptions, ckpt: Checkpoint | None, reporter: Reporter, reader: FormatReader | None = None
 ) -> tuple[int, tuple[str, ...], Palette]:
-    """Number of classes, their names and colours from the flags, the checkpoint and the palette."""
-    palette = load_palette(opts.colors)
+    """Number of classes, their names and colours: from the flags, the checkpoint and the data.
+
+    Names: ``--class-names``, else the data's (format names, ``colors.csv`` in DATA_ROOT), else the
+    checkpoint's, else ``class_0...`` with one line saying how to name them. Colours: ``--colors``,
+    the data's, else the shipped palette (colours only).
+    """
+    info = reader.classes() if reader is not None else ClassInfo()
     num = opts.num_classes
     if ckpt is not None and ckpt.info is not None:
         if num is not None and num != ckpt.info.num_classes:
@@ -57,26 +92,29 @@ def resolve_classes(
         num = len(opts.class_names)
     if num is None and opts.mode == "binary":
         num = 2
+    if num is None and reader is not None:
+        num = data_classes_count(info, opts.data_root)
+        if num is not None:
+            reporter.info(f"{num} classes, as {info.source or Path(opts.data_root) / 'colors.csv'} names them")
     if num is None:
-        raise ConfigError("--num-classes is required (or --class-names, or a checkpoint to resume from)")
+        raise ConfigError(
+            "--num-classes is required: the data names no classes (or give --class-names, or a "
+            "colors.csv in DATA_ROOT, or a checkpoint to resume from)"
+        )
     if opts.mode != "binary":
         from_ckpt = f" (from {ckpt.path})" if ckpt is not None and opts.num_classes is None else ""
         check_ignore_index(opts.ignore_index, num, from_ckpt)  # type: ignore[arg-type]
-    palette, warning = fit_palette(palette, num)
-    if warning:
-        reporter.warn(warning)
-    names = (
-        tuple(opts.class_names)
-        if opts.class_names
-        else (
-            ckpt.info.class_names
-            if ckpt is not None and ckpt.info is not None and ckpt.info.class_names
-            else palette.names
-        )
-    )
-    if len(names) != num:
-        raise ConfigError(f"--class-names gives {len(names)} names for {num} classes")
-    return num, names, palette
+    if opts.class_names and len(opts.class_names) != num:
+        raise ConfigError(f"--class-names gives {len(opts.class_names)} names for {num} classes")
+    found = resolve_data_classes(num, info, opts.data_root, opts.class_names, opts.colors)
+    names, hint = found.names, found.hint
+    if hint is not None and ckpt is not None and ckpt.info is not None and len(ckpt.info.class_names) == num:
+        names, hint = tuple(ckpt.info.class_names), None
+    if found.palette_warning:
+        reporter.warn(found.palette_warning)
+    if hint:
+        reporter.warn(hint)
+    return num, names, Palette(names, found.palette.colors, found.palette.source)
 
 
 def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Dataset:
@@ -114,7 +152,12 @@ def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Datase
 
 
 def build_datasets(
-    opts: TrainOptions, num_classes: int, palette: Palette, reporter: Reporter, scan: bool = True
+    opts: TrainOptions,
+    num_classes: int,
+    palette: Palette,
+    reporter: Reporter,
+    scan: bool = True,
+    reader: FormatReader | None = None,
 ) -> tuple[Dataset, Dataset | None, DatasetStats | None, np.ndarray | None]:
     """Train and validation datasets, checked up front (``scan``: decode every pair once; in a
     distributed run only rank 0 does, and reports what it finds to the others), the scan's
@@ -131,16 +174,25 @@ def build_datasets(
         train = _custom_dataset(opts.dataset, opts.data_root, "train", train_tf)
         val = _custom_dataset(opts.dataset, opts.val_root or opts.data_root, "val", eval_tf)
         return train, (val if len(val) else None), None, None
-    try:
-        class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"--class-map {opts.class_map}: not a text (UTF-8) file (byte {e.start})") from None
-    decoder = MaskDecoder(num_classes, palette, class_map, opts.ignore_index, opts.mask_type)
-    layout = {"images_dir": opts.images_dir, "masks_dir": opts.masks_dir, "mask_suffix": opts.mask_suffix}
-    samples = find_samples(opts.data_root, **layout, reporter=reporter)
+    reader = reader or open_train_data(opts, reporter)
+    assert reader is not None
+    reader.num_classes = num_classes
+    samples = reader.samples()
+    val_reader = reader
     if opts.val_root is not None:
-        train_samples, val_samples = samples, find_samples(opts.val_root, **layout, reporter=reporter)
+        val_reader = open_train_data(opts, reporter, opts.val_root)  # type: ignore[assignment]
+        val_reader.num_classes = num_classes
+        train_samples = [s for s in samples if s.split != "test"]
+        val_samples = [s for s in val_reader.samples() if s.split != "test"]
+    elif any(s.split == "val" for s in samples):
+        train_samples = [s for s in samples if s.split == "train"]
+        val_samples = [s for s in samples if s.split == "val"]
+        reporter.info(
+            f"{opts.data_root}: the data set's own split, {len(train_samples)} training and "
+            f"{len(val_samples)} validation images (--val-fraction applies without one)"
+        )
     else:
+        samples = [s for s in samples if s.split != "test"]
         order = np.random.default_rng(opts.seed).permutation(len(samples))
         n_val = int(round(len(samples) * opts.val_fraction))
         if opts.val_fraction > 0 and len(samples) >= 2:
@@ -151,17 +203,17 @@ def build_datasets(
         raise DataError(f"no training images left in {opts.data_root} after the validation split")
     stats = train_pixels = None
     if scan:
-        stats = scan_samples(train_samples, decoder, reporter)
+        stats = scan_samples(train_samples, reader, reporter)
         train_pixels = stats.class_pixels.copy()
         if val_samples:
-            more = scan_samples(val_samples, decoder, reporter)
+            more = scan_samples(val_samples, val_reader, reporter)
             stats = DatasetStats(
                 stats.count + more.count,
                 stats.class_pixels + more.class_pixels,
                 stats.ignored_pixels + more.ignored_pixels,
             )
-    train = SegDataset(train_samples, decoder, train_tf)
-    val = SegDataset(val_samples, decoder, eval_tf) if val_samples else None
+    train = SegDataset(train_samples, reader, train_tf)
+    val = SegDataset(val_samples, val_reader, eval_tf) if val_samples else None
     return train, val, stats, train_pixels
 
 

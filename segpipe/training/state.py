@@ -48,6 +48,7 @@ from segpipe.training.setup import (
     auto_resume_path,
     build_datasets,
     claim_run_dir,
+    open_train_data,
     resolve_classes,
     resumable,
 )
@@ -166,7 +167,8 @@ class TrainerSetup:
                 f"{self.start_ckpt.path} holds no optimizer state (best.pth is for deployment; "
                 "last.pth resumes a run): starting a new run from its weights"
             )
-        num, names, palette = resolve_classes(opts, self.start_ckpt, self.reporter)
+        reader = open_train_data(opts, self.reporter)
+        num, names, palette = resolve_classes(opts, self.start_ckpt, self.reporter, reader)
         self.palette = palette
         arch = resolve_arch(opts.arch)
         if self.start_ckpt is not None and self.start_ckpt.info is not None:
@@ -194,10 +196,10 @@ class TrainerSetup:
         # --class-weights inverse: every rank scans (the counts are the same on all of them)
         by_frequency = opts.class_weights in ("inverse", "sqrt-inverse")
         self.train_set, self.val_set, self.stats, train_pixels = build_datasets(
-            opts, num, palette, self.reporter, scan=env.is_main or by_frequency
+            opts, num, palette, self.reporter, scan=env.is_main or by_frequency, reader=reader
         )
         self.class_weights = resolve_class_weights(
-            opts.class_weights, num, train_pixels, opts.class_weight_cap
+            opts.class_weights, num, train_pixels, opts.class_weight_cap, names
         )
         self.class_weights_from = opts.class_weights if isinstance(opts.class_weights, str) else "given"
         if self.class_weights is not None:  # options.yaml and checkpoints record the numbers

@@ -64,7 +64,7 @@ SEED_LAYOUT: dict[str, str] = {
 }
 #: Options a reader may use when it can and that are dropped for the others (``palette``: the
 #: ``--colors`` palette, which decodes colour masks of the seed layout and colours pictures).
-HINTS = ("palette",)
+HINTS = ("palette", "default_palette")
 
 _cache: dict[str, type[FormatReader] | None] = {}
 
@@ -136,8 +136,17 @@ def open_dataset(
     fmt = (format or "auto").lower()
     if fmt != "auto" and fmt not in FORMATS:
         raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
-    if fmt == "auto":
-        fmt, reason = detect_format(root)
+    custom_layout = any(options.get(k) not in (None, v) for k, v in SEED_LAYOUT.items() if k != "mask_type")
+    if fmt == "auto" and custom_layout:  # --images-dir/--masks-dir/--mask-suffix describe the seed layout
+        fmt, reason = "seed", "--images-dir/--masks-dir/--mask-suffix"
+    elif fmt == "auto":
+        try:
+            fmt, reason = detect_format(root)
+        except DataError:
+            root_p = Path(root)
+            if not any((root_p / d).is_dir() for d in ("images", "indexes")):
+                raise
+            fmt, reason = "seed", "images/ or indexes/"  # half a seed layout: its own precise error
     else:
         if reader_class(fmt) is None:
             raise ConfigError(

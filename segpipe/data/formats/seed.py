@@ -29,13 +29,15 @@ class SeedReader(FormatReader):
     layout = "images/ and indexes/NAME_color_mask.png (index or colour masks, colors.csv)"
     index_masks = True
     generic = True
-    #: ``palette``: decodes colour masks (``--colors``; default ``DATA_ROOT/colors.csv``).
+    #: ``palette``: decodes colour masks (``--colors``; default ``DATA_ROOT/colors.csv``, else
+    #: ``default_palette``, else segpipe's shipped palette: its colours only, never its names).
     options = {
         "images_dir": "images",
         "masks_dir": "indexes",
         "mask_suffix": "_color_mask",
         "mask_type": "auto",
         "palette": None,
+        "default_palette": None,
     }
 
     def __init__(self, root: str | Path, **kw: Any) -> None:
@@ -76,7 +78,7 @@ class SeedReader(FormatReader):
         if self._decoder is None:
             from segpipe.data.masks import MaskDecoder
 
-            pal = self.palette()
+            pal = self.palette() or self.opts.get("default_palette") or load_palette(None)
             num = self.num_classes
             if num is None:  # nothing to check against: every value but the ignore one is a class
                 num = len(pal) if pal is not None and self.opts["mask_type"] == "color" else self.ignore_index
