@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.data.dataset import Sample, find_samples, load_pair
-from segpipe.data.masks import MaskDecoder, load_class_map
+from segpipe.data.formats import ClassInfo, LabelledSample, open_dataset
+from segpipe.data.formats.seed import data_palette
+from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
 from segpipe.metrics import ConfusionMatrix
 from segpipe.modelinfo import ModelInfo
@@ -108,9 +109,14 @@ def dataset_palette(opts: EvaluateOptions, info: ModelInfo) -> Palette:
     model's colours (without a class map, they are the training classes), else segpipe's default."""
     if opts.colors is not None:
         return load_palette(opts.colors)
-    beside = Path(opts.data_root) / "colors.csv"
-    if beside.is_file():
-        return load_palette(beside)
+    beside = data_palette(opts.data_root)
+    if beside is not None:
+        return beside
+    return model_palette_or_default(opts, info)
+
+
+def model_palette_or_default(opts: EvaluateOptions, info: ModelInfo) -> Palette:
+    """The model's colours (without a class map, they are the training classes), else segpipe's."""
     if info.colors and opts.class_map is None:
         return Palette(
             info.class_names or tuple(f"class_{i}" for i in range(len(info.colors))),
@@ -118,6 +124,19 @@ def dataset_palette(opts: EvaluateOptions, info: ModelInfo) -> Palette:
             f"of the model {opts.model}",
         )
     return load_palette(None)
+
+
+def select_split(samples: list[LabelledSample], split: str | None, root: Path) -> list[LabelledSample]:
+    """The samples of ``split`` (None: ``val`` when the data ships one, else all; ``all``: all)."""
+    splits = sorted({s.split for s in samples if s.split is not None})
+    if split == "all" or (split is None and "val" not in splits):
+        return samples
+    want = split or "val"
+    chosen = [s for s in samples if s.split == want]
+    if not chosen:
+        have = ", ".join(splits) if splits else "no splits"
+        raise DataError(f"--split {want}: {root} has no {want} split ({have}); use --split all")
+    return chosen
 
 
 def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path) -> str | None:
@@ -154,6 +173,20 @@ def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path) -> str 
     )
 
 
+def data_classes_palette(opts: EvaluateOptions, info: ModelInfo, data: ClassInfo) -> Palette | None:
+    """The data set's own classes to hold against the model's: ``--colors``, else the names (and
+    colours) the data ships (format names, ``DATA_ROOT/colors.csv``); None when it names none."""
+    if opts.colors is not None:
+        return load_palette(opts.colors)
+    if data.names is None:
+        return None
+    n = len(data.names)
+    colors = data.colors if data.colors is not None and len(data.colors) == n else None
+    if colors is None:  # names only (a YAML, COCO categories): colours are not compared
+        colors = tuple(tuple(info.colors[i]) if i < len(info.colors) else (0, 0, 0) for i in range(n))
+    return Palette(tuple(data.names), colors, data.source)  # type: ignore[arg-type]
+
+
 def evaluate(
     opts: EvaluateOptions, reporter: Reporter | None = None, runner: Runner | None = None
 ) -> EvalResult:
@@ -169,9 +202,6 @@ def evaluate(
             "(segpipe visualize reads videos)"
         )
     spec = opts.spec
-    samples = find_samples(
-        opts.data_root, opts.images_dir, opts.masks_dir, opts.mask_suffix, reporter=reporter
-    )
     warnings: list[str] = []
     owned = runner is None
     runner = open_runner(opts, reporter) if runner is None else runner
@@ -180,22 +210,39 @@ def evaluate(
         size = network_size(runner, opts.size)
         ignore = info.ignore_index if opts.ignore_index is None else opts.ignore_index
         class_map = load_class_map(opts.class_map, ignore) if opts.class_map is not None else None
-        palette = dataset_palette(opts, info)
-        from_data = opts.colors is not None or palette.source == str(Path(opts.data_root) / "colors.csv")
-        mismatch = class_mismatch(info, palette, opts.model) if from_data and class_map is None else None
-        if mismatch:
-            warnings.append(mismatch)
-            reporter.warn(mismatch)
         limit = (
             f"--num-classes {opts.num_classes}"
             if opts.num_classes is not None
             else f"{info.num_classes}, the class count of {opts.model}"
         )
-        decoder = MaskDecoder(info.num_classes, palette, class_map, ignore, opts.mask_type, limit)
+        reader = open_dataset(
+            opts.data_root,
+            opts.format,
+            ignore_index=ignore,
+            reduce_zero_label=opts.reduce_zero_label,
+            class_map=class_map,
+            num_classes=info.num_classes,
+            limit=limit,
+            reporter=reporter,
+            images_dir=opts.images_dir,
+            masks_dir=opts.masks_dir,
+            mask_suffix=opts.mask_suffix,
+            mask_type=opts.mask_type,
+            palette=load_palette(opts.colors) if opts.colors is not None else None,
+            default_palette=model_palette_or_default(opts, info),
+        )
+        if opts.format == "auto":
+            reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+        samples = select_split(reader.samples(), opts.split, Path(opts.data_root))
+        palette = data_classes_palette(opts, info, reader.classes())
+        mismatch = class_mismatch(info, palette, opts.model) if palette and class_map is None else None
+        if mismatch:
+            warnings.append(mismatch)
+            reporter.warn(mismatch)
         cm = ConfusionMatrix(info.num_classes, ignore)
 
-        def load(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-            return load_pair(sample, decoder)
+        def load(sample: LabelledSample) -> tuple[np.ndarray, np.ndarray]:
+            return reader.load(sample)
 
         with reporter.task(f"Evaluating ({runner.backend})", total=len(samples)) as task:
             for pred in predict(

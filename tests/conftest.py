@@ -192,3 +192,20 @@ def trained_run(index_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return TrainedRun(dir=out, data=index_dataset, output=result.output, args=args)
+
+
+@pytest.fixture(scope="session")
+def voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Pascal VOC folder as the data set ships it (12 images, 8 train / 4 val, P-mode masks with
+    255 borders, classes 0, 1 and 15): see tests/format_data.py."""
+    from format_data import make_voc
+
+    return make_voc(tmp_path_factory.mktemp("voc") / "VOC2012")
+
+
+@pytest.fixture(scope="session")
+def cityscapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Cityscapes folder (6 train / 2 val images, 64x32, gtFine labelIds): tests/format_data.py."""
+    from format_data import make_cityscapes
+
+    return make_cityscapes(tmp_path_factory.mktemp("cityscapes"))

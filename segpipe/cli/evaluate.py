@@ -30,6 +30,14 @@ from segpipe.cli.common import (
     run_guarded,
     warn,
 )
+from segpipe.cli.dataflags import (
+    FormatOpt,
+    ImagesDirOpt,
+    MasksDirOpt,
+    MaskSuffixOpt,
+    ReduceZeroLabelOpt,
+    SplitOpt,
+)
 
 if TYPE_CHECKING:
     from segpipe.evaluate import EvalResult
@@ -68,7 +76,10 @@ def evaluate_command(
     data_root: Annotated[
         Path,
         typer.Option(
-            "--data-root", "--data_root", help="Data set folder (images/ and indexes/).", show_default=False
+            "--data-root",
+            "--data_root",
+            help="Data set folder, any label format (see --format).",
+            show_default=False,
         ),
     ],
     model: ModelFileOpt,
@@ -108,9 +119,12 @@ def evaluate_command(
             rich_help_panel=_DATA_PANEL,
         ),
     ] = None,
-    images_dir: Annotated[str, typer.Option("--images-dir", rich_help_panel=_DATA_PANEL)] = "images",
-    masks_dir: Annotated[str, typer.Option("--masks-dir", rich_help_panel=_DATA_PANEL)] = "indexes",
-    mask_suffix: Annotated[str, typer.Option("--mask-suffix", rich_help_panel=_DATA_PANEL)] = "_color_mask",
+    format_: FormatOpt = "auto",
+    split: SplitOpt = None,
+    reduce_zero_label: ReduceZeroLabelOpt = None,
+    images_dir: ImagesDirOpt = "images",
+    masks_dir: MasksDirOpt = "indexes",
+    mask_suffix: MaskSuffixOpt = "_color_mask",
     mask_type: Annotated[
         str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=_DATA_PANEL)
     ] = "auto",
@@ -147,6 +161,9 @@ def evaluate_command(
         masks_dir=masks_dir,
         mask_suffix=mask_suffix,
         mask_type=mask_type,
+        format=format_,
+        split=split,
+        reduce_zero_label=reduce_zero_label,
         report=report,
         confusion_matrix=confusion_matrix,
         batch_size=batch_size,

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from segpipe.cli.common import console, err_console, fail, is_debug, one_line, run_guarded, warn
+from segpipe.cli.dataflags import FormatOpt, ImagesDirOpt, MasksDirOpt, MaskSuffixOpt, ReduceZeroLabelOpt
 from segpipe.options import TrainOptions
 
 _DEFAULTS = {
@@ -193,9 +194,11 @@ def train_command(
             rich_help_panel=OPTIM,
         ),
     ] = _d("patience"),
-    mask_suffix: Annotated[
-        str, typer.Option("--mask-suffix", help="Mask file = NAME + suffix + .png.", rich_help_panel=DATA)
-    ] = _d("mask_suffix"),
+    mask_suffix: MaskSuffixOpt = _d("mask_suffix"),
+    images_dir: ImagesDirOpt = _d("images_dir"),
+    masks_dir: MasksDirOpt = _d("masks_dir"),
+    format_: FormatOpt = _d("format"),
+    reduce_zero_label: ReduceZeroLabelOpt = None,
     mask_type: Annotated[
         str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=DATA)
     ] = _d("mask_type"),

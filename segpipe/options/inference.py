@@ -244,6 +244,13 @@ class EvaluateOptions:
     mask_suffix: str = "_color_mask"
     #: ``auto``, ``index`` or ``color``.
     mask_type: str = "auto"
+    #: Label format of ``data_root`` (``auto``: detected), as in training.
+    format: str = "auto"
+    #: 0 -> ignore, others minus 1 (index masks); None: the format's default (on for ADE20K).
+    reduce_zero_label: bool | None = None
+    #: Split scored: ``train``, ``val``, ``test`` or ``all``; None: ``val`` when the format ships
+    #: one, else every sample.
+    split: str | None = None
     #: Write the figures as JSON here.
     report: Path | None = None
     #: Draw the row-normalised confusion matrix (PNG) here.
@@ -276,6 +283,8 @@ class EvaluateOptions:
             raise _flag_error("mask-type", self.mask_type, "use auto, index or color")
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
             raise _flag_error("ignore-index", self.ignore_index, "must be within 0..65535")
+        if self.split is not None and self.split not in ("train", "val", "test", "all"):
+            raise _flag_error("split", self.split, "use train, val, test or all")
 
     @property
     def spec(self) -> InferenceSpec:

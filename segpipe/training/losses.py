@@ -96,7 +96,9 @@ def read_class_weights(
         weights.append(w)
         if name:
             if name in named:
-                raise ConfigError(f"{path} line {i}: class {name!r} already has a weight (line {named[name][0]})")
+                raise ConfigError(
+                    f"{path} line {i}: class {name!r} already has a weight (line {named[name][0]})"
+                )
             named[name] = (i, w)
         elif not plain_line:
             plain_line = i
@@ -113,7 +115,9 @@ def read_class_weights(
                 )
         missing = [n for n in class_names if n not in named]
         if missing:
-            raise ConfigError(f"{path}: no weight for class {missing[0]!r} (every class needs a name,weight line)")
+            raise ConfigError(
+                f"{path}: no weight for class {missing[0]!r} (every class needs a name,weight line)"
+            )
         return tuple(named[n][1] for n in class_names)
     if len(weights) != num_classes:
         raise ConfigError(f"{path}: {len(weights)} weights for {num_classes} classes (one per line)")

@@ -1,0 +1,225 @@
+"""Label formats read from their native layouts, files written as the data sets write them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import TRAIN_FLAGS
+from format_data import CITYSCAPES_IDS, save_voc_mask, voc_border
+from PIL import Image
+from typer.testing import CliRunner
+
+from segpipe.cli.app import app
+from segpipe.data.dataset import find_samples, load_pair
+from segpipe.data.formats import detect_format, open_dataset
+from segpipe.data.formats.voc import VOC_CLASSES
+from segpipe.data.masks import MaskDecoder
+from segpipe.errors import ConfigError, DataError
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def seed_with_voc_masks(root: Path, count: int = 3) -> Path:
+    """The seed layout holding masks written as VOC writes them (P-mode, 255 borders)."""
+    rng = np.random.default_rng(3)
+    (root / "images").mkdir(parents=True)
+    (root / "indexes").mkdir()
+    for i in range(count):
+        idx = np.zeros((32, 32), np.uint8)
+        idx[8:24, 4:20] = 15  # person: VOC colour (192, 128, 128)
+        idx[2:10, 20:30] = 1
+        cv2.imwrite(str(root / "images" / f"s{i}.png"), rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+        save_voc_mask(root / "indexes" / f"s{i}_color_mask.png", voc_border(idx))
+    return root
+
+
+def test_pmode_png_is_read_as_indices_not_palette_colours(tmp_path: Path) -> None:
+    """The P-mode bug: OpenCV expands a palette PNG to colours, so --mask-type index took a colour
+    byte as the class (class 0 nearly everywhere); the indices are what Pillow reads."""
+    root = seed_with_voc_masks(tmp_path / "ds")
+    sample = find_samples(root)[0]
+    truth = np.asarray(Image.open(sample.mask))
+    assert Image.open(sample.mask).mode == "P" and set(np.unique(truth)) == {0, 1, 15, 255}
+    as_cv2 = cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED)
+    assert as_cv2.ndim == 3  # what the old code decoded: BGR palette colours
+    assert not np.array_equal(as_cv2[:, :, 0], truth)
+    for mask_type in ("index", "auto"):  # auto used to refuse the border colour (224, 224, 192)
+        _, mask = load_pair(sample, MaskDecoder(21, mask_type=mask_type))
+        np.testing.assert_array_equal(mask, truth)
+
+
+def test_detection_picks_the_format_and_says_why(
+    voc_root: Path, cityscapes_root: Path, index_dataset: Path
+) -> None:
+    assert detect_format(voc_root)[0] == "voc"
+    assert detect_format(cityscapes_root) == ("cityscapes", "leftImg8bit/ and gtFine/")
+    assert detect_format(index_dataset)[0] == "seed"
+
+
+def test_nothing_or_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no label format found; pass --format") as e:
+        detect_format(tmp_path / "empty")
+    assert "voc: JPEGImages/" in str(e.value) and "\n" not in str(e.value)
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        open_dataset(f)
+    r = cli("train", "--data-root", f, "--num-classes", "3", *TRAIN_FLAGS)
+    assert r.exit_code == 1 and "is a file, not a folder" in r.output
+
+
+def test_voc_reader(voc_root: Path) -> None:
+    reader = open_dataset(voc_root)
+    samples = reader.samples()
+    assert [s.split for s in samples].count("val") == 4 and len(samples) == 12
+    info = reader.classes()
+    assert info.names == VOC_CLASSES and info.colors[15] == (192, 128, 128)
+    s = samples[0]
+    image, mask = reader.load(s)
+    np.testing.assert_array_equal(mask, np.asarray(Image.open(s.label)))
+    assert image.shape == (64, 64, 3) and 255 in mask
+    with pytest.raises(ConfigError, match="--images-dir pics: applies to the seed layout"):
+        open_dataset(voc_root, "voc", images_dir="pics")
+
+
+def test_cityscapes_label_ids_become_train_ids(cityscapes_root: Path) -> None:
+    reader = open_dataset(cityscapes_root)
+    assert len(reader.classes().names) == 19 and reader.classes().names[13] == "car"
+    s = reader.samples()[0]
+    ids = np.asarray(Image.open(s.label))
+    mask = reader.load_mask(s)
+    for label_id, train_id in CITYSCAPES_IDS.items():
+        assert (mask[ids == label_id] == train_id).all()
+    for ignored in (0, 1, 255):  # unlabeled, ego vehicle, license plate (-1)
+        assert (ids == ignored).any() and (mask[ids == ignored] == 255).all()
+    assert {x.split for x in reader.samples()} == {"train", "val"}
+
+
+def test_reduce_zero_label(tmp_path: Path) -> None:
+    root = seed_with_voc_masks(tmp_path / "ds", 1)
+    reader = open_dataset(root, reduce_zero_label=True)
+    raw = np.asarray(Image.open(reader.samples()[0].label))
+    mask = reader.load_mask(reader.samples()[0])
+    assert (mask[raw == 0] == 255).all() and (mask[raw == 15] == 14).all() and (mask[raw == 255] == 255).all()
+    with pytest.raises(ConfigError, match="--reduce-zero-label applies to index masks"):
+        open_dataset(root, format="cityscapes", reduce_zero_label=True)
+
+
+def test_class_weight_file_matches_names(tmp_path: Path) -> None:
+    from segpipe.training.losses import read_class_weights
+
+    f = tmp_path / "w.txt"
+    f.write_text("bird,4\nbackground,1\ncat,2\n")
+    assert read_class_weights(f, 3, ("background", "cat", "bird")) == (1.0, 2.0, 4.0)
+    f.write_text("bird,4\nbackground,1\ndog,2\n")
+    with pytest.raises(ConfigError, match=r"w.txt line 3: 'dog' is not a class"):
+        read_class_weights(f, 3, ("background", "cat", "bird"))
+    f.write_text("bird,4\nbackground,1\n")
+    with pytest.raises(ConfigError, match=r"w.txt: no weight for class 'cat'"):
+        read_class_weights(f, 3, ("background", "cat", "bird"))
+    f.write_text("1\n2\n4\n")
+    assert read_class_weights(f, 3, ("background", "cat", "bird")) == (1.0, 2.0, 4.0)
+
+
+def _miou_by_hand(model: Path, reader_samples, num_classes: int) -> float:
+    """mIoU from Pillow-read indices and the model's own predictions, in numpy."""
+    from segpipe.runtime.pipeline import open_runner, predict_arrays
+
+    images = [np.asarray(Image.open(s.image).convert("RGB")) for s in reader_samples]
+    truths = [np.asarray(Image.open(s.label)) for s in reader_samples]
+    with open_runner(model) as runner:
+        preds = predict_arrays(runner, images)
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    for t, p in zip(truths, preds, strict=True):
+        keep = t != 255
+        cm += np.bincount(num_classes * t[keep].astype(np.int64) + p[keep], minlength=num_classes**2).reshape(
+            num_classes, num_classes
+        )
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter
+    present = union > 0
+    return float((inter[present] / union[present]).mean())
+
+
+@pytest.mark.slow
+def test_voc_trains_evaluates_and_visualizes(voc_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = cli("train", "--data-root", voc_root, "--epochs", "1", "--output-dir", run, *TRAIN_FLAGS)
+    assert r.exit_code == 0, r.output
+    assert "voc format" in r.output and "21 classes" in r.output
+    info = torch.load(run / "best.pth", weights_only=True)
+    assert tuple(json.dumps(info).count(n) > 0 for n in ("aeroplane", "tvmonitor")) == (True, True)
+    report = tmp_path / "eval.json"
+    r = cli(
+        "evaluate",
+        "--data-root",
+        voc_root,
+        "--model",
+        run / "best.pth",
+        "--device",
+        "cpu",
+        "--report",
+        report,
+    )
+    assert r.exit_code == 0, r.output
+    got = json.loads(report.read_text())
+    assert got["images"] == 4  # the val split
+    reader = open_dataset(voc_root)
+    val = [s for s in reader.samples() if s.split == "val"]
+    assert got["miou"] == pytest.approx(_miou_by_hand(run / "best.pth", val, 21), abs=1e-9)
+    out = tmp_path / "vis"
+    r = cli("visualize", "--data-root", voc_root, "--model", run / "best.pth", "--output-dir", out,
+            "--side-by-side", "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    side = cv2.imread(str(out / f"{val[0].name}_side.png"))
+    assert side is not None and side.shape[1] > 3 * 64  # image, ground truth and prediction
+
+
+@pytest.mark.slow
+def test_cityscapes_trains_with_its_names(cityscapes_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    flags = [f if f != "64" else "32" for f in TRAIN_FLAGS]
+    flags[flags.index("--size") + 1] = "64"
+    r = cli("train", "--data-root", cityscapes_root, "--epochs", "1", "--output-dir", run, *flags)
+    assert r.exit_code == 0, r.output
+    ckpt = torch.load(run / "best.pth", weights_only=True)
+    assert "traffic light" in json.dumps(ckpt.get("info", ckpt.get("model_info", {})))
+    r = cli("evaluate", "--data-root", cityscapes_root, "--model", run / "best.pth", "--device", "cpu")
+    assert r.exit_code == 0 and "2 images" in r.output, r.output
+    shutil.rmtree(run)
+
+
+def test_index_masks_without_names_are_class_n_with_one_line(index_dataset: Path, tmp_path: Path) -> None:
+    """No colors.csv, no --class-names: class_0.. and one line saying how to name them (never the
+    shipped VOC palette's names)."""
+    from segpipe.options import TrainOptions
+    from segpipe.progress import Reporter
+    from segpipe.training.setup import open_train_data, resolve_classes
+
+    class Rec(Reporter):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def warn(self, message: str) -> None:
+            self.lines.append(message)
+
+        def info(self, message: str) -> None:
+            self.lines.append(message)
+
+    data = tmp_path / "d"
+    shutil.copytree(index_dataset, data)
+    (data / "colors.csv").unlink(missing_ok=True)
+    opts = TrainOptions(data_root=data, num_classes=3)
+    rec = Rec()
+    num, names, palette = resolve_classes(opts, None, rec, open_train_data(opts, rec))
+    assert names == ("class_0", "class_1", "class_2") and "background" not in palette.names
+    assert sum("--class-names" in ln for ln in rec.lines) == 1
