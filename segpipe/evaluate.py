@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.data.formats import ClassInfo, LabelledSample, open_dataset
+from segpipe.data.formats import ClassInfo, LabelledSample, open_dataset, select_split
 from segpipe.data.formats.seed import data_palette
 from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
@@ -124,19 +124,6 @@ def model_palette_or_default(opts: EvaluateOptions, info: ModelInfo) -> Palette:
             f"of the model {opts.model}",
         )
     return load_palette(None)
-
-
-def select_split(samples: list[LabelledSample], split: str | None, root: Path) -> list[LabelledSample]:
-    """The samples of ``split`` (None: ``val`` when the data ships one, else all; ``all``: all)."""
-    splits = sorted({s.split for s in samples if s.split is not None})
-    if split == "all" or (split is None and "val" not in splits):
-        return samples
-    want = split or "val"
-    chosen = [s for s in samples if s.split == want]
-    if not chosen:
-        have = ", ".join(splits) if splits else "no splits"
-        raise DataError(f"--split {want}: {root} has no {want} split ({have}); use --split all")
-    return chosen
 
 
 def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path) -> str | None:

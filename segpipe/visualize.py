@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segpipe.data.formats import FormatReader, LabelledSample, open_dataset, select_split
 from segpipe.errors import DataError, SegpipeError
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
@@ -124,20 +125,28 @@ SIDE_GAP = 12  #: white pixels between the panels of a side-by-side picture
 SIDE_TITLE = 24  #: height of the title strip above each panel
 
 
-def side_by_side(image: np.ndarray, mask: np.ndarray, legend: np.ndarray) -> np.ndarray:
+def side_by_side(
+    image: np.ndarray, mask: np.ndarray, legend: np.ndarray, truth: np.ndarray | None = None
+) -> np.ndarray:
     """Image and colour mask next to each other on white, a gap between them, a title above each
     ("image", "prediction") and the legend to the right. Panels keep the image's own pixels:
-    the image sits at ``[SIDE_TITLE:, :W]`` and the mask at ``[SIDE_TITLE:, W + SIDE_GAP : 2W + SIDE_GAP]``."""
+    the image sits at ``[SIDE_TITLE:, :W]`` and the mask at ``[SIDE_TITLE:, W + SIDE_GAP : 2W + SIDE_GAP]``.
+    ``truth`` (a colour mask of the ground truth): drawn between them, titled "ground truth"."""
     h, w = image.shape[:2]
     lh, lw = legend.shape[:2]
-    canvas = np.full((SIDE_TITLE + max(h, lh), 2 * w + 2 * SIDE_GAP + lw, 3), 255, dtype=np.uint8)
-    x_mask, x_legend = w + SIDE_GAP, 2 * w + 2 * SIDE_GAP
-    canvas[SIDE_TITLE : SIDE_TITLE + h, :w] = image
-    canvas[SIDE_TITLE : SIDE_TITLE + h, x_mask : x_mask + w] = mask
-    canvas[SIDE_TITLE : SIDE_TITLE + lh, x_legend:] = legend
+    panels = (
+        [(image, "image")] + ([(truth, "ground truth")] if truth is not None else []) + [(mask, "prediction")]
+    )
+    n = len(panels)
+    canvas = np.full((SIDE_TITLE + max(h, lh), n * w + n * SIDE_GAP + lw, 3), 255, dtype=np.uint8)
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
-    for x, text in ((0, "image"), (x_mask, "prediction"), (x_legend, "classes")):
-        cv2.putText(canvas, text, (x + 4, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, (panel, title) in enumerate(panels):
+        x = k * (w + SIDE_GAP)
+        canvas[SIDE_TITLE : SIDE_TITLE + h, x : x + w] = panel
+        cv2.putText(canvas, title, (x + 4, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    x_legend = n * (w + SIDE_GAP)
+    canvas[SIDE_TITLE : SIDE_TITLE + lh, x_legend:] = legend
+    cv2.putText(canvas, "classes", (x_legend + 4, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
 
 
@@ -199,6 +208,7 @@ def _render(
     image: np.ndarray,
     labels: np.ndarray,
     ignore_index: int,
+    truth: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray]:
     """Write every picture of one image; returns (files written, pixels per class)."""
     k = len(palette)
@@ -211,7 +221,8 @@ def _render(
     counts = np.bincount(labels.ravel(), minlength=k)[:k]
     legend = draw_legend(palette, counts)
     if opts.side_by_side:
-        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), side_by_side(image, mask, legend))
+        gt = colorize(truth, palette, ignore_index) if truth is not None else None
+        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), side_by_side(image, mask, legend, gt))
         files += 1
     if opts.save_labels:
         write_png(out_stem.with_name(f"{out_stem.name}_labels.png"), labels)
@@ -231,8 +242,15 @@ def visualize(
     reporter = reporter or Reporter()
     start = time.perf_counter()
     out_dir = Path(opts.output_dir)
-    paths, videos = list_inputs(opts.images, opts.recursive)
-    if Path(opts.images).is_dir():  # never read back our own output when it lies inside the input
+    reader = None
+    if opts.data_root is not None:
+        reader, samples = _data_samples(opts, reporter)
+        paths, videos = samples, []
+    else:
+        paths, videos = list_inputs(opts.images, opts.recursive)
+    if (
+        reader is None and Path(opts.images).is_dir()
+    ):  # never read back our own output when it lies inside the input
         out_abs = out_dir.resolve()
         paths = [p for p in paths if out_abs not in p.resolve().parents] or paths
         videos = [p for p in videos if out_abs not in p.resolve().parents] or videos
@@ -245,14 +263,19 @@ def visualize(
         palette = model_palette(info, opts.colors, reporter)
         ensure_dir(out_dir)
         spec = opts.spec
-        all_stems = _stems(paths + videos, Path(opts.images), opts.recursive, reporter)
-        stems = dict(zip(paths + videos, all_stems, strict=True))
+        if reader is not None:
+            stems = {s: Path(s.name) for s in paths}
+            for stem in stems.values():
+                ensure_dir((out_dir / stem).parent)
+        else:
+            all_stems = _stems(paths + videos, Path(opts.images), opts.recursive, reporter)
+            stems = dict(zip(paths + videos, all_stems, strict=True))
         result = VisualizeResult(
             out_dir, runner.backend, size, load_seconds=load_seconds, inference=spec.describe()
         )
         totals = np.zeros(len(palette), dtype=np.int64)
         if paths:
-            _visualize_images(opts, runner, paths, stems, size, palette, result, totals, reporter)
+            _visualize_images(opts, runner, paths, stems, size, palette, result, totals, reporter, reader)
         if videos and (opts.side_by_side or opts.save_labels):
             reporter.warn("--side-by-side and --save-labels apply to images; videos get the overlay only")
         for video in videos:
@@ -286,6 +309,23 @@ def visualize(
     return result
 
 
+def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatReader, list[LabelledSample]]:
+    """The reader of ``opts.data_root`` and the samples of the split asked for (default ``val``)."""
+    reader = open_dataset(
+        opts.data_root,  # type: ignore[arg-type]
+        opts.format,
+        reduce_zero_label=opts.reduce_zero_label,
+        reporter=reporter,
+        images_dir=opts.images_dir,
+        masks_dir=opts.masks_dir,
+        mask_suffix=opts.mask_suffix,
+        palette=load_palette(opts.colors) if opts.colors is not None else None,
+    )
+    if opts.format == "auto":
+        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+    return reader, select_split(reader.samples(), opts.split, Path(opts.data_root))  # type: ignore[arg-type]
+
+
 def video_frame_count(path: Path) -> int | None:
     """The frame count a video's container states (None when it does not), for the progress bar."""
     cap, meta = open_video(path)
@@ -303,8 +343,10 @@ def _visualize_images(
     result: VisualizeResult,
     totals: np.ndarray,
     reporter: Reporter,
+    reader: FormatReader | None = None,
 ) -> None:
-    """Predict and draw every image (pictures written by ``opts.workers`` threads)."""
+    """Predict and draw every image (pictures written by ``opts.workers`` threads); with a
+    ``reader``, ``paths`` are its samples and the ground truth goes beside the prediction."""
     out_dir = Path(opts.output_dir)
     info = runner.info
     writers: deque[Future] = deque()
@@ -319,7 +361,15 @@ def _visualize_images(
         ThreadPoolExecutor(opts.workers, thread_name_prefix="segpipe-write") as pool,
         reporter.task(f"Visualizing ({runner.backend})", total=len(paths)) as task,
     ):
-        preds = predict(runner, paths, size, batch_size=opts.batch_size, workers=opts.workers, spec=opts.spec)
+        load = None
+        if reader is not None:
+
+            def load(sample: LabelledSample) -> tuple[np.ndarray, np.ndarray | None]:
+                return reader.read_image(sample), (reader.load_mask(sample) if opts.side_by_side else None)
+
+        preds = predict(
+            runner, paths, size, load=load, batch_size=opts.batch_size, workers=opts.workers, spec=opts.spec
+        )
         for pred in preds:
             if pred.error is not None:
                 result.failed.append((pred.key, str(pred.error)))
@@ -328,7 +378,9 @@ def _visualize_images(
                 continue
             stem = out_dir / stems[pred.key]
             writers.append(
-                pool.submit(_render, opts, palette, stem, pred.image, pred.labels, info.ignore_index)
+                pool.submit(
+                    _render, opts, palette, stem, pred.image, pred.labels, info.ignore_index, pred.extra
+                )
             )
             while len(writers) > 2 * opts.workers + opts.batch_size:
                 collect(writers.popleft())

@@ -30,19 +30,42 @@ from segpipe.cli.common import (
     fail,
     run_guarded,
 )
+from segpipe.cli.dataflags import (
+    FormatOpt,
+    ImagesDirOpt,
+    MasksDirOpt,
+    MaskSuffixOpt,
+    ReduceZeroLabelOpt,
+    SplitOpt,
+)
 from segpipe.errors import some
 
 _OUT_PANEL = "Outputs"
 
 
 def visualize_command(
+    model: ModelFileOpt,
     images: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--images", "--images_path", "-i", help="One image or a folder of images.", show_default=False
         ),
-    ],
-    model: ModelFileOpt,
+    ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-root",
+            help="A labelled data set (any --format) instead of --images: its val images, ground truth "
+            "beside the prediction with --side-by-side.",
+            show_default=False,
+        ),
+    ] = None,
+    format_: FormatOpt = "auto",
+    split: SplitOpt = None,
+    reduce_zero_label: ReduceZeroLabelOpt = None,
+    images_dir: ImagesDirOpt = "images",
+    masks_dir: MasksDirOpt = "indexes",
+    mask_suffix: MaskSuffixOpt = "_color_mask",
     output_dir: Annotated[
         Path, typer.Option("--output-dir", "--output_dir", "-o", help="Folder the pictures are written to.")
     ] = Path("runs/visualize"),
@@ -100,9 +123,18 @@ def visualize_command(
     from segpipe.visualize import visualize
 
     tta_flags = run_guarded(parse_tta, tta)
+    if (images is None) == (data_root is None):
+        raise fail("give --images (pictures of any images) or --data-root (a labelled data set), one of them")
     opts = run_guarded(
         VisualizeOptions,
-        images=images,
+        images=images if images is not None else data_root,
+        data_root=data_root,
+        format=format_,
+        split=split,
+        reduce_zero_label=reduce_zero_label,
+        images_dir=images_dir,
+        masks_dir=masks_dir,
+        mask_suffix=mask_suffix,
         model=model,
         output_dir=output_dir,
         num_classes=num_classes,

@@ -206,11 +206,22 @@ class VisualizeOptions:
     std: tuple[float, float, float] | None = None
     #: An ONNX model without segpipe metadata whose input shape does not show it: ``nchw``/``nhwc``.
     input_layout: str | None = None
+    #: A labelled data set (any format) instead of ``images``: its images (``split``: default
+    #: ``val`` when it ships one) are predicted, and ``side_by_side`` shows the ground truth too.
+    data_root: Path | None = None
+    format: str = "auto"
+    split: str | None = None
+    reduce_zero_label: bool | None = None
+    images_dir: str = "images"
+    masks_dir: str = "indexes"
+    mask_suffix: str = "_color_mask"
 
     def __post_init__(self) -> None:
         coerce_paths(self)
         _check_model_flags(self)
         _check_spec_fields(self)
+        if self.split is not None and self.split not in ("train", "val", "test", "all"):
+            raise _flag_error("split", self.split, "use train, val, test or all")
         if self.overlay is not None and not 0.0 <= self.overlay <= 1.0:
             raise _flag_error("overlay", self.overlay, "alpha must be between 0 and 1")
 

@@ -40,6 +40,7 @@ __all__ = [
     "detect_format",
     "open_dataset",
     "reader_class",
+    "select_split",
 ]
 
 #: ``--format`` name -> ``"module:Class"``, most specific first (detection order).
@@ -172,3 +173,16 @@ def open_dataset(
     reader = cls(root, **opts)
     reader.detected = reason  # type: ignore[attr-defined]
     return reader
+
+
+def select_split(samples: list[LabelledSample], split: str | None, root: Path) -> list[LabelledSample]:
+    """The samples of ``split`` (None: ``val`` when the data ships one, else all; ``all``: all)."""
+    splits = sorted({s.split for s in samples if s.split is not None})
+    if split == "all" or (split is None and "val" not in splits):
+        return samples
+    want = split or "val"
+    chosen = [s for s in samples if s.split == want]
+    if not chosen:
+        have = ", ".join(splits) if splits else "no splits"
+        raise DataError(f"--split {want}: {root} has no {want} split ({have}); use --split all")
+    return chosen
