@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("benchmark", "segpipe.cli.benchmark:benchmark_command"),
     ("visualize", "segpipe.cli.visualize:visualize_command"),
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
+    ("data", "segpipe.cli.data:data_command"),
     ("build-trt", "segpipe.cli.build_trt:build_trt_command"),
 ]
 
@@ -47,6 +48,7 @@ SUMMARIES: dict[str, str] = {
     "visualize": "Run a model over images and write colour masks at each image's own size, plus a legend.",
     "evaluate": "Score a model (.pth, .onnx or .engine) on a labelled data set: "
     "mIoU, per-class IoU, accuracy.",
+    "data": "Show a data set's format, splits, classes (names, colours, pixel shares) and problems.",
     "build-trt": "Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it.",
     "quantize": "Quantize an FP32 ONNX model to INT8 (Q/DQ, for TensorRT 10/11) and check it against FP32.",
 }
