@@ -219,7 +219,7 @@ def evaluate(
             default_palette=model_palette_or_default(opts, info),
         )
         if opts.format == "auto":
-            reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+            reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
         samples = select_split(reader.samples(), opts.split, Path(opts.data_root))
         palette = data_classes_palette(opts, info, reader.classes())
         mismatch = class_mismatch(info, palette, opts.model) if palette and class_map is None else None

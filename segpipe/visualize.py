@@ -139,14 +139,17 @@ def side_by_side(
     )
     n = len(panels)
     canvas = np.full((SIDE_TITLE + max(h, lh), n * w + n * SIDE_GAP + lw, 3), 255, dtype=np.uint8)
-    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.5
+    font = cv2.FONT_HERSHEY_SIMPLEX
     for k, (panel, title) in enumerate(panels):
         x = k * (w + SIDE_GAP)
         canvas[SIDE_TITLE : SIDE_TITLE + h, x : x + w] = panel
-        cv2.putText(canvas, title, (x + 4, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        # the title shrinks to its panel's width (small images), never into the next one
+        width = cv2.getTextSize(title, font, 0.5, 1)[0][0]
+        scale = min(0.5, 0.5 * (w + SIDE_GAP - 6) / max(width, 1))
+        cv2.putText(canvas, title, (x + 2, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
     x_legend = n * (w + SIDE_GAP)
     canvas[SIDE_TITLE : SIDE_TITLE + lh, x_legend:] = legend
-    cv2.putText(canvas, "classes", (x_legend + 4, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, "classes", (x_legend + 4, SIDE_TITLE - 7), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return canvas
 
 
@@ -322,7 +325,7 @@ def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatRea
         palette=load_palette(opts.colors) if opts.colors is not None else None,
     )
     if opts.format == "auto":
-        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
     return reader, select_split(reader.samples(), opts.split, Path(opts.data_root))  # type: ignore[arg-type]
 
 

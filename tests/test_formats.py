@@ -77,6 +77,38 @@ def test_nothing_or_a_file_is_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "is a file, not a folder" in r.output
 
 
+def test_two_specific_formats_are_ambiguous(tmp_path: Path) -> None:
+    for d in ("JPEGImages", "SegmentationClass", "leftImg8bit", "gtFine"):
+        (tmp_path / d).mkdir()
+    with pytest.raises(
+        DataError, match=r"could be read as several formats: cityscapes .*; voc .*pick one with --format"
+    ):
+        detect_format(tmp_path)
+
+
+def test_ade20k_reduces_the_zero_label_and_reads_its_names(tmp_path: Path) -> None:
+    base = tmp_path / "ADEChallengeData2016"
+    for split in ("training", "validation"):
+        (base / "images" / split).mkdir(parents=True)
+        (base / "annotations" / split).mkdir(parents=True)
+        ann = np.zeros((16, 16), np.uint8)
+        ann[4:, :] = 1  # wall
+        ann[8:, 8:] = 3  # floor
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(base / "images" / split / f"ADE_{split}_1.jpg")
+        Image.fromarray(ann).save(base / "annotations" / split / f"ADE_{split}_1.png")
+    (base / "objectInfo150.csv").write_text(
+        "Idx,Ratio,Train,Val,Name\n1,0.1,1,1,wall\n2,0.1,1,1,building;edifice\n3,0.1,1,1,sky\n"
+    )
+    reader = open_dataset(tmp_path)
+    assert reader.name == "ade20k" and reader.classes().names == ("wall", "building", "sky")
+    s = reader.samples()[0]
+    mask = reader.load_mask(s)
+    assert mask[0, 0] == 255 and mask[5, 0] == 0 and mask[15, 15] == 2
+    assert {x.split for x in reader.samples()} == {"train", "val"}
+    kept = open_dataset(tmp_path, reduce_zero_label=False)
+    assert kept.load_mask(s)[0, 0] == 0 and kept.classes().names[0] == "other"
+
+
 def test_voc_reader(voc_root: Path) -> None:
     reader = open_dataset(voc_root)
     samples = reader.samples()
@@ -184,7 +216,33 @@ def test_voc_trains_evaluates_and_visualizes(voc_root: Path, tmp_path: Path) -> 
     assert side is not None and side.shape[1] > 3 * 64  # image, ground truth and prediction
 
 
-@pytest.mark.slow
+def test_voc_evaluation_equals_numpy_and_index_mode_agrees(voc_root: Path, tmp_path: Path) -> None:
+    """evaluate on VOC (val split) = numpy on Pillow-read indices and the model's predictions; the
+    same P-mode masks in the seed layout with --mask-type index score the same (the old code read
+    them as colours: class 0 nearly everywhere, or values beyond the classes)."""
+    from inference_helpers import make_checkpoint, tiny_info
+
+    from segpipe.evaluate import evaluate
+    from segpipe.options import EvaluateOptions
+
+    info = tiny_info(21).replace(class_names=VOC_CLASSES, colors=())
+    ckpt, _, _ = make_checkpoint(tmp_path / "m.pth", info, seed=3)
+    got = evaluate(EvaluateOptions(data_root=voc_root, model=ckpt, device="cpu"))
+    val = [s for s in open_dataset(voc_root).samples() if s.split == "val"]
+    assert got.images == len(val) == 4 and not got.warnings
+    assert got.miou == pytest.approx(_miou_by_hand(ckpt, val, 21), abs=1e-9)
+    seed = tmp_path / "seed"
+    (seed / "images").mkdir(parents=True)
+    (seed / "indexes").mkdir()
+    for s in val:
+        shutil.copy(s.image, seed / "images" / s.image.name)
+        shutil.copy(s.label, seed / "indexes" / f"{s.name}_color_mask.png")
+    for mask_type in ("index", "auto"):
+        again = evaluate(EvaluateOptions(data_root=seed, model=ckpt, device="cpu", mask_type=mask_type))
+        assert again.miou == pytest.approx(got.miou, abs=1e-12)
+        np.testing.assert_array_equal(again.confusion.matrix, got.confusion.matrix)
+
+
 def test_cityscapes_trains_with_its_names(cityscapes_root: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     flags = [f if f != "64" else "32" for f in TRAIN_FLAGS]
@@ -192,9 +250,33 @@ def test_cityscapes_trains_with_its_names(cityscapes_root: Path, tmp_path: Path)
     r = cli("train", "--data-root", cityscapes_root, "--epochs", "1", "--output-dir", run, *flags)
     assert r.exit_code == 0, r.output
     assert load_checkpoint(run / "best.pth").info.class_names[6] == "traffic light"
-    r = cli("evaluate", "--data-root", cityscapes_root, "--model", run / "best.pth", "--device", "cpu")
-    assert r.exit_code == 0 and "2 images" in r.output, r.output
-    shutil.rmtree(run)
+    assert "cityscapes format" in r.output and "6 training and 2 validation images" in r.output
+    model = run / "best.pth"
+    r = cli("evaluate", "--data-root", cityscapes_root, "--model", model, "--device", "cpu")
+    assert r.exit_code == 0 and "2 images" in r.output, r.output  # the val split by default
+    r = cli(
+        "evaluate", "--data-root", cityscapes_root, "--model", model, "--device", "cpu", "--split", "train"
+    )
+    assert r.exit_code == 0 and "6 images" in r.output, r.output
+    r = cli(
+        "evaluate", "--data-root", cityscapes_root, "--model", model, "--device", "cpu", "--split", "test"
+    )
+    assert r.exit_code == 1 and "--split test:" in r.output and "has no test split" in r.output
+    out = tmp_path / "vis"
+    r = cli("visualize", "--data-root", cityscapes_root, "--model", model, "-o", out, "--side-by-side",
+            "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    sides = sorted(out.rglob("*_side.png"))
+    assert len(sides) == 2 and sides[0].parent.name == "frankfurt"
+    side = np.asarray(Image.open(sides[0]).convert("RGB"))
+    # three panels: image, ground truth (road in its Cityscapes colour), prediction
+    from segpipe.visualize import SIDE_GAP, SIDE_TITLE
+
+    truth = side[SIDE_TITLE : SIDE_TITLE + 32, 64 + SIDE_GAP : 2 * 64 + SIDE_GAP]
+    assert (truth[-5] == (128, 64, 128)).all(axis=-1).any()  # a row of road above the ego vehicle
+    assert (truth[-1] == 0).all()  # ego vehicle: ignored, drawn black
+    r = cli("visualize", "--model", model, "-o", out, "--device", "cpu")
+    assert r.exit_code == 1 and "give --images" in r.output
 
 
 def test_index_masks_without_names_are_class_n_with_one_line(index_dataset: Path, tmp_path: Path) -> None:
@@ -222,3 +304,22 @@ def test_index_masks_without_names_are_class_n_with_one_line(index_dataset: Path
     num, names, palette = resolve_classes(opts, None, rec, open_train_data(opts, rec))
     assert names == ("class_0", "class_1", "class_2") and "background" not in palette.names
     assert sum("--class-names" in ln for ln in rec.lines) == 1
+
+
+def test_train_reads_the_colours_and_names_of_data_root_colors_csv(tmp_path: Path) -> None:
+    """One rule for every command: train decodes colour masks with DATA_ROOT/colors.csv (colours
+    the shipped palette does not have) and names the classes after it; --images-dir/--masks-dir."""
+    from segpipe.data.synthetic import make_dataset
+    from segpipe.palette import Palette
+
+    pal = Palette(("sea", "reef", "kelp"), ((1, 2, 3), (200, 10, 90), (20, 220, 120)))
+    root = make_dataset(tmp_path / "d", count=4, size=(64, 64), num_classes=3, color_masks=True, palette=pal)
+    (root / "images").rename(root / "pics")
+    (root / "indexes").rename(root / "labels")
+    run = tmp_path / "run"
+    r = cli("train", "--data-root", root, "--images-dir", "pics", "--masks-dir", "labels", "--epochs", "1",
+            "--output-dir", run, *TRAIN_FLAGS)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    info = load_checkpoint(run / "best.pth").info
+    assert info.class_names == ("sea", "reef", "kelp") and info.num_classes == 3
+    assert tuple(map(tuple, info.colors)) == pal.colors

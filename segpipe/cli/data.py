@@ -68,7 +68,7 @@ def data_command(
         mask_suffix=mask_suffix,
         palette=run_guarded(load_palette, colors) if colors is not None else None,
     )
-    console.print(f"{data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+    console.print(f"{data_root}: {reader.name} format ({reader.detected})")
     report = run_guarded(scan_data, reader, names, num_classes, reporter)
     console.print("samples: " + ", ".join(f"{n} {split}" for split, n in report.splits.items()))
     total = max(int(report.pixels.sum()) + report.ignored, 1)

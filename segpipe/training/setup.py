@@ -67,7 +67,7 @@ def open_train_data(opts: TrainOptions, reporter: Reporter, root: Path | None = 
         palette=load_palette(opts.colors) if opts.colors is not None else None,
     )
     if root is None and opts.format == "auto":
-        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")  # type: ignore[attr-defined]
+        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
     return reader
 
 

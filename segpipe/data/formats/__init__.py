@@ -171,7 +171,7 @@ def open_dataset(
         if key not in cls.options:
             opts.pop(key, None)
     reader = cls(root, **opts)
-    reader.detected = reason  # type: ignore[attr-defined]
+    reader.detected = reason
     return reader
 
 

@@ -102,6 +102,9 @@ class FormatReader:
     generic: ClassVar[bool] = False
     #: Format-specific options and their defaults.
     options: ClassVar[dict[str, Any]] = {}
+    #: Why this reader was chosen (set by :func:`~segpipe.data.formats.open_dataset`: the detection
+    #: reason, or ``--format``).
+    detected: str = ""
 
     def __init__(
         self,
