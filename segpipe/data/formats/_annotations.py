@@ -1,0 +1,183 @@
+"""Shared bounds and small readers for the annotation-format readers (ultralytics, yolo, coco,
+labelme, cvat).
+
+Everything a reader takes from a label file is bounded before it is used:
+
+* a label file (JSON, txt) larger than ``SEGPIPE_MAX_LABEL_MB`` megabytes (default 1024) is
+  refused before it is parsed;
+* an image size read from a file (``imageHeight``/``imageWidth``, COCO ``height``/``width``, an
+  image header) must be 1..:data:`MAX_SIDE` pixels a side and at most ``SEGPIPE_MAX_IMAGE_MPIX``
+  megapixels (default 256), checked before any mask is allocated;
+* a polygon holds at most :data:`MAX_POINTS` points.
+
+No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe.errors import DataError
+
+LABEL_MB_ENV = "SEGPIPE_MAX_LABEL_MB"
+DEFAULT_LABEL_MB = 1024
+IMAGE_MPIX_ENV = "SEGPIPE_MAX_IMAGE_MPIX"
+DEFAULT_IMAGE_MPIX = 256
+#: Largest image side (pixels) a label file may declare.
+MAX_SIDE = 32768
+#: Most points one polygon may hold.
+MAX_POINTS = 100_000
+#: Image suffixes the readers look for (lower case).
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _env_number(name: str, default: int) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DataError(f"environment variable {name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise DataError(f"environment variable {name}={raw!r} must be > 0")
+    return value
+
+
+def check_label_file_size(path: Path) -> None:
+    """Refuse a label file over ``SEGPIPE_MAX_LABEL_MB`` megabytes before reading it."""
+    limit_mb = _env_number(LABEL_MB_ENV, DEFAULT_LABEL_MB)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > limit_mb * 1024 * 1024:
+        raise DataError(
+            f"{path} is {size / 2**20:.0f} MB, over the {limit_mb:g} MB limit for a label file "
+            f"(raise it with {LABEL_MB_ENV}=MB)"
+        )
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON label file (size bounded); one-line error naming the file and the position."""
+    check_label_file_size(path)
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not valid JSON: not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_text(path: Path) -> str:
+    """A text label file (size bounded), decoded as UTF-8."""
+    check_label_file_size(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def check_image_size(width: object, height: object, where: str) -> tuple[int, int]:
+    """``(width, height)`` as ints after checking them against the bounds; ``where`` names the
+    file and fields (``"a.json imageWidth/imageHeight"``)."""
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (width, height))
+    if not ok or not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):  # type: ignore[operator]
+        raise DataError(
+            f"{where}: image size {width!r}x{height!r} (W x H) is not 1..{MAX_SIDE} pixels a side"
+        )
+    limit = _env_number(IMAGE_MPIX_ENV, DEFAULT_IMAGE_MPIX)
+    if width * height > limit * 1e6:  # type: ignore[operator]
+        raise DataError(
+            f"{where}: image size {width}x{height} (W x H) is over the {limit:g} megapixel limit "
+            f"(raise it with {IMAGE_MPIX_ENV}=MPIX)"
+        )
+    return int(width), int(height)  # type: ignore[arg-type]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header, as segpipe will read it (EXIF orientation
+    applied, as OpenCV does), bounded by :func:`check_image_size`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError):
+        raise DataError(f"cannot read image {path}: missing, unreadable or not an image") from None
+    if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
+        w, h = h, w
+    return check_image_size(w, h, str(path))
+
+
+def read_index_png(path: Path) -> np.ndarray:
+    """A single-channel label image as its stored values (H×W uint8/uint16).
+
+    Palette-mode (P) PNGs give their indices (never the palette colours), greyscale gives its
+    values, and an RGB image whose three channels are equal gives one channel; anything else is
+    refused in one line.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            check_image_size(*im.size, str(path))
+            mode = im.mode
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError):
+        raise DataError(f"cannot read mask {path}: missing, unreadable or not an image") from None
+    if mode in ("P", "L"):
+        return arr.astype(np.uint8, copy=False)
+    if mode in ("I;16", "I;16B", "I;16L", "I", "1"):
+        if arr.dtype == bool:
+            return arr.astype(np.uint8)
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+            raise DataError(f"{path}: mask values outside 0..65535")
+        return arr.astype(np.uint16)
+    if arr.ndim == 3 and arr.shape[2] >= 3:
+        rgb = arr[..., :3]
+        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+            return np.ascontiguousarray(rgb[..., 0]).astype(np.uint8)
+    raise DataError(
+        f"{path}: mask is a {mode} image with differing channels; this format needs single-channel "
+        "class indices (greyscale or palette PNG)"
+    )
+
+
+def check_indices(mask: np.ndarray, num_classes: int, ignore_index: int, path: Path) -> np.ndarray:
+    """Refuse a mask holding a value that is neither a class (0..num_classes-1) nor ignore."""
+    values = np.unique(mask)
+    bad = [int(v) for v in values if v >= num_classes and v != ignore_index]
+    if bad:
+        shown = ", ".join(str(v) for v in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(
+            f"{path}: mask value(s) {shown} are not classes 0..{num_classes - 1} nor ignore ({ignore_index})"
+        )
+    return mask
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def find_image(folder: Path, stem: str) -> Path | None:
+    """The image ``folder/stem.EXT`` for the first known EXT (either case), or None."""
+    for ext in IMAGE_EXTS:
+        for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
+            if cand.is_file():
+                return cand
+    return None

@@ -1,0 +1,264 @@
+"""Ultralytics semantic-segmentation datasets: index-mask PNGs next to the images + a dataset YAML.
+
+Layout (as https://docs.ultralytics.com/datasets/semantic/ documents it)::
+
+    DATA_ROOT/data.yaml            path, train, val, (test), masks_dir, names, (label_mapping)
+    DATA_ROOT/images/train/NAME.jpg
+    DATA_ROOT/images/val/NAME.jpg
+    DATA_ROOT/masks/train/NAME.png single-channel class indices, 255 = ignore
+    DATA_ROOT/masks/val/NAME.png
+
+Conventions, as Ultralytics applies them:
+
+* ``train``/``val``/``test`` name image folders (or ``.txt`` lists of image paths, or lists of
+  either) relative to ``path``; the split each sample comes from is kept (train / val / test).
+* A mask is found by replacing the last ``images`` folder of the image path with ``masks_dir``
+  (default ``masks``) and the suffix with ``.png`` (else ``.bmp``/``.tif``/``.tiff``).
+* Pixel values are class ids ``0..len(names)-1``; 255 is ignore. ``label_mapping`` (optional,
+  ``raw: train_id`` or ``raw: ignore_label``) is applied first; unmapped values stay as they are.
+  Any other value is refused, naming the file and the value.
+* ``names`` is a dict ``{0: name, ...}`` (ids 0..N-1, each once) or a list; it names the classes.
+* ``path``: an absolute folder or one relative to the YAML's folder; when it does not exist there
+  (Ultralytics would look under its own datasets folder), the YAML's folder is the dataset root.
+* A YAML without ``masks_dir`` and without a ``masks/`` folder is Ultralytics' polygon-label
+  variant: :mod:`segpipe.data.formats.yolo` reads it.
+
+No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from segpipe.data.formats._annotations import (
+    IMAGE_EXTS,
+    check_indices,
+    list_images,
+    read_index_png,
+    read_text,
+)
+from segpipe.errors import DataError, some
+
+IGNORE = 255
+MASK_EXTS = (".png", ".PNG", ".bmp", ".tif", ".tiff")
+SPLITS = ("train", "val", "test")
+#: Most classes a YAML may name, and most image files a list (.txt) may hold.
+MAX_CLASSES = 65535
+MAX_LIST_LINES = 10_000_000
+
+
+@dataclass(frozen=True)
+class UltralyticsConfig:
+    """A dataset YAML, validated."""
+
+    file: Path
+    root: Path
+    splits: dict[str, list[str]]
+    names: list[str]
+    masks_dir: str | None
+    label_mapping: dict[int, int] = field(default_factory=dict)
+
+
+def find_yamls(root: Path) -> list[Path]:
+    """The dataset YAMLs in ``root`` (``*.yaml``/``*.yml``, not recursive), ``data.yaml`` first."""
+    if root.is_file():
+        return [root] if root.suffix.lower() in (".yaml", ".yml") else []
+    if not root.is_dir():
+        return []
+    found = sorted(p for p in root.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+    return sorted(found, key=lambda p: (p.stem.lower() != "data", p.name))
+
+
+def _parse_names(raw: object, problems: list[str]) -> list[str]:
+    if isinstance(raw, list):
+        items = list(enumerate(raw))
+    elif isinstance(raw, dict):
+        items = []
+        for k, v in raw.items():
+            if isinstance(k, bool) or not isinstance(k, int):
+                problems.append(f"names: key {k!r} is not an integer class id")
+                continue
+            items.append((k, v))
+        ids = sorted(k for k, _ in items)
+        if ids != list(range(len(ids))):
+            problems.append(f"names: class ids must be 0..{len(ids) - 1}, each once; got {some(ids, 8)}")
+        items.sort()
+    else:
+        problems.append(f"names: expected a mapping {{0: name}} or a list, got {type(raw).__name__}")
+        return []
+    if not items:
+        problems.append("names: holds no classes")
+    if len(items) > MAX_CLASSES:
+        problems.append(f"names: {len(items)} classes, over the limit of {MAX_CLASSES}")
+        return []
+    names = []
+    for k, v in items:
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool) or not str(v).strip():
+            problems.append(f"names: class {k} has no usable name ({v!r})")
+        names.append(str(v).strip())
+    return names
+
+
+def _parse_mapping(raw: object, problems: list[str]) -> dict[int, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"label_mapping: expected a mapping raw: train_id, got {type(raw).__name__}")
+        return {}
+    out: dict[int, int] = {}
+    for k, v in raw.items():
+        if isinstance(k, bool) or not isinstance(k, int) or not -1 <= k <= 65535:
+            problems.append(f"label_mapping: key {k!r} is not a pixel value -1..65535")
+            continue
+        if v == "ignore_label":
+            v = IGNORE
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+            problems.append(f"label_mapping: {k}: {v!r} is not a class id nor ignore_label")
+            continue
+        if k >= 0:
+            out[k] = v
+    return out
+
+
+def _as_list(key: str, raw: object, problems: list[str]) -> list[str]:
+    if raw is None:
+        return []
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(i, str) and i.strip() for i in items):
+        problems.append(f"{key}: expected a folder, a .txt list or a list of them, got {raw!r}")
+        return []
+    return [str(i).strip() for i in items]
+
+
+def load_config(path: Path) -> UltralyticsConfig:
+    """Read and validate a dataset YAML (``yaml.safe_load``); every problem found goes into one
+    line naming the file and the fields."""
+    import yaml
+
+    text = read_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DataError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a mapping with path, train, val and names")
+    problems: list[str] = []
+    names = _parse_names(data.get("names"), problems) if "names" in data else []
+    if "names" not in data:
+        problems.append("names: missing (the class names, {0: name, ...})")
+    splits = {s: _as_list(s, data.get(s), problems) for s in SPLITS}
+    if not splits["train"] and not splits["val"]:
+        problems.append("train/val: neither is given (image folders relative to path)")
+    masks_dir = data.get("masks_dir")
+    if masks_dir is not None and (not isinstance(masks_dir, str) or not masks_dir.strip() or "/" in masks_dir):
+        problems.append(f"masks_dir: expected a folder name like 'masks', got {masks_dir!r}")
+    mapping = _parse_mapping(data.get("label_mapping"), problems)
+    raw_root = data.get("path")
+    if raw_root is not None and not isinstance(raw_root, str):
+        problems.append(f"path: expected a folder, got {raw_root!r}")
+        raw_root = None
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    root = path.parent
+    if raw_root:
+        cand = Path(raw_root).expanduser()
+        cand = cand if cand.is_absolute() else path.parent / cand
+        if cand.is_dir():
+            root = cand
+    return UltralyticsConfig(path, root, splits, names, masks_dir, mapping)
+
+
+def _split_images(cfg: UltralyticsConfig, entry: str, split: str) -> list[Path]:
+    where = Path(entry).expanduser()
+    where = where if where.is_absolute() else cfg.root / where
+    if where.is_dir():
+        images = list_images(where)
+        if not images:
+            raise DataError(f"{cfg.file} {split}: {where} holds no images ({', '.join(IMAGE_EXTS)})")
+        return images
+    if where.suffix.lower() == ".txt" and where.is_file():
+        lines = [ln.strip() for ln in read_text(where).splitlines() if ln.strip()]
+        if len(lines) > MAX_LIST_LINES:
+            raise DataError(f"{where}: {len(lines)} lines, over the limit of {MAX_LIST_LINES}")
+        out = []
+        for ln in lines:
+            p = Path(ln)
+            out.append(p if p.is_absolute() else (where.parent / p))
+        return out
+    raise DataError(f"{cfg.file} {split}: {where} does not exist (resolved against path {cfg.root})")
+
+
+def mask_for(image: Path, masks_dir: str) -> Path | None:
+    """The mask of ``image``: its last ``images`` folder replaced by ``masks_dir``, suffix .png
+    (or another mask suffix); None when the path has no ``images`` folder or no mask exists."""
+    parts = list(image.parts)
+    idx = max((i for i, p in enumerate(parts[:-1]) if p == "images"), default=None)
+    if idx is None:
+        return None
+    parts[idx] = masks_dir
+    base = Path(*parts).with_suffix("")
+    for ext in MASK_EXTS:
+        cand = base.with_name(base.name + ext)
+        if cand.is_file():
+            return cand
+    return None
+
+
+def list_samples(cfg: UltralyticsConfig) -> list[tuple[str, Path, Path, str]]:
+    """``(name, image, mask, split)`` for every image of every split; one line listing the images
+    that have no mask."""
+    masks_dir = cfg.masks_dir or "masks"
+    out: list[tuple[str, Path, Path, str]] = []
+    missing: list[str] = []
+    for split, entries in cfg.splits.items():
+        for entry in entries:
+            for img in _split_images(cfg, entry, split):
+                mask = mask_for(img, masks_dir)
+                if mask is None:
+                    missing.append(str(img))
+                    continue
+                try:
+                    name = str(img.relative_to(cfg.root).with_suffix(""))
+                except ValueError:
+                    name = img.stem
+                out.append((name, img, mask, split))
+    if missing:
+        raise DataError(
+            f"{len(missing)} image(s) have no mask (the image path with its 'images' folder replaced by "
+            f"'{masks_dir}', suffix .png): {some(missing)}"
+        )
+    if not out:
+        raise DataError(f"{cfg.file}: the train/val folders hold no images")
+    return out
+
+
+def read_mask(path: Path, cfg: UltralyticsConfig) -> np.ndarray:
+    """The mask at ``path`` as class ids (``label_mapping`` applied), values checked."""
+    raw = read_index_png(path)
+    if cfg.label_mapping:
+        lut = np.arange(65536, dtype=np.uint16)
+        for k, v in cfg.label_mapping.items():
+            lut[k] = v
+        raw = lut[raw]
+        if raw.max(initial=0) <= 255:
+            raw = raw.astype(np.uint8)
+    return check_indices(raw, len(cfg.names), IGNORE, path)
+
+
+def detect_reason(root: Path) -> tuple[str, Path] | None:
+    """``(reason, yaml)`` when ``root`` looks like an Ultralytics semantic dataset, else None."""
+    for yml in find_yamls(root):
+        try:
+            cfg = load_config(yml)
+        except DataError:
+            continue
+        if cfg.masks_dir is not None:
+            return f"{yml.name} names masks_dir: {cfg.masks_dir}", yml
+        if (cfg.root / "masks").is_dir() and (cfg.root / "images").is_dir():
+            return f"{yml.name} with images/ and masks/ folders", yml
+    return None
+
