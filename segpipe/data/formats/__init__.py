@@ -109,6 +109,8 @@ def detect_format(root: str | Path) -> tuple[str, str]:
         reason = cls.detect(root)  # type: ignore[union-attr]
         if reason:
             found.append((name, reason, cls.generic))  # type: ignore[union-attr]
+    refined = {r for n, _, _ in found for r in reader_class(n).refines}  # type: ignore[union-attr]
+    found = [f for f in found if f[0] not in refined]
     specific = [f for f in found if not f[2]]
     pick = specific or found
     if len(pick) == 1:

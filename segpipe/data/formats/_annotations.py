@@ -70,7 +70,9 @@ def read_json(path: Path) -> Any:
         with open(path, "rb") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise DataError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not valid JSON: not UTF-8 text") from None
     except OSError as exc:

@@ -105,6 +105,9 @@ class FormatReader:
     #: Why this reader was chosen (set by :func:`~segpipe.data.formats.open_dataset`: the detection
     #: reason, or ``--format``).
     detected: str = ""
+    #: Formats this one is a special case of: when both detect a folder, this one wins (a CVAT
+    #: export is a VOC layout plus the labelmap.txt that gives its colours).
+    refines: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 
 from segpipe.data.formats._annotations import (
@@ -39,6 +40,7 @@ from segpipe.data.formats._annotations import (
     read_index_png,
     read_text,
 )
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
 from segpipe.errors import DataError, some
 
 IGNORE = 255
@@ -154,7 +156,9 @@ def load_config(path: Path) -> UltralyticsConfig:
     if not splits["train"] and not splits["val"]:
         problems.append("train/val: neither is given (image folders relative to path)")
     masks_dir = data.get("masks_dir")
-    if masks_dir is not None and (not isinstance(masks_dir, str) or not masks_dir.strip() or "/" in masks_dir):
+    if masks_dir is not None and (
+        not isinstance(masks_dir, str) or not masks_dir.strip() or "/" in masks_dir
+    ):
         problems.append(f"masks_dir: expected a folder name like 'masks', got {masks_dir!r}")
     mapping = _parse_mapping(data.get("label_mapping"), problems)
     raw_root = data.get("path")
@@ -172,7 +176,7 @@ def load_config(path: Path) -> UltralyticsConfig:
     return UltralyticsConfig(path, root, splits, names, masks_dir, mapping)
 
 
-def _split_images(cfg: UltralyticsConfig, entry: str, split: str) -> list[Path]:
+def split_images(cfg: UltralyticsConfig, entry: str, split: str) -> list[Path]:
     where = Path(entry).expanduser()
     where = where if where.is_absolute() else cfg.root / where
     if where.is_dir():
@@ -216,7 +220,7 @@ def list_samples(cfg: UltralyticsConfig) -> list[tuple[str, Path, Path, str]]:
     missing: list[str] = []
     for split, entries in cfg.splits.items():
         for entry in entries:
-            for img in _split_images(cfg, entry, split):
+            for img in split_images(cfg, entry, split):
                 mask = mask_for(img, masks_dir)
                 if mask is None:
                     missing.append(str(img))
@@ -236,17 +240,22 @@ def list_samples(cfg: UltralyticsConfig) -> list[tuple[str, Path, Path, str]]:
     return out
 
 
-def read_mask(path: Path, cfg: UltralyticsConfig) -> np.ndarray:
-    """The mask at ``path`` as class ids (``label_mapping`` applied), values checked."""
+def read_mask(
+    path: Path, cfg: UltralyticsConfig, ignore_index: int = IGNORE, check: bool = True
+) -> np.ndarray:
+    """The mask at ``path`` as class ids: ``label_mapping`` applied, 255 written as
+    ``ignore_index``, values checked against ``names`` (unless ``check`` is False)."""
     raw = read_index_png(path)
-    if cfg.label_mapping:
-        lut = np.arange(65536, dtype=np.uint16)
-        for k, v in cfg.label_mapping.items():
-            lut[k] = v
-        raw = lut[raw]
-        if raw.max(initial=0) <= 255:
-            raw = raw.astype(np.uint8)
-    return check_indices(raw, len(cfg.names), IGNORE, path)
+    if not cfg.label_mapping and ignore_index == IGNORE:
+        return check_indices(raw, len(cfg.names), IGNORE, path) if check else raw
+    lut = np.arange(65536, dtype=np.uint16)
+    for k, v in cfg.label_mapping.items():
+        lut[k] = v
+    lut[lut == IGNORE] = ignore_index
+    out = lut[raw]
+    if ignore_index <= 255 and out.max(initial=0) <= 255:
+        out = out.astype(np.uint8)
+    return check_indices(out, len(cfg.names), ignore_index, path) if check else out
 
 
 def detect_reason(root: Path) -> tuple[str, Path] | None:
@@ -262,3 +271,60 @@ def detect_reason(root: Path) -> tuple[str, Path] | None:
             return f"{yml.name} with images/ and masks/ folders", yml
     return None
 
+
+class UltralyticsReader(FormatReader):
+    """Ultralytics semantic segmentation: images + single-channel index masks + a dataset YAML."""
+
+    name = "ultralytics"
+    description = "Ultralytics semantic: images/{train,val} + masks/{train,val} index PNGs + dataset YAML"
+    layout = "a dataset YAML (names, masks_dir) with images/{train,val}/ and masks/{train,val}/"
+    index_masks = True
+
+    def __init__(self, root: str | Path, **kw: object) -> None:
+        super().__init__(root, **kw)  # type: ignore[arg-type]
+        self._cfg: UltralyticsConfig | None = None
+        self._samples: list[LabelledSample] | None = None
+
+    @classmethod
+    def detect(cls, root: Path) -> str | None:
+        found = detect_reason(root)
+        return found[0] if found else None
+
+    def config(self) -> UltralyticsConfig:
+        """The dataset YAML: ``data.yaml``, else the only YAML in the data root with masks."""
+        if self._cfg is None:
+            found = detect_reason(self.root)
+            if found is None:
+                yamls = find_yamls(self.root)
+                if not yamls:
+                    raise DataError(
+                        f"{self.root}: no dataset YAML (path, train, val, masks_dir, names) in the data root"
+                    )
+                load_config(yamls[0])  # raises the YAML's own problems
+                raise DataError(
+                    f"{yamls[0]}: no masks_dir and no masks/ folder beside images/ (polygon labels: "
+                    "use --format yolo)"
+                )
+            self._cfg = load_config(found[1])
+        return self._cfg
+
+    def samples(self) -> list[LabelledSample]:
+        if self._samples is None:
+            found = list_samples(self.config())
+            self._samples = sorted(
+                (LabelledSample(n, img, mask, split) for n, img, mask, split in found), key=lambda s: s.name
+            )
+        return list(self._samples)
+
+    def classes(self) -> ClassInfo:
+        cfg = self.config()
+        return ClassInfo(tuple(cfg.names), None, f"{cfg.file.name} names")
+
+    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+        assert sample.label is not None
+        return read_mask(
+            sample.label,
+            self.config(),
+            self.ignore_index,
+            check=not (self.class_map or self.reduce_zero_label),
+        )

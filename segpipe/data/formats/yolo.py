@@ -38,7 +38,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segpipe.data.formats._annotations import MAX_POINTS, list_images, read_text
+from segpipe.data.formats._annotations import MAX_POINTS, image_size, list_images, read_text
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats.ultralytics import UltralyticsConfig, find_yamls, load_config, split_images
 from segpipe.errors import DataError, some
 
 #: How far outside 0..1 a normalised coordinate may be (then clipped) before it is refused.
@@ -78,7 +80,9 @@ def parse_labels(path: Path, num_names: int | None = None) -> list[tuple[int, np
         if n % 2:
             raise DataError(f"{where}: {n} coordinates, an odd count (expected x1 y1 x2 y2 ...)")
         if n == 4:
-            raise DataError(f"{where}: 4 values is a YOLO box (cx cy w h), not a polygon (expected >= 3 points)")
+            raise DataError(
+                f"{where}: 4 values is a YOLO box (cx cy w h), not a polygon (expected >= 3 points)"
+            )
         if n < 6:
             raise DataError(f"{where}: {n // 2} point(s); a polygon needs at least 3")
         if n // 2 > MAX_POINTS:
@@ -180,3 +184,84 @@ def largest_class(paths: list[Path]) -> int:
             top = max(top, cls)
     return top
 
+
+class YoloReader(FormatReader):
+    """YOLO polygon labels rasterised at load; class 0 background, YOLO class k -> k + 1."""
+
+    name = "yolo"
+    description = "YOLO polygon labels: images/ + labels/*.txt (cls x1 y1 ... normalised), background 0"
+    layout = "images/{train,val}/ and labels/{train,val}/NAME.txt (or flat), optional data.yaml names"
+    generic = True
+
+    def __init__(self, root: str | Path, **kw: object) -> None:
+        super().__init__(root, **kw)
+        self._cfg: UltralyticsConfig | None = None
+        self._cfg_read = False
+        self._samples: list[LabelledSample] | None = None
+        self._names: list[str] | None = None
+
+    @classmethod
+    def detect(cls, root: Path) -> str | None:
+        return detect_reason(root)
+
+    def config(self) -> UltralyticsConfig | None:
+        """The dataset YAML naming the classes (``data.yaml`` first), or None without one."""
+        if not self._cfg_read:
+            yamls = find_yamls(self.root)
+            self._cfg = load_config(yamls[0]) if yamls else None
+            self._cfg_read = True
+        return self._cfg
+
+    def samples(self) -> list[LabelledSample]:
+        if self._samples is None:
+            cfg = self.config()
+            groups: dict[str | None, list[Path]] = {}
+            if cfg is not None:
+                for split, entries in cfg.splits.items():
+                    for entry in entries:
+                        groups.setdefault(split, []).extend(split_images(cfg, entry, split))
+                base = cfg.root
+            else:
+                groups = default_splits(self.root)
+                base = self.root
+            every = [img for imgs in groups.values() for img in imgs]
+            if not every:
+                raise DataError(f"{self.root / 'images'} holds no images")
+            labels = dict(list_pairs(every))
+            out = []
+            for split, imgs in groups.items():
+                for img in imgs:
+                    try:
+                        name = str(img.relative_to(base).with_suffix(""))
+                    except ValueError:
+                        name = img.stem
+                    out.append(LabelledSample(name, img, labels[img], split))
+            self._samples = sorted(out, key=lambda s: s.name)
+        return list(self._samples)
+
+    def names(self) -> list[str]:
+        """``background`` then the YOLO classes' names."""
+        if self._names is None:
+            cfg = self.config()
+            if cfg is not None:
+                self._names = class_names(list(cfg.names), -1)
+            else:
+                files = [s.label for s in self.samples() if s.label is not None]
+                self._names = class_names(None, largest_class(files))
+        return self._names
+
+    def classes(self) -> ClassInfo:
+        cfg = self.config()
+        if cfg is not None:
+            return ClassInfo(tuple(self.names()), None, f"{cfg.file.name} names, background added as 0")
+        return ClassInfo(
+            tuple(self.names()), None, "YOLO class ids (no data.yaml names them), background added as 0"
+        )
+
+    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+        width, height = image_size(sample.image)
+        if sample.label is None:
+            return np.zeros((height, width), dtype=np.uint8)
+        cfg = self.config()
+        num = len(cfg.names) if cfg is not None else None
+        return rasterize(parse_labels(sample.label, num), width, height)

@@ -1,0 +1,312 @@
+"""COCO JSON annotations (instances and stuff), polygons and RLE, decoded with pycocotools.
+
+Layout (as the COCO download unpacks)::
+
+    DATA_ROOT/annotations/instances_train2017.json   (and/or stuff_train2017.json)
+    DATA_ROOT/annotations/instances_val2017.json
+    DATA_ROOT/train2017/NAME.jpg                     (or images/train2017/, images/train/, images/)
+    DATA_ROOT/val2017/NAME.jpg
+
+Also read: a Roboflow-style export, ``{train,valid,test}/_annotations.coco.json`` beside the images.
+Panoptic, caption, keypoint and ``image_info`` files are not label files for this reader.
+
+Conventions:
+
+* Classes: **0 is "background"** (pixels no annotation covers); the categories of every file,
+  sorted by id, become classes 1..K named from ``categories`` (a category id with two different
+  names in two files is refused). ``stuff_*`` files add their categories to the instances' ones.
+* Segmentations as pycocotools reads them (``COCO.annToRLE``): a polygon list (merged), an
+  uncompressed RLE (``counts`` a list) or a compressed RLE (``counts`` a string). Polygons of
+  fewer than 3 points have no area and are skipped (as detectron2 does); an odd coordinate count,
+  more than :data:`~segpipe.data.formats._annotations.MAX_POINTS` points, an RLE whose ``size`` is
+  not the image's or whose counts do not add up to H×W is refused in one line naming the file
+  and the annotation id (checked before pycocotools sees it).
+* Overlaps: annotations are drawn largest area first, so a smaller object on a larger one stays
+  visible. ``iscrowd: 1`` regions are **ignore** (``ignore_index``, 255) where no single object
+  is annotated (the MMSegmentation / COCO-stuff convention: a crowd is not a clean label).
+* Each JSON is parsed once per reader (cached); a JSON over ``SEGPIPE_MAX_LABEL_MB`` megabytes
+  (default 1024) is refused before parsing, saying how to raise the limit; image sizes are
+  bounded before a mask is allocated.
+
+No torch here.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe.data.formats._annotations import MAX_POINTS, check_image_size, read_json
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.errors import DataError, some
+
+_LABEL_FILE = re.compile(r"^(instances|stuff)_(.+)\.json$", re.IGNORECASE)
+_SPLIT = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def split_of(stem: str) -> str | None:
+    """``instances_train2017`` -> ``train``; ``valid`` -> ``val``; None when the name has no split."""
+    low = stem.lower()
+    for token, split in (("train", "train"), ("valid", "val"), ("val", "val"), ("test", "test")):
+        if token in low:
+            return split
+    return None
+
+
+def find_label_files(root: Path) -> list[Path]:
+    """The COCO label files of a data root: ``annotations/{instances,stuff}_*.json``, else
+    ``*/_annotations.coco.json`` (Roboflow)."""
+    ann = root / "annotations"
+    found = sorted(p for p in ann.glob("*.json") if _LABEL_FILE.match(p.name)) if ann.is_dir() else []
+    if not found and root.is_dir():
+        found = sorted(p for p in root.glob("*/_annotations.coco.json") if p.is_file())
+    return found
+
+
+def image_dirs(root: Path, label_file: Path, split: str | None) -> list[Path]:
+    """Where the images of ``label_file`` may be, most specific first."""
+    m = _LABEL_FILE.match(label_file.name)
+    tag = m.group(2) if m else label_file.parent.name  # train2017 / valid
+    cands = [root / tag, root / "images" / tag]
+    if split:
+        cands += [root / "images" / split, root / split]
+    cands += [label_file.parent, root / "images", root]
+    return list(dict.fromkeys(cands))
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_structure(data: Any, path: Path) -> None:
+    """The fields this reader uses, with their types; one line naming the file and the field."""
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DataError(f"{path}: '{key}' is missing or not a list")
+    for i, cat in enumerate(data["categories"]):
+        if not (isinstance(cat, dict) and _int(cat.get("id")) and isinstance(cat.get("name"), str)):
+            raise DataError(
+                f"{path}: categories[{i}] needs an integer 'id' and a string 'name', got {cat!r:.80}"
+            )
+    for i, im in enumerate(data["images"]):
+        if not (isinstance(im, dict) and _int(im.get("id")) and isinstance(im.get("file_name"), str)):
+            raise DataError(f"{path}: images[{i}] needs an integer 'id' and a string 'file_name'")
+        check_image_size(
+            im.get("width"), im.get("height"), f"{path} images[{i}] (id {im['id']}) width/height"
+        )
+    for i, a in enumerate(data["annotations"]):
+        if not (isinstance(a, dict) and _int(a.get("image_id")) and _int(a.get("category_id"))):
+            raise DataError(f"{path}: annotations[{i}] needs integer 'image_id' and 'category_id'")
+        if "segmentation" not in a:
+            raise DataError(f"{path}: annotation id {a.get('id', i)} has no 'segmentation'")
+
+
+def rle_string_counts(s: str) -> list[int]:
+    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``, in Python, so
+    a damaged string is caught before pycocotools decodes it into a fixed-size buffer)."""
+    counts: list[int] = []
+    p, n = 0, len(s)
+    while p < n:
+        x, k, more = 0, 0, True
+        while more:
+            if p >= n:
+                raise ValueError("truncated")
+            c = ord(s[p]) - 48
+            if not 0 <= c < 64:
+                raise ValueError(f"character {s[p]!r}")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+def to_rle(seg: Any, height: int, width: int, where: str) -> Any:
+    """One annotation's segmentation as a pycocotools RLE (None when it has no area), checked."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(seg, list):
+        polys = []
+        for poly in seg:
+            if not isinstance(poly, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly
+            ):
+                raise DataError(f"{where}: a polygon must be a list of numbers x1 y1 x2 y2 ...")
+            if len(poly) % 2:
+                raise DataError(f"{where}: polygon with {len(poly)} coordinates, an odd count")
+            if len(poly) // 2 > MAX_POINTS:
+                raise DataError(
+                    f"{where}: polygon with {len(poly) // 2} points, over the limit of {MAX_POINTS}"
+                )
+            if not np.isfinite(np.asarray(poly, dtype=np.float64)).all():
+                raise DataError(f"{where}: polygon with a non-finite coordinate")
+            if len(poly) >= 6:  # fewer than 3 points: no area (pycocotools would read 4 values as a box)
+                polys.append([float(v) for v in poly])
+        if not polys:
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
+        raise DataError(f"{where}: segmentation is neither a polygon list nor an RLE {{size, counts}}")
+    size = seg["size"]
+    if not isinstance(size, list) or size != [height, width]:
+        raise DataError(
+            f"{where}: RLE size {seg['size']!r} is not the image's [height, width] [{height}, {width}]"
+        )
+    counts = seg["counts"]
+    if isinstance(counts, list):
+        if not all(_int(c) and c >= 0 for c in counts):
+            raise DataError(f"{where}: RLE counts must be integers >= 0")
+        total = sum(counts)
+        rle: Any = mask_utils.frPyObjects(seg, height, width)
+    elif isinstance(counts, (str, bytes)):
+        text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
+        try:
+            runs = rle_string_counts(text)
+        except ValueError as exc:
+            raise DataError(f"{where}: compressed RLE counts are damaged ({exc})") from None
+        if any(c < 0 for c in runs):
+            raise DataError(f"{where}: compressed RLE counts are damaged (negative run)")
+        total = sum(runs)
+        rle = {"size": [height, width], "counts": text.encode("ascii")}
+    else:
+        raise DataError(f"{where}: RLE counts must be a list or a string, got {type(counts).__name__}")
+    if total != height * width:
+        raise DataError(
+            f"{where}: RLE counts add up to {total} pixels, not {height}x{width} = {height * width}"
+        )
+    return rle
+
+
+class CocoReader(FormatReader):
+    """COCO instances/stuff JSON: polygons and RLE through pycocotools, background 0."""
+
+    name = "coco"
+    description = "COCO JSON: annotations/instances_*.json (or stuff_*), polygons and RLE, background 0"
+    layout = "annotations/instances_{train,val}*.json (or stuff_*) with train2017/, val2017/ or images/"
+
+    def __init__(self, root: str | Path, **kw: Any) -> None:
+        super().__init__(root, **kw)
+        self._json: dict[Path, dict[str, Any]] = {}
+        self._samples: list[LabelledSample] | None = None
+        self._anns: dict[tuple[str | None, int], list[tuple[Path, dict[str, Any]]]] = {}
+        self._images: dict[tuple[str | None, int], tuple[Path, dict[str, Any]]] = {}
+        self._cats: dict[int, str] | None = None
+
+    @classmethod
+    def detect(cls, root: Path) -> str | None:
+        found = find_label_files(root)
+        if not found:
+            return None
+        return f"COCO annotations {some([p.name for p in found], 2)}"
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        if path not in self._json:
+            data = read_json(path)
+            check_structure(data, path)
+            self._json[path] = data
+        return self._json[path]
+
+    def label_files(self) -> list[Path]:
+        files = find_label_files(self.root)
+        if not files:
+            raise DataError(f"{self.root}: no annotations/instances_*.json or stuff_*.json")
+        return files
+
+    def categories(self) -> dict[int, str]:
+        """Category id -> name over every label file."""
+        if self._cats is None:
+            cats: dict[int, tuple[str, Path]] = {}
+            for f in self.label_files():
+                for c in self._load(f)["categories"]:
+                    seen = cats.get(c["id"])
+                    if seen is not None and seen[0] != c["name"]:
+                        raise DataError(
+                            f"{f}: category id {c['id']} is {c['name']!r} but {seen[1]} calls it {seen[0]!r}"
+                        )
+                    cats[c["id"]] = (c["name"], f)
+            if not cats:
+                raise DataError(f"{some([str(f) for f in self.label_files()])}: no categories")
+            self._cats = {k: cats[k][0] for k in sorted(cats)}
+        return self._cats
+
+    def samples(self) -> list[LabelledSample]:
+        if self._samples is not None:
+            return list(self._samples)
+        out: dict[tuple[str | None, int], LabelledSample] = {}
+        missing: list[str] = []
+        for f in self.label_files():
+            data = self._load(f)
+            split = split_of(f.stem if f.name != "_annotations.coco.json" else f.parent.name)
+            dirs = image_dirs(self.root, f, split)
+            base = next(
+                (d for d in dirs if data["images"] and (d / data["images"][0]["file_name"]).is_file()),
+                dirs[0],
+            )
+            for im in data["images"]:
+                key = (split, im["id"])
+                known = self._images.get(key)
+                if known is not None:
+                    if known[1]["file_name"] != im["file_name"]:
+                        raise DataError(
+                            f"{f}: image id {im['id']} is {im['file_name']!r} but {known[0]} says "
+                            f"{known[1]['file_name']!r}"
+                        )
+                    continue
+                image = base / im["file_name"]
+                if not image.is_file():
+                    missing.append(str(image))
+                    continue
+                self._images[key] = (f, im)
+                name = str(Path(split or "") / Path(im["file_name"]).with_suffix(""))
+                out[key] = LabelledSample(name, image, f, split, key)
+            for a in data["annotations"]:
+                self._anns.setdefault((split, a["image_id"]), []).append((f, a))
+        if missing:
+            raise DataError(f"{len(missing)} image(s) listed in the COCO JSON are missing: {some(missing)}")
+        if not out:
+            raise DataError(f"{some([str(f) for f in self.label_files()])}: no images listed")
+        self._samples = sorted(out.values(), key=lambda s: s.name)
+        return list(self._samples)
+
+    def classes(self) -> ClassInfo:
+        names = ("background", *self.categories().values())
+        return ClassInfo(names, None, "COCO categories (sorted by id), background added as 0")
+
+    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+        from pycocotools import mask as mask_utils
+
+        if not self._images:
+            self.samples()
+        f, im = self._images[sample.key]
+        width, height = check_image_size(im.get("width"), im.get("height"), f"{f} image id {im['id']}")
+        cls_of = {cid: i + 1 for i, cid in enumerate(self.categories())}
+        top = max(len(cls_of), self.ignore_index)
+        out = np.zeros((height, width), dtype=np.uint8 if top <= 255 else np.uint16)
+        layers: list[tuple[int, int, int, Any]] = []
+        for jf, a in self._anns.get(sample.key, []):
+            where = f"{jf} annotation id {a.get('id', '?')}"
+            if a["category_id"] not in cls_of:
+                raise DataError(f"{where}: category_id {a['category_id']} is not in categories")
+            rle = to_rle(a["segmentation"], height, width, where)
+            if rle is None:
+                continue
+            crowd = a.get("iscrowd", 0) in (1, True)
+            value = self.ignore_index if crowd else cls_of[a["category_id"]]
+            layers.append((0 if crowd else 1, -int(mask_utils.area(rle)), value, rle))
+        # crowd (ignore) first, then objects largest first: a stable sort keeps file order on ties
+        with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning (copy=False)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for _, _, value, rle in sorted(layers, key=lambda t: (t[0], t[1])):
+                out[mask_utils.decode(rle).astype(bool)] = value
+        return out

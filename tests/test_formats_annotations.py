@@ -1,0 +1,490 @@
+"""The annotation-format readers (ultralytics, yolo, coco, labelme, cvat) on files written in the
+tests exactly as the source tools write them, masks checked pixel by pixel against expectations
+drawn here independently (numpy slices, pycocotools' own decode), detection, class names and the
+one-line refusals of malformed input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from segpipe.data.formats import detect_format, open_dataset
+from segpipe.errors import DataError
+
+# pycocotools 2.0.x on numpy 2 warns inside its own decode (copy=False); not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def _image(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+# ---- Ultralytics semantic ----------------------------------------------------------------------
+
+
+def _ultralytics(root: Path, mask_values: dict[str, np.ndarray], yaml_text: str) -> Path:
+    for split, arr in mask_values.items():
+        _image(root / "images" / split / f"{split}_0.jpg", arr.shape[1], arr.shape[0])
+        (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(root / "masks" / split / f"{split}_0.png")  # mode L, as Ultralytics reads
+    (root / "data.yaml").write_text(yaml_text, encoding="utf-8")
+    return root
+
+
+ULTRA_YAML = """\
+# as in Ultralytics' docs: path is relative to Ultralytics' own datasets folder
+path: path/to/my-semantic-dataset
+train: images/train
+val: images/val
+masks_dir: masks
+
+names:
+    0: background
+    1: road
+    2: building
+"""
+
+
+def test_ultralytics_masks_names_splits_and_ignore(tmp_path: Path) -> None:
+    train = np.zeros((24, 32), np.uint8)
+    train[2:10, 3:20] = 1
+    train[12:20, 5:9] = 2
+    train[0, :] = 255
+    val = np.full((24, 32), 2, np.uint8)
+    root = _ultralytics(tmp_path, {"train": train, "val": val}, ULTRA_YAML)
+    name, reason = detect_format(root)
+    assert name == "ultralytics" and "masks_dir" in reason
+    reader = open_dataset(root)
+    assert reader.classes().names == ("background", "road", "building")
+    samples = reader.samples()
+    assert [(s.name, s.split) for s in samples] == [
+        ("images/train/train_0", "train"),
+        ("images/val/val_0", "val"),
+    ]
+    assert np.array_equal(reader.read_mask(samples[0]), train)
+    image, mask = reader.load(samples[1])
+    assert image.shape == (24, 32, 3) and np.array_equal(mask, val)
+
+
+def test_ultralytics_label_mapping_and_palette_png(tmp_path: Path) -> None:
+    raw = np.array([[7, 8, 0], [26, 7, 33]], np.uint8)  # Cityscapes label ids
+    yaml_text = ULTRA_YAML.replace(
+        "masks_dir: masks",
+        "masks_dir: masks\nlabel_mapping:\n  0: ignore_label\n  7: 0\n  8: 1\n  26: 2\n  33: ignore_label",
+    )
+    root = _ultralytics(tmp_path, {"train": raw}, yaml_text.replace("val: images/val\n", ""))
+    # a palette-mode PNG, as many tools save index masks: its indices are the labels, not its colours
+    p = Image.fromarray(raw, mode="L").convert("P")
+    p.putpalette([v for i in range(256) for v in (i * 3 % 256, 50, 200)])
+    p.save(root / "masks" / "train" / "train_0.png")
+    reader = open_dataset(root, format="ultralytics")
+    expected = np.array([[0, 1, 255], [2, 0, 255]], np.uint8)
+    assert np.array_equal(reader.read_mask(reader.samples()[0]), expected)
+
+
+def test_ultralytics_refusals(tmp_path: Path) -> None:
+    arr = np.zeros((8, 8), np.uint8)
+    arr[0, 0] = 7  # beyond the 3 names, not 255
+    train_only = ULTRA_YAML.replace("val: images/val\n", "")
+    root = _ultralytics(tmp_path / "a", {"train": arr}, train_only)
+    reader = open_dataset(root)
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    msg = _one_line(exc)
+    assert "train_0.png" in msg and "7" in msg
+
+    bad = "train: images/train\nmasks_dir: masks\nnames:\n  0: a\n  2: b\nlabel_mapping: [1, 2]\n"
+    root = _ultralytics(tmp_path / "b", {"train": arr}, bad)
+    with pytest.raises(DataError) as exc:
+        open_dataset(root, format="ultralytics").samples()
+    msg = _one_line(exc)
+    assert "data.yaml" in msg and "names: class ids must be 0..1" in msg and "label_mapping" in msg
+
+    root = _ultralytics(tmp_path / "c", {"train": arr}, train_only)
+    (root / "masks" / "train" / "train_0.png").unlink()
+    with pytest.raises(DataError) as exc:
+        open_dataset(root).samples()
+    assert "train_0.jpg" in _one_line(exc)
+
+
+# ---- YOLO polygons -----------------------------------------------------------------------------
+
+
+def _yolo_line(cls: int, pts: list[tuple[float, float]], w: int, h: int) -> str:
+    coords = [v for x, y in pts for v in (x / w, y / h)]
+    return ("%g " * (len(coords) + 1)).rstrip() % (cls, *coords)  # as Ultralytics' converters write
+
+
+def _rect(x0: int, y0: int, x1: int, y1: int) -> list[tuple[float, float]]:
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def test_yolo_rasterised_smaller_last_background_zero(tmp_path: Path) -> None:
+    w, h = 64, 48
+    _image(tmp_path / "images" / "train" / "a.jpg", w, h)
+    _image(tmp_path / "images" / "val" / "b.jpg", w, h, 1)  # no label file: a background image
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    lines = [
+        _yolo_line(1, _rect(10, 10, 20, 20), w, h),  # the small one first in the file
+        _yolo_line(0, _rect(4, 4, 40, 30), w, h),
+        _yolo_line(1, [(50, 40), (63, 40), (63, 47), (50, 47)], w, h),
+    ]
+    (tmp_path / "labels" / "train" / "a.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: person\n  1: car\n"
+    )
+    assert detect_format(tmp_path)[0] == "yolo"
+    reader = open_dataset(tmp_path)
+    assert reader.classes().names == ("background", "person", "car")
+    a, b = reader.samples()
+    assert (a.split, b.split, b.label) == ("train", "val", None)
+    expected = np.zeros((h, w), np.uint8)
+    expected[4:31, 4:41] = 1  # YOLO class 0 -> 1; corners inclusive (cv2.fillPoly)
+    expected[10:21, 10:21] = 2  # smaller polygon drawn last, wherever it is in the file
+    expected[40:48, 50:64] = 2
+    assert np.array_equal(reader.read_mask(a), expected)
+    assert not reader.read_mask(b).any() and reader.read_mask(b).shape == (h, w)
+
+
+def test_yolo_without_yaml_names_class_ids(tmp_path: Path) -> None:
+    _image(tmp_path / "images" / "x.png", 16, 16)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "x.txt").write_text(_yolo_line(2, _rect(0, 0, 7, 7), 16, 16) + "\n")
+    reader = open_dataset(tmp_path, format="yolo")
+    assert reader.classes().names == ("background", "class_0", "class_1", "class_2")
+    assert reader.samples()[0].split is None
+    assert np.unique(reader.read_mask(reader.samples()[0])).tolist() == [0, 3]
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("0 0.1 0.1 0.5 0.1 0.5", "odd count"),
+        ("0 0.1 0.1 1.5 0.1 0.5 0.5", "1.5 is outside 0..1"),
+        ("5 0.1 0.1 0.5 0.1 0.5 0.5", "class 5 is beyond the 2 names"),
+        ("0 0.5 0.5 0.2 0.2", "YOLO box"),
+        ("x 0.1 0.1 0.5 0.1 0.5 0.5", "'x' is not an integer"),
+    ],
+)
+def test_yolo_malformed_lines(tmp_path: Path, line: str, needle: str) -> None:
+    _image(tmp_path / "images" / "a.png", 8, 8)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text(f"0 0 0 1 0 1 1\n{line}\n")
+    (tmp_path / "data.yaml").write_text("train: images\nnames: [person, car]\n")
+    reader = open_dataset(tmp_path, format="yolo")
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    msg = _one_line(exc)
+    assert "a.txt line 2" in msg and needle in msg
+
+
+# ---- COCO --------------------------------------------------------------------------------------
+
+
+def _uncompressed_rle(mask: np.ndarray) -> dict:
+    """An ``iscrowd: 1`` segmentation as COCO's JSON holds it: column-major run lengths, from 0."""
+    flat = mask.flatten(order="F").astype(np.uint8)
+    counts, value, run = [], 0, 0
+    for v in flat:
+        if v != value:
+            counts.append(run)
+            value, run = v, 0
+        run += 1
+    counts.append(run)
+    return {"counts": [int(c) for c in counts], "size": [int(mask.shape[0]), int(mask.shape[1])]}
+
+
+def _coco(root: Path, w: int = 40, h: int = 30) -> dict:
+    from pycocotools import mask as mask_utils
+
+    _image(root / "train2017" / "000000000009.jpg", w, h)
+    _image(root / "train2017" / "000000000025.jpg", w, h, 1)
+    car = np.zeros((h, w), np.uint8)
+    car[5:25, 2:30] = 1  # the large one
+    crowd = np.zeros((h, w), np.uint8)
+    crowd[0:12, 20:40] = 1
+    rle = mask_utils.encode(np.asfortranarray(car))  # what pycocotools writes: counts bytes
+    rle["counts"] = rle["counts"].decode("ascii")  # and how it is stored in JSON
+    dog_poly = [10.0, 8.0, 24.0, 8.0, 24.0, 20.0, 10.0, 20.0]
+    data = {
+        "info": {
+            "description": "test",
+            "version": "1.0",
+            "year": 2017,
+            "contributor": "",
+            "date_created": "",
+        },
+        "licenses": [{"url": "", "id": 1, "name": "test"}],
+        "images": [
+            {
+                "license": 1,
+                "file_name": "000000000009.jpg",
+                "coco_url": "",
+                "height": h,
+                "width": w,
+                "date_captured": "",
+                "flickr_url": "",
+                "id": 9,
+            },
+            {
+                "license": 1,
+                "file_name": "000000000025.jpg",
+                "coco_url": "",
+                "height": h,
+                "width": w,
+                "date_captured": "",
+                "flickr_url": "",
+                "id": 25,
+            },
+        ],
+        "annotations": [
+            {
+                "segmentation": [dog_poly],
+                "area": 168.0,
+                "iscrowd": 0,
+                "image_id": 9,
+                "bbox": [10.0, 8.0, 14.0, 12.0],
+                "category_id": 18,
+                "id": 1,
+            },
+            {
+                "segmentation": rle,
+                "area": float(car.sum()),
+                "iscrowd": 0,
+                "image_id": 9,
+                "bbox": [2.0, 5.0, 28.0, 20.0],
+                "category_id": 3,
+                "id": 2,
+            },
+            {
+                "segmentation": _uncompressed_rle(crowd),
+                "area": float(crowd.sum()),
+                "iscrowd": 1,
+                "image_id": 9,
+                "bbox": [20.0, 0.0, 20.0, 12.0],
+                "category_id": 1,
+                "id": 3,
+            },
+        ],
+        "categories": [
+            {"supercategory": "person", "id": 1, "name": "person"},
+            {"supercategory": "vehicle", "id": 3, "name": "car"},
+            {"supercategory": "animal", "id": 18, "name": "dog"},
+        ],
+    }
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "instances_train2017.json").write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+def test_coco_polygons_rle_crowd_and_order(tmp_path: Path) -> None:
+    from pycocotools import mask as mask_utils
+
+    data = _coco(tmp_path)
+    name, reason = detect_format(tmp_path)
+    assert name == "coco" and "instances_train2017.json" in reason
+    reader = open_dataset(tmp_path)
+    assert reader.classes().names == ("background", "person", "car", "dog")
+    first, second = reader.samples()
+    assert first.split == "train" and first.image.name == "000000000009.jpg"
+    # expectation from pycocotools' own decode of each annotation, composed here
+    h, w = 30, 40
+    anns = {a["id"]: a for a in data["annotations"]}
+    dog = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(anns[1]["segmentation"], h, w))).astype(
+        bool
+    )
+    car = mask_utils.decode(anns[2]["segmentation"]).astype(bool)
+    crowd = mask_utils.decode(mask_utils.frPyObjects(anns[3]["segmentation"], h, w)).astype(bool)
+    expected = np.zeros((h, w), np.uint8)
+    expected[crowd] = 255  # crowd: ignore where no single object is annotated
+    expected[car] = 2  # car (id 3) -> class 2, larger: drawn first
+    expected[dog] = 3  # dog (id 18) -> class 3, smaller: drawn over the car
+    assert dog.sum() > 0 and (car & dog).any() and (crowd & ~car & ~dog).any()
+    assert np.array_equal(reader.read_mask(first), expected)
+    assert not reader.read_mask(second).any()  # an image without annotations: background
+
+
+def test_coco_stuff_file_adds_categories(tmp_path: Path) -> None:
+    from pycocotools import mask as mask_utils
+
+    _coco(tmp_path)
+    grass = np.zeros((30, 40), np.uint8)
+    grass[25:30, :] = 1
+    rle = mask_utils.encode(np.asfortranarray(grass))
+    rle["counts"] = rle["counts"].decode("ascii")
+    stuff = {
+        "info": {}, "licenses": [],
+        "images": [{"id": 9, "file_name": "000000000009.jpg", "height": 30, "width": 40}],
+        "annotations": [{"segmentation": rle, "area": 200.0, "iscrowd": 0, "image_id": 9, "bbox": [0, 25, 40, 5],
+                         "category_id": 124, "id": 10000}],
+        "categories": [{"supercategory": "plant", "id": 124, "name": "grass"}],
+    }  # fmt: skip
+    (tmp_path / "annotations" / "stuff_train2017.json").write_text(json.dumps(stuff))
+    reader = open_dataset(tmp_path)
+    assert reader.classes().names == ("background", "person", "car", "dog", "grass")
+    mask = reader.read_mask(reader.samples()[0])
+    assert (mask[25:30, :] == 4).all()
+
+
+def test_coco_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _coco(tmp_path)
+    path = tmp_path / "annotations" / "instances_train2017.json"
+    monkeypatch.setenv("SEGPIPE_MAX_LABEL_MB", "0.001")
+    with pytest.raises(DataError) as exc:
+        open_dataset(tmp_path).samples()
+    msg = _one_line(exc)
+    assert "instances_train2017.json" in msg and "0.001 MB limit" in msg and "SEGPIPE_MAX_LABEL_MB" in msg
+    monkeypatch.delenv("SEGPIPE_MAX_LABEL_MB")
+
+    data["annotations"][2]["segmentation"]["counts"][-1] += 5  # runs no longer add up to H x W
+    path.write_text(json.dumps(data))
+    reader = open_dataset(tmp_path)
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    assert "annotation id 3" in _one_line(exc) and "1205" in str(exc.value)
+
+    data["images"][0]["height"] = 100000
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as exc:
+        open_dataset(tmp_path).samples()
+    assert "100000" in _one_line(exc) and "32768" in str(exc.value)
+
+
+# ---- LabelMe -----------------------------------------------------------------------------------
+
+
+def _labelme_shape(label: str, points: list, shape_type: str = "polygon") -> dict:
+    return {"label": label, "points": points, "group_id": None, "description": "", "shape_type": shape_type,
+            "flags": {}, "mask": None}  # fmt: skip
+
+
+def _labelme(root: Path, stem: str, shapes: list[dict], w: int = 40, h: int = 30) -> Path:
+    _image(root / f"{stem}.jpg", w, h)
+    doc = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": f"{stem}.jpg", "imageData": None,
+           "imageHeight": h, "imageWidth": w}  # fmt: skip
+    (root / f"{stem}.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return root / f"{stem}.json"
+
+
+def test_labelme_shapes_order_ignore_and_names(tmp_path: Path) -> None:
+    _labelme(
+        tmp_path,
+        "a",
+        [
+            _labelme_shape("road", [[0, 20], [39, 20], [39, 29], [0, 29]]),
+            _labelme_shape("car", [[5, 2], [15, 12]], "rectangle"),
+            _labelme_shape("road", [[10, 10], [12, 25]], "rectangle"),  # later: over the car
+            _labelme_shape("__ignore__", [[30, 0], [39, 5]], "rectangle"),
+            _labelme_shape("tree", [[30, 15], [33, 15]], "circle"),
+        ],
+    )
+    _labelme(tmp_path, "b", [])
+    name, reason = detect_format(tmp_path)
+    assert name == "labelme" and "a.json" in reason
+    reader = open_dataset(tmp_path)
+    # labelme_json_to_dataset: _background_ = 0, then the labels in sorted order
+    assert reader.classes().names == ("_background_", "car", "road", "tree")
+    a, b = reader.samples()
+    assert a.image.name == "a.jpg" and a.split is None
+    expected = np.zeros((30, 40), np.uint8)
+    expected[20:30, 0:40] = 2
+    expected[2:13, 5:16] = 1  # rectangle corners inclusive (Pillow, as labelme draws)
+    expected[10:26, 10:13] = 2
+    expected[0:6, 30:40] = 255
+    mask = reader.read_mask(a)
+    circle = mask == 3
+    assert circle[15, 30] and circle[15, 27] and circle[12, 30] and not circle[15, 26] and not circle[10, 30]
+    mask[circle] = expected[circle]  # the circle's edge pixels are Pillow's to decide; checked above
+    assert np.array_equal(mask, expected)
+    assert not reader.read_mask(b).any()
+
+
+def test_labelme_labels_txt_and_refusals(tmp_path: Path) -> None:
+    _labelme(tmp_path, "a", [_labelme_shape("dog", [[1, 1], [5, 1], [5, 5]])])
+    (tmp_path / "labels.txt").write_text("__ignore__\n_background_\ncat\ndog\n")
+    reader = open_dataset(tmp_path, format="labelme")
+    assert reader.classes().names == ("_background_", "cat", "dog")
+    assert set(np.unique(reader.read_mask(reader.samples()[0]))) == {0, 2}
+
+    (tmp_path / "labels.txt").write_text("__ignore__\n_background_\ncat\n")
+    reader = open_dataset(tmp_path, format="labelme")
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    assert "a.json shapes[0]" in _one_line(exc) and "'dog'" in str(exc.value)
+
+    doc = json.loads((tmp_path / "a.json").read_text())
+    doc["imageHeight"] = 100000
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError) as exc:
+        open_dataset(tmp_path, format="labelme").samples()
+    assert "imageWidth/imageHeight" in _one_line(exc) and "32768" in str(exc.value)
+
+    doc["imageHeight"] = 31  # the image is 30 high
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    reader = open_dataset(tmp_path, format="labelme")
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    assert "40x31" in _one_line(exc) and "40x30" in str(exc.value)
+
+
+# ---- CVAT Segmentation mask 1.1 ------------------------------------------------------------------
+
+CVAT_LABELMAP = "# label:color_rgb:parts:actions\nbackground:0,0,0::\ncar:250,50,83::\nperson:61,245,61::\n"
+CVAT_COLORS = np.array([(0, 0, 0), (250, 50, 83), (61, 245, 61)], np.uint8)
+
+
+def _cvat(root: Path) -> np.ndarray:
+    ids = np.zeros((20, 30), np.uint8)
+    ids[2:8, 3:15] = 1
+    ids[10:18, 20:28] = 2
+    (root / "labelmap.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "labelmap.txt").write_text(CVAT_LABELMAP)
+    for d in ("SegmentationClass", "SegmentationObject", "ImageSets/Segmentation", "JPEGImages"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "Segmentation" / "default.txt").write_text("frame_000000\nframe_000001\n")
+    for i in range(2):
+        _image(root / "JPEGImages" / f"frame_00000{i}.jpg", 30, 20, i)
+        cv2.imwrite(str(root / "SegmentationClass" / f"frame_00000{i}.png"), CVAT_COLORS[ids][:, :, ::-1])
+        cv2.imwrite(
+            str(root / "SegmentationObject" / f"frame_00000{i}.png"), (ids * 40)[:, :, None].repeat(3, 2)
+        )
+    return ids
+
+
+def test_cvat_colours_names_and_detection(tmp_path: Path) -> None:
+    ids = _cvat(tmp_path)
+    name, reason = detect_format(tmp_path)
+    assert name == "cvat" and "labelmap.txt" in reason
+    reader = open_dataset(tmp_path)
+    info = reader.classes()
+    assert info.names == ("background", "car", "person")
+    assert info.colors == ((0, 0, 0), (250, 50, 83), (61, 245, 61))
+    samples = reader.samples()
+    assert [s.name for s in samples] == ["frame_000000", "frame_000001"] and samples[0].split is None
+    assert np.array_equal(reader.read_mask(samples[0]), ids)
+
+
+def test_cvat_unknown_colour_is_one_line(tmp_path: Path) -> None:
+    ids = _cvat(tmp_path)
+    rgb = CVAT_COLORS[ids].copy()
+    rgb[4, 7] = (1, 2, 3)
+    Image.fromarray(rgb).save(tmp_path / "SegmentationClass" / "frame_000001.png")
+    reader = open_dataset(tmp_path, format="cvat")
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[1])
+    msg = _one_line(exc)
+    assert "frame_000001.png" in msg and "1,2,3" in msg and "(x=7, y=4)" in msg and "car 250,50,83" in msg
