@@ -1,7 +1,11 @@
 """The annotation-format readers (ultralytics, yolo, coco, labelme, cvat) on files written in the
 tests exactly as the source tools write them, masks checked pixel by pixel against expectations
 drawn here independently (numpy slices, pycocotools' own decode), detection, class names and the
-one-line refusals of malformed input."""
+one-line refusals of malformed input, then one tiny train + evaluate per format.
+
+Over 400 lines on purpose: five formats, each with its files written here as its tool writes them
+(the fixtures are the substance of these tests and read best next to the checks they feed).
+"""
 
 from __future__ import annotations
 
@@ -488,3 +492,123 @@ def test_cvat_unknown_colour_is_one_line(tmp_path: Path) -> None:
         reader.read_mask(reader.samples()[1])
     msg = _one_line(exc)
     assert "frame_000001.png" in msg and "1,2,3" in msg and "(x=7, y=4)" in msg and "car 250,50,83" in msg
+
+
+# ---- end to end: train 1 epoch and evaluate from each native layout ------------------------------
+
+E2E_NAMES = {
+    "ultralytics": ("background", "road", "building"),
+    "yolo": ("background", "person", "car"),
+    "coco": ("background", "person", "car"),
+    "labelme": ("_background_", "car", "person"),
+    "cvat": ("background", "car", "person"),
+}
+
+
+def _e2e_rects(i: int) -> list[tuple[int, int, int, int, int]]:
+    """Two rectangles (class, x0, y0, x1, y1; corners inclusive) for sample ``i`` of a 64x64 set."""
+    rng = np.random.default_rng(i)
+    x, y = (int(v) for v in rng.integers(0, 24, 2))
+    return [(1, x, y, x + 30, y + 20), (2, 63 - x - 16, 63 - y - 20, 63 - x, 63 - y)]
+
+
+def _make_e2e(fmt: str, root: Path, count: int = 8) -> Path:
+    from pycocotools import mask as mask_utils
+
+    w = h = 64
+    split = {i: "val" if i >= count - 2 else "train" for i in range(count)}
+    names = E2E_NAMES[fmt]
+    coco: dict[str, dict] = {}
+    for i in range(count):
+        ids = np.zeros((h, w), np.uint8)
+        for c, x0, y0, x1, y1 in _e2e_rects(i):
+            ids[y0 : y1 + 1, x0 : x1 + 1] = c
+        s, stem = split[i], f"img{i}"
+        if fmt == "ultralytics":
+            _image(root / "images" / s / f"{stem}.jpg", w, h, i)
+            (root / "masks" / s).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(ids).save(root / "masks" / s / f"{stem}.png")
+        elif fmt == "yolo":
+            _image(root / "images" / s / f"{stem}.jpg", w, h, i)
+            (root / "labels" / s).mkdir(parents=True, exist_ok=True)
+            lines = [_yolo_line(c - 1, _rect(x0, y0, x1, y1), w, h) for c, x0, y0, x1, y1 in _e2e_rects(i)]
+            (root / "labels" / s / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+        elif fmt == "coco":
+            _image(root / f"{s}2017" / f"{stem}.jpg", w, h, i)
+            doc = coco.setdefault(s, {"info": {}, "licenses": [], "images": [], "annotations": [],
+                                      "categories": [{"supercategory": "x", "id": 1, "name": "person"},
+                                                     {"supercategory": "x", "id": 3, "name": "car"}]})  # fmt: skip
+            doc["images"].append({"id": i, "file_name": f"{stem}.jpg", "height": h, "width": w})
+            for c in (1, 2):
+                rle = mask_utils.encode(np.asfortranarray((ids == c).astype(np.uint8)))
+                rle["counts"] = rle["counts"].decode("ascii")
+                doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": i, "category_id": [1, 3][c - 1],
+                                           "segmentation": rle, "area": float((ids == c).sum()), "iscrowd": 0,
+                                           "bbox": [0, 0, 1, 1]})  # fmt: skip
+        elif fmt == "labelme":
+            shapes = [
+                _labelme_shape(names[c], [[x0, y0], [x1, y1]], "rectangle")
+                for c, x0, y0, x1, y1 in _e2e_rects(i)
+            ]
+            _labelme(root, stem, shapes, w, h)
+        elif fmt == "cvat":
+            if i == 0:
+                _cvat(root)  # labelmap.txt and the folders (its two frames are 30x20: replaced below)
+                for p in (root / "JPEGImages").glob("*"):
+                    p.unlink()
+                for p in (root / "SegmentationClass").glob("*"):
+                    p.unlink()
+            _image(root / "JPEGImages" / f"{stem}.jpg", w, h, i)
+            Image.fromarray(CVAT_COLORS[ids]).save(root / "SegmentationClass" / f"{stem}.png")
+    if fmt == "ultralytics":
+        (root / "data.yaml").write_text(ULTRA_YAML)
+    elif fmt == "yolo":
+        (root / "data.yaml").write_text(
+            "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: person\n  1: car\n"
+        )
+    elif fmt == "coco":
+        (root / "annotations").mkdir()
+        for s, doc in coco.items():
+            (root / "annotations" / f"instances_{s}2017.json").write_text(json.dumps(doc))
+    elif fmt == "cvat":
+        (root / "ImageSets" / "Segmentation" / "default.txt").write_text(
+            "".join(f"img{i}\n" for i in range(count))
+        )
+    return root
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    ["yolo", *(pytest.param(f, marks=pytest.mark.slow) for f in ("ultralytics", "coco", "labelme", "cvat"))],
+)
+def test_trains_and_evaluates_from_native_layout(fmt: str, tmp_path: Path) -> None:
+    import torch
+    from conftest import TRAIN_FLAGS
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    root = _make_e2e(fmt, tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "--data-root", root, "--epochs", "1", "--output-dir", run, *TRAIN_FLAGS]
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    assert f"{fmt} format" in r.output and "3 classes" in r.output
+    ckpt = torch.load(run / "best.pth", weights_only=True)
+    assert tuple(ckpt["model_info"]["class_names"]) == E2E_NAMES[fmt]
+    report = tmp_path / "eval.json"
+    args = [
+        "evaluate",
+        "--data-root",
+        root,
+        "--model",
+        run / "best.pth",
+        "--device",
+        "cpu",
+        "--report",
+        report,
+    ]
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 0, r.output
+    got = json.loads(report.read_text())
+    assert got["images"] == (2 if fmt in ("ultralytics", "yolo", "coco") else 8) and 0 <= got["miou"] <= 1

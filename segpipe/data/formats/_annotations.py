@@ -136,7 +136,7 @@ def read_index_png(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             check_image_size(*im.size, str(path))
             mode = im.mode
-            arr = np.asarray(im)
+            arr = np.array(im)
     except (UnidentifiedImageError, OSError):
         raise DataError(f"cannot read mask {path}: missing, unreadable or not an image") from None
     if mode in ("P", "L"):
