@@ -612,3 +612,20 @@ def test_trains_and_evaluates_from_native_layout(fmt: str, tmp_path: Path) -> No
     assert r.exit_code == 0, r.output
     got = json.loads(report.read_text())
     assert got["images"] == (2 if fmt in ("ultralytics", "yolo", "coco") else 8) and 0 <= got["miou"] <= 1
+    out = tmp_path / "vis"
+    args = [
+        "visualize",
+        "--data-root",
+        root,
+        "--model",
+        run / "best.pth",
+        "--output-dir",
+        out,
+        "--side-by-side",
+    ]
+    r = CliRunner().invoke(app, [str(a) for a in [*args, "--device", "cpu"]])
+    assert r.exit_code == 0, r.output
+    sides = sorted(out.rglob("*_side.png"))
+    assert (
+        len(sides) == got["images"] and cv2.imread(str(sides[0])).shape[1] >= 3 * 64
+    )  # image, truth, prediction
