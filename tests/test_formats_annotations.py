@@ -10,6 +10,7 @@ Over 400 lines on purpose: five formats, each with its files written here as its
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -368,6 +369,20 @@ def test_coco_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "100000" in _one_line(exc) and "32768" in str(exc.value)
 
 
+def test_coco_roboflow_export_layout(tmp_path: Path) -> None:
+    """Roboflow's COCO export: {train,valid}/_annotations.coco.json beside the images."""
+    data = _coco(tmp_path / "tmp")
+    for split in ("train", "valid"):
+        shutil.copytree(tmp_path / "tmp" / "train2017", tmp_path / split)
+        (tmp_path / split / "_annotations.coco.json").write_text(json.dumps(data))
+    shutil.rmtree(tmp_path / "tmp")
+    assert detect_format(tmp_path)[0] == "coco"
+    reader = open_dataset(tmp_path)
+    assert sorted({s.split for s in reader.samples()}) == ["train", "val"]
+    first = reader.samples()[0]
+    assert first.image.parent.name == "train" and (reader.read_mask(first) == 3).any()
+
+
 # ---- LabelMe -----------------------------------------------------------------------------------
 
 
@@ -443,6 +458,43 @@ def test_labelme_labels_txt_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(DataError) as exc:
         reader.read_mask(reader.samples()[0])
     assert "40x31" in _one_line(exc) and "40x30" in str(exc.value)
+
+
+def test_labelme_mask_line_and_point_shapes(tmp_path: Path) -> None:
+    import base64
+    import io
+
+    patch = np.zeros((6, 8), np.uint8)
+    patch[1:5, 2:7] = 1
+    buf = io.BytesIO()
+    Image.fromarray(patch * 255).save(buf, format="PNG")  # labelme stores masks as base64 PNGs
+    mask_shape = _labelme_shape("blob", [[20, 3], [27, 8]], "mask")
+    mask_shape["mask"] = base64.b64encode(buf.getvalue()).decode("ascii")
+    _labelme(
+        tmp_path,
+        "a",
+        [
+            mask_shape,
+            _labelme_shape("wire", [[0, 25], [39, 25]], "line"),
+            _labelme_shape("pin", [[8, 8]], "point"),
+        ],
+    )
+    reader = open_dataset(tmp_path, format="labelme")
+    assert reader.classes().names == ("_background_", "blob", "pin", "wire")
+    mask = reader.read_mask(reader.samples()[0])
+    blob = np.zeros((30, 40), bool)
+    blob[3:9, 20:28] = patch.astype(bool)  # placed at the box of its two points, as labelme does
+    assert np.array_equal(mask == 1, blob)
+    assert (mask[21:30, 0:40] == 3).sum() >= 9 * 40 * 0.9 and (mask[25, :] == 3).all()  # 10 px wide line
+    assert mask[8, 8] == 2 and mask[8, 12] == 2 and mask[8, 14] == 0  # 5 px radius disc
+
+    doc = json.loads((tmp_path / "a.json").read_text())
+    doc["shapes"][0]["points"] = [[20, 3], [28, 8]]  # the box no longer fits the PNG
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    reader = open_dataset(tmp_path, format="labelme")
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    assert "a.json shapes[0]" in _one_line(exc) and "8x6" in str(exc.value)
 
 
 # ---- CVAT Segmentation mask 1.1 ------------------------------------------------------------------
