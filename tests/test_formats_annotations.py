@@ -77,8 +77,8 @@ def test_ultralytics_masks_names_splits_and_ignore(tmp_path: Path) -> None:
     assert reader.classes().names == ("background", "road", "building")
     samples = reader.samples()
     assert [(s.name, s.split) for s in samples] == [
-        ("images/train/train_0", "train"),
-        ("images/val/val_0", "val"),
+        ("train/train_0", "train"),
+        ("val/val_0", "val"),
     ]
     assert np.array_equal(reader.read_mask(samples[0]), train)
     image, mask = reader.load(samples[1])

@@ -79,13 +79,14 @@ class LabelmeFile:
 
 
 def looks_like_labelme(path: Path) -> bool:
-    """The head of ``path`` (64 KB) holds ``"shapes"`` and ``"imagePath"``."""
+    """The head of ``path`` (64 KB) holds ``"shapes"`` and ``"imagePath"`` or ``"version"``."""
     try:
         with open(path, "rb") as f:
             head = f.read(65536)
     except OSError:
         return False
-    return b'"shapes"' in head and b'"imagePath"' in head
+    # labelme writes version, flags, shapes, imagePath...: long shapes can push imagePath past the head
+    return b'"shapes"' in head and (b'"imagePath"' in head or b'"version"' in head)
 
 
 def json_files(root: Path) -> list[Path]:

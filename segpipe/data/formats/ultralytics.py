@@ -49,6 +49,8 @@ SPLITS = ("train", "val", "test")
 #: Most classes a YAML may name, and most image files a list (.txt) may hold.
 MAX_CLASSES = 65535
 MAX_LIST_LINES = 10_000_000
+#: Largest YAML detection parses (a dataset YAML is a few kB).
+DETECT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -225,10 +227,7 @@ def list_samples(cfg: UltralyticsConfig) -> list[tuple[str, Path, Path, str]]:
                 if mask is None:
                     missing.append(str(img))
                     continue
-                try:
-                    name = str(img.relative_to(cfg.root).with_suffix(""))
-                except ValueError:
-                    name = img.stem
+                name = sample_name(img, cfg.root)
                 out.append((name, img, mask, split))
     if missing:
         raise DataError(
@@ -258,10 +257,41 @@ def read_mask(
     return check_indices(out, len(cfg.names), ignore_index, path) if check else out
 
 
+def sample_name(image: Path, root: Path) -> str:
+    """``train/NAME`` for ``ROOT/images/train/NAME.jpg`` (the path below ``images/``, else below the
+    root, else the file name), without suffix."""
+    for base in (root / "images", root):
+        try:
+            return str(image.relative_to(base).with_suffix(""))
+        except ValueError:
+            continue
+    return image.stem
+
+
+def usable_config(root: Path, want_masks: bool) -> tuple[UltralyticsConfig, Path] | None:
+    """The first dataset YAML of ``root`` that loads (a small file: detection reads no more than
+    :data:`DETECT_BYTES`), with masks (``want_masks``) or without."""
+    for yml in find_yamls(root):
+        try:
+            if yml.stat().st_size > DETECT_BYTES:
+                continue
+            cfg = load_config(yml)
+        except (DataError, OSError):
+            continue
+        has_masks = cfg.masks_dir is not None or (
+            (cfg.root / "masks").is_dir() and (cfg.root / "images").is_dir()
+        )
+        if has_masks == want_masks:
+            return cfg, yml
+    return None
+
+
 def detect_reason(root: Path) -> tuple[str, Path] | None:
     """``(reason, yaml)`` when ``root`` looks like an Ultralytics semantic dataset, else None."""
     for yml in find_yamls(root):
         try:
+            if yml.stat().st_size > DETECT_BYTES:
+                continue
             cfg = load_config(yml)
         except DataError:
             continue

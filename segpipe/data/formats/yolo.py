@@ -40,7 +40,14 @@ import numpy as np
 
 from segpipe.data.formats._annotations import MAX_POINTS, image_size, list_images, read_text
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
-from segpipe.data.formats.ultralytics import UltralyticsConfig, find_yamls, load_config, split_images
+from segpipe.data.formats.ultralytics import (
+    UltralyticsConfig,
+    find_yamls,
+    load_config,
+    sample_name,
+    split_images,
+    usable_config,
+)
 from segpipe.errors import DataError, some
 
 #: How far outside 0..1 a normalised coordinate may be (then clipped) before it is refused.
@@ -206,9 +213,10 @@ class YoloReader(FormatReader):
 
     def config(self) -> UltralyticsConfig | None:
         """The dataset YAML naming the classes (``data.yaml`` first), or None without one."""
-        if not self._cfg_read:
-            yamls = find_yamls(self.root)
-            self._cfg = load_config(yamls[0]) if yamls else None
+        if not self._cfg_read:  # data.yaml when there is one (its problems reported), else a YAML that loads
+            data = [p for p in find_yamls(self.root) if p.stem.lower() == "data"]
+            found = usable_config(self.root, want_masks=False) or usable_config(self.root, want_masks=True)
+            self._cfg = load_config(data[0]) if data else (found[0] if found else None)
             self._cfg_read = True
         return self._cfg
 
@@ -231,10 +239,7 @@ class YoloReader(FormatReader):
             out = []
             for split, imgs in groups.items():
                 for img in imgs:
-                    try:
-                        name = str(img.relative_to(base).with_suffix(""))
-                    except ValueError:
-                        name = img.stem
+                    name = sample_name(img, base)
                     out.append(LabelledSample(name, img, labels[img], split))
             self._samples = sorted(out, key=lambda s: s.name)
         return list(self._samples)
