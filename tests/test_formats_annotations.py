@@ -369,6 +369,35 @@ def test_coco_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "100000" in _one_line(exc) and "32768" in str(exc.value)
 
 
+def test_coco_rle_strings_checked_before_pycocotools(tmp_path: Path) -> None:
+    """The compressed-RLE parser that guards pycocotools' decoder agrees with pycocotools on what
+    it encodes; damaged strings and unknown categories are one line naming the annotation."""
+    from pycocotools import mask as mask_utils
+
+    from segpipe.data.formats.coco import rle_string_counts
+
+    rng = np.random.default_rng(5)
+    for shape in [(1, 1), (7, 5), (30, 40), (64, 3)]:
+        m = (rng.random(shape) < 0.4).astype(np.uint8)
+        counts = mask_utils.encode(np.asfortranarray(m))["counts"].decode("ascii")
+        assert rle_string_counts(counts) == _uncompressed_rle(m)["counts"]
+    data = _coco(tmp_path)
+    path = tmp_path / "annotations" / "instances_train2017.json"
+    data["annotations"][1]["segmentation"]["counts"] += "~~"  # a run that never ends
+    path.write_text(json.dumps(data))
+    reader = open_dataset(tmp_path)
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    assert "annotation id 2" in _one_line(exc) and "damaged" in str(exc.value)
+    data = _coco(tmp_path)
+    data["annotations"][0]["category_id"] = 99
+    path.write_text(json.dumps(data))
+    reader = open_dataset(tmp_path)
+    with pytest.raises(DataError) as exc:
+        reader.read_mask(reader.samples()[0])
+    assert "annotation id 1" in _one_line(exc) and "category_id 99" in str(exc.value)
+
+
 def test_coco_roboflow_export_layout(tmp_path: Path) -> None:
     """Roboflow's COCO export: {train,valid}/_annotations.coco.json beside the images."""
     data = _coco(tmp_path / "tmp")
