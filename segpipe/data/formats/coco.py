@@ -294,19 +294,19 @@ class CocoReader(FormatReader):
         top = max(len(cls_of), self.ignore_index)
         out = np.zeros((height, width), dtype=np.uint8 if top <= 255 else np.uint16)
         layers: list[tuple[int, int, int, Any]] = []
-        for jf, a in self._anns.get(sample.key, []):
-            where = f"{jf} annotation id {a.get('id', '?')}"
-            if a["category_id"] not in cls_of:
-                raise DataError(f"{where}: category_id {a['category_id']} is not in categories")
-            rle = to_rle(a["segmentation"], height, width, where)
-            if rle is None:
-                continue
-            crowd = a.get("iscrowd", 0) in (1, True)
-            value = self.ignore_index if crowd else cls_of[a["category_id"]]
-            layers.append((0 if crowd else 1, -int(mask_utils.area(rle)), value, rle))
-        # crowd (ignore) first, then objects largest first: a stable sort keeps file order on ties
         with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning (copy=False)
             warnings.simplefilter("ignore", DeprecationWarning)
+            for jf, a in self._anns.get(sample.key, []):
+                where = f"{jf} annotation id {a.get('id', '?')}"
+                if a["category_id"] not in cls_of:
+                    raise DataError(f"{where}: category_id {a['category_id']} is not in categories")
+                rle = to_rle(a["segmentation"], height, width, where)
+                if rle is None:
+                    continue
+                crowd = a.get("iscrowd", 0) in (1, True)
+                value = self.ignore_index if crowd else cls_of[a["category_id"]]
+                layers.append((0 if crowd else 1, -int(mask_utils.area(rle)), value, rle))
+            # crowd (ignore) first, then objects largest first: a stable sort keeps file order on ties
             for _, _, value, rle in sorted(layers, key=lambda t: (t[0], t[1])):
                 out[mask_utils.decode(rle).astype(bool)] = value
         return out
