@@ -20,6 +20,7 @@ from PIL import Image
 
 from segpipe.data.formats import detect_format, open_dataset
 from segpipe.errors import DataError
+from segpipe.progress import Reporter
 
 # pycocotools 2.0.x on numpy 2 warns inside its own decode (copy=False); not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -30,6 +31,16 @@ def _image(path: Path, width: int, height: int, seed: int = 0) -> Path:
     rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(path)
     return path
+
+
+class Recorder(Reporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    warn = info
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -73,7 +84,8 @@ def test_ultralytics_masks_names_splits_and_ignore(tmp_path: Path) -> None:
     root = _ultralytics(tmp_path, {"train": train, "val": val}, ULTRA_YAML)
     name, reason = detect_format(root)
     assert name == "ultralytics" and "masks_dir" in reason
-    reader = open_dataset(root)
+    rec = Recorder()
+    reader = open_dataset(root, reporter=rec)
     assert reader.classes().names == ("background", "road", "building")
     samples = reader.samples()
     assert [(s.name, s.split) for s in samples] == [
@@ -83,6 +95,8 @@ def test_ultralytics_masks_names_splits_and_ignore(tmp_path: Path) -> None:
     assert np.array_equal(reader.read_mask(samples[0]), train)
     image, mask = reader.load(samples[1])
     assert image.shape == (24, 32, 3) and np.array_equal(mask, val)
+    # the docs' relative path names Ultralytics' datasets folder: said once, read beside the YAML
+    assert [ln for ln in rec.lines if "path/to/my-semantic-dataset" in ln and str(root) in ln]
 
 
 def test_ultralytics_label_mapping_and_palette_png(tmp_path: Path) -> None:
@@ -153,10 +167,12 @@ def test_yolo_rasterised_smaller_last_background_zero(tmp_path: Path) -> None:
         "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: person\n  1: car\n"
     )
     assert detect_format(tmp_path)[0] == "yolo"
-    reader = open_dataset(tmp_path)
+    rec = Recorder()
+    reader = open_dataset(tmp_path, reporter=rec)
     assert reader.classes().names == ("background", "person", "car")
     a, b = reader.samples()
     assert (a.split, b.split, b.label) == ("train", "val", None)
+    assert any("1 image(s) have no label file" in ln and "b.jpg" in ln for ln in rec.lines)
     expected = np.zeros((h, w), np.uint8)
     expected[4:31, 4:41] = 1  # YOLO class 0 -> 1; corners inclusive (cv2.fillPoly)
     expected[10:21, 10:21] = 2  # smaller polygon drawn last, wherever it is in the file

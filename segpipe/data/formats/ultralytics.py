@@ -63,6 +63,8 @@ class UltralyticsConfig:
     names: list[str]
     masks_dir: str | None
     label_mapping: dict[int, int] = field(default_factory=dict)
+    #: Set when ``path`` named a folder that does not exist (the YAML's folder is read instead).
+    path_note: str | None = None
 
 
 def find_yamls(root: Path) -> list[Path]:
@@ -169,13 +171,15 @@ def load_config(path: Path) -> UltralyticsConfig:
         raw_root = None
     if problems:
         raise DataError(f"{path}: " + "; ".join(problems))
-    root = path.parent
+    root, note = path.parent, None
     if raw_root:
         cand = Path(raw_root).expanduser()
         cand = cand if cand.is_absolute() else path.parent / cand
         if cand.is_dir():
             root = cand
-    return UltralyticsConfig(path, root, splits, names, masks_dir, mapping)
+        else:
+            note = f"{path}: path {raw_root!r} is not a folder here; reading train/val relative to {root}"
+    return UltralyticsConfig(path, root, splits, names, masks_dir, mapping, note)
 
 
 def split_images(cfg: UltralyticsConfig, entry: str, split: str) -> list[Path]:
@@ -336,6 +340,8 @@ class UltralyticsReader(FormatReader):
                     "use --format yolo)"
                 )
             self._cfg = load_config(found[1])
+            if self._cfg.path_note:
+                self.reporter.info(self._cfg.path_note)
         return self._cfg
 
     def samples(self) -> list[LabelledSample]:

@@ -236,6 +236,14 @@ class YoloReader(FormatReader):
             if not every:
                 raise DataError(f"{self.root / 'images'} holds no images")
             labels = dict(list_pairs(every))
+            bare = [str(img) for img, lab in labels.items() if lab is None]
+            if bare:
+                self.reporter.info(
+                    f"{len(bare)} image(s) have no label file and are all background (as Ultralytics trains "
+                    f"them): {some(bare)}"
+                )
+            if cfg is not None and cfg.path_note:
+                self.reporter.info(cfg.path_note)
             out = []
             for split, imgs in groups.items():
                 for img in imgs:
