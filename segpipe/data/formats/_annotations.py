@@ -116,6 +116,10 @@ def image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
+        ) from None
     except (UnidentifiedImageError, OSError):
         raise DataError(f"cannot read image {path}: missing, unreadable or not an image") from None
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
@@ -137,6 +141,10 @@ def read_index_png(path: Path) -> np.ndarray:
             check_image_size(*im.size, str(path))
             mode = im.mode
             arr = np.array(im)
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
+        ) from None
     except (UnidentifiedImageError, OSError):
         raise DataError(f"cannot read mask {path}: missing, unreadable or not an image") from None
     if mode in ("P", "L"):

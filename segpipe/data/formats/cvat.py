@@ -106,6 +106,10 @@ def read_color_mask(path: Path) -> tuple[np.ndarray, bool]:
             if im.mode in ("L", "I;16", "I"):
                 return np.asarray(im).astype(np.uint16 if im.mode != "L" else np.uint8), False
             return np.asarray(im.convert("RGB")), True
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
+        ) from None
     except (UnidentifiedImageError, OSError):
         raise DataError(f"cannot read mask {path}: missing, unreadable or not an image") from None
 

@@ -180,7 +180,7 @@ def _decode_mask(b64: str, where: str, box: tuple[int, int]) -> np.ndarray:
                     f"{where}: mask is {im.size[0]}x{im.size[1]} but its box is {box[0]}x{box[1]} (W x H)"
                 )
             arr = np.asarray(im.convert("L")) > 0
-    except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
+    except (binascii.Error, UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
         raise DataError(f"{where}: 'mask' is not a base64 PNG") from None
     return arr
 
