@@ -330,7 +330,8 @@ def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> Bench
         if not Path(path).is_file():
             raise CheckpointError(f"model file {path} does not exist")
     if opts.data_root is not None and not Path(opts.data_root).is_dir():
-        raise ConfigError(f"--data-root {opts.data_root}: folder does not exist")
+        what = "is a file, not a folder" if Path(opts.data_root).is_file() else "folder does not exist"
+        raise ConfigError(f"--data-root {opts.data_root}: {what}")
     results = []
     for path in opts.models:
         bench = benchmark_model(Path(path), opts, reporter)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.data.formats import ClassInfo, LabelledSample, open_dataset, select_split
+from segpipe.data.formats import ClassInfo, LabelledSample, open_dataset, resolve_format, select_split
 from segpipe.data.formats.seed import data_palette
 from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
@@ -189,6 +189,8 @@ def evaluate(
             "(segpipe visualize reads videos)"
         )
     spec = opts.spec
+    layout = {"images_dir": opts.images_dir, "masks_dir": opts.masks_dir, "mask_suffix": opts.mask_suffix}
+    resolve_format(opts.data_root, opts.format, **layout)  # a wrong folder fails before the model loads
     warnings: list[str] = []
     owned = runner is None
     runner = open_runner(opts, reporter) if runner is None else runner

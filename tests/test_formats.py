@@ -64,7 +64,7 @@ def test_detection_picks_the_format_and_says_why(
     assert detect_format(index_dataset)[0] == "seed"
 
 
-def test_nothing_or_a_file_is_one_line(tmp_path: Path) -> None:
+def test_nothing_or_a_file_is_one_line(tmp_path: Path, tiny_checkpoint: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no label format found; pass --format") as e:
         detect_format(tmp_path / "empty")
@@ -75,6 +75,10 @@ def test_nothing_or_a_file_is_one_line(tmp_path: Path) -> None:
         open_dataset(f)
     r = cli("train", "--data-root", f, "--num-classes", "3", *TRAIN_FLAGS)
     assert r.exit_code == 1 and "is a file, not a folder" in r.output
+    for command in ("evaluate", "visualize"):
+        r = cli(command, "--data-root", f, "--model", tiny_checkpoint, "--device", "cpu")
+        assert r.exit_code == 1 and f"data root {f} is a file, not a folder" in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
 
 
 def test_two_specific_formats_are_ambiguous(tmp_path: Path) -> None:
@@ -107,6 +111,24 @@ def test_ade20k_reduces_the_zero_label_and_reads_its_names(tmp_path: Path) -> No
     assert {x.split for x in reader.samples()} == {"train", "val"}
     kept = open_dataset(tmp_path, reduce_zero_label=False)
     assert kept.load_mask(s)[0, 0] == 0 and kept.classes().names[0] == "other"
+
+
+def test_readers_pickle_for_spawned_loader_workers(voc_root: Path, color_dataset: Path) -> None:
+    import pickle
+    import threading
+
+    from segpipe.progress import Reporter
+
+    class Loud(Reporter):
+        def __init__(self) -> None:
+            self.lock = threading.Lock()  # like a rich console: not picklable
+
+    for root in (voc_root, color_dataset):
+        reader = open_dataset(root, num_classes=21, reporter=Loud())
+        s = reader.samples()[0]
+        before = reader.load_mask(s)
+        again = pickle.loads(pickle.dumps(reader))
+        np.testing.assert_array_equal(again.load_mask(s), before)
 
 
 def test_voc_reader(voc_root: Path) -> None:

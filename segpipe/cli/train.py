@@ -35,7 +35,10 @@ def train_command(
     data_root: Annotated[
         Path,
         typer.Option(
-            "--data-root", "--data_root", help="Folder holding images/ and indexes/.", rich_help_panel=DATA
+            "--data-root",
+            "--data_root",
+            help="Data set folder, any label format (see --format).",
+            rich_help_panel=DATA,
         ),
     ] = None,  # type: ignore[assignment]
     num_classes: Annotated[

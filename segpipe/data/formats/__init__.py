@@ -40,6 +40,7 @@ __all__ = [
     "detect_format",
     "open_dataset",
     "reader_class",
+    "resolve_format",
     "select_split",
 ]
 
@@ -124,6 +125,36 @@ def detect_format(root: str | Path) -> tuple[str, str]:
     raise DataError(f"{root}: it could be read as several formats: {listed}; pick one with --format")
 
 
+def resolve_format(root: str | Path, format: str = "auto", **options: Any) -> tuple[str, str]:
+    """(format name, why) that :func:`open_dataset` reads ``root`` as: ``format`` when given, else
+    the seed layout when ``options`` set its folders (``images_dir``...), else :func:`detect_format`
+    (a half seed layout, ``images/`` or ``indexes/`` alone, is read as seed for its precise error).
+    Cheap: commands call it before loading a model so a wrong folder fails first."""
+    fmt = (format or "auto").lower()
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
+    root_p = Path(root)
+    if root_p.is_file():
+        raise DataError(f"data root {root} is a file, not a folder")
+    custom_layout = any(options.get(k) not in (None, v) for k, v in SEED_LAYOUT.items() if k != "mask_type")
+    if fmt == "auto" and custom_layout:  # --images-dir/--masks-dir/--mask-suffix describe the seed layout
+        return "seed", "--images-dir/--masks-dir/--mask-suffix"
+    if fmt == "auto":
+        try:
+            return detect_format(root)
+        except DataError:
+            if not any((root_p / d).is_dir() for d in ("images", "indexes")):
+                raise
+            return "seed", "images/ or indexes/"  # half a seed layout: its own precise error
+    if reader_class(fmt) is None:
+        raise ConfigError(
+            f"--format {fmt}: this install cannot read it (use {', '.join(available_formats())})"
+        )
+    if not root_p.is_dir():
+        raise DataError(f"data root {root} does not exist")
+    return fmt, "--format"
+
+
 def open_dataset(
     root: str | Path,
     format: str = "auto",
@@ -136,28 +167,7 @@ def open_dataset(
     layout's options (:data:`SEED_LAYOUT`) at their defaults are dropped for other formats, and refused
     (one line) when set to something else. The chosen format and why: ``reader.detected``.
     """
-    fmt = (format or "auto").lower()
-    if fmt != "auto" and fmt not in FORMATS:
-        raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
-    custom_layout = any(options.get(k) not in (None, v) for k, v in SEED_LAYOUT.items() if k != "mask_type")
-    if fmt == "auto" and custom_layout:  # --images-dir/--masks-dir/--mask-suffix describe the seed layout
-        fmt, reason = "seed", "--images-dir/--masks-dir/--mask-suffix"
-    elif fmt == "auto":
-        try:
-            fmt, reason = detect_format(root)
-        except DataError:
-            root_p = Path(root)
-            if not any((root_p / d).is_dir() for d in ("images", "indexes")):
-                raise
-            fmt, reason = "seed", "images/ or indexes/"  # half a seed layout: its own precise error
-    else:
-        if reader_class(fmt) is None:
-            raise ConfigError(
-                f"--format {fmt}: this install cannot read it (use {', '.join(available_formats())})"
-            )
-        reason = "--format"
-        if Path(root).is_file():
-            raise DataError(f"data root {root} is a file, not a folder")
+    fmt, reason = resolve_format(root, format, **options)
     cls = reader_class(fmt)
     assert cls is not None
     opts = {k: v for k, v in options.items() if v is not None}

@@ -233,6 +233,16 @@ class FormatReader:
             out.setdefault(s.split, []).append(s)
         return out
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for loader workers started by spawn: no reporter (its console and progress bar
+        stay in the main process) and no lazily built decoders (rebuilt where used)."""
+        state = self.__dict__.copy()
+        state["reporter"] = Reporter()
+        for key in ("_checker", "_decoder"):
+            if key in state:
+                state[key] = None
+        return state
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r})"
 
