@@ -124,10 +124,7 @@ def _describe_onnx(path: Path) -> ModelDescription:
     except Exception as e:
         raise CheckpointError(f"{path} is not a readable ONNX model ({type(e).__name__})") from e
     props = {p.key: p.value for p in proto.metadata_props}
-    try:
-        info = ModelInfo.from_metadata(props)
-    except Exception as e:  # damaged JSON in a segpipe key
-        raise CheckpointError(f"{path}: damaged segpipe metadata ({type(e).__name__}: {e})") from e
+    info = ModelInfo.from_metadata(props, f"{path}: metadata")  # one line when damaged
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     desc = ModelDescription(
         path,
@@ -186,11 +183,7 @@ def _describe_engine(path: Path) -> ModelDescription:
             "(segpipe build-trt writes one); it runs only with the TensorRT version and GPU that built it"
         )
         return desc
-    try:
-        desc.info = sidecar_model_info(sidecar)
-    except Exception as e:
-        where = sidecar_path(path)
-        raise CheckpointError(f"{where}: damaged segpipe metadata ({type(e).__name__}: {e})") from e
+    desc.info = sidecar_model_info(sidecar, sidecar_path(path))  # validated: one line when damaged
     for key in (
         "tensorrt_version",
         "gpu_name",

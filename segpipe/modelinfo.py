@@ -7,8 +7,10 @@ describe the network with the same :class:`ModelInfo`, so every tool (``visualiz
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from segpipe import __version__
@@ -70,14 +72,12 @@ class ModelInfo:
         return 1 if self.mode == "binary" else self.num_classes
 
     def replace(self, **changes: Any) -> ModelInfo:
-        """A copy with some fields changed."""
-        data = asdict(self)
-        data.update(changes)
-        return ModelInfo.from_dict(data)
+        """A copy with some fields changed (values from code; files go through :meth:`from_dict`)."""
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML/torch-safe types only (lists, str, int, float)."""
-        data = asdict(self)
+        """Plain JSON/YAML/torch-safe types only (lists, str, int, float); not validated (reports)."""
+        data = dataclasses.asdict(self)
         data["input_size"] = list(self.input_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
@@ -85,34 +85,33 @@ class ModelInfo:
         data["colors"] = [list(c) for c in self.colors]
         return data
 
+    def to_file_dict(self, source: str = "model description") -> dict[str, Any]:
+        """What a checkpoint or ONNX model stores: :meth:`to_dict` checked by the schema that reads
+        it back (:class:`segpipe.schema.files.ModelInfoFile`); one-line error when it would not."""
+        from segpipe.schema.files import dump_model_info
+
+        return dump_model_info(self.to_dict(), source)
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
-        """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatibility)."""
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in data.items() if k in known}
-        if "input_size" in kw:
-            kw["input_size"] = tuple(int(v) for v in kw["input_size"])
-        for key in ("mean", "std"):
-            if key in kw:
-                kw[key] = tuple(float(v) for v in kw[key])
-        if "class_names" in kw:
-            kw["class_names"] = tuple(str(v) for v in kw["class_names"])
-        if "colors" in kw:
-            kw["colors"] = tuple(tuple(int(c) for c in rgb) for rgb in kw["colors"])
-        for key in ("num_classes", "in_channels", "output_stride", "ignore_index", "min_side"):
-            if key in kw:
-                kw[key] = int(kw[key])
-        return cls(**kw)
+    def from_dict(cls, data: Any, source: str = "model description") -> ModelInfo:
+        """Build from what a file holds (:meth:`to_file_dict` output), validated by the declared
+        schema: every field typed, ranged and bounded; unknown keys are ignored (forward
+        compatibility). ``source`` (``ckpt.pth: model_info``) starts the one-line error."""
+        from segpipe.schema.files import read_model_info
+
+        return cls(**read_model_info(data, source))
 
     # ONNX metadata_props are str -> str: every value is JSON-encoded under a ``segpipe.`` prefix.
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` of an exported ONNX model (and the sidecar of an engine)."""
-        return {f"segpipe.{k}": json.dumps(v) for k, v in self.to_dict().items()}
+        return {f"segpipe.{k}": json.dumps(v) for k, v in self.to_file_dict().items()}
 
     @classmethod
-    def from_metadata(cls, props: dict[str, str]) -> ModelInfo | None:
-        """Inverse of :meth:`to_metadata`; ``None`` when the props hold no segpipe description."""
-        data = {k[len("segpipe.") :]: json.loads(v) for k, v in props.items() if k.startswith("segpipe.")}
-        if "arch" not in data or "num_classes" not in data:
-            return None
-        return cls.from_dict(data)
+    def from_metadata(cls, props: Mapping[str, str], source: str = "model metadata") -> ModelInfo | None:
+        """Inverse of :meth:`to_metadata`; ``None`` when the props hold no segpipe description.
+        Each value's JSON is size-bounded and the whole validated (one line naming ``source``,
+        e.g. ``m.onnx: metadata``, the field and the value)."""
+        from segpipe.schema.files import read_metadata
+
+        data = read_metadata(props, source)
+        return None if data is None else cls(**data)

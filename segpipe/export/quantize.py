@@ -497,7 +497,7 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
     except Exception as e:
         raise ConfigError(f"{src} is not a readable ONNX model ({type(e).__name__})") from e
     check_not_quantized(proto, src)
-    info = ModelInfo.from_metadata({p.key: p.value for p in proto.metadata_props})
+    info = ModelInfo.from_metadata({p.key: p.value for p in proto.metadata_props}, f"{src}: metadata")
     io_ = graph_io(proto, info, src)
     if info is None:
         raise ConfigError(
@@ -632,10 +632,10 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
 def read_calibration(props: dict[str, str]) -> dict[str, Any] | None:
     """The calibration record of an INT8 graph's metadata props (``None`` when absent or damaged)."""
     raw = props.get(CALIBRATION_KEY)
-    if raw is None:
+    if raw is None or len(raw) > 1 << 20:
         return None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

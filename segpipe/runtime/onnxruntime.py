@@ -118,7 +118,9 @@ class OnnxRunner(Runner):
                 f"expected one of {', '.join(_DTYPES)}"
             )
         self._in_dtype = _DTYPES[self._input.type]
-        meta = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map or {})
+        meta = ModelInfo.from_metadata(
+            self.session.get_modelmeta().custom_metadata_map or {}, f"{self.path}: metadata"
+        )
         self.info = self._describe(meta, num_classes, mode, mean, std, input_layout, reporter)
         shape = self._input.shape
         self._nhwc = self.info.layout == "NHWC"

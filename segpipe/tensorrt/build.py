@@ -196,7 +196,7 @@ def inspect_onnx(opts: EngineOptions) -> OnnxSummary:
     if not inputs or not outputs:
         raise CheckpointError(f"{path}: the graph has {len(inputs)} input(s) and {len(outputs)} output(s)")
     metadata = {p.key: p.value for p in model.metadata_props}
-    info = ModelInfo.from_metadata(metadata)
+    info = ModelInfo.from_metadata(metadata, f"{path}: metadata")
     shapes: dict[str, Shapes | None] = {
         k: getattr(opts, k) for k in ("shapes", "min_shapes", "opt_shapes", "max_shapes")
     }

@@ -84,32 +84,53 @@ def engine_sidecar(
 
 
 def write_sidecar(engine_path: str | Path, sidecar: Mapping[str, Any]) -> Path:
-    """Write the sidecar beside the engine, atomically; returns its path."""
+    """Write the sidecar beside the engine, atomically, through the schema that reads it back
+    (:class:`segpipe.schema.files.SidecarFile`); returns its path."""
+    from segpipe.schema.files import dump_sidecar
+
     path = sidecar_path(engine_path)
-    atomic_write_text(path, json.dumps(sidecar, indent=2, sort_keys=False) + "\n")
+    data = dump_sidecar(sidecar, f"{path}")
+    sidecar_model_info(data, path)  # the metadata it carries reads back too
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
 
 
 def read_sidecar(engine_path: str | Path) -> dict[str, Any] | None:
-    """The sidecar of an engine, or ``None`` when there is none; one-line error when unreadable."""
+    """The sidecar of an engine, or ``None`` when there is none.
+
+    Size-bounded, parsed and validated field by field (:class:`segpipe.schema.files.SidecarFile`):
+    malformed JSON, a wrong type, an out-of-range or oversized value is one
+    :class:`~segpipe.errors.CheckpointError` line naming the file, the field and the value. Known
+    fields only, as JSON-ready data (lists, str, int).
+    """
+    from segpipe.schema.files import MAX_SIDECAR_BYTES, read_sidecar_text
+
     path = sidecar_path(engine_path)
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"engine sidecar {path} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"engine sidecar {path} holds a {type(data).__name__}, not a JSON object")
-    return data
+        size = path.stat().st_size
+        if size > MAX_SIDECAR_BYTES:
+            raise CheckpointError(
+                f"{path}: {size} bytes, more than the {MAX_SIDECAR_BYTES} a sidecar holds; refused"
+            )
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"engine sidecar {path}: cannot read it ({e.strerror or e})") from None
+    return read_sidecar_text(raw, str(path))
 
 
-def sidecar_model_info(sidecar: Mapping[str, Any] | None) -> ModelInfo | None:
-    """The :class:`ModelInfo` a sidecar carries (``None`` when it has no segpipe metadata)."""
+def sidecar_model_info(
+    sidecar: Mapping[str, Any] | None, path: str | Path = "engine sidecar"
+) -> ModelInfo | None:
+    """The :class:`ModelInfo` a sidecar carries (``None`` when it has no segpipe metadata); its
+    metadata is validated like an ONNX model's (one line naming ``path``, the field, the value)."""
     if not sidecar:
         return None
     meta = sidecar.get("metadata") or {}
-    return ModelInfo.from_metadata(dict(meta)) if isinstance(meta, dict) else None
+    if not isinstance(meta, Mapping):
+        raise CheckpointError(f"{path} metadata: expected a mapping of strings")
+    return ModelInfo.from_metadata(dict(meta), f"{path}: metadata")
 
 
 def minimal_model_info(

@@ -1,37 +1,27 @@
-"""Model factory (a lookup delegating to ``smp.create_model``) and the checkpoint contract.
-
-Checkpoint contract (DESIGN.md): a dict loadable with ``torch.load(path, weights_only=True)``::
-
-    {"format": "segpipe", "format_version": 1,
-     "model_info": ModelInfo.to_dict(),      # arch, encoder, classes, mode, size, mean/std, names...
-     "state_dict": {...},                    # model weights (CPU tensors)
-     "train_state": {...} | None,            # epoch, optimizer, scheduler, scaler, rng, best metric
-     "options": {...} | None}                # the resolved TrainOptions (plain types)
-
-A bare ``state_dict`` (what older scripts saved) still loads when the architecture and encoder
-are named (``--arch``, ``--encoder``; defaults Unet / efficientnet-b0 as the original tool used);
-the class count is read from the segmentation head.
-"""
+"""Model factory: a lookup delegating to ``smp.create_model`` (architecture, encoder and their
+combination checked first, one line each), encoder weights from the hub or a file, and building the
+model a checkpoint or a bare state_dict describes (:func:`load_model`)."""
 
 from __future__ import annotations
 
 import contextlib
-import pickle
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from segpipe.errors import CheckpointError, ConfigError, close_matches, shorten
 from segpipe.modelinfo import IMAGENET_MEAN, IMAGENET_STD, ModelInfo
-from segpipe.utils import atomic_path
+from segpipe.models.checkpoint import (
+    Checkpoint,
+    _torch_load,
+    _unwrap_state_dict,
+    head_classes,
+    load_checkpoint,
+)
 
-CHECKPOINT_FORMAT = "segpipe"
-CHECKPOINT_VERSION = 1
 DEFAULT_ARCH = "Unet"
 DEFAULT_ENCODER = "efficientnet-b0"
 
@@ -266,223 +256,6 @@ def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> 
     return model
 
 
-def output_stride(model: nn.Module) -> int:
-    """H and W of inputs must be multiples of this (the encoder's output stride)."""
-    enc = getattr(model, "encoder", None)
-    stride = getattr(enc, "output_stride", None)
-    return int(stride) if stride else 32
-
-
-@dataclass(frozen=True)
-class SizeRule:
-    """The input sizes a built model takes: multiples of ``stride``, each side at least
-    ``min_side``; or only ``fixed`` (W, H) (ViT encoders with a fixed patch grid)."""
-
-    stride: int
-    min_side: int
-    fixed: tuple[int, int] | None = None
-
-    def describe(self) -> str:
-        if self.fixed is not None:
-            return f"only {self.fixed[0]}x{self.fixed[1]}"
-        text = f"width and height multiples of {self.stride}"
-        return text + (f", each at least {self.min_side}" if self.min_side > self.stride else "")
-
-    def nearest(self, width: int, height: int) -> tuple[int, int]:
-        """The size this rule allows closest to (``width``, ``height``)."""
-        if self.fixed is not None:
-            return self.fixed
-
-        def fit(v: int) -> int:
-            return max(self.min_side, self.stride, round(v / self.stride) * self.stride)
-
-        return fit(width), fit(height)
-
-
-def _first_line(exc: BaseException) -> str:
-    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:160]
-
-
-def size_problem(model: nn.Module, width: int, height: int, in_channels: int = 3) -> str | None:
-    """Why ``model`` cannot take a ``width`` x ``height`` input (its own error, one line), or None.
-
-    A shape-only forward pass: the weights are swapped for meta tensors (no memory, no arithmetic),
-    in eval mode; when an op has no meta kernel, one real image on the CPU instead.
-    """
-    from torch.func import functional_call
-
-    was_training = model.training
-    model.eval()
-    try:
-        tensors = {n: t for n, t in model.named_parameters()}
-        tensors.update({n: t for n, t in model.named_buffers()})
-        device = next(iter(tensors.values())).device if tensors else torch.device("cpu")
-        meta = {n: torch.empty_like(t, device="meta") for n, t in tensors.items()}
-        x = torch.empty(1, in_channels, height, width, device="meta")
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                functional_call(model, meta, (x,), strict=False)
-                return None
-            except (NotImplementedError, RuntimeError) as e:
-                if "meta" not in str(e).lower():
-                    return _first_line(e)
-            except Exception as e:
-                return _first_line(e)
-            try:  # an op without a meta kernel: one real image
-                model(torch.zeros(1, in_channels, height, width, device=device))
-            except Exception as e:
-                return _first_line(e)
-            return None
-    finally:
-        model.train(was_training)
-
-
-def size_rule(model: nn.Module, in_channels: int = 3, largest: int = 1024) -> SizeRule:
-    """The sizes ``model`` takes, found by shape-only forward passes (squares up to ``largest``)."""
-    stride = output_stride(model)
-    encoder = getattr(model, "encoder", None)
-    vit = getattr(encoder, "model", None)
-    if getattr(encoder, "is_fixed_input_size", False) and not getattr(vit, "dynamic_img_size", False):
-        embed = getattr(vit, "patch_embed", None)
-        img = getattr(embed, "img_size", None)
-        if img is not None:
-            return SizeRule(stride, int(min(img)), (int(img[1]), int(img[0])))
-    side = stride
-    while side <= largest:
-        if size_problem(model, side, side, in_channels) is None:
-            return SizeRule(stride, side)
-        side += stride
-    return SizeRule(stride, largest + stride)
-
-
-def model_label(info: ModelInfo) -> str:
-    """``Unet/resnet18``: how errors name a model."""
-    return f"{info.arch}/{info.encoder}"
-
-
-def check_model_size(model: nn.Module, info: ModelInfo, size: tuple[int, int], what: str = "--size") -> None:
-    """One-line :class:`ConfigError` when ``model`` cannot take ``size`` (W, H): the model, the size
-    and the sizes that work. First the output stride, then a shape-only forward pass."""
-    from segpipe.utils import check_divisible
-
-    width, height = int(size[0]), int(size[1])
-    stride = output_stride(model)
-    try:
-        check_divisible(width, height, stride, what)
-    except ConfigError as e:
-        if not getattr(getattr(model, "encoder", None), "is_fixed_input_size", False):
-            raise ConfigError(f"{model_label(info)}: {e}") from None
-    problem = size_problem(model, width, height, info.in_channels)
-    if problem is None:
-        return
-    rule = size_rule(model, info.in_channels)
-    w, h = rule.nearest(width, height)
-    raise ConfigError(
-        f"{what} {width} {height}: {model_label(info)} cannot take {width}x{height} ({problem}); "
-        f"it takes {rule.describe()}, e.g. {what} {w} {h}"
-    )
-
-
-# ---- checkpoints ---------------------------------------------------------------------------------
-@dataclass
-class Checkpoint:
-    """What a checkpoint file holds. ``info`` is ``None`` for a bare state_dict."""
-
-    path: Path
-    state_dict: dict[str, torch.Tensor]
-    info: ModelInfo | None = None
-    train_state: dict[str, Any] | None = None
-    options: dict[str, Any] | None = None
-
-    @property
-    def is_bare(self) -> bool:
-        return self.info is None
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: nn.Module,
-    info: ModelInfo,
-    train_state: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-) -> Path:
-    """Write a self-describing checkpoint atomically (never a truncated file)."""
-    module = model.module if hasattr(model, "module") else model
-    module = getattr(module, "_orig_mod", module)  # torch.compile wrapper
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "model_info": info.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-        "train_state": train_state,
-        "options": options,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
-
-
-def _torch_load(path: Path, trust: bool = False) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "unsupported global" not in str(e).lower():
-            raise CheckpointError(
-                f"{path} is not a readable PyTorch checkpoint (corrupt or not a torch.save file)"
-            ) from e
-        if not trust:
-            raise CheckpointError(
-                f"{path} needs full unpickling (it holds Python objects, e.g. a whole pickled model), "
-                "which can run arbitrary code; if you trust its source, pass --trust-checkpoint"
-            ) from e
-    except Exception as e:
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else 'corrupt'})"
-        ) from e
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__})") from e
-
-
-def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if key in obj and isinstance(obj[key], (dict, nn.Module)):
-                return _unwrap_state_dict(obj[key], path)
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in tensors.items()}
-    raise CheckpointError(f"{path}: holds no model weights (type {type(obj).__name__})")
-
-
-def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
-    """Read a segpipe checkpoint or a bare state_dict (``weights_only=True`` unless ``trust``)."""
-    p = Path(path)
-    obj = _torch_load(p, trust=trust)
-    if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
-        try:
-            info = ModelInfo.from_dict(obj["model_info"])
-        except Exception as e:
-            raise CheckpointError(f"{p}: damaged model description ({e})") from e
-        return Checkpoint(p, obj["state_dict"], info, obj.get("train_state"), obj.get("options"))
-    return Checkpoint(p, _unwrap_state_dict(obj, p))
-
-
-def head_classes(state_dict: dict[str, torch.Tensor]) -> int | None:
-    """Output channels of the segmentation head of an smp state_dict (None if not found)."""
-    for key in ("segmentation_head.0.weight", "segmentation_head.weight"):
-        if key in state_dict:
-            return int(state_dict[key].shape[0])
-    return None
-
-
 def describe_bare(
     ckpt: Checkpoint,
     arch: str | None = None,
@@ -557,53 +330,3 @@ def load_model(
         ) from e
     model.eval().to(device)
     return model, info, ckpt
-
-
-# ---- preprocessing shared by training and deployment ---------------------------------------------
-class Normalize(nn.Module):
-    """N×H×W×3 RGB pixels (uint8 or float 0-255) -> normalised float N×3×H×W (channels-last memory).
-
-    ``(x / 255 - mean) / std``, folded into one multiply-add. Used by the training loop on the
-    device and inside exported graphs, so training and deployment preprocess identically.
-    """
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        mean_t = torch.tensor(mean, dtype=torch.float32)
-        std_t = torch.tensor(std, dtype=torch.float32)
-        self.register_buffer("scale", 1.0 / (255.0 * std_t), persistent=False)
-        self.register_buffer("shift", -mean_t / std_t, persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.scale.dtype) * self.scale + self.shift
-        return x.permute(0, 3, 1, 2)
-
-
-OUTPUT_KINDS = ("logits", "probs", "labels")
-
-
-class DeployModel(nn.Module):
-    """The network as deployed: NHWC RGB 0-255 in, logits / probabilities / class map out.
-
-    This is what ``export-onnx`` exports and what the PyTorch runner runs, so both backends see
-    exactly the same graph. ``labels`` is the argmax (binary: logit > 0) as int64 N×H×W.
-    """
-
-    def __init__(self, model: nn.Module, info: ModelInfo, output: str = "logits") -> None:
-        super().__init__()
-        if output not in OUTPUT_KINDS:
-            raise ConfigError(f"--output {output!r} is not one of {', '.join(OUTPUT_KINDS)}")
-        self.model = model
-        self.normalize = Normalize(info.mean, info.std)
-        self.mode = info.mode
-        self.output = output
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.model(self.normalize(x))
-        if self.output == "logits":
-            return y
-        if self.output == "probs":
-            return torch.softmax(y, dim=1) if self.mode == "seg" else torch.sigmoid(y)
-        if self.mode == "binary":
-            return (y[:, 0] > 0).to(torch.int64)
-        return torch.argmax(y, dim=1)
