@@ -375,7 +375,9 @@ def test_bad_flags_are_one_line(data: Path, tmp_path: Path, flags: list[str], ex
         ("lr: .nan", "lr: nan: expected a finite number"),
         ("amp: 3", "amp: 3: expected true or false"),
         ("size: [64, 6.5]", "expected a whole number in the list"),
-        ("seed: 1000000000000000000000000000000", "--seed 1000000000000000000000000000000: must be within"),
+        # range errors name the file and line too (issue 18), not only the option
+        ("seed: 1000000000000000000000000000000", "c.yaml line 2: seed: 1000000000000000000000000000000: must be within"),
+        ("size: [0, 64]", "c.yaml line 2: size: [0, 64]: give WIDTH HEIGHT"),
     ],
 )
 def test_bad_config_values_are_one_line(data: Path, tmp_path: Path, text: str, expected: str) -> None:

@@ -8,6 +8,16 @@ One module per stage: :mod:`~segpipe.options.train`, :mod:`~segpipe.options.infe
 (visualize, evaluate), :mod:`~segpipe.options.export`, :mod:`~segpipe.options.quantize`,
 :mod:`~segpipe.options.benchmark`; the checks they share are in :mod:`~segpipe.options.base`.
 Everything is importable from here as well.
+
+The validation mechanism (one for options and for every file segpipe reads, see
+:mod:`segpipe.schema`): each class's type hints are its schema. ``__post_init__`` calls
+:func:`check_fields` first, which validates every field with a pydantic ``TypeAdapter`` built from
+its hint (scalars strict: ``"3"`` is not a whole number, ``nan`` not a finite number; a list is
+taken for a tuple and a string for a path) and the declared bounds (``Annotated[int, Range(0, N)]``,
+the shared :data:`~segpipe.options.base.Seed`, :data:`~segpipe.options.base.Size`,
+:data:`~segpipe.options.base.ClassCount`), then checks what ties fields together by hand.
+:func:`load_config` reads a YAML file (aliases bounded, size bounded) and checks each key with the
+same adapters, so a config error names the file, the line, the key and the value.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from typing import Any
 
 from segpipe.options.base import (
     COMMAND_LINE_ONLY,
+    MAX_CLASSES,
+    check_fields,
     check_ignore_index,
     check_types,
     coerce_paths,
@@ -62,6 +74,7 @@ __all__ = [
     "BenchmarkOptions",
     "CLASS_WEIGHTS",
     "COMMAND_LINE_ONLY",
+    "MAX_CLASSES",
     "EvaluateOptions",
     "FP32_PARTS",
     "INT8_MIN_AGREEMENT",
@@ -79,6 +92,7 @@ __all__ = [
     "SCHEDULERS",
     "TrainOptions",
     "VisualizeOptions",
+    "check_fields",
     "check_ignore_index",
     "check_types",
     "coerce_paths",

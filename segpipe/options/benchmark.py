@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.errors import ConfigError
-from segpipe.options.base import coerce_paths
+from segpipe.options.base import ClassCount, Seed, Size, check_fields
 from segpipe.options.inference import InferenceSpec, _check_foreign_flags, _check_spec_fields
 
 
@@ -19,7 +19,7 @@ class BenchmarkOptions:
     #: Model files to compare, any backend (``.pth``, ``.onnx``, ``.engine``).
     models: tuple[Path, ...]
     #: Input size (W, H); default each model's own.
-    size: tuple[int, int] | None = None
+    size: Size | None = None
     #: Images per call.
     batch: int = 1
     #: Untimed calls before timing (lets cuDNN / TensorRT / ONNX Runtime settle).
@@ -34,11 +34,11 @@ class BenchmarkOptions:
     #: Write the figures as JSON here.
     report: Path | None = None
     #: Describe a bare state_dict / an ONNX model without metadata.
-    num_classes: int | None = None
+    num_classes: ClassCount | None = None
     arch: str | None = None
     encoder: str | None = None
     trust_checkpoint: bool = False
-    seed: int = 0
+    seed: Seed = 0
     #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
     tile: tuple[int, int] | None = None
     #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
@@ -49,7 +49,7 @@ class BenchmarkOptions:
     tta_scales: tuple[float, ...] = (1.0,)
     #: With ``tile`` or TTA: the (W, H) of the random image timed; default twice the network's
     #: width and height (four times its area).
-    image_size: tuple[int, int] | None = None
+    image_size: Size | None = None
     #: As in :class:`VisualizeOptions`: feeding an ONNX model without segpipe metadata (models
     #: that describe themselves ignore them, with a warning, when several are compared).
     mean: tuple[float, float, float] | None = None
@@ -57,7 +57,7 @@ class BenchmarkOptions:
     input_layout: str | None = None
 
     def __post_init__(self) -> None:
-        coerce_paths(self)
+        check_fields(self)
         _check_spec_fields(self)
         _check_foreign_flags(self)
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) <= 0):

@@ -9,7 +9,7 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
-from segpipe.options.base import coerce_paths
+from segpipe.options.base import ClassCount, Seed, Size, check_fields
 
 ONNX_EXPORTERS = ("auto", "torchscript", "dynamo")
 ONNX_OUTPUT_KINDS = ("logits", "probs", "labels")
@@ -26,13 +26,13 @@ class OnnxExportOptions:
     #: The ONNX file to write; default beside the checkpoint with the suffix ``.onnx``.
     output: Path | None = None
     #: Checked against a segpipe checkpoint; describes a bare state_dict.
-    num_classes: int | None = None
+    num_classes: ClassCount | None = None
     arch: str | None = None
     encoder: str | None = None
     #: ``seg``, ``binary`` or ``multilabel`` (bare state_dicts only; checkpoints say it themselves).
     mode: str = "seg"
     #: Input size (W, H) of the graph; default the training size stored in the checkpoint.
-    size: tuple[int, int] | None = None
+    size: Size | None = None
     #: ``float32`` (pixel values 0-255) or ``uint8``.
     input_dtype: str = "float32"
     #: ``logits`` (N×C×H×W), ``probs`` (softmax / sigmoid inside the graph) or ``labels`` (N×H×W).
@@ -72,10 +72,10 @@ class OnnxExportOptions:
     #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
     trust_checkpoint: bool = False
     #: Seed of the random verification images.
-    seed: int = 0
+    seed: Seed = 0
 
     def __post_init__(self) -> None:
-        coerce_paths(self)
+        check_fields(self)
 
         def bad(flag: str, value: Any, why: str) -> ConfigError:
             return ConfigError(f"--{flag} {value}: {why}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
-from segpipe.options.base import coerce_paths
+from segpipe.options.base import ClassCount, Size, check_fields
 
 
 @dataclass(frozen=True)
@@ -168,9 +168,9 @@ class VisualizeOptions:
     #: Where the pictures go (created if needed).
     output_dir: Path = Path("runs/visualize")
     #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
-    num_classes: int | None = None
+    num_classes: ClassCount | None = None
     #: Network input size (W, H); default the model's own (training / export size).
-    size: tuple[int, int] | None = None
+    size: Size | None = None
     #: Palette CSV; default the model's colours, else the colors.csv shipped with segpipe.
     colors: Path | None = None
     #: Also write the mask blended on the image with this opacity (0..1).
@@ -217,7 +217,7 @@ class VisualizeOptions:
     mask_suffix: str = "_color_mask"
 
     def __post_init__(self) -> None:
-        coerce_paths(self)
+        check_fields(self)
         _check_model_flags(self)
         _check_spec_fields(self)
         if self.split is not None and self.split not in ("train", "val", "test", "all"):
@@ -242,9 +242,9 @@ class EvaluateOptions:
     #: Any model file: ``.pth``, ``.onnx`` or ``.engine``.
     model: Path
     #: Network input size (W, H); default the model's own. Metrics are computed at each mask's size.
-    size: tuple[int, int] | None = None
+    size: Size | None = None
     #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
-    num_classes: int | None = None
+    num_classes: ClassCount | None = None
     #: Palette CSV to decode colour masks; default DATA_ROOT/colors.csv, else the model's colours.
     colors: Path | None = None
     class_map: Path | None = None
@@ -287,7 +287,7 @@ class EvaluateOptions:
     input_layout: str | None = None
 
     def __post_init__(self) -> None:
-        coerce_paths(self)
+        check_fields(self)
         _check_model_flags(self)
         _check_spec_fields(self)
         if self.mask_type not in ("auto", "index", "color"):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.errors import ConfigError, close_matches
-from segpipe.options.base import coerce_paths
+from segpipe.options.base import Seed, check_fields
 
 QUANT_METHODS = ("minmax", "entropy", "percentile")
 QUANTIZERS = ("ort", "modelopt")
@@ -51,10 +51,10 @@ class QuantizeOptions:
     #: (the last convolution and what follows it: Resize, Softmax/Sigmoid, ArgMax).
     keep_fp32: tuple[str, ...] = ("input", "head")
     #: Seed of the choice of held-out images.
-    seed: int = 0
+    seed: Seed = 0
 
     def __post_init__(self) -> None:
-        coerce_paths(self)
+        check_fields(self)
         if self.calib_count < 1:
             raise ConfigError(f"--calib-count {self.calib_count}: must be at least 1")
         if self.holdout < 0 or self.verify_max_images < 1:

@@ -10,7 +10,15 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
-from segpipe.options.base import check_ignore_index, check_types, coerce_paths, to_plain
+from segpipe.options.base import (
+    ClassCount,
+    Seed,
+    Size,
+    check_fields,
+    check_ignore_index,
+    to_plain,
+)
+from segpipe.schema import has_controls, shown
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -18,6 +26,8 @@ SCHEDULERS = ("cosine", "poly", "constant")
 AMP_DTYPES = ("fp16", "bf16")
 CLASS_WEIGHTS = ("none", "inverse", "sqrt-inverse")
 LOGGERS = ("auto", "tensorboard", "mlflow", "none")
+#: Largest per-class loss weight: beyond it a weighted loss overflows to infinity in FP16/FP32 sums.
+MAX_CLASS_WEIGHT = 1e6
 
 
 def parse_class_weights(value: Any) -> str | tuple[float, ...]:
@@ -40,8 +50,11 @@ def parse_class_weights(value: Any) -> str | tuple[float, ...]:
         weights = tuple(float(t) for t in items)
     except ValueError:
         raise ConfigError(f"--class-weights {value}: not a list of numbers") from None
-    if not weights or any(not (w >= 0 and w < float("inf")) for w in weights):
-        raise ConfigError(f"--class-weights {value}: give one finite weight >= 0 per class")
+    if not weights or any(not 0 <= w <= MAX_CLASS_WEIGHT for w in weights):
+        raise ConfigError(
+            f"--class-weights {shown(value)}: give one weight from 0 to {MAX_CLASS_WEIGHT:,.0f} per class "
+            "(larger weights overflow the loss)"
+        )
     return weights
 
 
@@ -65,7 +78,7 @@ class TrainOptions:
 
     data_root: Path
     #: Number of classes in the masks (binary mode: 2). None: from --class-names or the checkpoint.
-    num_classes: int | None = None
+    num_classes: ClassCount | None = None
     #: Name the run and its checkpoints are saved under (run folder ``runs/<model_name>``).
     model_name: str = "model"
     #: Checkpoint to start from: a segpipe checkpoint resumes (model, optimizer, scheduler,
@@ -85,7 +98,7 @@ class TrainOptions:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     scheduler: str = "cosine"
-    size: tuple[int, int] = (512, 512)
+    size: Size = (512, 512)
     #: Fraction of the data held out for validation when ``val_root`` is not given (0: none).
     val_fraction: float = 0.2
     val_root: Path | None = None
@@ -93,7 +106,7 @@ class TrainOptions:
     device: str = "auto"
     #: Mixed precision (CUDA only; ignored with a warning on CPU).
     amp: bool = False
-    seed: int = 0
+    seed: Seed = 0
     #: Run folder; default ``runs/<model_name>`` (``-2``, ``-3``... if that already holds a run).
     output_dir: Path | None = None
     class_names: tuple[str, ...] | None = None
@@ -182,17 +195,23 @@ class TrainOptions:
     exist_ok: bool = False
 
     def __post_init__(self) -> None:
-        coerce_paths(self)
-        check_types(self)
+        check_fields(self)
 
         def bad(flag: str, value: Any, why: str) -> ConfigError:
             return ConfigError(f"--{flag} {value}: {why}")
 
         name = self.model_name
-        if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+        if (
+            not name
+            or name in (".", "..")
+            or "/" in name
+            or "\\" in name
+            or os.sep in name
+            or has_controls(name)
+        ):
             raise bad(
                 "model-name",
-                name or "''",
+                shown(name) if name else "''",
                 "a run name, not a path (no / or \\); the run folder is runs/<model-name>, "
                 "--output-dir puts it elsewhere",
             )

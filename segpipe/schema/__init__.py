@@ -87,6 +87,8 @@ class Range:
     low: float | None = None
     high: float | None = None
     above: bool = False
+    #: The message when out of range, instead of ``must be within LOW..HIGH``.
+    why: str | None = None
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is out of range (None: it is within)."""
@@ -101,6 +103,9 @@ class Range:
         return None
 
     def describe(self) -> str:
+        if self.why:
+            return self.why
+
         def num(x: float) -> str:
             return f"{x:g}" if isinstance(x, float) else str(x)
 

@@ -142,7 +142,9 @@ class TensorRTRunner(Runner):
         self._input = self._inputs[0]
         self._output = "output" if "output" in self._outputs else self._outputs[0]
         self._dtypes = {n: self._numpy_dtype(trt, n) for n in names}
-        self.info = info or sidecar_model_info(self.sidecar, sidecar_path(self.path)) or self._guess_info(reporter)
+        self.info = (
+            info or sidecar_model_info(self.sidecar, sidecar_path(self.path)) or self._guess_info(reporter)
+        )
         lo, hi = self.input_range()
         if len(lo) == 4 and lo[1:3] == hi[1:3]:  # NHWC: H and W fixed by the profile
             self.fixed_size = (int(lo[2]), int(lo[1]))

@@ -153,16 +153,32 @@ def resume_hint(last_path: Path, options_path: Path, dataset: str | None = None)
 
 
 def nonfinite_message(
-    epoch: int, step: int, steps: int, lr: float, last_path: Path, last_saved: str | None
+    epoch: int,
+    step: int,
+    steps: int,
+    lr: float,
+    last_path: Path,
+    last_saved: str | None,
+    class_weights: object = None,
 ) -> str:
     """The one line a non-finite loss stops the run with (epochs and steps counted from 1;
-    ``last_saved`` says what ``last_path`` holds, e.g. ``epoch 3``; None: nothing yet)."""
+    ``last_saved`` says what ``last_path`` holds, e.g. ``epoch 3``; None: nothing yet). Large
+    ``class_weights`` (the resolved weights) are named as the likelier cause than the learning rate."""
     kept = (
         f"kept the last good checkpoint {last_path} ({last_saved})"
         if last_saved is not None
         else "no checkpoint had been written yet"
     )
+    advice = f"try a lower --lr than {lr:g} (e.g. {lr / 10:.2g})"
+    weights = (
+        [w for w in class_weights if isinstance(w, (int, float))] if isinstance(class_weights, tuple) else []
+    )
+    if weights and max(weights) >= 100:
+        advice = (
+            f"--class-weights up to {max(weights):g} multiply the loss: try smaller weights (or "
+            f"--class-weight-cap), then a lower --lr than {lr:g}"
+        )
     return (
         f"the loss became NaN or infinite at epoch {epoch}, step {step} of {steps}; stopped without saving, "
-        f"{kept}; try a lower --lr than {lr:g} (e.g. {lr / 10:.2g}), or --skip-nonfinite to skip such batches"
+        f"{kept}; {advice}, or --skip-nonfinite to skip such batches"
     )

@@ -238,7 +238,13 @@ class Trainer(TrainerSetup):
                     bad = int(env.all_reduce(first_bad.clone(), "min"))
                     raise NonFiniteLoss(
                         nonfinite_message(
-                            epoch + 1, bad + 1, steps, opts.lr, self.run_dir / "last.pth", self.last_saved
+                            epoch + 1,
+                            bad + 1,
+                            steps,
+                            opts.lr,
+                            self.run_dir / "last.pth",
+                            self.last_saved,
+                            opts.class_weights,
                         )
                     )
                 skipped += int(total[2])

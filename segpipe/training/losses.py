@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from segpipe.errors import ConfigError
-from segpipe.options import parse_class_weights, parse_loss
+from segpipe.options.train import MAX_CLASS_WEIGHT, parse_class_weights, parse_loss
 
 SMP_MODES = {"seg": "multiclass", "binary": "binary", "multilabel": "multilabel"}
 
@@ -91,8 +91,8 @@ def read_class_weights(
             w = float(token)
         except ValueError:
             raise ConfigError(f"{path} line {i}: {token!r} is not a number") from None
-        if not (0.0 <= w < float("inf")):
-            raise ConfigError(f"{path} line {i}: weight {token} must be finite and >= 0")
+        if not (0.0 <= w <= MAX_CLASS_WEIGHT):
+            raise ConfigError(f"{path} line {i}: weight {token} must be from 0 to {MAX_CLASS_WEIGHT:,.0f}")
         weights.append(w)
         if name:
             if name in named:
