@@ -13,9 +13,13 @@ import cv2
 import numpy as np
 
 from segpipe.errors import ConfigError
+from segpipe.schema import has_controls, shown
 from segpipe.utils import atomic_write_text
 
 HEADER = ["id", "name", "r", "g", "b"]
+#: Largest class id and name length a palette row may hold (class maps are 16-bit).
+MAX_CLASS_ID = 65535
+MAX_NAME = 200
 
 
 def default_palette_path() -> Path:
@@ -104,6 +108,8 @@ def load_palette(path: str | Path | None = None) -> Palette:
     if not p.is_file():
         raise ConfigError(f"palette file {p} does not exist")
     try:
+        if p.stat().st_size > 64 << 20:
+            raise ConfigError(f"palette file {p}: larger than 64 MiB; refused")
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"palette file {p}: cannot read it ({e})") from e
@@ -128,16 +134,23 @@ def load_palette(path: str | Path | None = None) -> Palette:
             ) from None
         if any(not 0 <= v <= 255 for v in rgb):
             raise ConfigError(f"{p} line {lineno}: colour {rgb} is outside 0-255")
+        if not 0 <= cid <= MAX_CLASS_ID:
+            raise ConfigError(f"{p} line {lineno}: class id {shown(row[0])} must be within 0..{MAX_CLASS_ID}")
+        name = row[1].strip()
+        if len(name) > MAX_NAME or has_controls(name):
+            why = f"longer than {MAX_NAME} characters" if len(name) > MAX_NAME else "holds control characters"
+            raise ConfigError(f"{p} line {lineno}: class name {shown(name)} {why}")
         if cid in entries:
             raise ConfigError(f"{p} line {lineno}: class id {cid} appears twice")
-        entries[cid] = (row[1].strip(), rgb)  # type: ignore[assignment]
+        entries[cid] = (name, rgb)  # type: ignore[assignment]
     if not entries:
         raise ConfigError(f"palette file {p} has a header but no colours")
     ids = sorted(entries)
     if ids != list(range(len(ids))):
-        missing = sorted(set(range(max(ids) + 1)) - set(ids))
+        have = set(ids)
+        missing = [i for i in range(len(ids) + 1) if i not in have][:5]  # the first gaps, bounded
         raise ConfigError(
-            f"palette file {p}: class ids must be 0..{len(ids) - 1} without gaps; missing {missing[:5]}"
+            f"palette file {p}: class ids must be 0..{len(ids) - 1} without gaps; missing {missing}"
         )
     return Palette(
         names=tuple(entries[i][0] or f"class_{i}" for i in ids),

@@ -139,10 +139,10 @@ def benchmark_command(
 
 def render(result: Any) -> None:
     """One table: a row per model."""
-    from rich.console import Console
     from rich.table import Table
 
     from segpipe.benchmark import COLUMNS
+    from segpipe.cli.common import SafeConsole
 
     table = Table(
         title=f"segpipe benchmark ({result.warmup} warm-up + {result.runs} timed calls per model)",
@@ -156,7 +156,7 @@ def render(result: Any) -> None:
     out = (
         console
         if console.is_terminal
-        else Console(highlight=False, markup=False, emoji=False, width=max(console.width, 160))
+        else SafeConsole(highlight=False, markup=False, emoji=False, width=max(console.width, 160))
     )
     out.print(table)
     render_ladder(result, out)

@@ -26,10 +26,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 from rich.table import Table
 
 from segpipe.errors import SegpipeError
 from segpipe.progress import Reporter, Task
+from segpipe.schema import has_controls, printable
 
 T = TypeVar("T")
 
@@ -38,8 +40,30 @@ T = TypeVar("T")
 # markup (``[red]``) or emoji codes (``:fire:``) unless a call asks for markup with ``markup=True``,
 # and then every value in it goes through ``escape`` (see :func:`fail`, :func:`print_written`).
 # Tables, table titles and rules are plain text too; style them with ``rich.text.Text``.
-console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+# What files say (class names, file names, sidecar and metadata strings) reaches the terminal only
+# with its control characters escaped (``\x1b``, ``\r``, ``\u202e``): SafeConsole does it once,
+# for everything printed, tables and the error line included.
+
+
+class SafeConsole(Console):
+    """A rich Console that never writes a control character coming from text it was given: ESC
+    sequences (window titles, screen clears), CR overwrites and bidi overrides are shown escaped.
+    Strings are escaped before they are measured (tables stay aligned); every rendered segment is
+    checked again (rich's own styling is added later, as control codes of its own)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(printable(text, keep_newlines=True), **kwargs)
+
+    def render(self, renderable: Any, options: Any = None) -> Iterator[Segment]:
+        for seg in super().render(renderable, options):
+            if seg.control is None and seg.text and has_controls(seg.text.replace("\n", "")):
+                yield Segment(printable(seg.text, keep_newlines=True), seg.style)
+            else:
+                yield seg
+
+
+console = SafeConsole(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err_console = SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 _state = {"debug": bool(os.environ.get("SEGPIPE_DEBUG"))}
 

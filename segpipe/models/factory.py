@@ -102,7 +102,13 @@ def _build_error(arch: str, encoder: str, exc: BaseException) -> ConfigError:
     """smp's refusal of a combination it cannot build, as one line with what to use instead."""
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
     hint = ""
-    if "downsampling pattern" in first:
+    if "output_stride" in first and "unexpected keyword" in first:
+        hint = (
+            f"; {arch} needs an encoder that can change its output stride (dilated convolutions), "
+            f"which {encoder} cannot: use {encoder} with Unet, FPN, UPerNet or Segformer, or {arch} "
+            "with an encoder that can (e.g. resnet34, tu-resnet18, tu-convnext_atto)"
+        )
+    elif "downsampling pattern" in first:
         hint = (
             f"; {encoder} is a transformer without a feature pyramid: use it with DPT, or a "
             "hierarchical encoder (resnet, convnext, mit_b*) with " + arch
