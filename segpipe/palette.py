@@ -5,6 +5,7 @@ from __future__ import annotations
 import colorsys
 import csv
 import io
+import itertools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -148,7 +149,7 @@ def load_palette(path: str | Path | None = None) -> Palette:
     ids = sorted(entries)
     if ids != list(range(len(ids))):
         have = set(ids)
-        missing = [i for i in range(len(ids) + 1) if i not in have][:5]  # the first gaps, bounded
+        missing = list(itertools.islice((i for i in range(ids[-1] + 1) if i not in have), 5))  # bounded
         raise ConfigError(
             f"palette file {p}: class ids must be 0..{len(ids) - 1} without gaps; missing {missing}"
         )

@@ -31,8 +31,8 @@ from segpipe.schema import Range, has_controls, printable, shown
 #: sidecar; bigger is refused before parsing.
 MAX_METADATA_BYTES = 8 << 20
 MAX_SIDECAR_BYTES = 16 << 20
-#: Largest class count a model file may declare (class maps are uint16, ignore value 65535).
-MAX_CLASSES = 65536
+#: Largest class count a model file may declare (class maps are 16-bit, 65535 marks ignored pixels).
+MAX_CLASSES = 65535
 #: Largest width/height a model file may declare.
 MAX_SIDE = 65536
 
