@@ -119,22 +119,26 @@ def load_palette(path: str | Path | None = None) -> Palette:
         raise ConfigError(f"palette file {p} is empty; expected a header {','.join(HEADER)}")
     header = [h.strip().lower() for h in rows[0]]
     if header[:5] != HEADER:
-        raise ConfigError(f"{p} line 1: header is {','.join(rows[0])!r}, expected {','.join(HEADER)!r}")
+        raise ConfigError(
+            f"{p} line 1: header is {shown(','.join(rows[0]), 60)}, expected {','.join(HEADER)!r}"
+        )
     entries: dict[int, tuple[str, tuple[int, int, int]]] = {}
     for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row) or row[0].strip().startswith("#"):
             continue
         if len(row) < 5:
-            raise ConfigError(f"{p} line {lineno}: expected 5 fields id,name,r,g,b, got {','.join(row)!r}")
+            raise ConfigError(
+                f"{p} line {lineno}: expected 5 fields id,name,r,g,b, got {shown(','.join(row), 60)}"
+            )
         try:
             cid = int(row[0])
             rgb = tuple(int(v) for v in row[2:5])
         except ValueError:
             raise ConfigError(
-                f"{p} line {lineno}: id and r,g,b must be integers, got {','.join(row)!r}"
+                f"{p} line {lineno}: id and r,g,b must be integers, got {shown(','.join(row), 60)}"
             ) from None
         if any(not 0 <= v <= 255 for v in rgb):
-            raise ConfigError(f"{p} line {lineno}: colour {rgb} is outside 0-255")
+            raise ConfigError(f"{p} line {lineno}: colour {shown(rgb)} is outside 0-255")
         if not 0 <= cid <= MAX_CLASS_ID:
             raise ConfigError(f"{p} line {lineno}: class id {shown(row[0])} must be within 0..{MAX_CLASS_ID}")
         name = row[1].strip()

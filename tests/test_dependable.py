@@ -376,7 +376,10 @@ def test_bad_flags_are_one_line(data: Path, tmp_path: Path, flags: list[str], ex
         ("amp: 3", "amp: 3: expected true or false"),
         ("size: [64, 6.5]", "expected a whole number in the list"),
         # range errors name the file and line too (issue 18), not only the option
-        ("seed: 1000000000000000000000000000000", "c.yaml line 2: seed: 1000000000000000000000000000000: must be within"),
+        (
+            "seed: 1000000000000000000000000000000",
+            "c.yaml line 2: seed: 1000000000000000000000000000000: must be within",
+        ),
         ("size: [0, 64]", "c.yaml line 2: size: [0, 64]: give WIDTH HEIGHT"),
     ],
 )
