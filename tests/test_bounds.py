@@ -159,3 +159,12 @@ def test_deep_json_in_a_sidecar_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"m\.engine\.json: JSON nested too deeply"):
         read_sidecar(engine)
     assert json.loads(json.dumps(good_sidecar()))  # the fixture itself is plain JSON
+
+
+def test_billion_laughs_augmentation_pipeline_is_one_line(tmp_path: Path) -> None:
+    from segpipe.data.augment import load_pipeline
+
+    aug = tmp_path / "aug.yaml"
+    aug.write_text(LAUGHS.replace("class_names:", "transform:"))
+    with pytest.raises(ConfigError, match=r"aug\.yaml: refused, its anchors and aliases expand"):
+        load_pipeline(aug)

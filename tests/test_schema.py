@@ -298,3 +298,22 @@ def test_options_keep_dataclass_behaviour() -> None:
 
 def test_every_error_here_is_a_segpipe_error() -> None:
     assert issubclass(CheckpointError, SegpipeError) and issubclass(ConfigError, SegpipeError)
+
+
+def test_top_level_help_and_version_do_not_import_pydantic() -> None:
+    """The schema is imported when a file is read, never for ``segpipe --help`` / ``--version``
+    (typer itself imports pydantic for some sub-command parameter types: not checked there)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom segpipe.cli.app import app\nimport typer.main\n"
+        "for args in (['--help'], ['--version']):\n"
+        "    try:\n"
+        "        typer.main.get_command(app).main(args, prog_name='segpipe', standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('PYDANTIC', 'pydantic' in sys.modules, 'segpipe.schema.files' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "PYDANTIC False False" in res.stdout, res.stdout + res.stderr

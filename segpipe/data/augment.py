@@ -83,7 +83,10 @@ def build_eval_transform(width: int, height: int) -> A.Compose:
 
 def load_pipeline(path: str | Path) -> A.BasicTransform:
     """An albumentations pipeline saved with ``A.save(..., data_format='yaml')``."""
+    from segpipe.schema.options import check_yaml_file
+
     p = Path(path)
+    check_yaml_file(p, "augmentation pipeline")  # bounded: aliases, size, nesting (one line)
     try:
         transform = A.load(str(p), data_format="yaml")
     except Exception as e:

@@ -75,7 +75,7 @@ OUTPUT_KINDS = ("logits", "probs", "labels")
 class ModelInfoFile(BaseModel):
     """:class:`~segpipe.modelinfo.ModelInfo` as files hold it; unknown keys are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     arch: text(100, 1)  # type: ignore[valid-type]
     encoder: text(200, 1)  # type: ignore[valid-type]
@@ -115,7 +115,7 @@ Dims = Annotated[tuple[_ranged(StrictInt, Range(0, 1 << 31)), ...], Field(max_le
 class ProfileFile(BaseModel):
     """One input's min / opt / max dims in the sidecar's ``profile``."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     min: Dims  # type: ignore[valid-type]
     opt: Dims  # type: ignore[valid-type]
     max: Dims  # type: ignore[valid-type]
@@ -132,7 +132,7 @@ class ProfileFile(BaseModel):
 class TensorFile(BaseModel):
     """One engine input or output in the sidecar."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     name: Name  # type: ignore[valid-type]
     dtype: Short  # type: ignore[valid-type]
     dims: Annotated[tuple[StrictInt | Name | None, ...], Field(max_length=8)]  # type: ignore[valid-type]
@@ -141,7 +141,7 @@ class TensorFile(BaseModel):
 class SidecarFile(BaseModel):
     """``NAME.engine.json``: what the plan cannot say (see :mod:`segpipe.tensorrt.sidecar`)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     format: Short = "segpipe-engine/1"  # type: ignore[valid-type]
     engine: PathText = ""  # type: ignore[valid-type]
     onnx: PathText = ""  # type: ignore[valid-type]

@@ -166,18 +166,36 @@ def safe_load_bounded(text: str) -> Any:
         loader.dispose()
 
 
-def _read_text(p: Path) -> str:
+def check_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
+    """Parse a YAML file other readers will load (an albumentations pipeline) through the bounded
+    loader first: oversized files, aliases expanding too far, malformed YAML are one line."""
+    p = Path(path)
+    text = _read_text(p, what)
+    try:
+        return safe_load_bounded(text)
+    except _TooBig as e:
+        raise ConfigError(f"{p}: refused, {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: YAML nested too deeply") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p}{where}: malformed YAML ({printable(problem)[:120]})") from None
+
+
+def _read_text(p: Path, what: str = "config file") -> str:
     if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
+        raise ConfigError(f"{what} {p} does not exist")
     try:
         size = p.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{p}: {size} bytes, more than the {MAX_CONFIG_BYTES} an option file may hold")
+            raise ConfigError(f"{p}: {size} bytes, more than the {MAX_CONFIG_BYTES} bytes a {what} may hold")
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not a text (UTF-8) YAML file (byte {e.start} is not UTF-8)") from None
     except OSError as e:
-        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot read {what} {p}: {e.strerror or e}") from None
 
 
 def _pre_coerce(hint: Any, value: Any) -> Any:
@@ -196,18 +214,8 @@ def load_config(path: str | Path, cls: type) -> dict[str, Any]:
     a wrong type or an out-of-range value (``c.yaml line 2: epochs: 'abc': expected a whole number``).
     """
     p = Path(path)
-    text = _read_text(p)
-    try:
-        data = safe_load_bounded(text)
-    except _TooBig as e:
-        raise ConfigError(f"{p}: refused, {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{p}: YAML nested too deeply") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{p}{where}: malformed YAML ({printable(problem)[:120]})") from None
+    data = check_yaml_file(p, "config file")
+    text = p.read_text(encoding="utf-8")
     if data is None:
         return {}
     if not isinstance(data, dict):
