@@ -288,7 +288,7 @@ def test_options_keep_dataclass_behaviour() -> None:
         TrainOptions(data_root=Path("d"), num_classes=70000)
     with pytest.raises(ConfigError, match="--class-weights .*: give one weight from 0 to 1,000,000"):
         TrainOptions(data_root=Path("d"), class_weights="1,1e308")
-    with pytest.raises(ConfigError, match=r"--model-name '\\x1b\[2J': a run name"):
+    with pytest.raises(ConfigError, match=r"--model-name \\x1b\[2J: a run name"):
         TrainOptions(data_root=Path("d"), model_name="\x1b[2J")
     with pytest.raises(ConfigError, match="--seed -1: must be within"):
         VisualizeOptions(images=Path("i"), model=Path("m"), size=(64, 64)) and QuantizeOptions(

@@ -18,7 +18,7 @@ from segpipe.options.base import (
     check_ignore_index,
     to_plain,
 )
-from segpipe.schema import has_controls, shown
+from segpipe.schema import has_controls, printable, shown
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -211,7 +211,7 @@ class TrainOptions:
         ):
             raise bad(
                 "model-name",
-                shown(name) if name else "''",
+                printable(name) if name else "''",
                 "a run name, not a path (no / or \\); the run folder is runs/<model-name>, "
                 "--output-dir puts it elsewhere",
             )
