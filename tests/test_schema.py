@@ -317,3 +317,38 @@ def test_top_level_help_and_version_do_not_import_pydantic() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "PYDANTIC False False" in res.stdout, res.stdout + res.stderr
+
+
+# ---- messages of issue 18 that this schema work owns ---------------------------------------------
+
+
+def test_class_weights_are_bounded_and_named_when_the_loss_overflows(tmp_path: Path) -> None:
+    from segpipe.training.guard import nonfinite_message
+    from segpipe.training.losses import read_class_weights
+
+    weights = tmp_path / "w.txt"
+    weights.write_text("1\n1e308\n")
+    with pytest.raises(ConfigError, match=r"w\.txt line 2: weight 1e308 must be from 0 to 1,000,000"):
+        read_class_weights(weights, 2)
+    msg = nonfinite_message(1, 3, 10, 0.01, tmp_path / "last.pth", None, (1.0, 5000.0))
+    assert "--class-weights up to 5000 multiply the loss" in msg and "--lr" in msg
+    plain = nonfinite_message(1, 3, 10, 0.01, tmp_path / "last.pth", None, (1.0, 2.0))
+    assert "try a lower --lr than 0.01" in plain and "class-weights up to" not in plain
+
+
+def test_an_encoder_without_dilation_gets_alternatives_for_deeplab_and_pan() -> None:
+    from segpipe.models import create_model
+
+    with pytest.raises(ConfigError) as err:
+        create_model(GOOD.replace(arch="DeepLabV3Plus", encoder="tu-efficientvit_b0", layout="NCHW"))
+    msg = str(err.value)
+    assert "use tu-efficientvit_b0 with Unet, FPN" in msg and "DeepLabV3Plus with an encoder that can" in msg
+
+
+def test_the_class_limit_is_stated_as_it_is() -> None:
+    from segpipe.options import check_ignore_index
+
+    with pytest.raises(ConfigError, match="--num-classes 70000: at most 65535 classes"):
+        check_ignore_index(65535, 70000)
+    with pytest.raises(ConfigError, match=r"pass --ignore-index 65535 \(the only value left\)"):
+        check_ignore_index(255, 65535)
