@@ -20,6 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 from segpipe import __version__
 from segpipe.cli import started
 from segpipe.cli.common import set_debug
+from segpipe.cli.helpfmt import TidyHelpMixin
 from segpipe.cli.sizes import SizeCommand
 
 #: (command name, "module:function"), in listing order -- only commands that really work are registered here.
@@ -58,7 +59,7 @@ class _Summary(TyperCommand):
     """What ``segpipe --help`` lists for a command not imported yet: its name and summary."""
 
 
-class LazyGroup(TyperGroup):
+class LazyGroup(TidyHelpMixin, TyperGroup):
     """A typer group whose commands are imported only when resolved (run, or ``COMMAND --help``).
 
     The help listing and shell completion of command names see light :class:`_Summary` stand-ins;

@@ -195,7 +195,9 @@ ModelFileOpt = Annotated[
         "--model",
         "--model_name",
         "-m",
-        help="Model file: .pth, .onnx or .engine.",
+        metavar="FILE",
+        help="Model file: .pth, .onnx or .engine (the original --model_name means this file here; "
+        "in train it names the run).",
         show_default=False,
         rich_help_panel=MODEL_PANEL,
     ),
@@ -211,9 +213,12 @@ SizeOpt = Annotated[
     ),
 ]
 ReportOpt = Annotated[
-    Path | None, typer.Option("--report", help="Write the figures as JSON here.", show_default=False)
+    Path | None,
+    typer.Option("--report", metavar="FILE", help="Write the figures as JSON here.", show_default=False),
 ]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "--batch_size", help="Images per model call.")]
+BatchSizeOpt = Annotated[
+    int, typer.Option("--batch-size", "--batch_size", metavar="N", help="Images per model call.")
+]
 
 # describe a bare state_dict (or an ONNX model without segpipe metadata); segpipe files describe themselves
 NumClassesOpt = Annotated[
@@ -221,6 +226,7 @@ NumClassesOpt = Annotated[
     typer.Option(
         "--num-classes",
         "--num_classes",
+        metavar="N",
         help="Bare state_dict / ONNX without metadata: number of classes "
         "(otherwise checked against the model's own).",
         rich_help_panel=MODEL_PANEL,
@@ -231,6 +237,7 @@ ArchOpt = Annotated[
     str | None,
     typer.Option(
         "--arch",
+        metavar="NAME",
         help="Bare state_dict: smp architecture (default Unet).",
         rich_help_panel=MODEL_PANEL,
         show_default=False,
@@ -241,6 +248,7 @@ EncoderOpt = Annotated[
     typer.Option(
         "--encoder",
         "--backend",
+        metavar="NAME",
         help="Bare state_dict: smp encoder (default efficientnet-b0).",
         rich_help_panel=MODEL_PANEL,
         show_default=False,
@@ -250,6 +258,7 @@ ModeOpt = Annotated[
     str,
     typer.Option(
         "--mode",
+        metavar="MODE",
         help="Bare state_dict / ONNX without metadata: seg, binary or multilabel.",
         rich_help_panel=MODEL_PANEL,
     ),
@@ -290,6 +299,7 @@ InputLayoutOpt = Annotated[
     str | None,
     typer.Option(
         "--input-layout",
+        metavar="LAYOUT",
         help="ONNX without segpipe metadata whose input shape does not show it: nchw or nhwc.",
         rich_help_panel=MODEL_PANEL,
         show_default=False,
@@ -297,12 +307,16 @@ InputLayoutOpt = Annotated[
 ]
 
 DeviceOpt = Annotated[
-    str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL)
+    str,
+    typer.Option(
+        "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL
+    ),
 ]
 WorkersOpt = Annotated[
     int,
     typer.Option(
         "--workers",
+        metavar="N",
         help="Image decoding threads (and writing, for commands that write pictures).",
         rich_help_panel=HARDWARE_PANEL,
     ),
@@ -326,6 +340,7 @@ OverlapOpt = Annotated[
     float,
     typer.Option(
         "--overlap",
+        metavar="NUM",
         help="Fraction of a window shared with its neighbour (with --tile).",
         rich_help_panel=INFERENCE_PANEL,
     ),

@@ -1,9 +1,9 @@
 """``segpipe export-onnx``: flags (original and modern spellings) -> OnnxExportOptions -> ``export_onnx``.
 
-``--output`` serves both spellings of the issue: ``--output logits|probs|labels`` chooses what the
-graph returns, and ``--output FILE.onnx`` (like ``--model_out``) names the file. The two never
-clash, since a file must end in ``.onnx``; ``--output-kind`` and ``--model-out`` are the
-unambiguous spellings for scripts.
+One name for the file, ``--output/-o FILE``, and one for what the graph returns, ``--output-kind
+logits|probs|labels``. The original tool's spellings keep working without being advertised:
+``--model_out FILE`` (a hidden alias of ``--output``) and ``--output labels`` (a kind given to
+``--output``: the two never clash, since a file must end in ``.onnx``).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def split_output_values(
     if output_kind is not None:
         kinds.append(output_kind)
     if len({str(p) for p in paths}) > 1:
-        raise ConfigError(f"--model_out/--output: two output files given ({', '.join(map(str, paths))})")
+        raise ConfigError(f"--output: two output files given ({', '.join(map(str, paths))})")
     if len({k.lower() for k in kinds}) > 1:
         raise ConfigError(f"--output/--output-kind: two output kinds given ({', '.join(kinds)})")
     return (paths[0] if paths else None), (kinds[0].lower() if kinds else _d("output_kind"))
@@ -72,30 +72,40 @@ def export_onnx_command(
     model: Annotated[
         Path,
         typer.Option(
-            "--model", "--model_in", "--model-in", help="Checkpoint to export (.pth).", rich_help_panel=MODEL
+            "--model",
+            "--model_in",
+            "--model-in",
+            "-m",
+            help="Checkpoint to export (.pth).",
+            rich_help_panel=MODEL,
         ),
     ],
-    model_out: Annotated[
-        Path | None,
-        typer.Option(
-            "--model-out",
-            "--model_out",
-            help="ONNX file to write (default: beside the checkpoint, .onnx).",
-            show_default=False,
-        ),
-    ] = None,
     output: Annotated[
         list[str] | None,
         typer.Option(
             "--output",
-            help="logits, probs or labels (what the graph returns; default logits), or the file to write.",
+            "-o",
+            metavar="FILE",
+            help="ONNX file to write (default: beside the checkpoint, .onnx). The original "
+            "--output logits|probs|labels still works, as --output-kind.",
             show_default=False,
         ),
     ] = None,
     output_kind: Annotated[
         str | None,
         typer.Option(
-            "--output-kind", help="logits, probs or labels (same as --output KIND).", show_default=False
+            "--output-kind",
+            metavar="KIND",
+            help="What the graph returns: logits (N x C x H x W, the default), probs, or labels "
+            "(the N x H x W class map, argmax inside the graph).",
+            show_default=False,
+            rich_help_panel=GRAPH,
+        ),
+    ] = None,
+    model_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-out", "--model_out", hidden=True, help="The original spelling of --output FILE."
         ),
     ] = None,
     num_classes: NumClassesOpt = None,

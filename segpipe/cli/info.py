@@ -12,7 +12,7 @@ from segpipe.cli.common import TrustCheckpointOpt, console, run_guarded
 
 
 def info_command(
-    paths: Annotated[list[Path], typer.Argument(help="Model files: .pth, .onnx or .engine.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE", help="Model files: .pth, .onnx or .engine.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:

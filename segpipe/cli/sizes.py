@@ -19,6 +19,7 @@ from typer import _click
 from typer.core import TyperCommand, TyperOption
 
 from segpipe.cli.common import fail
+from segpipe.cli.helpfmt import TidyHelpMixin
 
 #: One size: two non-negative integers, width first, separated by blanks, ``,`` or ``x``; optionally
 #: in parentheses or brackets (``(1280, 1344)``, ``[1280, 1344]``).
@@ -85,8 +86,9 @@ def normalize_size_args(args: list[str], flags: Iterable[str]) -> list[str]:
     return out
 
 
-class SizeCommand(TyperCommand):
-    """A typer command whose size options accept every spelling and show ``W H`` in ``--help``."""
+class SizeCommand(TidyHelpMixin, TyperCommand):
+    """A typer command whose size options accept every spelling and show ``W H`` in ``--help``
+    (and whose help is tidied by :class:`~segpipe.cli.helpfmt.TidyHelpMixin`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -50,7 +50,11 @@ def train_command(
     model_name: Annotated[
         str,
         typer.Option(
-            "--model-name", "--model_name", help="Name of the run and its checkpoints.", rich_help_panel=RUN
+            "--model-name",
+            "--model_name",
+            help="Name of the run and its checkpoints (the original --model_name means this name here; "
+            "in visualize and evaluate it is the model file).",
+            rich_help_panel=RUN,
         ),
     ] = _d("model_name"),
     model: Annotated[

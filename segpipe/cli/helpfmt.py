@@ -1,0 +1,196 @@
+"""How ``--help`` shows options: values as users write them, one name per option, 80 columns.
+
+typer prints a value type for every option, flags included (``--version -V <bool>``), and Python
+types for the rest (``<list[Path]>``, ``<str>``); its usage line reads ``{model}`` and ``{paths}...``;
+and it joins every spelling of an option in the name column (``--opt-level,--builderOptimizati…``),
+which at 80 columns cuts them. :func:`tidy_help` fixes all of that in one place for every command
+(and the root group), once, when the command is built:
+
+- flags show no value; other options show their ``metavar`` (``FILE``, ``DIR``, ``W H``, ``N``,
+  ``NAME``, ``LIST``: set in the shared aliases of :mod:`segpipe.cli.common`), else one derived
+  from the type (``N`` for integers, ``X`` for decimals, ``PATH``, ``TEXT``);
+- arguments read ``MODEL`` / ``FILE...`` in the usage line and the panel;
+- the name column shows the option's first long name and its short flag only; the other spellings
+  (the original tool's ``--data_root``, trtexec's ``--saveEngine``) still parse and are named once
+  at the end of the help text, ``(also --data_root)``; spellings in :data:`HIDDEN_SPELLINGS` are
+  accepted but never shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from typer import _click
+from typer.core import TyperArgument, TyperOption
+
+#: Spellings accepted for old command lines but not advertised (each has a clearer one in --help).
+HIDDEN_SPELLINGS = frozenset({"--model_in", "--model-in"})
+
+
+#: The value each option takes, as a user writes it, by the option's first long name: the same flag
+#: means the same kind of value in every command. An option's own ``metavar=`` wins (the shared
+#: aliases in :mod:`segpipe.cli.common` set theirs); an option not listed gets one from its type.
+METAVARS: dict[str, str] = {
+    **dict.fromkeys(
+        ("--data-root", "--val-root", "--output-dir", "--verify-images", "--calib-images"), "DIR"
+    ),
+    **dict.fromkeys(
+        (
+            "--model",
+            "--colors",
+            "--class-map",
+            "--config",
+            "--report",
+            "--confusion-matrix",
+            "--onnx",
+            "--engine",
+            "--timing-cache",
+            "--model-out",
+            "--output",
+        ),
+        "FILE",
+    ),
+    "--images": "FILE|DIR",
+    **dict.fromkeys(("--model-name", "--encoder", "--arch", "--images-dir", "--masks-dir"), "NAME"),
+    **dict.fromkeys(("--class-names", "--keep-fp32"), "LIST"),
+    **dict.fromkeys(("--shapes", "--min-shapes", "--opt-shapes", "--max-shapes"), "SHAPES"),
+    "--mask-suffix": "SUFFIX",
+    "--dataset": "MODULE:CLASS",
+    "--device": "DEVICE",
+    "--mode": "MODE",
+    "--loss": "LOSS",
+    "--class-weights": "WEIGHTS",
+    "--encoder-weights": "WEIGHTS",
+    "--augment": "PRESET",
+    "--output-kind": "KIND",
+    "--input-dtype": "DTYPE",
+    "--amp-dtype": "DTYPE",
+    "--input-layout": "LAYOUT",
+    "--exporter": "NAME",
+    "--quantizer": "NAME",
+    "--calib-method": "METHOD",
+    "--optimizer": "NAME",
+    "--scheduler": "NAME",
+    "--logger": "NAME",
+    "--mask-type": "TYPE",
+}
+
+
+def _type_metavar(annotation: Any) -> str:
+    """A metavar for a bare type: ``N`` (int), ``X`` (float), ``PATH``, ``TEXT``."""
+    import pathlib
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin is tuple and tuple(args) == (int, int):
+        return "W H"  # every two-integer option is a size, width first (segpipe.cli.sizes)
+    if origin in (list, tuple) and args:
+        return " ".join(_type_metavar(a) for a in args) if origin is tuple else _type_metavar(args[0])
+    if args:  # X | None
+        return _type_metavar(args[0])
+    if annotation is int:
+        return "N"
+    if annotation is float:
+        return "NUM"
+    if isinstance(annotation, type) and issubclass(annotation, pathlib.PurePath):
+        return "PATH"
+    return "TEXT"
+
+
+class _Option(TyperOption):
+    """A typer option whose help column shows its metavar, and nothing for a flag."""
+
+    def display_type_rich(self, ctx: _click.Context) -> str | None:
+        if self.is_flag:
+            return None
+        return self.metavar
+
+
+class _Argument(TyperArgument):
+    """A typer argument shown as ``FILE...`` (usage line and panel), never as ``{paths}...``."""
+
+    def display_type_rich(self, ctx: _click.Context) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def _rich_display_name(self) -> str:
+        return self.display_name_raw + ("..." if self.nargs != 1 else "")
+
+
+def shown_opts(param: _click.Parameter) -> list[str]:
+    """The spellings ``--help`` shows: the first long name and the short flags."""
+    longs = [o for o in param.opts if o.startswith("--") and o not in HIDDEN_SPELLINGS]
+    shorts = [o for o in param.opts if not o.startswith("--")]
+    return longs[:1] + shorts
+
+
+def other_spellings(param: _click.Parameter) -> list[str]:
+    """The long spellings accepted but not in the name column (and not hidden)."""
+    shown = set(shown_opts(param))
+    return [o for o in param.opts if o.startswith("--") and o not in shown and o not in HIDDEN_SPELLINGS]
+
+
+def tidy_help(params: Iterable[_click.Parameter]) -> None:
+    """Give each parameter the help display described in the module docstring (once, in place)."""
+    for param in params:
+        if isinstance(param, TyperOption) and type(param) is TyperOption:
+            param.__class__ = _Option  # same object and state; only how help draws it changes
+            if param.metavar is None and not param.is_flag:
+                param.metavar = METAVARS.get(param.opts[0]) or _type_metavar(param.type_descriptor.annotation)
+            if param.is_flag and param.secondary_opts:
+                # "--channels-last/--no-channels-last": the negative spelling in the text, not in a
+                # column of its own that 80 columns cut ("--no-persistent-wor…")
+                state = "on" if param.default else "off"
+                param.help = f"{param.help or ''} (default: {state}; off: {param.secondary_opts[0]})".strip()
+                param.show_default = False
+            others = [o for o in other_spellings(param) if o not in (param.help or "")]
+            if others and param.help and "(also --" not in param.help:
+                param.help = f"{param.help} (also {', '.join(others)})"
+        elif isinstance(param, TyperArgument) and type(param) is TyperArgument:
+            param.__class__ = _Argument
+            if param.metavar is None:
+                param.metavar = _type_metavar(param.type_descriptor.annotation)
+                if param.metavar in ("PATH", "TEXT"):
+                    param.metavar = param.name.upper()
+
+
+@contextlib.contextmanager
+def help_names(params: Iterable[_click.Parameter]) -> Iterator[None]:
+    """While help is drawn, each option lists only :func:`shown_opts` (parsing keeps them all)."""
+    saved = []
+    for param in params:
+        if isinstance(param, TyperOption):
+            saved.append((param, param.opts, param.secondary_opts))
+            param.opts = shown_opts(param) or param.opts
+            param.secondary_opts = []
+    try:
+        yield
+    finally:
+        for param, opts, secondary in saved:
+            param.opts, param.secondary_opts = opts, secondary
+
+
+class TidyHelpMixin:
+    """Mixed into segpipe's command and group classes: :func:`tidy_help` and :func:`help_names`."""
+
+    params: list[_click.Parameter]
+
+    def get_params(self, ctx: _click.Context) -> list[_click.Parameter]:  # pragma: no cover - typing
+        return super().get_params(ctx)  # type: ignore[misc]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_help(self.params)
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        params = self.get_params(ctx)  # with --help, which click adds here
+        tidy_help(params)
+        with help_names(params):
+            super().format_help(ctx, formatter)  # type: ignore[misc]
