@@ -28,6 +28,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from segpipe.units import speed_text
+
 Row = tuple[str, str, str, str]
 COLUMNS = ("benchmark", "measured", "reference", "ratio / target")
 
@@ -106,9 +108,7 @@ def amp_rows(quick: bool) -> list[Row]:
         dtypes = ["fp16"] + (["bf16"] if torch.cuda.is_bf16_supported() else [])
         for dtype in dtypes:
             ms = _train_step_ms(data, Path(tmp) / "r", True, dtype, size, batch, steps, encoder)
-            rows.append(
-                (f"{name} AMP {dtype}", f"{ms:.1f} ms", f"FP32 {fp32:.1f} ms", f"{fp32 / ms:.2f}x faster")
-            )
+            rows.append((f"{name} AMP {dtype}", f"{ms:.1f} ms", f"FP32 {fp32:.1f} ms", speed_text(fp32, ms)))
     return rows
 
 
@@ -142,7 +142,7 @@ def tensorrt_rows(quick: bool) -> list[Row]:
         b_trt = benchmark(BenchmarkOptions(models=(engine,), runs=runs, device="cuda")).models[0]
     name = f"latency b1 Unet/{encoder} {size[0]}x{size[1]}: TensorRT FP16"
     reference = f"ONNX Runtime ({ort_device}) {b_ort.p50_ms:.2f} ms"
-    return [(name, f"{b_trt.p50_ms:.2f} ms", reference, f"{b_ort.p50_ms / b_trt.p50_ms:.1f}x faster")]
+    return [(name, f"{b_trt.p50_ms:.2f} ms", reference, speed_text(b_ort.p50_ms, b_trt.p50_ms))]
 
 
 def gpu_rows(quick: bool) -> list[Row]:

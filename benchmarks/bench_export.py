@@ -29,6 +29,7 @@ from segpipe.modelinfo import ModelInfo
 from segpipe.models import create_model, save_checkpoint
 from segpipe.options import BenchmarkOptions, OnnxExportOptions
 from segpipe.progress import Reporter, Task
+from segpipe.units import speed_text
 
 
 class StepTimer(Reporter):
@@ -109,7 +110,7 @@ def run(
     torch_b = bench.models[0]
     for b in bench.models[1:]:
         name = f"latency b1 {size[0]}x{size[1]} CPU: ONNX Runtime {b.precision}"
-        speedup = f"{torch_b.p50_ms / b.p50_ms:.2f}x faster"
+        speedup = speed_text(torch_b.p50_ms, b.p50_ms)
         rows.append((name, f"{b.p50_ms:.1f} ms", f"eager PyTorch {torch_b.p50_ms:.1f} ms", speedup))
     return rows
 
@@ -156,7 +157,7 @@ def main() -> None:
         )
     torch_ms = bench.models[0].p50_ms
     for b in bench.models[1:]:
-        print(f"    ONNX Runtime {b.precision} vs eager PyTorch (median): {torch_ms / b.p50_ms:.2f}x faster")
+        print(f"    ONNX Runtime {b.precision} vs eager PyTorch (median): {speed_text(torch_ms, b.p50_ms)}")
 
 
 if __name__ == "__main__":

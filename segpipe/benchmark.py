@@ -30,6 +30,7 @@ from segpipe import __version__
 from segpipe.errors import CheckpointError, ConfigError, SegpipeError, shorten
 from segpipe.options import BenchmarkOptions
 from segpipe.progress import Reporter
+from segpipe.units import size_text, speed_text
 from segpipe.utils import atomic_write_text
 
 
@@ -69,7 +70,7 @@ class ModelBenchmark:
         return [
             Path(self.model).name,
             f"{self.backend} {self.device}",
-            f"{self.batch}x{self.size[1]}x{self.size[0]} {self.precision}"
+            f"{self.batch} x {size_text(self.size, label=False)} {self.precision}"
             + (f" {self.inference}" if self.inference else ""),
             f"{self.mean_ms:.2f}",
             f"{self.p50_ms:.2f}",
@@ -82,7 +83,18 @@ class ModelBenchmark:
 
 
 #: Header of :meth:`ModelBenchmark.row` (input = N×H×W and precision; latencies in ms).
-COLUMNS = ["model", "backend", "input", "mean ms", "p50", "p90", "p99", "images/s", "peak MB", "mIoU"]
+COLUMNS = [
+    "model",
+    "backend",
+    "input (N x W x H)",
+    "mean ms",
+    "p50",
+    "p90",
+    "p99",
+    "images/s",
+    "peak MB",
+    "mIoU",
+]
 
 
 @dataclass
@@ -250,13 +262,13 @@ def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | Non
         spec, fn, batch, timed_size = opts.spec, None, opts.batch, (width, height)
         if spec.plain:
             images = rng.integers(0, 256, (opts.batch, height, width, 3), dtype=np.uint8)
-            what = f"a batch of {opts.batch} at {width}x{height}"
+            what = f"a batch of {opts.batch} at {size_text((width, height))}"
         else:  # one whole image per call through the sliding window / TTA, windows batched
             from segpipe.runtime.pipeline import predict_arrays
 
             timed_size = opts.image_size or (2 * width, 2 * height)
             images = rng.integers(0, 256, (1, timed_size[1], timed_size[0], 3), dtype=np.uint8)
-            what = f"a {timed_size[0]}x{timed_size[1]} image ({spec.describe()})"
+            what = f"a {size_text(timed_size)} image ({spec.describe()})"
             batch = 1
 
             def fn(x: np.ndarray) -> list[np.ndarray]:
@@ -380,7 +392,7 @@ def precision_ladder(result: BenchmarkResult) -> list[list[str]]:
         )
         base = next((m for m in models if m.precision == "fp32"), None)
         for m in models:
-            speed = f"{base.mean_ms / m.mean_ms:.2f}x" if base is not None and m.mean_ms > 0 else "-"
+            speed = "-" if base is None else "reference" if m is base else speed_text(base.mean_ms, m.mean_ms)
             if m.miou is None:
                 miou = delta = "-"
             else:

@@ -21,7 +21,8 @@ from typing import Any
 from segpipe.errors import CheckpointError, close_matches, shorten
 from segpipe.export.onnx import TensorSpec
 from segpipe.modelinfo import ModelInfo
-from segpipe.runtime.base import KIND_NAMES, sniff_model_kind
+from segpipe.runtime.base import KIND_NAMES, not_a_model, sniff_model_kind
+from segpipe.units import shape_text
 from segpipe.utils import file_size_mb
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
@@ -67,6 +68,8 @@ def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
     p = Path(path)
     suffix = p.suffix.lower()
     known = CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES
+    if suffix not in known and not_a_model(p):
+        raise CheckpointError(not_a_model(p))
     if suffix not in known:
         raise CheckpointError(
             f"{p}: unknown model file type {suffix or '(no suffix)'!r}; expected one of "
@@ -145,7 +148,9 @@ def _describe_onnx(path: Path) -> ModelDescription:
     desc.details["weights"] = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
     _describe_int8(proto, props, desc)
     others = {k: v for k, v in props.items() if not k.startswith("segpipe.")}
-    desc.details.update({f"metadata {k}": shorten(v, 80) for k, v in others.items()})
+    for key, value in others.items():
+        label, text = _KNOWN_PROPS.get((key, value), (f"metadata {key}", shorten(value, 80)))
+        desc.details[label] = text
     if info is None:
         desc.notes.append(
             "no segpipe metadata: to run it, tell segpipe how to feed it with --mean and --std (pixel "
@@ -153,6 +158,12 @@ def _describe_onnx(path: Path) -> ModelDescription:
             "output does not (or export it with segpipe export-onnx)"
         )
     return desc
+
+
+#: Metadata that tools other than segpipe leave, said in words: (key, value) -> (row, text).
+_KNOWN_PROPS = {
+    ("onnx.infer", "onnxruntime.quant"): ("quantized by", "ONNX Runtime quantization (quantize_static)"),
+}
 
 
 def _describe_int8(proto: Any, props: dict[str, str], desc: ModelDescription) -> None:
@@ -203,7 +214,7 @@ def _describe_engine(path: Path) -> ModelDescription:
     for name, prof in (sidecar.get("profile") or {}).items():
         if isinstance(prof, dict):
             desc.details[f"profile {name}"] = " / ".join(
-                f"{k} {'x'.join(map(str, prof[k]))}" for k in ("min", "opt", "max") if k in prof
+                f"{k} {shape_text(prof[k], 'NHWC')}" for k in ("min", "opt", "max") if k in prof
             )
     for key, target in (("inputs", desc.inputs), ("outputs", desc.outputs)):
         for t in sidecar.get(key) or []:

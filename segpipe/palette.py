@@ -200,9 +200,44 @@ def colorize(labels: np.ndarray, colors: np.ndarray | Palette, ignore_index: int
     return lut[idx]
 
 
-def overlay(image: np.ndarray, color_mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a colour mask over an RGB image: ``(1 - alpha) * image + alpha * mask``."""
+def overlay(
+    image: np.ndarray,
+    color_mask: np.ndarray,
+    alpha: float = 0.5,
+    labels: np.ndarray | None = None,
+    background: int | None = None,
+    outline: bool = False,
+) -> np.ndarray:
+    """Blend a colour mask over an RGB image: ``(1 - alpha) * image + alpha * mask``.
+
+    With ``labels`` (the class map the mask was coloured from): pixels of class ``background``
+    keep the photo's own pixels (blending a black background class at 0.5 darkens the whole photo),
+    and ``outline`` draws each region's boundary in its class colour at full opacity.
+    """
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"--overlay {alpha}: alpha must be between 0 and 1")
     out = image.astype(np.float32) * (1.0 - alpha) + color_mask.astype(np.float32) * alpha
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if labels is None:
+        return out
+    if outline:
+        edge = boundaries(labels)
+        if background is not None:
+            edge &= labels != background
+        out[edge] = color_mask[edge]
+    if background is not None:
+        keep = labels == background
+        out[keep] = image[keep]
+    return out
+
+
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """H x W bool: pixels whose right, left, lower or upper neighbour has another class."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    vertical = labels[1:] != labels[:-1]
+    horizontal = labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= vertical
+    edge[:-1] |= vertical
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    return edge

@@ -3,12 +3,16 @@
 Per input image ``NAME.ext`` (sub-folders kept with ``recursive``), in ``output_dir``:
 
 * ``NAME_mask.png``: the colour mask at the image's original resolution (palette colours, lossless);
-* ``NAME_overlay.png`` with ``overlay=ALPHA``: the mask blended on the image;
-* ``NAME_side.png`` with ``side_by_side``: image and mask next to each other;
+* ``NAME_overlay.png`` with ``overlay=ALPHA``: the mask blended on the image, background (class 0)
+  left as the photo unless ``overlay_background``, region outlines with ``outline``, the legend of
+  the image's classes to the right;
+* ``NAME_side.png`` with ``side_by_side``: image and mask next to each other, with the legend
+  (small images scaled up to about 900 px wide);
 * ``NAME_labels.png`` with ``save_labels``: the class-index PNG (uint8, uint16 above 256 classes);
-* ``NAME_legend.png``: the classes present in the image, their colours and pixel shares;
+* ``NAME_legend.png`` with ``legend_per_image``: the classes present in the image, their colours
+  and pixel shares;
 
-and ``legend.png``: every class present in any image. Images that cannot be read are reported and
+and one ``legend.png`` per run: every class present in any image. Images that cannot be read are reported and
 skipped; the others are still written (the CLI then exits with code 1).
 
 A video file (``.mp4``, ``.avi``, ``.mov``...; or the videos of a folder) becomes ``NAME_overlay.mp4``
@@ -21,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ from segpipe.errors import DataError, SegpipeError
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, colorize, fit_palette, load_palette, overlay
+from segpipe.pictures import draw_legend, side_by_side, with_legend
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
 from segpipe.runtime.pipeline import list_images, network_size, open_runner, predict
@@ -43,6 +47,9 @@ from segpipe.video import VIDEO_EXTS, is_video, list_videos, open_video, output_
 # Fastest zlib level and one fixed PNG filter ("up"): about 4x quicker to encode than libpng's
 # adaptive filtering for the same size on masks (OpenCV >= 4.10 has the flag; older ones ignore it).
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+#: The class an overlay leaves transparent (unless ``overlay_background``): class 0, the
+#: background of seg and binary masks.
+BACKGROUND = 0
 if hasattr(cv2, "IMWRITE_PNG_FILTER"):
     PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 
@@ -100,57 +107,6 @@ def model_palette(info: ModelInfo, colors: str | Path | None, reporter: Reporter
     ):
         palette = Palette(tuple(info.class_names), palette.colors, palette.source)
     return palette
-
-
-def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray) -> np.ndarray:
-    """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    total = max(int(counts.sum()), 1)
-    present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
-    font, scale, thick, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1, 22
-    texts = [f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" for i in present] or ["(no class)"]
-    width = 36 + max(cv2.getTextSize(t, font, scale, thick)[0][0] for t in texts) + 8
-    img = np.full((row * len(texts) + 8, width, 3), 255, dtype=np.uint8)
-    for r, text in enumerate(texts):
-        y = 4 + r * row
-        if present:
-            color = tuple(int(c) for c in palette.colors[present[r]])
-            cv2.rectangle(img, (6, y + 3), (26, y + row - 3), color, -1)
-            cv2.rectangle(img, (6, y + 3), (26, y + row - 3), (96, 96, 96), 1)
-        cv2.putText(img, text, (34, y + row - 7), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
-    return img
-
-
-SIDE_GAP = 12  #: white pixels between the panels of a side-by-side picture
-SIDE_TITLE = 24  #: height of the title strip above each panel
-
-
-def side_by_side(
-    image: np.ndarray, mask: np.ndarray, legend: np.ndarray, truth: np.ndarray | None = None
-) -> np.ndarray:
-    """Image and colour mask next to each other on white, a gap between them, a title above each
-    ("image", "prediction") and the legend to the right. Panels keep the image's own pixels:
-    the image sits at ``[SIDE_TITLE:, :W]`` and the mask at ``[SIDE_TITLE:, W + SIDE_GAP : 2W + SIDE_GAP]``.
-    ``truth`` (a colour mask of the ground truth): drawn between them, titled "ground truth"."""
-    h, w = image.shape[:2]
-    lh, lw = legend.shape[:2]
-    panels = (
-        [(image, "image")] + ([(truth, "ground truth")] if truth is not None else []) + [(mask, "prediction")]
-    )
-    n = len(panels)
-    canvas = np.full((SIDE_TITLE + max(h, lh), n * w + n * SIDE_GAP + lw, 3), 255, dtype=np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for k, (panel, title) in enumerate(panels):
-        x = k * (w + SIDE_GAP)
-        canvas[SIDE_TITLE : SIDE_TITLE + h, x : x + w] = panel
-        # the title shrinks to its panel's width (small images), never into the next one
-        width = cv2.getTextSize(title, font, 0.5, 1)[0][0]
-        scale = min(0.5, 0.5 * (w + SIDE_GAP - 6) / max(width, 1))
-        cv2.putText(canvas, title, (x + 2, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
-    x_legend = n * (w + SIDE_GAP)
-    canvas[SIDE_TITLE : SIDE_TITLE + lh, x_legend:] = legend
-    cv2.putText(canvas, "classes", (x_legend + 4, SIDE_TITLE - 7), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return canvas
 
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:
@@ -218,11 +174,13 @@ def _render(
     mask = colorize(labels, palette, ignore_index)
     write_png(out_stem.with_name(f"{out_stem.name}_mask.png"), mask)
     files = 1
-    if opts.overlay is not None:
-        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), overlay(image, mask, opts.overlay))
-        files += 1
     counts = np.bincount(labels.ravel(), minlength=k)[:k]
     legend = draw_legend(palette, counts)
+    if opts.overlay is not None:
+        background = None if opts.overlay_background else BACKGROUND
+        blended = overlay(image, mask, opts.overlay, labels, background=background, outline=opts.outline)
+        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), with_legend(blended, legend))
+        files += 1
     if opts.side_by_side:
         gt = colorize(truth, palette, ignore_index) if truth is not None else None
         write_png(out_stem.with_name(f"{out_stem.name}_side.png"), side_by_side(image, mask, legend, gt))
@@ -230,8 +188,10 @@ def _render(
     if opts.save_labels:
         write_png(out_stem.with_name(f"{out_stem.name}_labels.png"), labels)
         files += 1
-    write_png(out_stem.with_name(f"{out_stem.name}_legend.png"), legend)
-    return files + 1, counts
+    if opts.legend_per_image:
+        write_png(out_stem.with_name(f"{out_stem.name}_legend.png"), legend)
+        files += 1
+    return files, counts
 
 
 def visualize(

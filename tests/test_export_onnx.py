@@ -359,8 +359,8 @@ def test_cli_seed_style_bare_state_dict_with_original_flags(tmp_path: Path) -> N
     )
     assert len(meta.class_names) == 4 and len(meta.colors) == 4
     for text in (
-        "input_1 1x64x64x3 float32",
-        "output 1x4x64x64",
+        "input_1 1x64x64x3 NHWC float32",
+        "output 1x4x64x64 NCHW",
         "opset",
         "17",
         "->",

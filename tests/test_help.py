@@ -47,8 +47,8 @@ def _all_help(columns: int) -> dict[str, str]:
         "from typer.testing import CliRunner\n"
         "from segpipe.cli.app import app, COMMANDS\n"
         "for name, _ in [('', '')] + COMMANDS:\n"
-        "    r = CliRunner().invoke(app, ([name] if name else []) + ['--help'], terminal_width=%d)\n"
-        "    sys.stdout.write('@@@ ' + name + '\\n' + r.output)\n" % columns
+        "    r = CliRunner().invoke(app, ([name] if name else []) + ['--help'], terminal_width=WIDTH)\n"
+        "    sys.stdout.write('@@@ ' + name + '\\n' + r.output)\n".replace("WIDTH", str(columns))
     )
     env = {**os.environ, "COLUMNS": str(columns), "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "TERM": "dumb"}
     env.pop("FORCE_COLOR", None)
@@ -127,3 +127,62 @@ def test_hidden_and_old_spellings_parse() -> None:
     assert "nope.pth" in r.output
     r = CliRunner().invoke(app, ["build-trt", "--onnx", "nope.onnx", "--builderOptimizationLevel", "2"])
     assert "No such option" not in r.output and "nope.onnx" in r.output, r.output
+
+
+def test_sizes_shapes_and_bytes_read_one_way() -> None:
+    from segpipe.units import human_bytes, shape_text, size_text, speed_text
+
+    assert size_text((512, 384)) == "512x384 (W x H)"
+    assert shape_text((1, 384, 512, 3), "NHWC") == "1x384x512x3 NHWC"
+    assert shape_text((1, 384, 512), "NCHW") == "1x384x512"  # a layout that does not fit is left out
+    assert [human_bytes(n) for n in (0, 999, 1234, 8_310_000, 52e6)] == [
+        "0 B",
+        "999 B",
+        "1.23 kB",
+        "8.31 MB",
+        "52 MB",
+    ]
+    assert speed_text(38.9, 45.6) == "1.17x slower" and speed_text(45.6, 38.9) == "1.17x faster"
+
+
+def test_benchmark_row_says_width_then_height() -> None:
+    from segpipe.benchmark import COLUMNS, ModelBenchmark
+
+    times = dict.fromkeys(("mean_ms", "std_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms", "throughput"), 1.0)
+    row = ModelBenchmark(
+        model="m.onnx",
+        backend="onnxruntime",
+        precision="fp32",
+        output_kind="logits",
+        size=(512, 384),
+        batch=1,
+        runs=2,
+        peak_memory_mb=None,
+        load_seconds=0.1,
+        **times,
+    ).row()
+    assert "1 x 512x384 fp32" in row and "W x H" in COLUMNS[2]
+
+
+def test_no_blank_line_before_an_error_after_a_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    from segpipe.cli.common import RichReporter, fail
+
+    with pytest.raises(ValueError), RichReporter().task("Checking dataset", total=2) as task:
+        task.advance()
+        raise ValueError("bad mask")
+    fail("cannot read mask m.png")
+    err = capsys.readouterr().err
+    assert "error: cannot read mask m.png" in err
+    assert "\n\n" not in err and not err.startswith("\n"), repr(err)
+
+
+def test_info_on_a_video_says_it_is_a_video(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    r = CliRunner().invoke(app, ["info", str(clip)])
+    assert r.exit_code == 1
+    assert "is a video, not a model file" in r.output and "close matches" not in r.output

@@ -135,7 +135,7 @@ def test_engine_reads_sidecar_without_tensorrt(files: dict[str, Path], tmp_path:
     assert desc.kind == "tensorrt engine"
     assert desc.info.num_classes == 3 and desc.info.class_names == NAMES and desc.info.precision == "fp16"
     assert desc.details["tensorrt version"] == "10.13.0" and desc.details["gpu name"] == "NVIDIA H100"
-    assert desc.details["profile input_1"] == "min 1x64x96x3 / opt 2x64x96x3 / max 4x64x96x3"
+    assert desc.details["profile input_1"] == "min 1x64x96x3 NHWC / opt 2x64x96x3 NHWC / max 4x64x96x3 NHWC"
 
 
 def test_engine_without_sidecar(tmp_path: Path) -> None:
@@ -155,9 +155,9 @@ def test_cli_tables_and_json(files: dict[str, Path], tmp_path: Path) -> None:
         "resnet18",
         "road",
         "128,64,128",
-        "96 x 64 (W x H)",
+        "96x64 (W x H)",
         "fp16",
-        "input_1 batchx64x96x3 float32",
+        "input_1 batchx64x96x3 NHWC float32",
         "opset",
         "10.13.0",
         "tensorrt engine",

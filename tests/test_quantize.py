@@ -252,9 +252,10 @@ def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: 
     data = make_dataset(tmp_path / "ds", count=3, size=SIZE, num_classes=3, seed=9)
     opts = BenchmarkOptions(models=(int8, fp32_onnx), warmup=1, runs=2, device="cpu", data_root=data)
     rows = precision_ladder(benchmark(opts))
-    assert [r[0] for r in rows] == ["FP32", "INT8"] and rows[0][5] == "1.00x" and rows[0][7] == "+0.00 pt"
+    assert [r[0] for r in rows] == ["FP32", "INT8"] and rows[0][5] == "reference" and rows[0][7] == "+0.00 pt"
     assert float(rows[1][3]) < float(rows[0][3]) / 2  # INT8 weights: under half the FP32 file
     assert rows[1][6] != "-" and rows[1][7].endswith(" pt")
+    assert rows[1][5].endswith(("x faster", "x slower"))
     single = BenchmarkOptions(models=(fp32_onnx,), warmup=0, runs=1, device="cpu")
     assert precision_ladder(benchmark(single)) == []
 

@@ -16,6 +16,7 @@ from segpipe.data.synthetic import make_sample
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, load_palette, overlay
 from segpipe.progress import RecordingReporter
+from segpipe.pictures import SIDE_GAP, SIDE_TITLE, side_scale
 from segpipe.visualize import visualize
 
 
@@ -66,29 +67,40 @@ def test_one_image_every_output(models, tmp_path):
             save_labels=True,
         )
     )
-    assert result.images == 1 and not result.failed and result.files == 6 and result.size == (64, 64)
+    assert result.images == 1 and not result.failed and result.files == 5 and result.size == (64, 64)
     mask = read_rgb(out / "street_mask.png")
     labels = cv2.imread(str(out / "street_labels.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (50, 90, 3) and labels.shape == (50, 90) and labels.dtype == np.uint8
     assert labels.max() < 3 and len(np.unique(labels)) > 1
     # colours are the model's palette, pixel for pixel
     np.testing.assert_array_equal(mask, np.array(COLORS, dtype=np.uint8)[labels])
+    # the overlay: the photo blended with the mask at [0:H, 0:W], background (class 0) left as the
+    # photo, and the run's legend beside it
     over = read_rgb(out / "street_overlay.png")
-    assert over.shape == mask.shape and not np.array_equal(over, mask) and not np.array_equal(over, image)
-    np.testing.assert_array_equal(over, overlay(image, mask, 0.4))
+    legend = read_rgb(out / "legend.png")
+    assert over.shape == (max(50, legend.shape[0]), 90 + SIDE_GAP + legend.shape[1], 3)
+    np.testing.assert_array_equal(over[:50, :90], overlay(image, mask, 0.4, labels, background=0))
+    np.testing.assert_array_equal(over[: legend.shape[0], 90 + SIDE_GAP :], legend)
     side = read_rgb(out / "street_side.png")
-    from segpipe.visualize import SIDE_GAP, SIDE_TITLE
-
-    legend = read_rgb(out / "street_legend.png")
-    assert side.shape == (SIDE_TITLE + max(50, legend.shape[0]), 180 + 2 * SIDE_GAP + legend.shape[1], 3)
-    np.testing.assert_array_equal(side[SIDE_TITLE : SIDE_TITLE + 50, :90], image)
-    np.testing.assert_array_equal(side[SIDE_TITLE : SIDE_TITLE + 50, 90 + SIDE_GAP : 180 + SIDE_GAP], mask)
-    assert (side[SIDE_TITLE:, 90 : 90 + SIDE_GAP] == 255).all()  # the gap is white
+    # small images are scaled up by a whole factor so that the picture is worth opening
+    k = side_scale(90, legend.shape[1])
+    assert k > 1 and side.shape[1] >= 900
+    assert side.shape == (
+        SIDE_TITLE + max(50 * k, legend.shape[0]),
+        180 * k + 2 * SIDE_GAP + legend.shape[1],
+        3,
+    )
+    big_mask = cv2.resize(mask, (90 * k, 50 * k), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(
+        side[SIDE_TITLE : SIDE_TITLE + 50 * k, 90 * k + SIDE_GAP : 180 * k + SIDE_GAP], big_mask
+    )
+    assert (side[SIDE_TITLE:, 90 * k : 90 * k + SIDE_GAP] == 255).all()  # the gap is white
     assert (side[:SIDE_TITLE] < 128).any()  # titles are drawn
     np.testing.assert_array_equal(
-        side[SIDE_TITLE : SIDE_TITLE + legend.shape[0], 180 + 2 * SIDE_GAP :], legend
+        side[SIDE_TITLE : SIDE_TITLE + legend.shape[0], 180 * k + 2 * SIDE_GAP :], legend
     )
-    assert (out / "street_legend.png").is_file() and result.legend == out / "legend.png"
+    # one legend per run, not one per image (unless legend_per_image)
+    assert not (out / "street_legend.png").exists() and result.legend == out / "legend.png"
     present = {COLORS[i] for i in np.unique(labels)}
     assert set(result.class_pixels) == {("ground", "thing", "sky")[i] for i in np.unique(labels)}
     assert len(present) == len(result.class_pixels)
@@ -120,7 +132,6 @@ def test_folder_with_nested_subfolders(models, tmp_path):
     res = cli("--images", root, "--model", models["pth"], "--output-dir", tmp_path / "flat")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == [
-        "a_legend.png",
         "a_mask.png",
         "legend.png",
     ]

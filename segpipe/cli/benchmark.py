@@ -172,7 +172,8 @@ def render_ladder(result: Any, out: Any = None) -> None:
     if not rows:
         return
     table = Table(
-        title="precision ladder (same backend; vs FP32: speed-up and mIoU points)", title_justify="left"
+        title="precision ladder (same backend; vs FP32: faster or slower, and mIoU points)",
+        title_justify="left",
     )
     for col in LADDER_COLUMNS:
         table.add_column(col, justify="left" if col in ("precision", "model", "backend") else "right")

@@ -239,8 +239,10 @@ def _raise(exc: Exception) -> None:
 
 
 def _describe(p: dict) -> str:
-    """``1x640x1280x3`` (static) or ``1x..x3 .. 4x..x3`` from a sidecar profile entry."""
-    dims = [("x".join(map(str, p.get(k, [])))) for k in ("min", "opt", "max")]
+    """``1x640x1280x3 NHWC`` (static) or ``min .. opt .. max ..`` from a sidecar profile entry."""
+    from segpipe.units import shape_text
+
+    dims = [shape_text(p.get(k, []), "NHWC") for k in ("min", "opt", "max")]
     return dims[1] if dims[0] == dims[1] == dims[2] else f"min {dims[0]} opt {dims[1]} max {dims[2]}"
 
 

@@ -155,6 +155,11 @@ class RichReporter(Reporter):
                 # an error ends the task: erase its bar so the one-line error is not printed under a
                 # half-finished spinner ("Checking dataset 0/40")
                 progress.live.transient = True
+                if not progress.disable and not err_console.is_interactive:
+                    # in a log, rich's Progress.stop prints an empty line after an erased bar: a
+                    # blank line before the error. Stop the display here and let stop skip it.
+                    progress.live.stop()
+                    progress.disable = True
                 raise
 
     def info(self, message: str) -> None:
@@ -177,9 +182,11 @@ class RichReporter(Reporter):
 
 def print_written(path: Path, what: str = "") -> None:
     """The one line every step prints for a file it wrote: what, where, how big."""
-    size = path.stat().st_size / 1e6 if path.exists() and path.is_file() else 0.0
+    from segpipe.units import human_bytes
+
+    size = path.stat().st_size if path.exists() and path.is_file() else 0
     label = f"{what} " if what else ""
-    console.print(f"[green]wrote[/] {escape(f'{label}{path}')} ({size:.2f} MB)", markup=True)
+    console.print(f"[green]wrote[/] {escape(f'{label}{path}')} ({human_bytes(size)})", markup=True)
 
 
 # ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from segpipe.cli.common import RichReporter, console, run_guarded
+from segpipe.units import human_bytes
 
 #: resnet18 rather than segpipe's default efficientnet-b0: the demo trains from scratch (no weights
 #: download offline) for ~50 steps, and EfficientNet's BatchNorm momentum (0.01) leaves its running
@@ -65,7 +66,8 @@ def _precision_ladder_step(
         reporter,
     )
     console.print(
-        f"[green]wrote[/] FP16 ONNX model {escape(str(half.path))} ({half.size_mb:.2f} MB)", markup=True
+        f"[green]wrote[/] FP16 ONNX model {escape(str(half.path))} ({human_bytes(half.size_mb * 1e6)})",
+        markup=True,
     )
     opts = QuantizeOptions(  # the 40 sample images: 8 held out for the gate, 32 calibrate
         model=fp32,
@@ -89,9 +91,24 @@ def demo_command(
     ] = Path("runs/demo"),
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs on the sample data.")] = 12,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Only warnings, errors and the closing summary (no bars, no tables)."
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline end to end on the bundled sample data (about 80 s on 2 CPU cores)."""
+    reporter = RichReporter(quiet=quiet)
+    console.quiet = quiet  # every step's lines and tables; warnings and errors go to stderr still
+    try:
+        _run_demo(output_dir, epochs, device, reporter)
+    finally:
+        console.quiet = False
+
+
+def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None:
+    """The demo's steps (their output silenced by ``--quiet``), then the closing summary."""
     from segpipe.benchmark import benchmark
     from segpipe.cli.benchmark import render as render_benchmark
     from segpipe.cli.evaluate import print_result
@@ -110,7 +127,6 @@ def demo_command(
     from segpipe.training import train
     from segpipe.visualize import visualize
 
-    reporter = RichReporter(quiet=quiet)
     data = sample_data_root()
     for sub in ("train", "visualize", "visualize_onnx", "heldout"):
         shutil.rmtree(output_dir / sub, ignore_errors=True)
@@ -136,9 +152,8 @@ def demo_command(
         seed=0,
     )
     console.print(
-        "The model starts from random weights (no download): for the first few epochs BatchNorm's running "
-        "statistics have not settled, so the validation loss is in the hundreds and mIoU low; both "
-        "come right by about epoch 6."
+        "The model starts from random weights (no download), so the first epochs score low; "
+        "train says why the early validation loss is so high when it happens."
     )
     result = run_guarded(train, opts, reporter)
     best = result.best_path
@@ -246,6 +261,7 @@ def demo_command(
     )
     render_benchmark(bench)
 
+    console.quiet = False
     console.rule(Text("demo finished", style="bold"))
     console.print(
         f"validation mIoU {result.best_miou:.3f}, held-out mIoU {ev.miou:.3f} (PyTorch) / {ev_onnx.miou:.3f} (ONNX); "

@@ -38,6 +38,7 @@ from segpipe.cli.dataflags import (
     ReduceZeroLabelOpt,
     SplitOpt,
 )
+from segpipe.units import size_text
 
 if TYPE_CHECKING:
     from segpipe.evaluate import EvalResult
@@ -50,7 +51,7 @@ def print_result(result: EvalResult) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"{result.model} ({result.backend}, {result.size[0]}x{result.size[1]}, {result.images} images"
+        title=f"{result.model} ({result.backend}, {size_text(result.size)}, {result.images} images"
         + (f", {result.inference})" if result.inference else ")"),
         title_justify="left",
     )

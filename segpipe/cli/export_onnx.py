@@ -29,6 +29,7 @@ from segpipe.cli.common import (
 from segpipe.cli.quantize import CalibCountOpt, CalibImagesOpt, Int8MinAgreementOpt, MethodOpt, QuantizerOpt
 from segpipe.errors import ConfigError
 from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions, QuantizeOptions
+from segpipe.units import human_bytes, output_layout, tensor_text
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(OnnxExportOptions) if f.default is not dataclasses.MISSING
@@ -318,12 +319,13 @@ def render_result(result: Any) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("file", str(result.path))
-    table.add_row("size", f"{result.size_mb:.2f} MB")
+    table.add_row("size", human_bytes(result.size_mb * 1e6))
     table.add_row("opset", f"{result.opset} ({getattr(result, 'exporter', 'torchscript')} exporter)")
     for spec in result.inputs:
-        table.add_row("input", str(spec))
+        table.add_row("input", tensor_text(spec.name, spec.shape, spec.dtype, info.layout))
     for spec in result.outputs:
-        table.add_row("output", f"{spec} ({info.output_kind})")
+        out = tensor_text(spec.name, spec.shape, spec.dtype, output_layout(info.output_kind))
+        table.add_row("output", f"{out} ({info.output_kind})")
     table.add_row("precision", info.precision)
     table.add_row("classes", f"{info.num_classes} ({info.mode})")
     table.add_row("nodes", nodes)

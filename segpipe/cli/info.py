@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from segpipe.cli.common import TrustCheckpointOpt, console, run_guarded
+from segpipe.units import human_bytes, output_layout, size_text, tensor_text
 
 
 def info_command(
@@ -38,13 +39,13 @@ def render(desc: Any) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("kind", desc.kind)
-    table.add_row("size", f"{desc.size_mb:.2f} MB")
+    table.add_row("size", human_bytes(desc.size_mb * 1e6))
     info = desc.info
     if info is not None:
         table.add_row("architecture", info.arch)
         table.add_row("encoder", info.encoder)
         table.add_row("classes", f"{info.num_classes} ({info.mode} mode)")
-        table.add_row("input size", f"{info.input_size[0]} x {info.input_size[1]} (W x H)")
+        table.add_row("input size", size_text(info.input_size))
         if desc.kind in ("segpipe checkpoint", "bare state_dict"):
             feed = f"NCHW normalised, {info.in_channels} channels (runners and export take NHWC RGB 0-255)"
         else:
@@ -57,10 +58,12 @@ def render(desc: Any) -> None:
         table.add_row("segpipe version", info.segpipe_version)
     if desc.opset is not None:
         table.add_row("opset", str(desc.opset))
+    in_layout = info.layout if info is not None else None
+    out_layout = output_layout(info.output_kind) if info is not None else None
     for spec in desc.inputs:
-        table.add_row("graph input", str(spec))
+        table.add_row("graph input", tensor_text(spec.name, spec.shape, spec.dtype, in_layout))
     for spec in desc.outputs:
-        table.add_row("graph output", str(spec))
+        table.add_row("graph output", tensor_text(spec.name, spec.shape, spec.dtype, out_layout))
     for key, value in desc.details.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from segpipe.cli.common import RichReporter, console, print_written, run_guarded
 from segpipe.options import INT8_MIN_AGREEMENT, QuantizeOptions
+from segpipe.units import human_bytes
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(QuantizeOptions) if f.default is not dataclasses.MISSING
@@ -169,7 +170,9 @@ def render_result(result: Any) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("file", escape(str(result.path)))
-    table.add_row("size", f"{result.size_mb:.2f} MB (FP32 {result.fp32_size_mb:.2f} MB)")
+    table.add_row(
+        "size", f"{human_bytes(result.size_mb * 1e6)} (FP32 {human_bytes(result.fp32_size_mb * 1e6)})"
+    )
     table.add_row("quantizer", escape(cal["quantizer"]))
     table.add_row(
         "calibration",

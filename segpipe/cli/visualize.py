@@ -39,6 +39,7 @@ from segpipe.cli.dataflags import (
     SplitOpt,
 )
 from segpipe.errors import some
+from segpipe.units import size_text
 
 _OUT_PANEL = "Outputs"
 
@@ -85,7 +86,8 @@ def visualize_command(
         typer.Option(
             "--overlay",
             metavar="ALPHA",
-            help="Also write the mask blended on the image (opacity 0-1).",
+            help="Also write the mask blended on the image (opacity 0-1), legend beside it; the "
+            "background class (0) stays as the photo.",
             show_default=False,
             rich_help_panel=_OUT_PANEL,
         ),
@@ -99,6 +101,28 @@ def visualize_command(
     save_labels: Annotated[
         bool,
         typer.Option("--save-labels", help="Also write the class-index PNG.", rich_help_panel=_OUT_PANEL),
+    ] = False,
+    overlay_background: Annotated[
+        bool,
+        typer.Option(
+            "--overlay-background",
+            help="Overlays blend the background class too.",
+            rich_help_panel=_OUT_PANEL,
+        ),
+    ] = False,
+    outline: Annotated[
+        bool,
+        typer.Option(
+            "--outline", help="Overlays outline each region in its class colour.", rich_help_panel=_OUT_PANEL
+        ),
+    ] = False,
+    legend_per_image: Annotated[
+        bool,
+        typer.Option(
+            "--legend-per-image",
+            help="Also write NAME_legend.png per image (one legend.png per run is always written).",
+            rich_help_panel=_OUT_PANEL,
+        ),
     ] = False,
     recursive: Annotated[
         bool,
@@ -142,6 +166,9 @@ def visualize_command(
         colors=colors,
         overlay=overlay,
         side_by_side=side_by_side,
+        overlay_background=overlay_background,
+        outline=outline,
+        legend_per_image=legend_per_image,
         save_labels=save_labels,
         recursive=recursive,
         batch_size=batch_size,
@@ -161,7 +188,7 @@ def visualize_command(
     )
     result = run_guarded(visualize, opts, RichReporter())
     total = result.images + len(result.failed)
-    how = f"{result.backend} at {result.size[0]}x{result.size[1]}" + (
+    how = f"{result.backend} at {size_text(result.size)}" + (
         f" ({result.inference})" if result.inference else ""
     )
     if total:

@@ -179,6 +179,12 @@ class VisualizeOptions:
     side_by_side: bool = False
     #: Also write the class-index PNG (uint8, uint16 above 256 classes).
     save_labels: bool = False
+    #: Overlays blend the background class (0) too; by default it is left as the photo.
+    overlay_background: bool = False
+    #: Overlays draw each region's outline in its class colour.
+    outline: bool = False
+    #: Also write NAME_legend.png per image (one legend.png per run is always written).
+    legend_per_image: bool = False
     #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
     recursive: bool = False
     #: Images per model call.

@@ -186,12 +186,33 @@ def sniff_model_kind(path: str | Path) -> str | None:
     return None
 
 
+#: Files people pass where a model goes: said for what they are (segpipe.video.VIDEO_EXTS and
+#: segpipe.data.dataset.IMAGE_EXTS, repeated here: runtime imports neither).
+_NOT_MODELS = {
+    **dict.fromkeys((".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg"), "a video"),
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"), "an image"),
+}
+
+
+def not_a_model(path: str | Path) -> str | None:
+    """The one-line error for an image or a video given where a model file goes (else None)."""
+    what = _NOT_MODELS.get(Path(path).suffix.lower())
+    if what is None:
+        return None
+    return (
+        f"{path} is {what}, not a model file (.pth, .onnx or .engine); to run a model over it: "
+        f"segpipe visualize --images {path} --model MODEL"
+    )
+
+
 def runner_class(path: str | Path) -> type[Runner]:
     """The runner class for a model file: from its content when it is recognisable (a checkpoint
     named ``.bin`` is a checkpoint), else from its suffix; one-line error for an unknown type."""
     suffix = Path(path).suffix.lower()
     kind = sniff_model_kind(path) if Path(path).is_file() else None
     target = RUNNERS.get(KIND_SUFFIX[kind]) if kind is not None else RUNNERS.get(suffix)
+    if target is None and not_a_model(path):  # "close matches: .pt, .pth" would mislead
+        raise CheckpointError(not_a_model(path))
     if target is None:
         raise CheckpointError(
             f"{path}: unknown model file type {suffix or '(no suffix)'!r}; "

@@ -41,6 +41,7 @@ from segpipe.training.loggers import epoch_scalars, make_logger
 from segpipe.training.losses import mixed_loss, mixup
 from segpipe.training.metrics import IoUMeter, SegMetrics
 from segpipe.training.outputs import (
+    early_val_loss_note,
     epoch_line,
     prepare_run_dir,
     report_start,
@@ -296,7 +297,7 @@ class Trainer(TrainerSetup):
         report_start(self)
         report_recipe(self)
         best_path, last_path = run / "best.pth", run / "last.pth"
-        stopped_early, metrics = False, None
+        stopped_early, metrics, explained = False, None, False
         self.guard.announce = env.is_main
         logger = make_logger(
             self.logger_kind if env.is_main else "none", run, self.start_epoch, opts.to_dict()
@@ -346,6 +347,10 @@ class Trainer(TrainerSetup):
                     logger.epoch(epoch + 1, epoch_scalars(row, self.info.class_names), figure)
                 self.last_saved = f"epoch {epoch + 1}"
                 rep.info(epoch_line(row, opts.epochs, improved))
+                note = None if explained else early_val_loss_note(row)
+                if note:  # once per run, where it happens
+                    rep.info(note)
+                    explained = True
                 if opts.patience and epoch + 1 - self.best_epoch >= opts.patience:
                     rep.info(
                         f"early stopping: no better mIoU for {opts.patience} epochs "
@@ -359,7 +364,7 @@ class Trainer(TrainerSetup):
         if env.is_main and not best_path.exists() and last_path.exists():
             state = deploy_state(self.train_state(len(self.history)))
             save_checkpoint(best_path, self.eval_net, self.info, state, opts.to_dict())
-        table_per_class(self)
+        table_per_class(self, metrics)
         validated = any(not math.isnan(r["miou"]) for r in self.history)
         return RunResult(
             run,

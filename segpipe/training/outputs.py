@@ -14,6 +14,7 @@ import torch
 from segpipe.training.runlog import plot_val_samples, write_options_yaml
 from segpipe.training.setup import ELASTIC_MARKER, elastic_key
 from segpipe.training.state import labels_from_logits
+from segpipe.units import size_text
 from segpipe.utils import atomic_write_text, ensure_dir
 
 
@@ -37,7 +38,7 @@ def report_start(trainer: Any) -> None:
     n_val = len(t.val_set) if t.val_set is not None else 0
     rep.info(
         f"training {t.info.arch}/{t.info.encoder} ({t.info.num_classes} classes, mode {t.info.mode}) "
-        f"on {len(t.train_set)} images, validating on {n_val}, size {opts.size[0]}x{opts.size[1]}, "
+        f"on {len(t.train_set)} images, validating on {n_val}, size {size_text(opts.size)}, "
         f"device {t.device}; run folder {t.run_dir}"
     )
     if env.distributed:
@@ -114,15 +115,35 @@ def save_val_samples(trainer: Any, path: Path, count: int = 4, caption: str = ""
     )
 
 
-def table_per_class(trainer: Any) -> None:
-    """Per-class IoU at the best epoch, with the pixel count of each class in the data."""
+def table_per_class(trainer: Any, metrics: Any = None) -> None:
+    """Per-class IoU at the best epoch, beside each class's pixels in the validation images (the
+    pixels its IoU was measured on; the same at every epoch)."""
     t = trainer
     if not (t.history and t.history[-1].get("iou")):
         return
     best_row = next((r for r in t.history if r["epoch"] == t.best_epoch), t.history[-1])
-    pixels = t.stats.class_pixels.tolist() if t.stats else [""] * len(best_row["iou"])
+    pixels = list(getattr(metrics, "class_pixels", None) or [""] * len(best_row["iou"]))
     t.reporter.table(
         f"per-class IoU at the best epoch ({t.best_epoch})",
-        ["class", "IoU", "pixels"],
+        ["class", "IoU", "validation pixels"],
         [[n, v, p] for n, v, p in zip(t.info.class_names, best_row["iou"], pixels, strict=False)],
+    )
+
+
+#: The validation loss is "far above" the training loss from this ratio on (453 vs 1.2 in the field).
+EARLY_VAL_RATIO = 10.0
+
+
+def early_val_loss_note(row: dict[str, Any]) -> str | None:
+    """One line explaining a validation loss far above the training loss in the first epochs
+    (BatchNorm running statistics not settled yet), or None when the row shows nothing of the kind."""
+    val, train = row.get("val_loss", math.nan), row.get("train_loss", math.nan)
+    if row.get("epoch", 99) > 5 or not (math.isfinite(val) and math.isfinite(train)) or train <= 0:
+        return None
+    if val < EARLY_VAL_RATIO * train:
+        return None
+    return (
+        f"note: validation loss {_loss(val)} is far above the training loss {_loss(train)}: usual in "
+        "the first epochs, while BatchNorm's running statistics (used in validation) have not "
+        "settled; it comes down within a few epochs"
     )

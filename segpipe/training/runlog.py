@@ -56,6 +56,16 @@ def _pyplot():
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     """Loss (train and val) and validation mIoU per epoch, side by side."""
     plt = _pyplot()
+    fig = curves_figure(history)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(history: Sequence[dict[str, Any]]) -> Any:
+    """The matplotlib figure of :func:`plot_curves` (the caller closes it)."""
+    plt = _pyplot()
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(epochs, [r.get("train_loss", math.nan) for r in history], "o-", label="train")
@@ -83,11 +93,24 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
 
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    plain_log_ticks(ax1)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plain_log_ticks(ax: Any) -> None:
+    """Decimal tick labels on a log y axis (``0.8``, ``2``, ``300``), never ``8x10^-1``.
+
+    On a short run the losses span less than a decade: matplotlib then labels the minor ticks in
+    scientific notation. Minor ticks keep a label only while the axis spans under a decade.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:.3g}" if v > 0 else "")
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    short = low > 0 and high / low < 10
+    ax.yaxis.set_minor_formatter(plain if short else NullFormatter())
 
 
 def plot_val_samples(

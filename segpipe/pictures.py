@@ -1,0 +1,96 @@
+"""Pictures a person opens: the legend, an overlay with its legend, image and mask side by side.
+
+Each keeps the image's own pixels somewhere a test (or a person) can find them: the overlay at
+``[0:H, 0:W]`` of its picture, the side-by-side panels at ``[SIDE_TITLE:, :W]`` and
+``[SIDE_TITLE:, W + SIDE_GAP:]`` once scaled (:func:`side_scale`). Used by :mod:`segpipe.visualize`
+and the demo.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from segpipe.palette import Palette
+
+SIDE_GAP = 12  #: white pixels between the panels of a side-by-side picture
+SIDE_TITLE = 24  #: height of the title strip above each panel
+#: Side-by-side pictures narrower than this are scaled up by a whole factor (nearest neighbour
+#: for the mask, so class edges stay sharp): a 64 x 48 image is otherwise a stamp on a screen.
+SIDE_MIN_WIDTH = 900
+
+
+def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray) -> np.ndarray:
+    """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = max(int(counts.sum()), 1)
+    present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
+    font, scale, thick, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1, 22
+    texts = [f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" for i in present] or ["(no class)"]
+    width = 36 + max(cv2.getTextSize(t, font, scale, thick)[0][0] for t in texts) + 8
+    img = np.full((row * len(texts) + 8, width, 3), 255, dtype=np.uint8)
+    for r, text in enumerate(texts):
+        y = 4 + r * row
+        if present:
+            color = tuple(int(c) for c in palette.colors[present[r]])
+            cv2.rectangle(img, (6, y + 3), (26, y + row - 3), color, -1)
+            cv2.rectangle(img, (6, y + 3), (26, y + row - 3), (96, 96, 96), 1)
+        cv2.putText(img, text, (34, y + row - 7), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
+    return img
+
+
+def with_legend(picture: np.ndarray, legend: np.ndarray) -> np.ndarray:
+    """``picture`` at ``[0:H, 0:W]`` with a white gap and the legend to its right, on white."""
+    h, w = picture.shape[:2]
+    lh, lw = legend.shape[:2]
+    canvas = np.full((max(h, lh), w + SIDE_GAP + lw, 3), 255, dtype=np.uint8)
+    canvas[:h, :w] = picture
+    canvas[:lh, w + SIDE_GAP :] = legend
+    return canvas
+
+
+def side_scale(width: int, legend_width: int, panels: int = 2) -> int:
+    """The whole factor a side-by-side picture's panels are scaled by to reach :data:`SIDE_MIN_WIDTH`."""
+    room = SIDE_MIN_WIDTH - panels * SIDE_GAP - legend_width
+    return max(1, math.ceil(room / max(panels * width, 1)))
+
+
+def side_by_side(
+    image: np.ndarray, mask: np.ndarray, legend: np.ndarray, truth: np.ndarray | None = None
+) -> np.ndarray:
+    """Image and colour mask next to each other on white, a gap between them, a title above each
+    ("image", "prediction") and the legend to the right. ``truth`` (a colour mask of the ground
+    truth): drawn between them, titled "ground truth".
+
+    Small images are scaled up by :func:`side_scale` (the photo smoothly, the masks by nearest
+    neighbour); then the image sits at ``[SIDE_TITLE:, :W]`` and the mask at
+    ``[SIDE_TITLE:, W + SIDE_GAP : 2W + SIDE_GAP]`` (after the ground truth when there is one),
+    W the scaled width."""
+    n = 3 if truth is not None else 2
+    k = side_scale(image.shape[1], legend.shape[1], n)
+    if k > 1:
+        size = (image.shape[1] * k, image.shape[0] * k)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        truth = cv2.resize(truth, size, interpolation=cv2.INTER_NEAREST) if truth is not None else None
+    h, w = image.shape[:2]
+    lh, lw = legend.shape[:2]
+    panels = (
+        [(image, "image")] + ([(truth, "ground truth")] if truth is not None else []) + [(mask, "prediction")]
+    )
+    canvas = np.full((SIDE_TITLE + max(h, lh), n * w + n * SIDE_GAP + lw, 3), 255, dtype=np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for i, (panel, title) in enumerate(panels):
+        x = i * (w + SIDE_GAP)
+        canvas[SIDE_TITLE : SIDE_TITLE + h, x : x + w] = panel
+        # the title shrinks to its panel's width (small images), never into the next one
+        width = cv2.getTextSize(title, font, 0.5, 1)[0][0]
+        scale = min(0.5, 0.5 * (w + SIDE_GAP - 6) / max(width, 1))
+        cv2.putText(canvas, title, (x + 2, SIDE_TITLE - 7), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    x_legend = n * (w + SIDE_GAP)
+    canvas[SIDE_TITLE : SIDE_TITLE + lh, x_legend:] = legend
+    cv2.putText(canvas, "classes", (x_legend + 4, SIDE_TITLE - 7), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
