@@ -146,7 +146,7 @@ def test_cli_table(models: dict[str, Path], tmp_path: Path) -> None:
         "fixed.onnx",
         "pytorch cpu",
         "onnxruntime cpu",
-        "1x64x64 fp32",
+        "1 x 64x64 fp32",
         "p99",
         "images/s",
         "wrote benchmark report",

@@ -60,6 +60,8 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     assert len(list((out / "visualize_onnx").glob("*.png"))) >= 4
     report = json.loads((out / "evaluate_pth.json").read_text())
     assert 0.0 <= report["miou"] <= 1.0
-    assert "skipped building a TensorRT engine" in r.output or (out / "demo.engine").exists()
-    assert (out / "demo.fp16.onnx").is_file() and "precision ladder" in r.output
-    assert (out / "demo.int8.onnx").is_file() or "no INT8 rung: INT8 gate failed" in r.output
+    # --quiet: the closing summary only, no tables, no per-epoch lines (issue 19)
+    assert "┏" not in r.output and "epoch 1/1" not in r.output and "precision ladder" not in r.output
+    assert (out / "demo.fp16.onnx").is_file()
+    precisions = {m["precision"] for m in json.loads((out / "benchmark.json").read_text())["models"]}
+    assert {"fp32", "fp16"} <= precisions

@@ -398,6 +398,26 @@ def test_cli_modern_flags_and_output_kind(tmp_path: Path, unet_ckpt: Path) -> No
     assert "simplified" not in res.output
 
 
+def test_cli_one_name_for_the_file_one_for_the_kind(tmp_path: Path, unet_ckpt: Path) -> None:
+    """``-o FILE`` names the file and ``--output-kind`` what the graph returns (issue 19); the
+    seed's ``--model-out`` still names the file."""
+    out = tmp_path / "short.onnx"
+    res = CliRunner().invoke(
+        app,
+        ["export-onnx", "-m", str(unet_ckpt), "-o", str(out), "--output-kind", "probs", "--no-verify", "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    assert metadata(out).output_kind == "probs"
+    old = tmp_path / "old.onnx"
+    res = CliRunner().invoke(
+        app, ["export-onnx", "--model", str(unet_ckpt), "--model-out", str(old), "--no-verify", "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    assert metadata(old).output_kind == "logits"
+    line = _one_line_error(["--model", str(unet_ckpt), "-o", str(out), "--model-out", str(old)])
+    assert "two output files" in line
+
+
 def _one_line_error(args: list[str]) -> str:
     res = CliRunner().invoke(app, ["export-onnx", *args])
     assert res.exit_code == 1, res.output

@@ -186,3 +186,20 @@ def test_info_on_a_video_says_it_is_a_video(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["info", str(clip)])
     assert r.exit_code == 1
     assert "is a video, not a model file" in r.output and "close matches" not in r.output
+
+
+def test_train_help_reads_as_a_table_of_contents() -> None:
+    text = _all_help(100)["train"]
+    panels = re.findall(r"╭─ (.+?) ─", text)
+    assert panels == [
+        "Options",
+        "Data",
+        "Model",
+        "Augmentation",
+        "Optimisation",
+        "Recipe (class weights, EMA, warm-up)",
+        "Run",
+        "Logging",
+        "Several GPUs / processes",
+        "Speed (CUDA)",
+    ]

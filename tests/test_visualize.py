@@ -15,8 +15,8 @@ from segpipe.cli.visualize import visualize_command
 from segpipe.data.synthetic import make_sample
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, load_palette, overlay
-from segpipe.progress import RecordingReporter
 from segpipe.pictures import SIDE_GAP, SIDE_TITLE, side_scale
+from segpipe.progress import RecordingReporter
 from segpipe.visualize import visualize
 
 

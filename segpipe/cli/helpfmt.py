@@ -147,8 +147,8 @@ def tidy_help(params: Iterable[_click.Parameter]) -> None:
             if param.is_flag and param.secondary_opts:
                 # "--channels-last/--no-channels-last": the negative spelling in the text, not in a
                 # column of its own that 80 columns cut ("--no-persistent-wor…")
-                state = "on" if param.default else "off"
-                param.help = f"{param.help or ''} (default: {state}; off: {param.secondary_opts[0]})".strip()
+                state = "" if param.default is None else f"default: {'on' if param.default else 'off'}; "
+                param.help = f"{param.help or ''} ({state}off: {param.secondary_opts[0]})".strip()
                 param.show_default = False
             others = [o for o in other_spellings(param) if o not in (param.help or "")]
             if others and param.help and "(also --" not in param.help:
