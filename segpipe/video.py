@@ -179,12 +179,14 @@ def render_frame(
     alpha: float,
     ignore_index: int,
     draw_legend: Callable[[Palette, np.ndarray], np.ndarray],
+    background: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(overlaid RGB frame with the legend of the classes in it, pixels per class)."""
+    """(overlaid RGB frame with the legend of the classes in it, pixels per class); pixels of class
+    ``background`` keep the frame's own (see :func:`segpipe.palette.overlay`)."""
     k = len(palette)
     mask = colorize(labels, palette, ignore_index)
     counts = np.bincount(labels.ravel(), minlength=k)[:k]
-    out = overlay(image, mask, alpha)
+    out = overlay(image, mask, alpha, labels, background=background)
     return paste_legend(np.ascontiguousarray(out), draw_legend(palette, counts)), counts
 
 
@@ -213,6 +215,7 @@ def visualize_video(
     workers: int = 2,
     ignore_index: int = 255,
     task: Task | None = None,
+    background: int | None = None,
 ) -> VideoResult:
     """Predict every frame of ``source`` and write the overlaid video to ``output`` at its frame rate.
 
@@ -254,7 +257,14 @@ def visualize_video(
                     assert pred.image is not None and pred.labels is not None
                     pending.append(
                         pool.submit(
-                            render_frame, pred.image, pred.labels, palette, alpha, ignore_index, draw_legend
+                            render_frame,
+                            pred.image,
+                            pred.labels,
+                            palette,
+                            alpha,
+                            ignore_index,
+                            draw_legend,
+                            background,
                         )
                     )
                     while len(pending) > 2 * workers:

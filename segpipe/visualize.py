@@ -16,7 +16,7 @@ and one ``legend.png`` per run: every class present in any image. Images that ca
 skipped; the others are still written (the CLI then exits with code 1).
 
 A video file (``.mp4``, ``.avi``, ``.mov``...; or the videos of a folder) becomes ``NAME_overlay.mp4``
-(``.avi`` for an ``.avi``): the mask blended on every frame (``overlay`` opacity, default 0.5) with
+(``.avi`` for an ``.avi``): the mask blended on every frame (``overlay`` opacity, default 0.5; background as for pictures) with
 the legend of the frame's classes, at the source frame rate (see :mod:`segpipe.video`).
 """
 
@@ -258,6 +258,7 @@ def visualize(
                     workers=opts.workers,
                     ignore_index=info.ignore_index,
                     task=task,
+                    background=None if opts.overlay_background else BACKGROUND,
                 )
             result.videos.append(done.output)
             result.frames += done.frames

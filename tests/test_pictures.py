@@ -145,3 +145,14 @@ def test_early_validation_loss_is_explained_once() -> None:
     assert early_val_loss_note({"epoch": 2, "train_loss": 0.9, "val_loss": 1.1}) is None
     assert early_val_loss_note({"epoch": 30, "train_loss": 0.1, "val_loss": 5.0}) is None
     assert early_val_loss_note({"epoch": 1, "train_loss": 0.9, "val_loss": math.nan}) is None
+
+
+def test_video_frames_leave_the_background_as_the_frame() -> None:
+    from segpipe.video import render_frame
+
+    image, labels = _scene(120, 160)
+    frame, _ = render_frame(image, labels, PALETTE, 0.5, 255, draw_legend, background=0)
+    legend_h, legend_w = draw_legend(PALETTE, np.bincount(labels.ravel(), minlength=3)).shape[:2]
+    outside = labels == 0
+    outside[: 8 + legend_h, : 8 + legend_w] = False  # the legend sits in the top-left corner
+    np.testing.assert_array_equal(frame[outside], image[outside])
