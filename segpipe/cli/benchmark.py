@@ -149,14 +149,16 @@ def render(result: Any) -> None:
         title_justify="left",
     )
     for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("model", "backend", "input") else "right")
+        table.add_column(col, justify="left" if col.split()[0] in ("model", "backend", "input") else "right")
     for bench in result.models:
         table.add_row(*(str(v) for v in bench.row()))
     # a terminal gets the table fitted to it; a pipe or a log (80 columns to rich) gets every figure whole
     out = (
         console
         if console.is_terminal
-        else SafeConsole(highlight=False, markup=False, emoji=False, width=max(console.width, 160))
+        else SafeConsole(
+            highlight=False, markup=False, emoji=False, width=max(console.width, 160), quiet=console.quiet
+        )
     )
     out.print(table)
     render_ladder(result, out)
