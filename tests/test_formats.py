@@ -292,10 +292,16 @@ def test_cityscapes_trains_with_its_names(cityscapes_root: Path, tmp_path: Path)
     assert len(sides) == 2 and sides[0].parent.name == "frankfurt"
     side = np.asarray(Image.open(sides[0]).convert("RGB"))
     # three panels: image, ground truth (road in its Cityscapes colour), prediction
-    from segpipe.visualize import SIDE_GAP, SIDE_TITLE
+    from segpipe.pictures import SIDE_GAP, SIDE_TITLE
 
-    truth = side[SIDE_TITLE : SIDE_TITLE + 32, 64 + SIDE_GAP : 2 * 64 + SIDE_GAP]
-    assert (truth[-5] == (128, 64, 128)).all(axis=-1).any()  # a row of road above the ego vehicle
+    # small panels are scaled up by a whole factor k (nearest): the image panel ends where the first
+    # all-white gap of SIDE_GAP columns begins
+    body = side[SIDE_TITLE:]
+    white = (body == 255).all(axis=(0, 2))
+    k = next(k for k in range(1, 40) if white[64 * k : 64 * k + SIDE_GAP].all() and not white[64 * k - 1])
+    assert k > 1 and side.shape[1] >= 900
+    truth = side[SIDE_TITLE : SIDE_TITLE + 32 * k, 64 * k + SIDE_GAP : 2 * 64 * k + SIDE_GAP]
+    assert (truth[-5 * k] == (128, 64, 128)).all(axis=-1).any()  # a row of road above the ego vehicle
     assert (truth[-1] == 0).all()  # ego vehicle: ignored, drawn black
     r = cli("visualize", "--model", model, "-o", out, "--device", "cpu")
     assert r.exit_code == 1 and "give --images" in r.output

@@ -75,6 +75,9 @@ METAVARS: dict[str, str] = {
     "--scheduler": "NAME",
     "--logger": "NAME",
     "--mask-type": "TYPE",
+    "--format": "FORMAT",
+    "--split": "SPLIT",
+    "--export-masks": "DIR",
 }
 
 
