@@ -203,3 +203,23 @@ def test_train_help_reads_as_a_table_of_contents() -> None:
         "Several GPUs / processes",
         "Speed (CUDA)",
     ]
+
+
+def test_per_class_table_counts_the_validation_pixels_its_iou_was_measured_on() -> None:
+    from types import SimpleNamespace
+
+    from segpipe.progress import RecordingReporter
+    from segpipe.training.outputs import table_per_class
+
+    rep = RecordingReporter()
+    trainer = SimpleNamespace(
+        history=[{"epoch": 1, "iou": [0.5, 0.7]}, {"epoch": 2, "iou": [0.6, 0.8]}],
+        best_epoch=2,
+        reporter=rep,
+        info=SimpleNamespace(class_names=("road", "car")),
+        stats=SimpleNamespace(class_pixels=[9_000_000, 1_000_000]),  # the whole data set: not shown
+    )
+    table_per_class(trainer, SimpleNamespace(class_pixels=[1200, 340]))
+    (title, columns, rows) = rep.tables[0]
+    assert "best epoch (2)" in title and columns == ["class", "IoU", "validation pixels"]
+    assert rows == [["road", 0.6, 1200], ["car", 0.8, 340]]
