@@ -131,6 +131,10 @@ def test_int8_graph_structure_gate_and_metadata(fp32_onnx: Path, calib_dir: Path
     assert cal["images"] == 8 and cal["source"] == calib_dir.name and cal["method"] == "minmax"
     assert desc.details["calibration"].startswith("minmax, 8 images of images/")
     assert "QuantizeLinear" in desc.details["quantization"]
+    # ONNX Runtime's own metadata reads as words, not "metadata onnx.infer | onnxruntime.quant"
+    if {p.key: p.value for p in m.metadata_props}.get("onnx.infer") == "onnxruntime.quant":
+        assert desc.details["quantized by"].startswith("ONNX Runtime quantization")
+    assert not any(key.startswith("metadata onnx") for key in desc.details)
 
     # quantizing a quantized graph: one line
     with pytest.raises(ConfigError, match="already quantized"):
