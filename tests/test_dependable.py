@@ -121,6 +121,16 @@ def test_signal_to_the_process_group_with_workers_saves_and_says_how_to_resume(
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], list(out.iterdir())
 
 
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT at its default action, as a terminal gives it.
+
+    A suite started as a background job of a non-interactive shell (``pytest ... &``) inherits
+    SIGINT ignored, and Python leaves an inherited SIG_IGN alone (no KeyboardInterrupt). segpipe
+    respects that too: a job its shell shields from Ctrl-C stays shielded, so the test, not the
+    entry point, sets the disposition it is about."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_while_importing_is_one_line_and_exit_130(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
@@ -132,7 +142,14 @@ def test_sigint_while_importing_is_one_line_and_exit_130(tmp_path: Path) -> None
         segpipe.cli.app.main()
         """
     )
-    r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_sigint_default,
+    )
     assert r.returncode == 130 and r.stderr.strip().splitlines() == [
         "segpipe: interrupted while starting; nothing was done"
     ], r.stderr
