@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.errors import CheckpointError, close_matches, shorten
-from segpipe.export.onnx import TensorSpec
+from segpipe.export.graph import TensorSpec
 from segpipe.modelinfo import ModelInfo
 from segpipe.runtime.base import KIND_NAMES, not_a_model, sniff_model_kind
 from segpipe.units import shape_text
@@ -120,7 +120,7 @@ _ONNX_ELEM = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16", 2: "ui
 def _describe_onnx(path: Path) -> ModelDescription:
     import onnx
 
-    from segpipe.export.onnx import graph_inputs, tensor_specs
+    from segpipe.export.graph import graph_inputs, tensor_specs
 
     try:
         proto = onnx.load(str(path), load_external_data=False)

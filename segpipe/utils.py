@@ -52,13 +52,21 @@ def new_file_mode(target: Path) -> int:
         return 0o666 & ~_umask()
 
 
+def _remove(f: Path) -> None:
+    """Remove a file or a folder tree; nothing raised."""
+    if f.is_dir() and not f.is_symlink():
+        shutil.rmtree(f, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            f.unlink()
+
+
 def remove_temp_files(paths: set[Path] | list[Path] | None = None) -> None:
-    """Remove temporary files of atomic writes (default: all of this process's in progress), with
+    """Remove temporary files and folders (default: all of this process's in progress), with
     anything a writer put beside them under the same name (``NAME.tmp.data`` of ONNX external data)."""
     for tmp in list(_LIVE_TEMPS if paths is None else paths):
         for f in [tmp, *tmp.parent.glob(glob.escape(tmp.name) + ".*")]:
-            with contextlib.suppress(OSError):
-                f.unlink()
+            _remove(f)
 
 
 def die_cleanly(signum: int, frame: Any) -> None:
@@ -69,22 +77,86 @@ def die_cleanly(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signum)
 
 
+#: How many ``_cleanup_on_signals`` blocks are open (the handlers go when the last one closes).
+_SIGNAL_USERS = [0]
+#: The signals whose handler those blocks installed (and so restore).
+_INSTALLED: set[int] = set()
+_SIGNAL_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _cleanup_on_signals() -> Iterator[None]:
-    """While atomic writes run in the main thread: SIGTERM/SIGHUP left at their default action
-    (which would leave the temporary file behind) remove them first (SIGINT raises
-    KeyboardInterrupt, whose way out removes them already)."""
-    installed: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in _CLEANUP_SIGNALS:
-            if signal.getsignal(s) == signal.SIG_DFL:
-                installed[s] = signal.signal(s, die_cleanly)
+    """While temporary files exist: SIGTERM/SIGHUP left at their default action (which would leave
+    them behind) remove them first (SIGINT raises KeyboardInterrupt, whose way out removes them
+    already). Blocks may nest or overlap (a video writer open across other writes): the handlers
+    are installed by the first and restored by the last. Handlers can only be set from the main
+    thread; a block opened in another thread counts, and relies on one the main thread opened."""
+    with _SIGNAL_LOCK:
+        if _SIGNAL_USERS[0] == 0 and threading.current_thread() is threading.main_thread():
+            for s in _CLEANUP_SIGNALS:
+                if signal.getsignal(s) == signal.SIG_DFL:
+                    signal.signal(s, die_cleanly)
+                    _INSTALLED.add(s)
+        _SIGNAL_USERS[0] += 1
     try:
         yield
     finally:
-        for s, previous in installed.items():
-            if signal.getsignal(s) == die_cleanly:
-                signal.signal(s, previous)
+        with _SIGNAL_LOCK:
+            _SIGNAL_USERS[0] -= 1
+            if _SIGNAL_USERS[0] == 0 and threading.current_thread() is threading.main_thread():
+                for s in list(_INSTALLED):
+                    if signal.getsignal(s) == die_cleanly:
+                        signal.signal(s, signal.SIG_DFL)
+                    _INSTALLED.discard(s)
+
+
+@contextlib.contextmanager
+def removed_on_signals(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """While the block runs, ``path`` (a file or folder the caller creates, and anything named
+    ``PATH.*``) is removed if SIGTERM/SIGHUP end the process. Leaving the block keeps it: the
+    caller decides (an exporter's log is kept when the export fails, removed when it succeeds)."""
+    p = Path(path)
+    _LIVE_TEMPS.add(p)
+    try:
+        with _cleanup_on_signals():
+            yield p
+    finally:
+        _LIVE_TEMPS.discard(p)
+
+
+@contextlib.contextmanager
+def temp_dir_beside(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A scratch folder ``.NAME.HOST-PID-XXXX.tmp`` beside ``path`` (same file system, so its
+    files can be renamed onto ``path``), removed on every way out: an exception, Ctrl-C, SIGTERM,
+    SIGHUP; what a SIGKILL left is removed by the next write of ``path``."""
+    target = Path(path)
+    ensure_dir(target.parent)
+    _remove_stale_temps(target)
+    try:
+        work = Path(
+            tempfile.mkdtemp(
+                prefix=f".{target.name}.{_host_tag()}-{os.getpid()}-", suffix=".tmp", dir=target.parent
+            )
+        )
+    except OSError as e:
+        raise (disk_full_error(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
+    try:
+        with removed_on_signals(work):
+            yield work
+    finally:
+        _remove(work)
+
+
+@contextlib.contextmanager
+def tempdir_default(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Make ``folder`` the default of :mod:`tempfile` in the block, so that libraries creating their
+    own temporary files (ONNX Runtime's quantizer: ``ort.quant.*``) create them where we clean."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
 
 
 def _remove_stale_temps(target: Path) -> None:
@@ -100,8 +172,7 @@ def _remove_stale_temps(target: Path) -> None:
         try:
             os.kill(int(m.group(1)), 0)
         except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                f.unlink()
+            _remove(f)
         except OSError:
             pass  # alive (another user's process)
 
@@ -110,7 +181,7 @@ class DiskFullError(SegpipeError):
     """A write failed because the disk (or quota) is full; the previous file is unchanged."""
 
 
-def _disk_full(target: Path, exc: BaseException) -> DiskFullError | None:
+def disk_full_error(target: Path, exc: BaseException) -> DiskFullError | None:
     """A one-line error when ``exc`` (from writing ``target``) came from a full disk, else None."""
     if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
@@ -130,7 +201,7 @@ def _disk_full(target: Path, exc: BaseException) -> DiskFullError | None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
     A crash (or an exception) in the ``with`` block never leaves a truncated file at ``path``:
@@ -140,15 +211,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     (``.NAME.HOST-PID-XXXX.tmp``, and anything the writer put beside it under that name) is removed
     on every way out: an exception, Ctrl-C, SIGTERM or SIGHUP; what a SIGKILL left is removed by
     the next write of ``path``. A full disk raises :class:`DiskFullError` (one line).
+    ``keep_suffix``: the temporary name ends in ``.tmp.EXT`` (writers that pick the format from
+    the extension, such as OpenCV's video writer).
     """
     target = Path(path)
     ensure_dir(target.parent)
     _remove_stale_temps(target)
     prefix = f".{target.name}.{_host_tag()}-{os.getpid()}-"
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+        suffix = ".tmp" + (target.suffix if keep_suffix else "")
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
     except OSError as e:
-        raise (_disk_full(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
+        raise (disk_full_error(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
     os.close(fd)
     tmp = Path(tmp_name)
     _LIVE_TEMPS.add(tmp)
@@ -159,7 +233,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 os.chmod(tmp, new_file_mode(target))
                 os.replace(tmp, target)
             except (OSError, RuntimeError) as e:
-                full = _disk_full(target, e)
+                full = disk_full_error(target, e)
                 if full is None:
                     raise
                 raise full from e
@@ -232,3 +306,86 @@ def check_divisible(width: int, height: int, stride: int, what: str = "--size") 
         f"{what} {width} {height}: width and height must be multiples of the model's output stride "
         f"{stride}: {detail}"
     )
+
+
+# ---- output paths, checked before any work starts ------------------------------------------------
+def _existing_ancestor(p: Path) -> Path:
+    """``p`` itself or its nearest ancestor that exists (``.`` for a relative path at worst)."""
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_writable_folder(folder: Path, flag: str, shown: Path, default: bool = False) -> None:
+    """One line when ``folder`` (to be created if missing) cannot be: a file on the way, or the
+    nearest existing folder not writable."""
+    anc = _existing_ancestor(folder)
+    if os.path.lexists(anc) and not anc.is_dir():
+        raise ConfigError(f"{flag} {shown}: {anc} is a file, not a folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        where = Path.cwd() if str(anc) == "." else anc
+        if default:
+            raise ConfigError(
+                f"cannot write {shown} ({flag} default): folder {where} is not writable; pass {flag} "
+                "with a writable folder"
+            )
+        raise ConfigError(f"{flag} {shown}: folder {where} is not writable")
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """``a`` and ``b`` name the same file (through links and ``..``); False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_output_file(
+    path: str | os.PathLike[str],
+    flag: str,
+    inputs: tuple[str | os.PathLike[str] | None, ...] = (),
+    example: str = "NAME",
+) -> Path:
+    """One-line :class:`ConfigError` when ``path`` cannot be written as a file: it is a folder, a
+    file stands where its folder should be, that folder is not writable, or it is one of
+    ``inputs`` (segpipe never writes over what it reads). Call it before any work starts."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{flag} {p} is a folder; give the file to write (e.g. {p / example})")
+    _check_writable_folder(p.parent, flag, p)
+    for src in inputs:
+        if src is not None and same_file(p, src):
+            raise ConfigError(
+                f"{flag} {p} is the input {src}: writing it would destroy it; name another file"
+            )
+    return p
+
+
+def check_output_dir(path: str | os.PathLike[str], flag: str, default: bool = False) -> Path:
+    """One-line :class:`ConfigError` when ``path`` cannot be used as an output folder: it is a
+    file, a file stands on its way, or it (or the nearest existing folder above it) is not
+    writable. ``default``: the folder was not given (the message says to pass ``flag``)."""
+    p = Path(path)
+    if os.path.lexists(p) and not p.is_dir():
+        raise ConfigError(f"{flag} {p} is a file, not a folder; give a folder")
+    _check_writable_folder(p, flag, p, default)
+    return p
+
+
+def check_not_over_inputs(
+    out_dir: str | os.PathLike[str], inputs: str | os.PathLike[str], flag: str, allow: str
+) -> None:
+    """One line when the output folder ``out_dir`` is the input folder ``inputs`` or lies inside
+    it: outputs mixed with the inputs are read back as inputs next time and may bear an input's
+    name. ``allow`` names the flag that permits it. (One input file: only its own name is kept
+    from being written over, which the writer checks.)"""
+    src = Path(inputs).resolve()
+    if not src.is_dir():
+        return
+    out = Path(out_dir).resolve()
+    if out == src or src in out.parents:
+        how = "is" if out == src else "lies inside"
+        raise ConfigError(
+            f"{flag} {out_dir} {how} the input folder {inputs}: choose another folder, or pass "
+            f"{allow} to write there (an input file is never written over)"
+        )

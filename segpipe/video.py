@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import queue
 import threading
 from collections import deque
@@ -30,6 +29,7 @@ from segpipe.options import InferenceSpec
 from segpipe.palette import Palette, colorize, overlay
 from segpipe.progress import Task
 from segpipe.runtime.base import Runner
+from segpipe.utils import atomic_path
 
 #: Video file types ``visualize`` reads (through OpenCV's FFmpeg backend).
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg")
@@ -124,17 +124,18 @@ def output_path(out_stem: Path, source: Path) -> Path:
 class AtomicVideoWriter:
     """``cv2.VideoWriter`` writing under a temporary name beside ``path``, renamed by :meth:`commit`.
 
-    The temporary name keeps the extension (OpenCV picks the container from it)."""
+    The temporary file is an :func:`~segpipe.utils.atomic_path` one (``.NAME.HOST-PID-XXXX.tmp.EXT``:
+    OpenCV picks the container from the extension): removed by :meth:`abort`, on Ctrl-C, SIGTERM
+    and SIGHUP, and after a SIGKILL by the next write of ``path``; a full disk is one line."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial{self.path.suffix}")
+        self._stack = contextlib.ExitStack()
+        self.tmp = self._stack.enter_context(atomic_path(self.path, keep_suffix=True))
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
         self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), tuple(int(v) for v in size))
         if not self.writer.isOpened():
-            self.writer.release()
-            self.tmp.unlink(missing_ok=True)
+            self.abort()
             raise SegpipeError(f"cannot write the video {self.path}: OpenCV has no encoder for it here")
 
     def write(self, rgb: np.ndarray) -> None:
@@ -142,19 +143,16 @@ class AtomicVideoWriter:
 
     def commit(self) -> Path:
         self.writer.release()
-        os.chmod(self.tmp, 0o666 & ~_umask())
-        os.replace(self.tmp, self.path)
+        if self.tmp.stat().st_size == 0:  # OpenCV reports no write error: a full disk shows here
+            self.abort()
+            raise SegpipeError(f"cannot write the video {self.path}: nothing was written (disk full?)")
+        self._stack.close()  # renamed onto path
         return self.path
 
     def abort(self) -> None:
-        self.writer.release()
-        self.tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        if hasattr(self, "writer"):
+            self.writer.release()
+        self._stack.__exit__(SegpipeError, SegpipeError("aborted"), None)  # removes the temporary file
 
 
 def paste_legend(frame: np.ndarray, legend: np.ndarray, margin: int = 8) -> np.ndarray:

@@ -28,12 +28,13 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from segpipe.data.formats import FormatReader, LabelledSample, open_dataset, select_split
-from segpipe.errors import DataError, SegpipeError
+from segpipe.errors import DataError, SegpipeError, some
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, colorize, fit_palette, load_palette, overlay
@@ -233,6 +234,7 @@ def visualize(
         else:
             all_stems = _stems(paths + videos, Path(opts.images), opts.recursive, reporter)
             stems = dict(zip(paths + videos, all_stems, strict=True))
+        _refuse_writing_over_inputs(opts, out_dir, paths, videos, stems)
         result = VisualizeResult(
             out_dir, runner.backend, size, load_seconds=load_seconds, inference=spec.describe()
         )
@@ -288,6 +290,27 @@ def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatRea
     if opts.format == "auto":
         reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
     return reader, select_split(reader.samples(), opts.split, Path(opts.data_root))  # type: ignore[arg-type]
+
+
+def _refuse_writing_over_inputs(
+    opts: VisualizeOptions, out_dir: Path, paths: list[Any], videos: list[Path], stems: dict[Any, Path]
+) -> None:
+    """One line, before anything is written, when an output would bear the name of an input
+    (``--output-dir`` the images folder, holding ``cat_mask.png`` or ``legend.png`` of the user's)."""
+    kinds = ["mask"] + ["overlay"] * (opts.overlay is not None) + ["side"] * bool(opts.side_by_side)
+    kinds += ["labels"] * bool(opts.save_labels) + ["legend"] * bool(getattr(opts, "legend_per_image", False))
+    planned = [out_dir / "legend.png"]
+    for p in paths:
+        stem = out_dir / stems[p]
+        planned += [stem.with_name(f"{stem.name}_{k}.png") for k in kinds]
+    planned += [output_path(out_dir / stems[v], v) for v in videos]
+    inputs = {Path(getattr(p, "image", p)).resolve() for p in paths + videos}
+    clashes = sorted({out for out in planned if out.exists() and out.resolve() in inputs})
+    if clashes:
+        raise SegpipeError(
+            f"--output-dir {opts.output_dir}: {len(clashes)} output(s) would be written over input "
+            f"images: {some(str(c.name) for c in clashes)}; choose another --output-dir"
+        )
 
 
 def video_frame_count(path: Path) -> int | None:

@@ -73,7 +73,7 @@ def test_ten_frames_in_ten_frames_out(model, tmp_path, suffix):
     assert frames[0].shape == (48, 64, 3)
     assert fps == pytest.approx(12.0, abs=0.01)
     assert (out / "legend.png").is_file()
-    assert not list(out.glob(".*partial*"))  # the temporary file was renamed
+    assert not list(out.glob(".*"))  # the temporary file was renamed
 
 
 def test_folder_of_videos_with_tiling(model, tmp_path):

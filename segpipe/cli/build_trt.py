@@ -205,6 +205,10 @@ def build_trt_command(
         verify_images=verify_images,
         min_agreement=min_agreement,
     )
+    if not print_trtexec:
+        from segpipe.utils import check_output_file
+
+        run_guarded(check_output_file, opts.engine, "--engine", (opts.onnx,), "model.engine")
     if print_trtexec:
         if trt_version is not None and trt_version not in (8, 10, 11):
             run_guarded(_raise, ConfigError(f"--trt-version {trt_version}: expected 8, 10 or 11"))

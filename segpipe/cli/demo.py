@@ -125,8 +125,10 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         VisualizeOptions,
     )
     from segpipe.training import train
+    from segpipe.utils import check_output_dir
     from segpipe.visualize import visualize
 
+    run_guarded(check_output_dir, output_dir, "--output-dir", output_dir == Path("runs/demo"))
     data = sample_data_root()
     for sub in ("train", "visualize", "visualize_onnx", "heldout"):
         shutil.rmtree(output_dir / sub, ignore_errors=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -71,6 +71,17 @@ def print_result(result: EvalResult) -> None:
     )
     for message in result.warnings:  # again under the figures they qualify
         warn(message)
+
+
+def _check_outputs(opts: Any) -> None:
+    """--report and --confusion-matrix can be written, and are none of the files read."""
+    from segpipe.utils import check_output_file
+
+    inputs = (opts.model, opts.colors, opts.class_map)
+    if opts.report is not None:
+        check_output_file(opts.report, "--report", inputs, "report.json")
+    if opts.confusion_matrix is not None:
+        check_output_file(opts.confusion_matrix, "--confusion-matrix", inputs, "confusion.png")
 
 
 def evaluate_command(
@@ -182,6 +193,7 @@ def evaluate_command(
         std=std,
         input_layout=input_layout,
     )
+    run_guarded(_check_outputs, opts)
     result = run_guarded(evaluate, opts, RichReporter())
     print_result(result)
     if opts.report is not None:

@@ -30,6 +30,7 @@ from segpipe.cli.quantize import CalibCountOpt, CalibImagesOpt, Int8MinAgreement
 from segpipe.errors import ConfigError
 from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions, QuantizeOptions
 from segpipe.units import human_bytes, output_layout, tensor_text
+from segpipe.utils import check_output_file
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(OnnxExportOptions) if f.default is not dataclasses.MISSING
@@ -297,7 +298,10 @@ def export_onnx_command(
         )
 
     opts = run_guarded(build)
+    run_guarded(check_output_file, opts.resolved_output, "--output", (opts.model, opts.colors), "model.onnx")
     qopts = run_guarded(build_int8, opts) if int8 or calib_images is not None else None
+    if qopts is not None:
+        run_guarded(check_output_file, qopts.resolved_output, "--output", (opts.model,), "model.int8.onnx")
     result = run_guarded(export_onnx, opts, RichReporter(quiet=quiet))
     render_result(result)
     if qopts is not None:

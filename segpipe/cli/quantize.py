@@ -17,6 +17,7 @@ from rich.markup import escape
 from segpipe.cli.common import RichReporter, console, print_written, run_guarded
 from segpipe.options import INT8_MIN_AGREEMENT, QuantizeOptions
 from segpipe.units import human_bytes
+from segpipe.utils import check_output_file
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(QuantizeOptions) if f.default is not dataclasses.MISSING
@@ -153,6 +154,7 @@ def quantize_command(
         )
 
     opts = run_guarded(build)
+    run_guarded(check_output_file, opts.resolved_output, "--output", (opts.model,), "model.int8.onnx")
     result = run_guarded(quantize, opts, RichReporter(quiet=quiet))
     render_result(result)
 

@@ -91,6 +91,8 @@ def train_command(
     rank = _rank()
     guard = run_guarded if rank == 0 else _quiet_on_error  # rank 0 speaks for all about bad flags
     opts = guard(build_options, ctx, config)
+    if rank == 0:
+        run_guarded(_check_run_folder, opts)
     if opts.devices > 1 and is_debug():
         os.environ["SEGPIPE_DEBUG"] = "1"  # the launched processes show tracebacks too
     result = _guarded_train(opts, rank)
@@ -120,6 +122,16 @@ def build_options(ctx: typer.Context, config: Path | None) -> TrainOptions:
     if "data_root" not in values:
         raise ConfigError("--data-root is required (on the command line or in --config)")
     return TrainOptions(**values)
+
+
+def _check_run_folder(opts: Any) -> None:
+    """--output-dir (or the default runs/ folder) can be written, before anything starts."""
+    from segpipe.utils import check_output_dir
+
+    if opts.output_dir is not None:
+        check_output_dir(opts.output_dir, "--output-dir")
+    elif opts.model is None and not opts.resume:  # else the run folder may be the checkpoint's own
+        check_output_dir(Path("runs"), "--output-dir", default=True)
 
 
 def _plural(n: int, word: str) -> str:

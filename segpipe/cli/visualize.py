@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,16 @@ from segpipe.errors import some
 from segpipe.units import size_text
 
 _OUT_PANEL = "Outputs"
+_DEFAULT_OUT = Path("runs/visualize")
+
+
+def _check_output_dir(opts: Any, exist_ok: bool) -> None:
+    """--output-dir can be written and is not the folder of the images read (unless --exist-ok)."""
+    from segpipe.utils import check_not_over_inputs, check_output_dir
+
+    check_output_dir(opts.output_dir, "--output-dir", default=opts.output_dir == _DEFAULT_OUT)
+    if not exist_ok and opts.images is not None:
+        check_not_over_inputs(opts.output_dir, opts.images, "--output-dir", "--exist-ok")
 
 
 def visualize_command(
@@ -69,7 +79,7 @@ def visualize_command(
     mask_suffix: MaskSuffixOpt = "_color_mask",
     output_dir: Annotated[
         Path, typer.Option("--output-dir", "--output_dir", "-o", help="Folder the pictures are written to.")
-    ] = Path("runs/visualize"),
+    ] = _DEFAULT_OUT,
     num_classes: NumClassesOpt = None,
     size: SizeOpt = None,
     colors: Annotated[
@@ -141,6 +151,15 @@ def visualize_command(
     mean: MeanOpt = None,
     std: StdOpt = None,
     input_layout: InputLayoutOpt = None,
+    exist_ok: Annotated[
+        bool,
+        typer.Option(
+            "--exist-ok",
+            help="Write into an --output-dir that is (or lies inside) the --images folder; "
+            "an input file is never written over.",
+            rich_help_panel=_OUT_PANEL,
+        ),
+    ] = False,
 ) -> None:
     """Run a model over images and write colour masks at each image's own size, plus a legend."""
     from segpipe.options import VisualizeOptions, parse_tta
@@ -186,6 +205,7 @@ def visualize_command(
         std=std,
         input_layout=input_layout,
     )
+    run_guarded(_check_output_dir, opts, exist_ok)
     result = run_guarded(visualize, opts, RichReporter())
     total = result.images + len(result.failed)
     how = f"{result.backend} at {size_text(result.size)}" + (

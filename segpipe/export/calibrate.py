@@ -1,0 +1,189 @@
+"""Calibration for ``segpipe quantize``: the images (read, resized, some held out) and the two
+quantizers fed with them (ONNX Runtime ``quantize_static``, NVIDIA ModelOpt ONNX PTQ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe.errors import ConfigError, DataError
+from segpipe.export.qdq_graph import GraphIO
+
+
+def image_files(folder: Path, flag: str) -> list[Path]:
+    """The images of ``folder`` (recursively, sorted); one-line error when it is missing or empty."""
+    from segpipe.data.dataset import IMAGE_EXTS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {folder}: folder does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise ConfigError(f"{flag} {folder}: no images ({', '.join(IMAGE_EXTS)}) in it")
+    return files
+
+
+def load_images(files: list[Path], size: tuple[int, int], flag: str) -> tuple[np.ndarray, int]:
+    """RGB uint8 N×H×W×3 at (W, H) ``size`` and how many images had to be resized.
+
+    An unreadable file is a one-line error naming it (a calibration set with a broken file is
+    more likely a wrong folder than something to skip silently).
+    """
+    import cv2
+
+    from segpipe.data.dataset import read_image
+
+    width, height = size
+    out = np.empty((len(files), height, width, 3), dtype=np.uint8)
+    resized = 0
+    for i, f in enumerate(files):
+        try:
+            img = read_image(f)
+        except DataError as e:
+            raise DataError(f"{flag}: {e}") from e
+        if img.shape[:2] != (height, width):
+            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+            resized += 1
+        out[i] = img
+    return out, resized
+
+
+def split_holdout(
+    files: list[Path], holdout: int, calib_count: int, seed: int
+) -> tuple[list[Path], list[Path]]:
+    """(calibration files, held-out files): ``holdout`` images drawn at random are kept out of the
+    calibration (at most a quarter of the folder; none when it holds one image), then at most
+    ``calib_count`` of the others calibrate."""
+    n = len(files)
+    k = 0 if n < 2 or holdout == 0 else max(1, min(holdout, n // 4))
+    order = np.random.default_rng(seed).permutation(n)
+    held = sorted(files[i] for i in order[:k])
+    calib = sorted(files[i] for i in order[k:])[:calib_count]
+    return calib, held
+
+
+# ---- calibration readers and quantizers ----------------------------------------------------------
+def batches(images: np.ndarray, batch: int, dtype: Any) -> Iterator[tuple[np.ndarray, int]]:
+    """``(batch array, real count)``: fixed-size batches; the last is padded with repeats."""
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        count = len(chunk)
+        if count < batch:
+            chunk = np.concatenate([chunk, np.resize(chunk, (batch - count, *chunk.shape[1:]))])
+        yield chunk.astype(dtype), count
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the quantizers' logging, warnings and prints off the terminal (the core never prints)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    sink = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_ort(
+    src: Path,
+    dst: Path,
+    io_: GraphIO,
+    calib: np.ndarray,
+    method: str,
+    exclude: list[str],
+    activation: str = "int8",
+) -> str:
+    """ONNX Runtime ``quantize_static`` in QDQ format; returns a description of the quantizer.
+
+    ``activation="uint8"`` makes the U8S8 variant (asymmetric unsigned activations) for CPU
+    comparisons only: TensorRT needs signed symmetric INT8.
+    """
+    import onnxruntime as ort
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{io_.name: b} for b, _ in batches(calib, io_.batch, io_.dtype)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    symmetric = activation == "int8"
+    with _quiet():
+        quantize_static(
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=False,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=exclude,
+            calibrate_method=methods[method],
+            extra_options={
+                "ActivationSymmetric": symmetric,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "CalibPercentile": 99.999,
+            },
+        )
+    return f"onnxruntime {ort.__version__} quantize_static"
+
+
+def quantize_modelopt(
+    src: Path, dst: Path, io_: GraphIO, calib: np.ndarray, method: str, exclude: list[str]
+) -> str:
+    """NVIDIA ModelOpt ONNX PTQ (``quantize_mode="int8"``, ``calibration_eps=["cpu"]``)."""
+    from segpipe.errors import DependencyError
+
+    try:
+        import modelopt
+        import modelopt.onnx.quantization as mq
+    except ImportError as e:
+        raise DependencyError(
+            f"--quantizer modelopt needs NVIDIA ModelOpt's ONNX PTQ ({e}): pip install nvidia-modelopt "
+            "onnx-graphsurgeon onnxslim polygraphy (its [onnx] extra pins onnx and onnxruntime-gpu: see README), "
+            "or use --quantizer ort"
+        ) from e
+
+    methods = {"minmax": "max", "entropy": "entropy"}
+    if method not in methods:
+        raise ConfigError(f"--method {method}: ModelOpt calibrates with minmax or entropy")
+    data = np.concatenate([b for b, _ in batches(calib, io_.batch, io_.dtype)])
+    with _quiet():
+        mq.quantize(
+            str(src),
+            quantize_mode="int8",
+            calibration_data={io_.name: data},
+            calibration_method=methods[method],
+            calibration_eps=["cpu"],
+            nodes_to_exclude=exclude,
+            output_path=str(dst),
+            high_precision_dtype="fp32",
+            log_level="ERROR",
+        )
+    return f"nvidia-modelopt {modelopt.__version__} onnx PTQ"
