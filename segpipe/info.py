@@ -77,6 +77,8 @@ def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
         )
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p} is an empty file (0 bytes), not a model (an interrupted copy?)")
     by_suffix = (
         "torch" if suffix in CHECKPOINT_SUFFIXES else "onnx" if suffix in ONNX_SUFFIXES else "tensorrt"
     )

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from segpipe.errors import DataError, SegpipeError
+from segpipe.imagesize import check_pixels
 from segpipe.options import InferenceSpec
 from segpipe.palette import Palette, colorize, overlay
 from segpipe.progress import Task
@@ -69,6 +70,11 @@ def open_video(path: Path) -> tuple[Any, VideoInfo]:
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     fps = fps if math.isfinite(fps) and 0.0 < fps < 1000.0 else DEFAULT_FPS
+    try:
+        check_pixels(*size, f"video {path}: frames of")  # before the first frame is decoded
+    except SegpipeError as e:
+        cap.release()
+        raise DataError(str(e)) from None
     return cap, VideoInfo(fps, count if count > 0 else None, size)
 
 

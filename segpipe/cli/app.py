@@ -10,7 +10,9 @@ import it either (tests/test_startup.py checks both).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -126,9 +128,66 @@ def _root(
     started()  # the command is imported: Ctrl-C is the command's to handle from here
 
 
+class StdoutFailed(BaseException):
+    """Writing to standard output failed (a closed pipe, a full disk): raised past every
+    ``except Exception`` of the commands, so that no command mistakes it for its own failure."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _GuardedStdout:
+    """``sys.stdout`` whose write errors raise :class:`StdoutFailed` (everything else delegated)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as e:
+            raise StdoutFailed(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as e:
+            raise StdoutFailed(e) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stdout_failed(error: OSError) -> int:
+    """Stop writing to the broken stdout; one line on stderr unless the reader just closed the pipe
+    (``segpipe info m.onnx | head -1``: quiet). Returns the exit code, 1."""
+    import errno
+    import os
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())  # the interpreter's last flush goes nowhere
+    sys.stdout = sys.__stdout__
+    if error.errno != errno.EPIPE:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"error: cannot write to standard output: {error.strerror or error}\n")
+            sys.stderr.flush()
+    return 1
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    if sys.stdout is not None and not isinstance(sys.stdout, _GuardedStdout):
+        sys.stdout = _GuardedStdout(sys.stdout)
+    try:
+        try:
+            app()
+        finally:
+            if sys.stdout is not None:
+                sys.stdout.flush()  # buffered output to a full disk fails here
+    except StdoutFailed as e:
+        raise SystemExit(_stdout_failed(e.error)) from None
 
 
 if __name__ == "__main__":

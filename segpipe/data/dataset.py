@@ -25,6 +25,7 @@ import numpy as np
 from segpipe.data.maskio import read_mask_file
 from segpipe.data.masks import MaskDecoder
 from segpipe.errors import DataError, some
+from segpipe.imagesize import check_image_file
 from segpipe.progress import Reporter
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -110,6 +111,7 @@ def find_samples(
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image as RGB uint8 H×W×3; one-line error naming the file when it cannot be decoded."""
+    check_image_file(path)  # a huge declared size is refused before decoding
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
     if img is None:
@@ -122,6 +124,7 @@ def read_mask_raw(path: str | Path, as_color: bool = False) -> np.ndarray:
 
     Palette-mode PNGs are read as the indices they store (see :mod:`segpipe.data.maskio`);
     ``as_color`` gives their palette colours instead (``--mask-type color``)."""
+    check_image_file(path, what="mask")  # a huge declared size is refused before decoding
     return read_mask_file(path, as_color)
 
 

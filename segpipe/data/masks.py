@@ -24,7 +24,11 @@ def load_class_map(path: str | Path, ignore_index: int = 255) -> dict[int, int]:
     if not p.is_file():
         raise ConfigError(f"class map {p} does not exist")
     rules: dict[int, int] = {}
-    for lineno, raw_line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"class map {p}: not a text (UTF-8) file (byte {e.start})") from None
+    for lineno, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.split("#", 1)[0].strip()
         if not line:
             continue

@@ -13,6 +13,7 @@ import numpy as np
 
 from segpipe.errors import ConfigError
 from segpipe.export.graph import graph_inputs
+from segpipe.imagesize import check_pixels
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
 
@@ -80,6 +81,7 @@ def graph_io(proto: Any, info: ModelInfo | None, path: Path) -> GraphIO:
         raise ConfigError(
             f"{path}: input {inp.name} has dynamic H and W and no segpipe metadata says the size"
         )
+    check_pixels(int(width), int(height), f"{path}: input {inp.name} declares")  # before allocating
     dtype = {1: np.float32, 2: np.uint8}.get(tt.elem_type)
     if dtype is None:
         raise ConfigError(f"{path}: input {inp.name} is neither float32 nor uint8 pixels")

@@ -228,6 +228,8 @@ def load_runner(path: str | Path, device: str = "auto", **kwargs: Any) -> Runner
     cls = runner_class(p)
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p} is an empty file (0 bytes), not a model (an interrupted copy?)")
     if cls.backend == "tensorrt":
         given = [f for f, k in _FOREIGN_FLAGS if kwargs.get(k) is not None]
         if given and kwargs.get("lenient"):

@@ -20,6 +20,7 @@ import numpy as np
 
 from segpipe._optional import require
 from segpipe.errors import CheckpointError, ConfigError, shorten
+from segpipe.imagesize import check_pixels
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner, check_normalization, normalization_note
@@ -127,6 +128,8 @@ class OnnxRunner(Runner):
         h, w = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
         #: (W, H) when the graph only takes that size, else None.
         self.fixed_size = (w, h) if _static(w) and _static(h) else None
+        if self.fixed_size is not None:  # nothing allocated yet: refuse a size no memory holds
+            check_pixels(w, h, f"{self.path}: input {self._input.name} declares")
         if self.fixed_size is not None and self.fixed_size != self.info.input_size:
             self.info = self.info.replace(input_size=self.fixed_size)
         #: the graph's fixed batch size, or None when the batch axis is dynamic

@@ -24,6 +24,7 @@ import numpy as np
 
 from segpipe.data.dataset import IMAGE_EXTS, read_image
 from segpipe.errors import ConfigError, DataError, SegpipeError
+from segpipe.imagesize import check_pixels
 from segpipe.runtime.base import Runner, load_runner
 from segpipe.runtime.tiling import InferenceSpec, check_spec, run_views, tiled_scores
 from segpipe.utils import check_divisible
@@ -82,6 +83,7 @@ def network_size(runner: Runner, size: tuple[int, int] | None = None) -> tuple[i
             "(or export the model with dynamic axes)"
         )
     check_divisible(w, h, runner.info.output_stride)
+    check_pixels(int(w), int(h), f"{runner.path}: the network input would be")  # before allocating it
     low = int(getattr(runner.info, "min_side", 0) or 0)  # a dynamic-size graph's minimum (PAN: 128)
     if low and min(w, h) < low:
         raise ConfigError(

@@ -188,6 +188,8 @@ def inspect_onnx(opts: EngineOptions) -> OnnxSummary:
     path = Path(opts.onnx)
     if not path.is_file():
         raise CheckpointError(f"ONNX model {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is an empty file (0 bytes), not an ONNX model (an interrupted copy?)")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
