@@ -334,11 +334,13 @@ CompileOpt = Annotated[
     typer.Option("--compile", help="torch.compile the model (slow first steps).", rich_help_panel=SPEED),
 ]
 ChannelsLastOpt = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--channels-last/--no-channels-last",
-        help="Channels-last memory layout for the model (as the inputs).",
+        help="Memory layout of the model and its batches (default: channels-last on CUDA, "
+        "contiguous on the CPU).",
         rich_help_panel=SPEED,
+        show_default=False,
     ),
 ]
 PersistentWorkersOpt = Annotated[

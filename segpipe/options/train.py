@@ -155,9 +155,11 @@ class TrainOptions:
     amp_dtype: str = "fp16"
     #: ``torch.compile`` the model (opt-in; the first steps are slow while it compiles).
     compile: bool = False
-    #: Channels-last memory layout for the model, matching the inputs (which are): faster
-    #: convolutions on CUDA, above all with AMP; no slower on CPU.
-    channels_last: bool = True
+    #: Channels-last memory layout for the model and its input batches: ``None`` (default) is
+    #: channels-last on CUDA (faster convolutions, above all with AMP) and contiguous NCHW on the CPU
+    #: (as fast or faster there, see benchmarks/bench_channels_last.py, and oneDNN's channels-last
+    #: backward crashes some encoders on AVX-512 CPUs); True / False force one layout.
+    channels_last: bool | None = None
     #: Keep data-loader worker processes alive between epochs (``workers > 0``); augmentation stays
     #: seeded per (seed, epoch, image), so resuming is exact either way.
     persistent_workers: bool = True

@@ -4,8 +4,10 @@ Opt-in or CUDA-only (channels-last aside, on by default everywhere), so a CPU ru
 float32 loop:
 
 * ``--amp`` with ``--amp-dtype fp16`` (autocast + GradScaler) or ``bf16`` (autocast only);
-* channels-last weights (the inputs already are: ``Normalize`` permutes NHWC to NCHW); faster
-  convolutions on CUDA, above all with AMP, and no slower on CPU;
+* the memory layout of weights and batches (:func:`memory_format`): channels-last on CUDA (faster
+  convolutions, above all with AMP), contiguous NCHW on the CPU (as fast or faster there, and
+  oneDNN's channels-last weight gradient crashes some encoders on AVX-512 CPUs); ``--channels-last``
+  / ``--no-channels-last`` force one;
 * ``cudnn.benchmark`` on CUDA unless ``--deterministic``;
 * fused Adam/AdamW on CUDA (with fp16 the scaler's inf check then stays on the GPU: no host sync);
 * ``--compile``: ``torch.compile`` of the model (of the DDP wrapper in a distributed run);
@@ -55,6 +57,51 @@ def amp_dtype(opts: TrainOptions, device: torch.device, reporter: Reporter) -> t
     return AMP_TORCH_DTYPES[opts.amp_dtype]
 
 
+def _avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return "avx512f" in f.read()
+    except OSError:
+        return False
+
+
+#: Encoders whose channels-last training dies in oneDNN on AVX-512 CPUs (SIGSEGV / SIGABRT in the
+#: weight gradient of their 1x1 stride-2 convolutions; contiguous input trains).
+CPU_CHANNELS_LAST_CRASHES = ("mobileone",)
+
+
+def memory_format(opts: TrainOptions, device: torch.device) -> torch.memory_format:
+    """The layout of the weights and input batches: ``opts.channels_last`` when given, else
+    channels-last on CUDA and contiguous on the CPU. Channels-last asked for on an AVX-512 CPU with
+    an encoder known to crash oneDNN there is refused in one line (rather than a dead process)."""
+    wanted = opts.channels_last if opts.channels_last is not None else device.type == "cuda"
+    if not wanted:
+        return torch.contiguous_format
+    if (
+        device.type == "cpu"
+        and any(k in opts.encoder.lower() for k in CPU_CHANNELS_LAST_CRASHES)
+        and _avx512()
+    ):
+        raise ConfigError(
+            f"--channels-last with --encoder {opts.encoder} on this AVX-512 CPU: oneDNN's channels-last "
+            "backward crashes the process for it; drop --channels-last (the CPU default is contiguous)"
+        )
+    return torch.channels_last
+
+
+class LaidOutNormalize(nn.Module):
+    """``Normalize`` (NHWC pixels -> normalised N×3×H×W) whose output has the chosen memory layout
+    (the permute alone leaves channels-last memory, whatever the model's layout)."""
+
+    def __init__(self, normalize: nn.Module, fmt: torch.memory_format) -> None:
+        super().__init__()
+        self.inner = normalize
+        self.fmt = fmt
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x).contiguous(memory_format=self.fmt)
+
+
 def prepare_model(net: nn.Module, opts: TrainOptions, env: DistEnv, reporter: Reporter) -> nn.Module:
     """SyncBatchNorm, device, memory format: the bare network as it will be trained."""
     if opts.sync_bn:
@@ -67,9 +114,7 @@ def prepare_model(net: nn.Module, opts: TrainOptions, env: DistEnv, reporter: Re
         else:
             reporter.info("--sync-bn: one process, nothing to synchronise; plain BatchNorm")
     net = net.to(env.device)
-    if opts.channels_last:  # the inputs already are (Normalize permutes NHWC batches)
-        net = net.to(memory_format=torch.channels_last)
-    return net
+    return net.to(memory_format=memory_format(opts, env.device))
 
 
 def wrap_model(net: nn.Module, opts: TrainOptions, env: DistEnv) -> tuple[nn.Module, nn.Module]:

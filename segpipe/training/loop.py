@@ -139,7 +139,8 @@ class Trainer(TrainerSetup):
         self._loaders.clear()
 
     def to_device(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 N×H×W×3 -> normalised float N×3×H×W on the device (channels-last); masks -> long."""
+        """uint8 N×H×W×3 -> normalised float N×3×H×W on the device, in the run's memory layout
+        (:func:`~segpipe.training.accel.memory_format`); masks -> long."""
         x = self.normalize(images.to(self.device, non_blocking=True))
         return x, masks.to(self.device, non_blocking=True).long()
 

@@ -52,7 +52,7 @@ def report_start(trainer: Any) -> None:
     if t.device.type == "cuda":
         switches = [
             f"AMP {opts.amp_dtype}" if t.use_amp else "float32",
-            "channels-last" if opts.channels_last else "channels-first",
+            "channels-last" if t.memory_format == torch.channels_last else "channels-first",
             "deterministic" if opts.deterministic else "cudnn.benchmark",
         ]
         if opts.compile:

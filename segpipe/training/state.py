@@ -32,10 +32,12 @@ from segpipe.models import (
 from segpipe.options import TrainOptions
 from segpipe.progress import Reporter
 from segpipe.training.accel import (
+    LaidOutNormalize,
     amp_dtype,
     configure_backends,
     make_optimizer,
     make_scheduler,
+    memory_format,
     prepare_model,
 )
 from segpipe.training.distributed import DistEnv
@@ -219,8 +221,10 @@ class TrainerSetup:
         self.info = self.info.replace(output_stride=stride, mean=mean, std=std)
         if self.start_ckpt is not None:
             self._load_weights(net, self.start_ckpt)
+        self.memory_format = memory_format(opts, self.device)
         self.net = prepare_model(net, opts, env, self.reporter)
-        self.normalize = Normalize(self.info.mean, self.info.std).to(self.device)
+        self.normalize = LaidOutNormalize(Normalize(self.info.mean, self.info.std), self.memory_format)
+        self.normalize = self.normalize.to(self.device)
         self.criterion = SumLoss(opts.loss, mode, num, opts.ignore_index, self.class_weights).to(self.device)
         self.optimizer = make_optimizer(opts, self.net, self.device)
         self.scheduler = make_scheduler(opts, self.optimizer)
