@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
+import threading
 from pathlib import Path
 
 from segpipe.errors import ConfigError, DataError
@@ -44,7 +44,7 @@ def max_pixels() -> int:
 
 
 def _mpx(pixels: int) -> str:
-    return f"{pixels / 1e6:.1f} Mpx"
+    return f"{pixels / 1e6:.1f} Mpx" if pixels >= 10**5 else f"{pixels} px"
 
 
 def _too_large(what: str, width: int, height: int, limit: int) -> str:
@@ -68,24 +68,16 @@ def declared_size(path: str | Path, data: bytes | None = None) -> tuple[int, int
     from PIL import Image, UnidentifiedImageError
 
     _align_pillow()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            source = io.BytesIO(data) if data is not None else str(path)
+    source = io.BytesIO(data) if data is not None else str(path)
+    with _PILLOW_LOCK:  # Pillow's own bomb check off while reading the size: ours says it better
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
             with Image.open(source) as im:
                 return int(im.size[0]), int(im.size[1])
-    except Image.DecompressionBombError as e:  # more than twice the limit: Pillow refuses first
-        return _size_from_bomb_error(e)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-
-
-def _size_from_bomb_error(e: Exception) -> tuple[int, int] | None:
-    """Pillow says ``Image size (N pixels) exceeds limit``: (N, 1) keeps the count for the message."""
-    import re
-
-    m = re.search(r"\((\d+) pixels\)", str(e))
-    return (int(m.group(1)), 1) if m else (2**62, 1)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def check_image_file(path: str | Path, data: bytes | None = None, what: str = "image") -> None:
@@ -104,11 +96,6 @@ def check_image_file(path: str | Path, data: bytes | None = None, what: str = "i
             f"{width * height} (and {ENV} at least as large)"
         )
     if width * height > limit:
-        if height == 1 and width > limit:  # known only as a pixel count (Pillow's bomb error)
-            raise DataError(
-                f"{what} {path} declares {_mpx(width)}, more than segpipe's limit of {limit} pixels "
-                f"({_mpx(limit)}); if that is right, raise the limit: {ENV}={width}"
-            )
         raise DataError(_too_large(f"{what} {path} declares", width, height, limit))
 
 
@@ -121,6 +108,7 @@ def _opencv_limit() -> int:
 
 
 _ALIGNED: list[int] = []
+_PILLOW_LOCK = threading.Lock()
 
 
 def _align_pillow() -> None:
