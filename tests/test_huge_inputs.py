@@ -198,4 +198,4 @@ def test_a_binary_class_map_is_one_line_in_evaluate(tmp_path: Path, tiny_checkpo
         app,
         ["evaluate", "--data-root", str(index_dataset), "-m", str(tiny_checkpoint), "--class-map", str(cmap)],
     )
-    assert f"class map {cmap}: not a text (UTF-8) file" in one_error(r)
+    assert f"--class-map {cmap}: not a text (UTF-8) file" in one_error(r)

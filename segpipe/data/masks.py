@@ -27,7 +27,7 @@ def load_class_map(path: str | Path, ignore_index: int = 255) -> dict[int, int]:
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"class map {p}: not a text (UTF-8) file (byte {e.start})") from None
+        raise ConfigError(f"--class-map {p}: not a text (UTF-8) file (byte {e.start})") from None
     for lineno, raw_line in enumerate(text.splitlines(), start=1):
         line = raw_line.split("#", 1)[0].strip()
         if not line:
