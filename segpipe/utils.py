@@ -132,19 +132,15 @@ def temp_dir_beside(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     ensure_dir(target.parent)
     _remove_stale_temps(target)
-    try:
-        work = Path(
-            tempfile.mkdtemp(
-                prefix=f".{target.name}.{_host_tag()}-{os.getpid()}-", suffix=".tmp", dir=target.parent
-            )
+    with _cleanup_on_signals():
+        work = _new_temp(
+            target, lambda prefix: tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent)
         )
-    except OSError as e:
-        raise (disk_full_error(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
-    try:
-        with removed_on_signals(work):
+        try:
             yield work
-    finally:
-        _remove(work)
+        finally:
+            _remove(work)
+            _LIVE_TEMPS.discard(work)
 
 
 @contextlib.contextmanager
@@ -217,17 +213,10 @@ def atomic_path(path: str | os.PathLike[str], keep_suffix: bool = False) -> Iter
     target = Path(path)
     ensure_dir(target.parent)
     _remove_stale_temps(target)
-    prefix = f".{target.name}.{_host_tag()}-{os.getpid()}-"
-    try:
-        suffix = ".tmp" + (target.suffix if keep_suffix else "")
-        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
-    except OSError as e:
-        raise (disk_full_error(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
-    os.close(fd)
-    tmp = Path(tmp_name)
-    _LIVE_TEMPS.add(tmp)
-    try:
-        with _cleanup_on_signals():
+    suffix = ".tmp" + (target.suffix if keep_suffix else "")
+    with _cleanup_on_signals():
+        tmp = _new_temp(target, lambda prefix: _mkstemp(prefix, suffix, target.parent))
+        try:
             try:
                 yield tmp
                 os.chmod(tmp, new_file_mode(target))
@@ -237,9 +226,33 @@ def atomic_path(path: str | os.PathLike[str], keep_suffix: bool = False) -> Iter
                 if full is None:
                     raise
                 raise full from e
+        finally:
+            remove_temp_files({tmp})
+            _LIVE_TEMPS.discard(tmp)
+
+
+def _mkstemp(prefix: str, suffix: str, folder: Path) -> str:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    return name
+
+
+def _new_temp(target: Path, make: Any) -> Path:
+    """``make(prefix)`` creates the temporary file or folder beside ``target`` and it is registered
+    for removal, with SIGTERM/SIGHUP held off in between (a signal arriving just then would
+    otherwise find a file on disk that the cleanup does not know yet); one line when it fails."""
+    held = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    if held:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, set(_CLEANUP_SIGNALS))
+    try:
+        tmp = Path(make(f".{target.name}.{_host_tag()}-{os.getpid()}-"))
+        _LIVE_TEMPS.add(tmp)
+        return tmp
+    except OSError as e:
+        raise (disk_full_error(target, e) or SegpipeError(f"cannot write {target}: {e.strerror or e}")) from e
     finally:
-        remove_temp_files({tmp})
-        _LIVE_TEMPS.discard(tmp)
+        if held:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

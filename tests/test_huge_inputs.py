@@ -46,7 +46,7 @@ def huge_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
     return path
 
 
-def huge_input_onnx(path: Path, side: int = 100000) -> Path:
+def huge_input_onnx(path: Path, side: int = 60000) -> Path:
     """A tiny graph (transpose + 1x1 conv) whose fixed input is 1 x side x side x 3, with metadata."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -144,10 +144,10 @@ def _under_2gb() -> None:
 
 
 @pytest.mark.parametrize("command", ["visualize", "benchmark", "quantize"])
-def test_an_onnx_declaring_a_100000x100000_input_is_refused_before_allocating(
+def test_an_onnx_declaring_a_60000x60000_input_is_refused_before_allocating(
     tmp_path: Path, command: str
 ) -> None:
-    """Under a 6 GB address-space limit: allocating the input (120 GB) would fail with MemoryError."""
+    """Under a 6 GB address-space limit: allocating the input (43 GB) would fail with MemoryError."""
     model = huge_input_onnx(tmp_path / "huge.onnx")
     pics = tmp_path / "pics"
     pics.mkdir()
@@ -168,7 +168,7 @@ def test_an_onnx_declaring_a_100000x100000_input_is_refused_before_allocating(
     )
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert lines[-1].startswith("error: ") and "100000x100000 pixels" in lines[-1], r.stderr
+    assert lines[-1].startswith("error: ") and "60000x60000 pixels" in lines[-1], r.stderr
     assert LIMIT_ENV in lines[-1]
 
 
