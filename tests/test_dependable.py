@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from mounts import tmpfs
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
@@ -315,15 +316,8 @@ def test_dataset_help_says_it_runs_code() -> None:
 @pytest.fixture()
 def small_disk(tmp_path: Path):
     """A 100 MiB tmpfs (root with mount rights only; else skipped)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "size=100m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_is_one_line_and_the_previous_checkpoint_stays(data: Path, small_disk: Path) -> None:

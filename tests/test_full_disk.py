@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mounts import tmpfs
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
@@ -33,15 +34,8 @@ def _no_debug(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture()
 def small_disk(tmp_path: Path):
     """A 2 MiB tmpfs: smaller than the tiny models' files."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "size=2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mounts import tmpfs
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
@@ -125,15 +126,8 @@ def test_an_unwritable_parent_folder_seen_through_os_access(
 @pytest.fixture()
 def readonly_dir(tmp_path: Path):
     """A read-only tmpfs: unwritable even for root (skipped where mounting is refused)."""
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_no_writable_current_folder_and_no_output_dir(
