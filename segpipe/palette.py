@@ -186,18 +186,29 @@ def fit_palette(palette: Palette, num_classes: int) -> tuple[Palette, str | None
     return palette.extended(num_classes), msg
 
 
+#: Colour of ignored pixels (``ignore_index`` beyond the classes) in ground-truth pictures: VOC's
+#: own "void" colour, so a border of 255s is not drawn black like the background class.
+IGNORE_COLOR = (224, 224, 192)
+
+
 def colorize(labels: np.ndarray, colors: np.ndarray | Palette, ignore_index: int = 255) -> np.ndarray:
-    """Class map H×W (any int dtype) -> RGB image H×W×3 uint8; unknown ids and ignore are black.
+    """Class map H×W (any int dtype) -> RGB image H×W×3 uint8; unknown ids are black, ignored pixels
+    (``ignore_index`` when it is not a class) :data:`IGNORE_COLOR`.
 
     uint8 class maps go through ``cv2.LUT`` (several times faster than numpy indexing).
     """
     lut_src = colors.array() if isinstance(colors, Palette) else np.asarray(colors, dtype=np.uint8)
     lut = np.zeros((max(256, len(lut_src)), 3), dtype=np.uint8)
     lut[: len(lut_src)] = lut_src
+    if len(lut_src) <= ignore_index < 256:
+        lut[ignore_index] = IGNORE_COLOR
     if labels.dtype == np.uint8 and labels.ndim == 2:
         return cv2.LUT(cv2.merge([labels, labels, labels]), lut[:256].reshape(256, 1, 3))
     idx = np.clip(labels.astype(np.int64, copy=False), 0, len(lut) - 1)
-    return lut[idx]
+    out = lut[idx]
+    if ignore_index >= max(len(lut_src), 256):
+        out[labels == ignore_index] = IGNORE_COLOR
+    return out
 
 
 def overlay(

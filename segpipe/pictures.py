@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from segpipe.palette import Palette
+from segpipe.palette import IGNORE_COLOR, Palette
 
 SIDE_GAP = 12  #: white pixels between the panels of a side-by-side picture
 SIDE_TITLE = 24  #: height of the title strip above each panel
@@ -23,19 +23,24 @@ SIDE_TITLE = 24  #: height of the title strip above each panel
 SIDE_MIN_WIDTH = 900
 
 
-def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray) -> np.ndarray:
-    """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels)."""
+def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray, ignored: int = 0) -> np.ndarray:
+    """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels);
+    ``ignored`` > 0 (ignored pixels in a ground truth shown beside it) adds an "ignored" row."""
     counts = np.asarray(counts, dtype=np.int64)
     total = max(int(counts.sum()), 1)
     present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
     font, scale, thick, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1, 22
     texts = [f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" for i in present] or ["(no class)"]
+    swatches = [tuple(int(c) for c in palette.colors[i]) for i in present] if present else [None]
+    if ignored > 0:
+        texts.append("ignored (ground truth)")
+        swatches.append(IGNORE_COLOR)
     width = 36 + max(cv2.getTextSize(t, font, scale, thick)[0][0] for t in texts) + 8
     img = np.full((row * len(texts) + 8, width, 3), 255, dtype=np.uint8)
     for r, text in enumerate(texts):
         y = 4 + r * row
-        if present:
-            color = tuple(int(c) for c in palette.colors[present[r]])
+        color = swatches[r]
+        if color is not None:
             cv2.rectangle(img, (6, y + 3), (26, y + row - 3), color, -1)
             cv2.rectangle(img, (6, y + 3), (26, y + row - 3), (96, 96, 96), 1)
         cv2.putText(img, text, (34, y + row - 7), font, scale, (0, 0, 0), thick, cv2.LINE_AA)

@@ -183,8 +183,12 @@ def _render(
         write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), with_legend(blended, legend))
         files += 1
     if opts.side_by_side:
-        gt = colorize(truth, palette, ignore_index) if truth is not None else None
-        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), side_by_side(image, mask, legend, gt))
+        gt, side_legend = None, legend
+        if truth is not None:
+            gt = colorize(truth, palette, ignore_index)
+            ignored = int(np.count_nonzero(truth == ignore_index)) if ignore_index >= k else 0
+            side_legend = draw_legend(palette, counts, ignored) if ignored else legend
+        write_png(out_stem.with_name(f"{out_stem.name}_side.png"), side_by_side(image, mask, side_legend, gt))
         files += 1
     if opts.save_labels:
         write_png(out_stem.with_name(f"{out_stem.name}_labels.png"), labels)

@@ -95,9 +95,7 @@ def resolve_classes(
     if num is None and reader is not None:
         num = data_classes_count(info, opts.data_root)
         if num is not None:
-            reporter.info(
-                f"{num} classes, as {info.source or Path(opts.data_root) / 'colors.csv'} names them"
-            )
+            reporter.info(f"{num} classes, names from {info.source or Path(opts.data_root) / 'colors.csv'}")
     if num is None:
         raise ConfigError(
             "--num-classes is required: the data names no classes (or give --class-names, or a "

@@ -67,7 +67,8 @@ class VocReader(FormatReader):
         if lists:
             wanted: list[tuple[str, str | None]] = []
             for split, path in lists.items():
-                names = [ln.split()[0] for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                # one name per line (names may hold spaces, as CVAT's VOC-style export writes them)
+                names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
                 wanted += [(n, split) for n in names]
         else:
             wanted = [(p.stem, None) for p in sorted(masks_dir.glob("*.png"))]
