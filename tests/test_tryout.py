@@ -45,3 +45,16 @@ def test_ignored_ground_truth_is_not_drawn_as_the_background(tmp_path: Path) -> 
         assert tuple(rgb[1, 0]) == (192, 128, 128)
     legend = draw_legend(palette, [3, 1], ignored=2)
     assert (legend == np.array(IGNORE_COLOR, np.uint8)).all(axis=2).sum() > 100
+
+
+def test_train_help_does_not_promise_only_the_seed_layout() -> None:
+    """Every format trains now: the summary and the defaults of the name/colour flags say so."""
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    top = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    train = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).output
+    for text in (top, train):
+        assert "DATA_ROOT/indexes" not in text and "any label format" in text, text
+    assert "the palette's" not in train and "the data's" in train

@@ -43,7 +43,7 @@ COMMANDS: list[tuple[str, str]] = [
 #: the command function's docstring (tests/test_startup.py keeps the two equal).
 SUMMARIES: dict[str, str] = {
     "demo": "Run the pipeline end to end on the bundled sample data (81 s on a quiet 2-core CPU).",
-    "train": "Train a segmentation model on DATA_ROOT/images + DATA_ROOT/indexes.",
+    "train": "Train a segmentation model on DATA_ROOT, any label format (see --format).",
     "export-onnx": "Export a checkpoint to a deployable, verified ONNX model "
     "(NHWC RGB 0-255 in, normalisation inside).",
     "info": "Show a model file's architecture, encoder, classes (names, colours), input, precision, I/O.",

@@ -87,7 +87,7 @@ def train_command(
     persistent_workers: flag.PersistentWorkersOpt = _d("persistent_workers"),
     deterministic: flag.DeterministicOpt = False,
 ) -> None:
-    """Train a segmentation model on DATA_ROOT/images + DATA_ROOT/indexes."""
+    """Train a segmentation model on DATA_ROOT, any label format (see --format)."""
     rank = _rank()
     guard = run_guarded if rank == 0 else _quiet_on_error  # rank 0 speaks for all about bad flags
     opts = guard(build_options, ctx, config)

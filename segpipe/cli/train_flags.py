@@ -66,7 +66,7 @@ ClassNamesOpt = Annotated[
     str | None,
     typer.Option(
         "--class-names",
-        help="Comma-separated class names (default: the palette's).",
+        help="Comma-separated class names (default: the data's, else class_0...).",
         rich_help_panel=DATA,
     ),
 ]
@@ -74,7 +74,7 @@ ColorsOpt = Annotated[
     Path | None,
     typer.Option(
         "--colors",
-        help="Palette CSV id,name,r,g,b (default: segpipe's colors.csv).",
+        help="Palette CSV id,name,r,g,b (default: the data's, else segpipe's colours).",
         rich_help_panel=DATA,
     ),
 ]
