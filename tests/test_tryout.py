@@ -58,3 +58,36 @@ def test_train_help_does_not_promise_only_the_seed_layout() -> None:
     for text in (top, train):
         assert "DATA_ROOT/indexes" not in text and "any label format" in text, text
     assert "the palette's" not in train and "the data's" in train
+
+
+def test_curves_of_a_one_epoch_run_tick_whole_epochs() -> None:
+    from segpipe.training.runlog import _pyplot, curves_figure
+
+    fig = curves_figure([{"epoch": 1, "train_loss": 1.5, "val_loss": 1.1, "miou": 0.02}])
+    try:
+        for ax in fig.axes:
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks == [1.0], ticks
+    finally:
+        _pyplot().close(fig)
+
+
+def test_val_samples_legend_does_not_cover_the_pictures(tmp_path: Path) -> None:
+    """21 VOC classes make a 4-row legend: it goes below the grid, never over the last row."""
+    from segpipe.data.formats.voc import VOC_CLASSES, voc_colormap
+    from segpipe.training.runlog import plot_val_samples
+
+    rng = np.random.default_rng(0)
+    img = np.full((64, 64, 3), 100, np.uint8)  # grey pictures: a legend drawn over them shows
+    truth = voc_border(np.kron(np.arange(16, dtype=np.uint8).reshape(4, 4), np.ones((16, 16), np.uint8)))
+    pred = rng.integers(0, 21, (64, 64)).astype(np.uint8)
+    out = plot_val_samples(
+        [img] * 2, [truth] * 2, [pred] * 2, voc_colormap(21), VOC_CLASSES, tmp_path / "v.png"
+    )
+    pic = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    grey = (pic[:, : pic.shape[1] // 3] == 100).all(axis=2)
+    rows = np.flatnonzero(grey.sum(axis=1) > 100)  # rows of the pictures (not anti-aliased text)
+    ys, xs = rows, np.flatnonzero(grey[rows].any(axis=0))
+    bottom = pic[ys.max() - 20 : ys.max() + 1, xs.min() + 2 : xs.max() - 1]
+    assert (bottom == 100).all(), "the legend covers the last row of pictures"
+    assert (pic == np.array([224, 224, 192])).all(axis=2).sum() > 50  # ignored border drawn

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from segpipe.palette import colorize
+from segpipe.palette import IGNORE_COLOR, colorize
 from segpipe.utils import atomic_path, atomic_write_text
 
 
@@ -93,6 +93,9 @@ def curves_figure(history: Sequence[dict[str, Any]]) -> Any:
 
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        if epochs and len(epochs) <= 10:  # a short run: one tick per epoch, not 0.945 ... 1.050
+            ax.set_xticks(sorted(set(epochs)))
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     plain_log_ticks(ax1)
     fig.tight_layout()
     return fig
@@ -131,7 +134,16 @@ def plot_val_samples(
     h, w = images[0].shape[:2] if len(images) else (1, 1)
     cell_w = 3.0
     cell_h = cell_w * h / max(w, 1)
-    fig, axes = plt.subplots(rows, 3, figsize=(3 * cell_w, cell_h * rows + 0.9), squeeze=False)
+    present = sorted({int(v) for m in (*truths, *preds) for v in np.unique(m) if int(v) < len(colors)})
+    ignored = (
+        0 <= ignore_index and ignore_index >= len(colors) and any((t == ignore_index).any() for t in truths)
+    )
+    entries = len(present) + int(ignored)
+    ncol = min(6, max(entries, 1))
+    # room below the grid for every legend row (0.26 in each), so the legend never covers a picture
+    legend_h = 0.26 * math.ceil(entries / ncol) + 0.2 if entries else 0.0
+    fig_h = cell_h * rows + 0.6 + legend_h
+    fig, axes = plt.subplots(rows, 3, figsize=(3 * cell_w, fig_h), squeeze=False)
     for r, (img, gt, pr) in enumerate(zip(images, truths, preds, strict=True)):
         for c, (pic, title) in enumerate(
             (
@@ -144,7 +156,6 @@ def plot_val_samples(
             axes[r][c].set_axis_off()
             if r == 0:
                 axes[r][c].set_title(f"prediction ({caption})" if caption and c == 2 else title)
-    present = sorted({int(v) for m in (*truths, *preds) for v in np.unique(m) if int(v) < len(colors)})
     handles = [
         plt.Rectangle(
             (0, 0),
@@ -155,9 +166,15 @@ def plot_val_samples(
         )
         for i in present
     ]
+    if ignored:
+        handles.append(
+            plt.Rectangle(
+                (0, 0), 1, 1, color=np.asarray(IGNORE_COLOR) / 255.0, label="ignored (ground truth)"
+            )
+        )
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(6, len(handles)), frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+        fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
+    fig.tight_layout(rect=(0, legend_h / fig_h, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
