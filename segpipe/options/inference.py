@@ -157,8 +157,65 @@ def _check_spec_fields(opts: Any) -> None:
     object.__setattr__(opts, "tta_scales", spec.scales)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _PredictOptions:
+    """The fields ``visualize`` and ``evaluate`` share: how the model is opened and fed, and how a
+    labelled data set is read. Keyword-only, so each command's own fields keep their positions."""
+
+    #: Images per model call.
+    batch_size: int = 4
+    device: str = "auto"
+    #: Image decoding threads (they run while the model works).
+    workers: int = 2
+    #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
+    arch: str | None = None
+    encoder: str | None = None
+    mode: str = "seg"
+    #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
+    trust_checkpoint: bool = False
+    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
+    tile: tuple[int, int] | None = None
+    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
+    overlap: float = 0.25
+    #: Test-time augmentation: also average the horizontally flipped input.
+    tta_flip: bool = False
+    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    tta_scales: tuple[float, ...] = (1.0,)
+    #: An ONNX model without segpipe metadata (or a bare state_dict): its input is
+    #: ``(pixel - mean) / std`` per RGB channel, in pixel units (0-255).
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    #: An ONNX model without segpipe metadata whose input shape does not show it: ``nchw``/``nhwc``.
+    input_layout: str | None = None
+    #: Label format of the data set (``auto``: detected), as in training.
+    format: str = "auto"
+    #: Split read: ``train``, ``val``, ``test`` or ``all``; None: ``val`` when the format ships
+    #: one, else every sample.
+    split: str | None = None
+    #: 0 -> ignore, others minus 1 (index masks); None: the format's default (on for ADE20K).
+    reduce_zero_label: bool | None = None
+    images_dir: str = "images"
+    masks_dir: str = "indexes"
+    mask_suffix: str = "_color_mask"
+
+    def _check_shared(self) -> None:
+        check_fields(self)
+        _check_model_flags(self)
+        _check_spec_fields(self)
+        if self.split is not None and self.split not in ("train", "val", "test", "all"):
+            raise _flag_error("split", self.split, "use train, val, test or all")
+
+    @property
+    def spec(self) -> InferenceSpec:
+        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
+        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
+
+    def replace(self, **changes: Any) -> Any:
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class VisualizeOptions:
+class VisualizeOptions(_PredictOptions):
     """Everything ``segpipe visualize`` needs. Sizes are (width, height) in pixels."""
 
     #: One image, or a folder of images (PNG, JPEG, BMP, TIFF).
@@ -187,61 +244,18 @@ class VisualizeOptions:
     legend_per_image: bool = False
     #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
     recursive: bool = False
-    #: Images per model call.
-    batch_size: int = 4
-    device: str = "auto"
-    #: Image decoding threads (they run while the model works).
-    workers: int = 2
-    #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
-    arch: str | None = None
-    encoder: str | None = None
-    mode: str = "seg"
-    #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
-    trust_checkpoint: bool = False
-    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
-    tile: tuple[int, int] | None = None
-    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
-    overlap: float = 0.25
-    #: Test-time augmentation: also average the horizontally flipped input.
-    tta_flip: bool = False
-    #: Test-time augmentation: input scales averaged (1.0: the network size).
-    tta_scales: tuple[float, ...] = (1.0,)
-    #: An ONNX model without segpipe metadata (or a bare state_dict): its input is
-    #: ``(pixel - mean) / std`` per RGB channel, in pixel units (0-255).
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    #: An ONNX model without segpipe metadata whose input shape does not show it: ``nchw``/``nhwc``.
-    input_layout: str | None = None
     #: A labelled data set (any format) instead of ``images``: its images (``split``: default
     #: ``val`` when it ships one) are predicted, and ``side_by_side`` shows the ground truth too.
     data_root: Path | None = None
-    format: str = "auto"
-    split: str | None = None
-    reduce_zero_label: bool | None = None
-    images_dir: str = "images"
-    masks_dir: str = "indexes"
-    mask_suffix: str = "_color_mask"
 
     def __post_init__(self) -> None:
-        check_fields(self)
-        _check_model_flags(self)
-        _check_spec_fields(self)
-        if self.split is not None and self.split not in ("train", "val", "test", "all"):
-            raise _flag_error("split", self.split, "use train, val, test or all")
+        self._check_shared()
         if self.overlay is not None and not 0.0 <= self.overlay <= 1.0:
             raise _flag_error("overlay", self.overlay, "alpha must be between 0 and 1")
 
-    @property
-    def spec(self) -> InferenceSpec:
-        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
-        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
-
-    def replace(self, **changes: Any) -> VisualizeOptions:
-        return dataclasses.replace(self, **changes)
-
 
 @dataclass(frozen=True)
-class EvaluateOptions:
+class EvaluateOptions(_PredictOptions):
     """Everything ``segpipe evaluate`` needs (same dataset layout and decoding as training)."""
 
     data_root: Path
@@ -256,57 +270,16 @@ class EvaluateOptions:
     class_map: Path | None = None
     #: Label ignored by the metrics; default the model's (255).
     ignore_index: int | None = None
-    images_dir: str = "images"
-    masks_dir: str = "indexes"
-    mask_suffix: str = "_color_mask"
     #: ``auto``, ``index`` or ``color``.
     mask_type: str = "auto"
-    #: Label format of ``data_root`` (``auto``: detected), as in training.
-    format: str = "auto"
-    #: 0 -> ignore, others minus 1 (index masks); None: the format's default (on for ADE20K).
-    reduce_zero_label: bool | None = None
-    #: Split scored: ``train``, ``val``, ``test`` or ``all``; None: ``val`` when the format ships
-    #: one, else every sample.
-    split: str | None = None
     #: Write the figures as JSON here.
     report: Path | None = None
     #: Draw the row-normalised confusion matrix (PNG) here.
     confusion_matrix: Path | None = None
-    batch_size: int = 4
-    device: str = "auto"
-    workers: int = 2
-    arch: str | None = None
-    encoder: str | None = None
-    mode: str = "seg"
-    trust_checkpoint: bool = False
-    #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
-    tile: tuple[int, int] | None = None
-    #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
-    overlap: float = 0.25
-    #: Test-time augmentation: also average the horizontally flipped input.
-    tta_flip: bool = False
-    #: Test-time augmentation: input scales averaged (1.0: the network size).
-    tta_scales: tuple[float, ...] = (1.0,)
-    #: As in :class:`VisualizeOptions`: feeding an ONNX model without segpipe metadata.
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    input_layout: str | None = None
 
     def __post_init__(self) -> None:
-        check_fields(self)
-        _check_model_flags(self)
-        _check_spec_fields(self)
+        self._check_shared()
         if self.mask_type not in ("auto", "index", "color"):
             raise _flag_error("mask-type", self.mask_type, "use auto, index or color")
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
             raise _flag_error("ignore-index", self.ignore_index, "must be within 0..65535")
-        if self.split is not None and self.split not in ("train", "val", "test", "all"):
-            raise _flag_error("split", self.split, "use train, val, test or all")
-
-    @property
-    def spec(self) -> InferenceSpec:
-        """Sliding window and test-time augmentation as one :class:`InferenceSpec`."""
-        return InferenceSpec(self.tile, self.overlap, self.tta_flip, self.tta_scales)
-
-    def replace(self, **changes: Any) -> EvaluateOptions:
-        return dataclasses.replace(self, **changes)
