@@ -12,11 +12,7 @@ behind ``segpipe evaluate``.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
-import platform
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +24,7 @@ import numpy as np
 
 from segpipe import __version__
 from segpipe.errors import CheckpointError, ConfigError, SegpipeError, shorten
+from segpipe.machine import machine_info
 from segpipe.options import BenchmarkOptions
 from segpipe.progress import Reporter
 from segpipe.units import size_text, speed_text
@@ -136,56 +133,6 @@ def latency_stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
         "p90_ms": float(p90),
         "p99_ms": float(p99),
     }
-
-
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on: CPU, core count, library versions, GPU when present."""
-    import os
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    torch = sys.modules.get("torch")  # loaded by .pth models only: ONNX / TensorRT runs stay torch-free
-    if torch is not None:
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    else:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            info["torch"] = importlib.metadata.version("torch")
-        gpu = _gpu_name()
-        if gpu:
-            info["gpu"] = gpu
-    try:
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
-    except ImportError:  # pragma: no cover
-        pass
-    return info
-
-
-def _gpu_name() -> str | None:
-    """The first GPU's name from ``nvidia-smi`` (None without one), for runs that load no torch."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name", "--format=csv,noheader", "-i", "0"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    name = out.stdout.strip().splitlines()[0].strip() if out.returncode == 0 and out.stdout.strip() else ""
-    return name or None
 
 
 def _runner_device(runner: Any) -> str:

@@ -132,7 +132,7 @@ def benchmark_command(
 
     opts = run_guarded(build)
     if report is not None:
-        from segpipe.utils import check_output_file
+        from segpipe.outpaths import check_output_file
 
         run_guarded(check_output_file, report, "--report", tuple(models), "report.json")
     result = run_guarded(benchmark, opts, RichReporter(quiet=quiet))

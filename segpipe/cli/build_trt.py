@@ -206,7 +206,7 @@ def build_trt_command(
         min_agreement=min_agreement,
     )
     if not print_trtexec:
-        from segpipe.utils import check_output_file
+        from segpipe.outpaths import check_output_file
 
         run_guarded(check_output_file, opts.engine, "--engine", (opts.onnx,), "model.engine")
     if print_trtexec:

@@ -124,8 +124,8 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         TrainOptions,
         VisualizeOptions,
     )
+    from segpipe.outpaths import check_output_dir
     from segpipe.training import train
-    from segpipe.utils import check_output_dir
     from segpipe.visualize import visualize
 
     run_guarded(check_output_dir, output_dir, "--output-dir", output_dir == Path("runs/demo"))

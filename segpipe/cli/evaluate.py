@@ -75,7 +75,7 @@ def print_result(result: EvalResult) -> None:
 
 def _check_outputs(opts: Any) -> None:
     """--report and --confusion-matrix can be written, and are none of the files read."""
-    from segpipe.utils import check_output_file
+    from segpipe.outpaths import check_output_file
 
     inputs = (opts.model, opts.colors, opts.class_map)
     if opts.report is not None:

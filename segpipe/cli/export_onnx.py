@@ -29,8 +29,8 @@ from segpipe.cli.common import (
 from segpipe.cli.quantize import CalibCountOpt, CalibImagesOpt, Int8MinAgreementOpt, MethodOpt, QuantizerOpt
 from segpipe.errors import ConfigError
 from segpipe.options import ONNX_OUTPUT_KINDS, OnnxExportOptions, QuantizeOptions
+from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes, output_layout, tensor_text
-from segpipe.utils import check_output_file
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(OnnxExportOptions) if f.default is not dataclasses.MISSING

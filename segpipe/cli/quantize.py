@@ -16,8 +16,8 @@ from rich.markup import escape
 
 from segpipe.cli.common import RichReporter, console, print_written, run_guarded
 from segpipe.options import INT8_MIN_AGREEMENT, QuantizeOptions
+from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes
-from segpipe.utils import check_output_file
 
 _DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(QuantizeOptions) if f.default is not dataclasses.MISSING

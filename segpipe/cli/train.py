@@ -126,7 +126,7 @@ def build_options(ctx: typer.Context, config: Path | None) -> TrainOptions:
 
 def _check_run_folder(opts: Any) -> None:
     """--output-dir (or the default runs/ folder) can be written, before anything starts."""
-    from segpipe.utils import check_output_dir
+    from segpipe.outpaths import check_output_dir
 
     if opts.output_dir is not None:
         check_output_dir(opts.output_dir, "--output-dir")

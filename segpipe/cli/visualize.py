@@ -47,7 +47,7 @@ _DEFAULT_OUT = Path("runs/visualize")
 
 def _check_output_dir(opts: Any, exist_ok: bool) -> None:
     """--output-dir can be written and is not the folder of the images read (unless --exist-ok)."""
-    from segpipe.utils import check_not_over_inputs, check_output_dir
+    from segpipe.outpaths import check_not_over_inputs, check_output_dir
 
     check_output_dir(opts.output_dir, "--output-dir", default=opts.output_dir == _DEFAULT_OUT)
     if not exist_ok and opts.images is not None:
