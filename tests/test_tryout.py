@@ -91,3 +91,22 @@ def test_val_samples_legend_does_not_cover_the_pictures(tmp_path: Path) -> None:
     bottom = pic[ys.max() - 20 : ys.max() + 1, xs.min() + 2 : xs.max() - 1]
     assert (bottom == 100).all(), "the legend covers the last row of pictures"
     assert (pic == np.array([224, 224, 192])).all(axis=2).sum() > 50  # ignored border drawn
+
+
+def test_a_choice_refused_in_a_config_file_names_the_file_and_line(tmp_path: Path) -> None:
+    """Types and ranges named the file and line; choices (optimizer, mask_type, format...) said
+    '--optimizer adamx' as if typed, sending the user looking for a flag they never wrote."""
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    (tmp_path / "data").mkdir()
+    for key, value in (("optimizer", "adamx"), ("mask_type", "colr"), ("format", "cocoo")):
+        cfg = tmp_path / f"{key}.yaml"
+        cfg.write_text(f"epochs: 1\n{key}: {value}\n", encoding="utf-8")
+        r = CliRunner().invoke(app, ["train", "--config", str(cfg), "--data-root", str(tmp_path / "data")])
+        line = r.output.strip().splitlines()[-1]
+        assert r.exit_code == 1 and f"{cfg} line 2: {key} {value}: use" in line, r.output
+    # typed on the command line it stays the flag
+    r = CliRunner().invoke(app, ["train", "--optimizer", "adamx", "--data-root", str(tmp_path / "data")])
+    assert "--optimizer adamx: use one of" in r.output, r.output

@@ -118,10 +118,34 @@ def build_options(ctx: typer.Context, config: Path | None) -> TrainOptions:
     values = load_config(config) if config is not None else {}
     if not os.environ.get("SEGPIPE_LAUNCHED"):  # launch.LAUNCHED_ENV: the launcher's own config is trusted
         _command_line_only(config, values, explicit)
+    from_file = set(values) - set(explicit)
     values.update(explicit)
     if "data_root" not in values:
         raise ConfigError("--data-root is required (on the command line or in --config)")
-    return TrainOptions(**values)
+    try:
+        fmt = values.get("format", "auto")
+        if "format" in from_file and fmt != "auto":
+            from segpipe.data.formats import FORMATS
+
+            if fmt not in FORMATS:
+                raise ConfigError(f"--format {fmt}: use auto or one of {', '.join(FORMATS)}")
+        return TrainOptions(**values)
+    except ConfigError as e:  # a choice refused by its flag name: say the file and line it came from
+        raise _from_config(e, config, from_file) from None
+
+
+def _from_config(error: Exception, config: Path | None, from_file: set[str]) -> Exception:
+    """``--optimizer adamx: use one of ...`` -> ``c.yaml line 3: optimizer adamx: use one of ...``
+    when that value was written in the config file, not typed as a flag."""
+    from segpipe.errors import ConfigError
+    from segpipe.schema.options import config_where
+
+    text = str(error)
+    head = text.split(" ", 1)[0]
+    name = head[2:].replace("-", "_") if head.startswith("--") else ""
+    if config is None or name not in from_file:
+        return error
+    return ConfigError(f"{config_where(config, name)} {text.split(' ', 1)[1]}")
 
 
 def _check_run_folder(opts: Any) -> None:

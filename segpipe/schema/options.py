@@ -206,6 +206,24 @@ def _pre_coerce(hint: Any, value: Any) -> Any:
     return value
 
 
+def key_lines(text: str) -> dict[str, int]:
+    """The line (1-based) of each top-level key of a YAML options file, for error messages."""
+    lines: dict[str, int] = {}
+    for i, line in enumerate(text.splitlines(), start=1):
+        lines.setdefault(line.split(":", 1)[0].strip().strip("'\""), i)
+    return lines
+
+
+def config_where(path: str | Path, name: str) -> str:
+    """``c.yaml line 3: optimizer`` for option ``name`` (either spelling) of the options file."""
+    try:
+        lines = key_lines(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        lines = {}
+    line = lines.get(name) or lines.get(name.replace("_", "-"))
+    return f"{path} line {line if line else '?'}: {name}"
+
+
 def load_config(path: str | Path, cls: type) -> dict[str, Any]:
     """Read a YAML options file into keyword arguments for ``cls``, each checked by the schema.
 
@@ -222,9 +240,7 @@ def load_config(path: str | Path, cls: type) -> dict[str, Any]:
         raise ConfigError(f"{p}: expected a mapping of option: value, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     hints = get_type_hints(cls, include_extras=True)
-    lines: dict[str, int] = {}
-    for i, line in enumerate(text.splitlines(), start=1):
-        lines.setdefault(line.split(":", 1)[0].strip().strip("'\""), i)
+    lines = key_lines(text)
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
