@@ -110,3 +110,20 @@ def test_a_choice_refused_in_a_config_file_names_the_file_and_line(tmp_path: Pat
     # typed on the command line it stays the flag
     r = CliRunner().invoke(app, ["train", "--optimizer", "adamx", "--data-root", str(tmp_path / "data")])
     assert "--optimizer adamx: use one of" in r.output, r.output
+
+
+def test_class_names_the_model_would_refuse_are_refused_before_training(tmp_path: Path) -> None:
+    """A data.yaml name holding ESC (or a newline) trained a whole epoch, then saving the checkpoint
+    failed on the metadata schema. Refused at once, naming where the name came from."""
+    import pytest
+
+    from segpipe.data.classes import resolve_classes
+    from segpipe.data.formats.base import ClassInfo
+    from segpipe.errors import DataError
+
+    for bad in ("bg\x1b[31m", "a\nb", "x" * 201):
+        info = ClassInfo(("background", bad), None, "data.yaml names")
+        with pytest.raises(DataError, match=r", data.yaml names: class 1 name .*(control|longer)") as e:
+            resolve_classes(2, info, tmp_path)
+        assert "\x1b" not in str(e.value) and "\n" not in str(e.value)
+    assert resolve_classes(2, ClassInfo(("bg", "öl :x:"), None, "y"), tmp_path).names == ("bg", "öl :x:")

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segpipe.data.formats.base import ClassInfo
+from segpipe.errors import DataError
 from segpipe.palette import Palette, fit_palette, load_palette
+from segpipe.schema import has_controls, shown
 
 NAME_HINT = (
     "the data names no classes: they are called class_0..class_{last}; name them with "
@@ -73,6 +75,7 @@ def resolve_classes(
                 f"{where} names {len(given)} classes but there are {num_classes}: they are called "
                 f"class_0..class_{num_classes - 1}; name them with --class-names a,b,c"
             )
+    _check_names(names, source if source.startswith("--") else f"{root}, {source}")
     if user_pal is not None:
         pal = user_pal
     elif info.colors is not None:
@@ -83,3 +86,21 @@ def resolve_classes(
         pal = load_palette(None)
     pal, warning = fit_palette(pal, num_classes)
     return ResolvedClasses(names, Palette(names, pal.colors, pal.source, pal.dropped), source, hint, warning)
+
+
+#: The longest class name the model description takes (segpipe.schema.files.Name).
+MAX_NAME = 200
+
+
+def _check_names(names: Sequence[str], source: str) -> None:
+    """Names the checkpoint and ONNX metadata will accept, refused here, before training, naming
+    where they came from (a data set's YAML, labelmap, categories): not after the first epoch."""
+    for i, name in enumerate(names):
+        problem = None
+        if has_controls(name):
+            problem = "control characters (ESC, CR, newline, ...) are not allowed"
+        elif len(name) > MAX_NAME:
+            problem = f"longer than {MAX_NAME} characters"
+        if problem:
+            hint = "" if source.startswith("--") else " (rename it, or give --class-names)"
+            raise DataError(f"{source}: class {i} name {shown(name)}: {problem}{hint}")
