@@ -204,10 +204,11 @@ def colorize(labels: np.ndarray, colors: np.ndarray | Palette, ignore_index: int
         lut[ignore_index] = IGNORE_COLOR
     if labels.dtype == np.uint8 and labels.ndim == 2:
         return cv2.LUT(cv2.merge([labels, labels, labels]), lut[:256].reshape(256, 1, 3))
-    idx = np.clip(labels.astype(np.int64, copy=False), 0, len(lut) - 1)
-    out = lut[idx]
-    if ignore_index >= max(len(lut_src), 256):
-        out[labels == ignore_index] = IGNORE_COLOR
+    idx = labels.astype(np.int64, copy=False)
+    out = lut[np.clip(idx, 0, len(lut) - 1)]
+    out[(idx < 0) | (idx >= len(lut))] = 0  # ids beyond the palette: black, as on the LUT path
+    if ignore_index >= len(lut_src):
+        out[idx == ignore_index] = IGNORE_COLOR
     return out
 
 

@@ -311,9 +311,10 @@ def test_colorize_lut_path_equals_indexing_path():
 
     palette = load_palette(None).truncated(5)
     labels = np.random.default_rng(0).integers(0, 256, size=(30, 40)).astype(np.uint8)
-    labels[0, :4] = 255  # ignore index and ids beyond the palette are black in both
+    labels[0, :4] = 255  # ignore index: VOC's void colour; ids beyond the palette: black; in both
+    labels[1, :4] = 7
     fast = colorize(labels, palette)  # uint8: cv2.LUT
     np.testing.assert_array_equal(fast, colorize(labels.astype(np.int64), palette))  # numpy indexing
-    assert tuple(fast[0, 0]) == (0, 0, 0)
+    assert tuple(fast[0, 0]) == (224, 224, 192) and tuple(fast[1, 0]) == (0, 0, 0)
     wide = labels.astype(np.uint16) + 200
     np.testing.assert_array_equal(colorize(wide, palette), colorize(wide.astype(np.int64), palette))
