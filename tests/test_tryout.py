@@ -127,3 +127,16 @@ def test_class_names_the_model_would_refuse_are_refused_before_training(tmp_path
             resolve_classes(2, info, tmp_path)
         assert "\x1b" not in str(e.value) and "\n" not in str(e.value)
     assert resolve_classes(2, ClassInfo(("bg", "öl :x:"), None, "y"), tmp_path).names == ("bg", "öl :x:")
+
+
+def test_written_folder_says_its_files_not_zero_bytes(tmp_path: Path, capsys) -> None:
+    """`segpipe data --export-masks DIR` ended with 'wrote seed layout DIR (0 B)'."""
+    from segpipe.cli.common import print_written
+
+    out = tmp_path / "seed ü"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "a.png").write_bytes(b"x" * 3000)
+    (out / "colors.csv").write_text("id,name,r,g,b\n", encoding="utf-8")
+    print_written(out, "seed layout")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(2 files, " in text and "(0 B)" not in text, text

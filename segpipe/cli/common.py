@@ -184,9 +184,14 @@ def print_written(path: Path, what: str = "") -> None:
     """The one line every step prints for a file it wrote: what, where, how big."""
     from segpipe.units import human_bytes
 
-    size = path.stat().st_size if path.exists() and path.is_file() else 0
     label = f"{what} " if what else ""
-    console.print(f"[green]wrote[/] {escape(f'{label}{path}')} ({human_bytes(size)})", markup=True)
+    if path.is_dir():  # a folder: its files and their total size, not the directory entry's 0 B
+        files = [p for p in path.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files)
+        amount = f"{len(files)} file{'s' if len(files) != 1 else ''}, {human_bytes(size)}"
+    else:
+        amount = human_bytes(path.stat().st_size if path.is_file() else 0)
+    console.print(f"[green]wrote[/] {escape(f'{label}{path}')} ({amount})", markup=True)
 
 
 # ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------
