@@ -140,3 +140,17 @@ def test_written_folder_says_its_files_not_zero_bytes(tmp_path: Path, capsys) ->
     print_written(out, "seed layout")
     text = " ".join(capsys.readouterr().out.split())
     assert "(2 files, " in text and "(0 B)" not in text, text
+
+
+def test_voc_split_file_naming_a_missing_image_names_that_file(tmp_path: Path) -> None:
+    import pytest
+
+    from segpipe.errors import DataError
+
+    root = _voc(tmp_path / "VOC", ["a", "b", "c"])
+    with (root / "ImageSets/Segmentation/val.txt").open("a", encoding="utf-8") as f:
+        f.write("ghost one\n")
+    with pytest.raises(DataError) as e:
+        open_dataset(root).samples()
+    msg = str(e.value)
+    assert "val.txt" in msg and "train.txt" not in msg and "'ghost one' (image and mask)" in msg, msg

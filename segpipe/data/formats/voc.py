@@ -66,22 +66,31 @@ class VocReader(FormatReader):
         lists = {s: sets / f"{s}.txt" for s in ("train", "val") if (sets / f"{s}.txt").is_file()}
         if lists:
             wanted: list[tuple[str, str | None]] = []
+            listed_in: dict[str, Path] = {}
             for split, path in lists.items():
                 # one name per line (names may hold spaces, as CVAT's VOC-style export writes them)
                 names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
                 wanted += [(n, split) for n in names]
+                listed_in.update((n, path) for n in names if n not in listed_in)
         else:
             wanted = [(p.stem, None) for p in sorted(masks_dir.glob("*.png"))]
-        out, missing = [], []
+        out, missing, lacking = [], [], []
         for name, split in wanted:
             mask = masks_dir / f"{name}.png"
             image = self._image_of(name)
             if image is None or not mask.is_file():
-                missing.append(f"{name} ({'image' if image is None else 'mask'})")
+                what = " and ".join(
+                    w for w, gone in (("image", image is None), ("mask", not mask.is_file())) if gone
+                )
+                missing.append(f"{name!r} ({what})")
+                lacking.append(name)
                 continue
             out.append(LabelledSample(name, image, mask, split))
         if missing:
-            where = ", ".join(str(p) for p in lists.values()) or str(masks_dir)
+            where = str(masks_dir)
+            if lists:  # the split files that list the missing names, not every split file
+                files = dict.fromkeys(str(listed_in[n]) for n in lacking)
+                where = ", ".join(files)
             raise DataError(
                 f"{len(missing)} name(s) listed in {where} lack a JPEGImages/NAME.jpg or "
                 f"SegmentationClass/NAME.png: {some(missing)}"
