@@ -154,3 +154,14 @@ def test_voc_split_file_naming_a_missing_image_names_that_file(tmp_path: Path) -
         open_dataset(root).samples()
     msg = str(e.value)
     assert "val.txt" in msg and "train.txt" not in msg and "'ghost one' (image and mask)" in msg, msg
+
+
+def test_two_classes_with_one_name_are_said(tmp_path: Path) -> None:
+    """COCO categories 7 and 9 both named 'person' became two silent 'person' classes."""
+    from segpipe.data.classes import resolve_classes
+    from segpipe.data.formats.base import ClassInfo
+
+    info = ClassInfo(("background", "person", "car", "person"), None, "COCO categories")
+    hint = resolve_classes(4, info, tmp_path).hint
+    assert hint is not None and "classes 1 and 3 are both called 'person'" in hint
+    assert resolve_classes(4, info, tmp_path, ["bg", "p1", "car", "p2"]).hint is None

@@ -75,7 +75,10 @@ def resolve_classes(
                 f"{where} names {len(given)} classes but there are {num_classes}: they are called "
                 f"class_0..class_{num_classes - 1}; name them with --class-names a,b,c"
             )
-    _check_names(names, source if source.startswith("--") else f"{root}, {source}")
+    where = source if source.startswith("--") else f"{root}, {source}"
+    _check_names(names, where)
+    if hint is None:
+        hint = _repeated(names, where)
     if user_pal is not None:
         pal = user_pal
     elif info.colors is not None:
@@ -104,3 +107,17 @@ def _check_names(names: Sequence[str], source: str) -> None:
         if problem:
             hint = "" if source.startswith("--") else " (rename it, or give --class-names)"
             raise DataError(f"{source}: class {i} name {shown(name)}: {problem}{hint}")
+
+
+def _repeated(names: Sequence[str], where: str) -> str | None:
+    """A warning when two classes share a name (COCO categories may): pictures, tables and a
+    ``name,weight`` class-weights file could not tell them apart."""
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            return (
+                f"{where}: classes {first[name]} and {i} are both called {shown(name)}; "
+                "give --class-names to tell them apart"
+            )
+        first[name] = i
+    return None
