@@ -51,7 +51,7 @@ MODEL_INFO_CASES: list[tuple[str, Any, str]] = [
     ("colors", [[0, 0, 0], [300, 0, 0], [0, 0, 0]], "must be within 0..255"),
     ("colors", [[0, 0, 0], [-5, 0, 0], [0, 0, 0]], "must be within 0..255"),
     ("colors", [[0, 0], [1, 1, 1], [2, 2, 2]], "colors[0]"),
-    ("colors", [[0, 0, 0]], "1 entries for 3 classes"),
+    ("colors", [[0, 0, 0]], "1 entry for 3 classes"),
     ("output_stride", 0, "must be within 1..1024"),
     ("output_stride", "32", "expected a whole number"),
     ("ignore_index", 70000, "must be within 0..65535"),

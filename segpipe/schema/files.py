@@ -104,7 +104,7 @@ class ModelInfoFile(BaseModel):
             items = getattr(self, name)
             if items and len(items) != self.num_classes:
                 raise ValueError(
-                    f"{name}: {len(items)} entries for {self.num_classes} classes (one per class)"
+                    f"{name}: {len(items)} {'entry' if len(items) == 1 else 'entries'} for {self.num_classes} classes (one per class)"
                 )
         return self
 
@@ -225,7 +225,8 @@ def error_line(exc: ValidationError, source: str) -> str:
     field = _field_name(tuple(err.get("loc", ())))
     problem = problem_text(err)
     value = "" if err.get("type") == "missing" or not field else f" {shown(err.get('input'))}"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    extra = len(errors) - 1
+    more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     head = f"{source} {field}".rstrip() if field else source
     return f"{head}{value}: {problem}{more}"
 
