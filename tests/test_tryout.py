@@ -165,3 +165,32 @@ def test_two_classes_with_one_name_are_said(tmp_path: Path) -> None:
     hint = resolve_classes(4, info, tmp_path).hint
     assert hint is not None and "classes 1 and 3 are both called 'person'" in hint
     assert resolve_classes(4, info, tmp_path, ["bg", "p1", "car", "p2"]).hint is None
+
+
+def _laughs(levels: int) -> str:
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nnames: *l{levels - 1}\npath: .\ntrain: images/train\nval: images/val\n"
+
+
+def test_dataset_yaml_and_json_bombs_are_one_line(tmp_path: Path) -> None:
+    """A dataset YAML of nested aliases (Ultralytics/YOLO data.yaml) was expanded without bound
+    (MemoryError at 9 levels); a deeply nested COCO JSON was a RecursionError traceback."""
+    import pytest
+
+    from segpipe.data.formats._annotations import read_json
+    from segpipe.data.formats.ultralytics import load_config
+    from segpipe.errors import DataError
+
+    yml = tmp_path / "data.yaml"
+    yml.write_text(_laughs(6), encoding="utf-8")  # 531441 values: over the bound, small enough here
+    with pytest.raises(DataError, match="data.yaml: refused, its anchors and aliases expand"):
+        load_config(yml)
+    for d in ("images/train", "masks/train"):
+        (tmp_path / d).mkdir(parents=True)
+    with pytest.raises(DataError, match="refused"):  # detection says ultralytics, the reader why not
+        open_dataset(tmp_path).samples()
+    deep = tmp_path / "instances_val2017.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(DataError, match="JSON nested too deeply"):
+        read_json(deep)

@@ -156,6 +156,10 @@ class BoundedSafeLoader(yaml.SafeLoader):
         return node
 
 
+#: The refusal :func:`safe_load_bounded` raises, for readers of other YAML files (dataset YAMLs).
+TooBig = _TooBig
+
+
 def safe_load_bounded(text: str) -> Any:
     """``yaml.safe_load`` through :class:`BoundedSafeLoader` (raises ``yaml.YAMLError``,
     ``RecursionError`` or the internal refusal; :func:`load_config` turns each into one line)."""

@@ -75,6 +75,8 @@ def read_json(path: Path) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not valid JSON: not UTF-8 text") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 

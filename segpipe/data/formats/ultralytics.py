@@ -143,9 +143,15 @@ def load_config(path: Path) -> UltralyticsConfig:
     line naming the file and the fields."""
     import yaml
 
+    from segpipe.schema.options import TooBig, safe_load_bounded
+
     text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
+    try:  # bounded: a few hundred bytes of nested aliases must not expand to gigabytes
+        data = safe_load_bounded(text)
+    except TooBig as exc:
+        raise DataError(f"{path}: refused, {exc}") from None
+    except RecursionError:
+        raise DataError(f"{path}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -298,6 +304,8 @@ def detect_reason(root: Path) -> tuple[str, Path] | None:
                 continue
             cfg = load_config(yml)
         except DataError:
+            if (root / "masks").is_dir() and (root / "images").is_dir():  # the reader then says why
+                return f"{yml.name} (unreadable) with images/ and masks/ folders", yml
             continue
         if cfg.masks_dir is not None:
             return f"{yml.name} names masks_dir: {cfg.masks_dir}", yml
