@@ -244,7 +244,7 @@ def test_commands_with_tile_and_tta(onnx_models, tmp_path):
         "--warmup", 0, "--image-size", 100, 70, "--batch", 2,
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "1x70x100" in res.output
+    assert "input (N x W x H)" in res.output and "1 x 100x70" in res.output  # --image-size W H as given
     # a fixed-size model cannot take other scales; a class-map model cannot be averaged: one line each
     res = invoke("evaluate", "--data-root", data, "-m", fixed, "--tta", "scales=0.5,1")
     assert res.exit_code == 1 and "only takes 64x64" in res.output and "Traceback" not in res.output

@@ -200,13 +200,13 @@ def test_auto_exporter_falls_back_to_dynamo_and_says_so(
     real = mod.torch_to_onnx
     used: list[str] = []
 
-    def torchscript_cannot(module, example, path, opset, axes, exporter="torchscript", log_path=None):  # noqa: ANN001
+    def torchscript_cannot(module, example, path, opset, axes, exporter="torchscript", *rest):  # noqa: ANN001
         used.append(exporter)
         if exporter == "torchscript":
             raise ExportError(
                 "torch.onnx.export (torchscript exporter, opset 17) failed: SymbolicValueError: nope"
             )
-        real(module, example, path, opset, axes, exporter, log_path)
+        real(module, example, path, opset, axes, exporter, *rest)
 
     monkeypatch.setattr(mod, "torch_to_onnx", torchscript_cannot)
     ckpt = checkpoint(tmp_path / "m.pth", "Unet", TINY_TU)

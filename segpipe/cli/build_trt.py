@@ -243,11 +243,14 @@ def _raise(exc: Exception) -> None:
 
 
 def _describe(p: dict) -> str:
-    """``1x640x1280x3 NHWC`` (static) or ``min .. opt .. max ..`` from a sidecar profile entry."""
+    """``1x640x1280x3 NHWC`` (static) or ``min .. opt .. max .. NHWC`` from a sidecar profile entry."""
     from segpipe.units import shape_text
 
-    dims = [shape_text(p.get(k, []), "NHWC") for k in ("min", "opt", "max")]
-    return dims[1] if dims[0] == dims[1] == dims[2] else f"min {dims[0]} opt {dims[1]} max {dims[2]}"
+    dims = [shape_text(p.get(k, [])) for k in ("min", "opt", "max")]
+    layout = " NHWC" if len(p.get("opt", [])) == 4 else ""  # the layout once, not after each shape
+    if dims[0] == dims[1] == dims[2]:
+        return dims[1] + layout
+    return f"min {dims[0]} opt {dims[1]} max {dims[2]}{layout}"
 
 
 def _installed_trt_major() -> int | None:
