@@ -194,3 +194,18 @@ def test_dataset_yaml_and_json_bombs_are_one_line(tmp_path: Path) -> None:
     deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     with pytest.raises(DataError, match="JSON nested too deeply"):
         read_json(deep)
+
+
+def test_data_refuses_a_class_count_train_would_refuse(tmp_path: Path) -> None:
+    """`segpipe data ROOT --num-classes 0` was taken as 'not given'; -5 printed 'mask values
+    [0, 1, 2] are beyond the -5 classes'."""
+    import pytest
+
+    from segpipe.data.inspect import scan_data
+    from segpipe.errors import ConfigError
+
+    reader = open_dataset(_voc(tmp_path / "VOC", ["a", "b"]))
+    for bad in (0, 1, -5, 70000):
+        with pytest.raises(ConfigError, match=f"--num-classes {bad}: use 2..65535"):
+            scan_data(reader, num_classes=bad)
+    assert scan_data(reader, num_classes=21).classes.names[15] == "person"

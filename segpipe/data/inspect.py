@@ -14,6 +14,7 @@ import numpy as np
 from segpipe.data.classes import ResolvedClasses, data_classes_count, resolve_classes
 from segpipe.data.formats import FormatReader, LabelledSample
 from segpipe.errors import ConfigError, SegpipeError
+from segpipe.options.base import MAX_CLASSES
 from segpipe.palette import save_palette
 from segpipe.progress import Reporter
 
@@ -41,6 +42,8 @@ def scan_data(
     """Read every sample once: split counts, pixels per class, and the problems found (files that do
     not read, size mismatches, values beyond the classes), each one line naming the file."""
     reporter = reporter or Reporter()
+    if num_classes is not None and not 2 <= num_classes <= MAX_CLASSES:  # 0 read as "not given"
+        raise ConfigError(f"--num-classes {num_classes}: use 2..{MAX_CLASSES} (binary: 2)")
     samples = reader.samples()
     info = reader.classes()
     num = num_classes or (len(class_names) if class_names else None) or data_classes_count(info, reader.root)
