@@ -66,6 +66,7 @@ def test_detection_picks_the_format_and_says_why(
 
 def test_nothing_or_a_file_is_one_line(tmp_path: Path, tiny_checkpoint: Path) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a data set")  # (an empty folder says so)
     with pytest.raises(DataError, match="no label format found; pass --format") as e:
         detect_format(tmp_path / "empty")
     assert "voc: JPEGImages/" in str(e.value) and "\n" not in str(e.value)

@@ -209,3 +209,15 @@ def test_data_refuses_a_class_count_train_would_refuse(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=f"--num-classes {bad}: use 2..65535"):
             scan_data(reader, num_classes=bad)
     assert scan_data(reader, num_classes=21).classes.names[15] == "person"
+
+
+def test_an_empty_data_root_is_called_empty(tmp_path: Path) -> None:
+    """It got the 1,000-character list of every format's layout."""
+    import pytest
+
+    from segpipe.errors import DataError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as e:
+        open_dataset(tmp_path / "empty")
+    assert str(e.value) == f"data root {tmp_path / 'empty'} is an empty folder"

@@ -104,6 +104,8 @@ def detect_format(root: str | Path) -> tuple[str, str]:
         raise DataError(f"data root {root} is a file, not a folder")
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist")
+    if next(root.iterdir(), None) is None:  # before the long list of what every format expects
+        raise DataError(f"data root {root} is an empty folder")
     found: list[tuple[str, str, bool]] = []
     for name in available_formats():
         cls = reader_class(name)
