@@ -23,15 +23,22 @@ SIDE_TITLE = 24  #: height of the title strip above each panel
 SIDE_MIN_WIDTH = 900
 
 
-def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray, ignored: int = 0) -> np.ndarray:
+def draw_legend(
+    palette: Palette, counts: Sequence[int] | np.ndarray, ignored: int = 0, clear: int | None = None
+) -> np.ndarray:
     """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels);
-    ``ignored`` > 0 (ignored pixels in a ground truth shown beside it) adds an "ignored" row."""
+    ``ignored`` > 0 (ignored pixels in a ground truth shown beside it) adds an "ignored" row;
+    class ``clear`` (the background an overlay leaves as the photo) gets an empty swatch and
+    "(not drawn)"."""
     counts = np.asarray(counts, dtype=np.int64)
     total = max(int(counts.sum()), 1)
     present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
     font, scale, thick, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1, 22
-    texts = [f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" for i in present] or ["(no class)"]
-    swatches = [tuple(int(c) for c in palette.colors[i]) for i in present] if present else [None]
+    texts = [
+        f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" + (" (not drawn)" if i == clear else "")
+        for i in present
+    ] or ["(no class)"]
+    swatches = [None if i == clear else tuple(int(c) for c in palette.colors[i]) for i in present] or [None]
     if ignored > 0:
         texts.append("ignored (ground truth)")
         swatches.append(IGNORE_COLOR)
@@ -42,6 +49,7 @@ def draw_legend(palette: Palette, counts: Sequence[int] | np.ndarray, ignored: i
         color = swatches[r]
         if color is not None:
             cv2.rectangle(img, (6, y + 3), (26, y + row - 3), color, -1)
+        if color is not None or texts[r].endswith("(not drawn)"):
             cv2.rectangle(img, (6, y + 3), (26, y + row - 3), (96, 96, 96), 1)
         cv2.putText(img, text, (34, y + row - 7), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
     return img

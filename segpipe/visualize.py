@@ -180,7 +180,8 @@ def _render(
     if opts.overlay is not None:
         background = None if opts.overlay_background else BACKGROUND
         blended = overlay(image, mask, opts.overlay, labels, background=background, outline=opts.outline)
-        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), with_legend(blended, legend))
+        shown = legend if background is None else draw_legend(palette, counts, clear=background)
+        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), with_legend(blended, shown))
         files += 1
     if opts.side_by_side:
         gt, side_legend = None, legend

@@ -156,3 +156,18 @@ def test_video_frames_leave_the_background_as_the_frame() -> None:
     outside = labels == 0
     outside[: 8 + legend_h, : 8 + legend_w] = False  # the legend sits in the top-left corner
     np.testing.assert_array_equal(frame[outside], image[outside])
+
+
+def test_overlay_legend_shows_the_undrawn_background_as_an_empty_swatch() -> None:
+    """Overlays leave class 0 as the photo: its legend row must not show a filled colour swatch."""
+    from segpipe.pictures import draw_legend
+
+    counts = [50, 30, 20]
+    filled = draw_legend(PALETTE, counts)
+    clear = draw_legend(PALETTE, counts, clear=0)
+    row0 = (slice(4 + 5, 4 + 22 - 5), slice(8, 25))  # inside the first row's swatch
+    assert (filled[row0] == PALETTE.colors[0]).all()
+    assert (clear[row0] == 255).all()  # empty: the paper shows through
+    row1 = (slice(4 + 22 + 5, 4 + 44 - 5), slice(8, 25))
+    assert (clear[row1] == PALETTE.colors[1]).all()  # the drawn classes keep theirs
+    assert clear.shape[1] > filled.shape[1]  # room for "(not drawn)"

@@ -49,9 +49,9 @@ SizeOpt = Annotated[
     tuple[int, int] | None,
     typer.Option(
         "--size",
-        help="WIDTH HEIGHT, multiples of the output stride.",
+        help="WIDTH HEIGHT, multiples of the output stride. Default: 512 512.",
         rich_help_panel=DATA,
-        show_default="512 512",
+        show_default=False,
     ),
 ]
 ValFractionOpt = Annotated[
@@ -82,9 +82,9 @@ IgnoreIndexOpt = Annotated[
     int | None,
     typer.Option(
         "--ignore-index",
-        help="Mask value ignored by loss and metrics.",
+        help="Mask value ignored by loss and metrics. Default: 255 (65535 above 255 classes).",
         rich_help_panel=DATA,
-        show_default="255; 65535 above 255 classes",
+        show_default=False,
     ),
 ]
 MaskTypeOpt = Annotated[str, typer.Option("--mask-type", help="auto, index or color.", rich_help_panel=DATA)]
@@ -242,7 +242,10 @@ ModelNameOpt = Annotated[
 WorkersOpt = Annotated[
     int | None,
     typer.Option(
-        "--workers", help="Data loader processes.", rich_help_panel=RUN, show_default="min(4, cores)"
+        "--workers",
+        help="Data loader processes. Default: min(4, cores).",
+        rich_help_panel=RUN,
+        show_default=False,
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)]
