@@ -742,3 +742,24 @@ def test_trains_and_evaluates_from_native_layout(fmt: str, tmp_path: Path) -> No
     assert (
         len(sides) == got["images"] and cv2.imread(str(sides[0])).shape[1] >= 3 * 64
     )  # image, truth, prediction
+
+
+def test_coco_annotations_of_unlisted_images_are_left_out_with_one_warning(tmp_path: Path) -> None:
+    from segpipe.progress import Reporter
+
+    class Collect(Reporter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.warnings: list[str] = []
+
+        def warn(self, message: str) -> None:
+            self.warnings.append(message)
+
+    data = _coco(tmp_path)
+    data["annotations"].append(dict(data["annotations"][0], id=77, image_id=404))
+    (tmp_path / "annotations" / "instances_train2017.json").write_text(json.dumps(data))
+    reporter = Collect()
+    samples = open_dataset(tmp_path, reporter=reporter).samples()
+    assert {s.key[1] for s in samples} == {im["id"] for im in data["images"]}
+    assert len(reporter.warnings) == 1 and "1 annotation(s)" in reporter.warnings[0]
+    assert "image_id 404" in reporter.warnings[0] and "instances_train2017.json" in reporter.warnings[0]

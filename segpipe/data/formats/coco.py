@@ -276,6 +276,13 @@ class CocoReader(FormatReader):
             raise DataError(f"{len(missing)} image(s) listed in the COCO JSON are missing: {some(missing)}")
         if not out:
             raise DataError(f"{some([str(f) for f in self.label_files()])}: no images listed")
+        orphans = [(f, a) for key, anns in self._anns.items() if key not in out for f, a in anns]
+        if orphans:  # annotations of an image id that 'images' does not list are left out, said once
+            ids = sorted({str(a["image_id"]) for _, a in orphans})
+            self.reporter.warn(
+                f"{orphans[0][0]}: {len(orphans)} annotation(s) name image ids that 'images' does not "
+                f"list and are left out: image_id {some(ids)}"
+            )
         self._samples = sorted(out.values(), key=lambda s: s.name)
         return list(self._samples)
 
