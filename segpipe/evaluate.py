@@ -126,9 +126,11 @@ def model_palette_or_default(opts: EvaluateOptions, info: ModelInfo) -> Palette:
     return load_palette(None)
 
 
-def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path) -> str | None:
+def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path, colours: bool = True) -> str | None:
     """A warning when a data set's palette (``--colors`` or ``DATA_ROOT/colors.csv``) describes other
-    classes than the model's: another count, or another name or colour for the same id."""
+    classes than the model's: another count, or another name or colour for the same id.
+    ``colours=False``: the data set names its classes without colours (the palette's are the model's),
+    so only names are compared and no colour is said to be the data set's."""
     problems = []
     if len(palette) != info.num_classes:
         problems.append(f"{len(palette)} classes in the data set, {info.num_classes} in the model")
@@ -143,10 +145,11 @@ def class_mismatch(info: ModelInfo, palette: Palette, model: str | Path) -> str 
             and ours[0] not in default
             and model_name.strip().lower() != ours[0].strip().lower()
         )
-        colour_differs = model_rgb is not None and model_rgb != ours[1]
+        colour_differs = colours and model_rgb is not None and model_rgb != ours[1]
         if name_differs or colour_differs:
+            shown = f"{ours[0]!r} {ours[1]}" if colours else repr(ours[0])
             problems.append(
-                f"class {i} is {ours[0]!r} {ours[1]} in the data set but "
+                f"class {i} is {shown} in the data set but "
                 f"{model_name or f'class_{i}'!r} {model_rgb or ''}".rstrip()
                 + " in the model"
             )
@@ -223,8 +226,14 @@ def evaluate(
         if opts.format == "auto":
             reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
         samples = select_split(reader.samples(), opts.split, Path(opts.data_root))
-        palette = data_classes_palette(opts, info, reader.classes())
-        mismatch = class_mismatch(info, palette, opts.model) if palette and class_map is None else None
+        data = reader.classes()
+        palette = data_classes_palette(opts, info, data)
+        colours = opts.colors is not None or (
+            data.colors is not None and data.names is not None and len(data.colors) == len(data.names)
+        )
+        mismatch = (
+            class_mismatch(info, palette, opts.model, colours) if palette and class_map is None else None
+        )
         if mismatch:
             warnings.append(mismatch)
             reporter.warn(mismatch)

@@ -331,3 +331,20 @@ def test_model_files_are_recognised_by_content_not_suffix(models, tmp_path):
     res = cli("info", as_bin)
     assert res.exit_code == 0 and "segpipe checkpoint" in res.output and "tensorrt engine" not in res.output
     assert describe_model(plan).kind == "tensorrt engine"
+
+
+def test_class_mismatch_from_names_only_data_says_no_colour_of_the_data_set() -> None:
+    """A data set that names its classes without colours (a YAML, COCO categories) borrows the
+    model's colours for pictures: the warning must not present them as the data set's."""
+    from segpipe.evaluate import class_mismatch
+    from segpipe.palette import Palette
+
+    info = tiny_info().replace(
+        class_names=("ground", "car", "sky"), colors=((10, 20, 30), (1, 2, 3), (4, 5, 6))
+    )
+    names_only = Palette(("road", "car", "sky"), info.colors, "data.yaml names")
+    warning = class_mismatch(info, names_only, "m.pth", colours=False)
+    assert warning is not None and "class 0 is 'road' in the data set but 'ground' (10, 20, 30)" in warning
+    other_colour = Palette(("ground", "car", "sky"), ((9, 9, 9), (1, 2, 3), (4, 5, 6)), "data.yaml names")
+    assert class_mismatch(info, other_colour, "m.pth", colours=False) is None  # colours not compared
+    assert "(9, 9, 9) in the data set" in class_mismatch(info, other_colour, "m.pth")
