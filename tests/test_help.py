@@ -223,3 +223,32 @@ def test_per_class_table_counts_the_validation_pixels_its_iou_was_measured_on() 
     (title, columns, rows) = rep.tables[0]
     assert "best epoch (2)" in title and columns == ["class", "IoU", "validation pixels"]
     assert rows == [["road", 0.6, 1200], ["car", 0.8, 340]]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--epochs", "x"], "Invalid value for '--epochs'"),
+        (["visualize"], "Missing option '--model'"),
+        (["trian"], "Did you mean 'train'?"),
+    ],
+)
+def test_usage_errors_are_one_line_on_stderr(args: list[str], expected: str) -> None:
+    """Wrong flags, values and commands: one ``error:`` line naming the way to help, exit 2 (click
+    draws a box and a usage block instead)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "80"}
+    r = subprocess.run(
+        [sys.executable, "-c", "from segpipe.cli.app import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert "-h for help" in lines[0] and "╭" not in r.stderr

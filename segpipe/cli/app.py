@@ -182,12 +182,31 @@ def main() -> None:
         sys.stdout = _GuardedStdout(sys.stdout)
     try:
         try:
-            app()
+            code = app(standalone_mode=False)
+        except _click.exceptions.ClickException as e:  # a usage error: one line, as every error is
+            code = _usage_error(e)
+        except _click.exceptions.Abort:
+            code = 1
         finally:
             if sys.stdout is not None:
                 sys.stdout.flush()  # buffered output to a full disk fails here
     except StdoutFailed as e:
         raise SystemExit(_stdout_failed(e.error)) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _usage_error(e: Any) -> int:
+    """A wrong flag, value or command as one line on stderr (click draws a box and a usage block):
+    ``error: Invalid value for '--epochs': 'x' is not a valid integer (segpipe train -h for help)``."""
+    from segpipe.cli.common import fail
+
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else "segpipe"
+    code = int(getattr(e, "exit_code", 2))
+    message = " ".join(e.format_message().split())
+    if message:  # empty: no arguments at all, and click has printed the help already
+        fail(f"{message} ({where} -h for help)", code)
+    return code
 
 
 if __name__ == "__main__":
