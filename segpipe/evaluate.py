@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.data.formats import ClassInfo, LabelledSample, open_dataset, resolve_format, select_split
+from segpipe.data.formats import ClassInfo, LabelledSample, open_for_options, resolve_format, select_split
 from segpipe.data.formats.seed import data_palette
 from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
@@ -207,24 +207,15 @@ def evaluate(
             if opts.num_classes is not None
             else f"{info.num_classes}, the class count of {opts.model}"
         )
-        reader = open_dataset(
-            opts.data_root,
-            opts.format,
+        reader = open_for_options(
+            opts,
             ignore_index=ignore,
-            reduce_zero_label=opts.reduce_zero_label,
             class_map=class_map,
             num_classes=info.num_classes,
             limit=limit,
             reporter=reporter,
-            images_dir=opts.images_dir,
-            masks_dir=opts.masks_dir,
-            mask_suffix=opts.mask_suffix,
-            mask_type=opts.mask_type,
-            palette=load_palette(opts.colors) if opts.colors is not None else None,
             default_palette=model_palette_or_default(opts, info),
         )
-        if opts.format == "auto":
-            reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
         samples = select_split(reader.samples(), opts.split, Path(opts.data_root))
         data = reader.classes()
         palette = data_classes_palette(opts, info, data)

@@ -20,13 +20,13 @@ from segpipe.data.augment import build_eval_transform, build_transform
 from segpipe.data.classes import data_classes_count
 from segpipe.data.classes import resolve_classes as resolve_data_classes
 from segpipe.data.dataset import DatasetStats, scan_samples
-from segpipe.data.formats import ClassInfo, FormatReader, open_dataset
+from segpipe.data.formats import ClassInfo, FormatReader, open_for_options
 from segpipe.data.masks import load_class_map
 from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
 from segpipe.models import Checkpoint
 from segpipe.options import TrainOptions, check_ignore_index
-from segpipe.palette import Palette, load_palette
+from segpipe.palette import Palette
 from segpipe.progress import Reporter
 from segpipe.training.distributed import restart_count
 from segpipe.training.runlock import RunLock, in_use, lock_run_dir
@@ -49,26 +49,8 @@ def open_train_data(opts: TrainOptions, reporter: Reporter, root: Path | None = 
     says which format it read and why when it detected it."""
     if opts.dataset:
         return None
-    try:
-        class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"--class-map {opts.class_map}: not a text (UTF-8) file (byte {e.start})") from None
-    reader = open_dataset(
-        root or opts.data_root,
-        opts.format,
-        ignore_index=opts.ignore_index,
-        reduce_zero_label=opts.reduce_zero_label,
-        class_map=class_map,
-        reporter=reporter,
-        images_dir=opts.images_dir,
-        masks_dir=opts.masks_dir,
-        mask_suffix=opts.mask_suffix,
-        mask_type=opts.mask_type,
-        palette=load_palette(opts.colors) if opts.colors is not None else None,
-    )
-    if root is None and opts.format == "auto":
-        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
-    return reader
+    class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
+    return open_for_options(opts, root, class_map=class_map, reporter=reporter)
 
 
 def resolve_classes(

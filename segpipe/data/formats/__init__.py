@@ -189,6 +189,31 @@ def open_dataset(
     return reader
 
 
+def open_for_options(opts: Any, root: str | Path | None = None, **overrides: Any) -> FormatReader:
+    """:func:`open_dataset` with the data flags every command shares, read off its options object
+    (``format``, ``ignore_index``, ``reduce_zero_label``, the seed layout's ``images_dir``,
+    ``masks_dir``, ``mask_suffix``, ``mask_type`` and ``colors``); ``overrides`` win. With
+    ``--format auto`` it says which format it found and why, through ``overrides["reporter"]``."""
+    from segpipe.palette import load_palette
+
+    colors = getattr(opts, "colors", None)
+    options: dict[str, Any] = {
+        "ignore_index": opts.ignore_index,
+        "reduce_zero_label": opts.reduce_zero_label,
+        "images_dir": opts.images_dir,
+        "masks_dir": opts.masks_dir,
+        "mask_suffix": opts.mask_suffix,
+        "mask_type": opts.mask_type,
+        "palette": load_palette(colors) if colors is not None else None,
+    }
+    options.update(overrides)
+    reader = open_dataset(root or opts.data_root, opts.format, **options)
+    reporter = options.get("reporter")
+    if opts.format == "auto" and reporter is not None and root is None:
+        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
+    return reader
+
+
 def select_split(samples: list[LabelledSample], split: str | None, root: Path) -> list[LabelledSample]:
     """The samples of ``split`` (None: ``val`` when the data ships one, else all; ``all``: all)."""
     splits = sorted({s.split for s in samples if s.split is not None})
