@@ -97,13 +97,16 @@ def test_info_into_dev_full_is_one_line(fp32_onnx: Path) -> None:
     ]
 
 
-def test_a_closed_pipe_exits_quietly(fp32_onnx: Path) -> None:
-    """As ``segpipe info m.onnx | head -1`` once head has gone: no traceback, no message."""
+@pytest.mark.parametrize("help_text", [False, True], ids=["info", "help"])
+def test_a_closed_pipe_exits_quietly(fp32_onnx: Path, help_text: bool) -> None:
+    """As ``segpipe info m.onnx | head -1`` once head has gone: no traceback, no message. The help
+    (``segpipe export-onnx -h | head``) fails while it is being printed, not at the final flush."""
     read_end, write_end = os.pipe()
     os.close(read_end)
+    args = ["export-onnx", "-h"] if help_text else ["info", str(fp32_onnx)]
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "segpipe", "info", str(fp32_onnx)],
+            [sys.executable, "-m", "segpipe", *args],
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,

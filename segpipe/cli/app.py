@@ -185,7 +185,7 @@ def main() -> None:
             code = app(standalone_mode=False)
         except _click.exceptions.ClickException as e:  # a usage error: one line, as every error is
             code = _usage_error(e)
-        except _click.exceptions.Abort:
+        except typer.Abort:
             code = 1
         finally:
             if sys.stdout is not None:
