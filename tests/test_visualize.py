@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 import typer
-from inference_helpers import COLORS, ENCODER, export_onnx, make_checkpoint, save_bare
+from inference_helpers import CLASS_NAMES, COLORS, ENCODER, export_onnx, make_checkpoint, save_bare
 from typer.testing import CliRunner
 
 from segpipe.cli.visualize import visualize_command
 from segpipe.data.synthetic import make_sample
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, load_palette, overlay
-from segpipe.pictures import SIDE_GAP, SIDE_TITLE, side_scale
+from segpipe.pictures import SIDE_GAP, SIDE_TITLE, draw_legend, side_scale
 from segpipe.progress import RecordingReporter
 from segpipe.visualize import visualize
 
@@ -78,9 +78,14 @@ def test_one_image_every_output(models, tmp_path):
     # photo, and the run's legend beside it
     over = read_rgb(out / "street_overlay.png")
     legend = read_rgb(out / "legend.png")
-    assert over.shape == (max(50, legend.shape[0]), 90 + SIDE_GAP + legend.shape[1], 3)
+    palette = Palette(CLASS_NAMES, COLORS)
+    counts = np.bincount(labels.ravel(), minlength=3)
+    np.testing.assert_array_equal(legend, draw_legend(palette, counts))
+    # the overlay's legend says the background is not drawn (an empty swatch, "(not drawn)")
+    clear = draw_legend(palette, counts, clear=0)
+    assert over.shape == (max(50, clear.shape[0]), 90 + SIDE_GAP + clear.shape[1], 3)
     np.testing.assert_array_equal(over[:50, :90], overlay(image, mask, 0.4, labels, background=0))
-    np.testing.assert_array_equal(over[: legend.shape[0], 90 + SIDE_GAP :], legend)
+    np.testing.assert_array_equal(over[: clear.shape[0], 90 + SIDE_GAP :], clear)
     side = read_rgb(out / "street_side.png")
     # small images are scaled up by a whole factor so that the picture is worth opening
     k = side_scale(90, legend.shape[1])
