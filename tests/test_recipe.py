@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import ENCODER
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
@@ -28,7 +29,7 @@ def tiny(data: Path, out: Path, **kw) -> TrainOptions:
     base = dict(
         data_root=data,
         num_classes=3,
-        encoder="resnet18",
+        encoder=ENCODER,  # the suite's tiny encoder: resnet18 checkpoints with EMA made 650 MB
         encoder_weights="none",
         epochs=1,
         batch_size=4,
@@ -107,7 +108,7 @@ def test_cli_class_weights_inverse_recorded(index_dataset: Path, tmp_path: Path)
             "--num-classes",
             "3",
             "--encoder",
-            "resnet18",
+            ENCODER,
             "--epochs",
             "1",
             "--output-dir",
@@ -233,7 +234,7 @@ def test_cli_warmup_runs(index_dataset: Path, tmp_path: Path) -> None:
             "--epochs",
             "1",
             "--encoder",
-            "resnet18",
+            ENCODER,
             "--output-dir",
             str(tmp_path / "run"),
             "--warmup-epochs",
