@@ -20,7 +20,6 @@ import numpy as np
 
 from segpipe import __version__
 from segpipe.data.formats import ClassInfo, LabelledSample, open_for_options, resolve_format, select_split
-from segpipe.data.formats.seed import data_palette
 from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
 from segpipe.metrics import ConfusionMatrix
@@ -102,17 +101,6 @@ class EvalResult:
 
 def _num(v: float) -> float | None:
     return None if v is None or math.isnan(float(v)) else float(v)
-
-
-def dataset_palette(opts: EvaluateOptions, info: ModelInfo) -> Palette:
-    """Palette that decodes colour masks: ``--colors``, else ``DATA_ROOT/colors.csv``, else the
-    model's colours (without a class map, they are the training classes), else segpipe's default."""
-    if opts.colors is not None:
-        return load_palette(opts.colors)
-    beside = data_palette(opts.data_root)
-    if beside is not None:
-        return beside
-    return model_palette_or_default(opts, info)
 
 
 def model_palette_or_default(opts: EvaluateOptions, info: ModelInfo) -> Palette:
