@@ -141,6 +141,44 @@ def test_int8_graph_structure_gate_and_metadata(fp32_onnx: Path, calib_dir: Path
         quantize(_opts(out, calib_dir, tmp_path / "again.onnx"))
 
 
+def test_gate_emulates_qdq_in_float_independent_of_cpu_kernels(
+    fp32_onnx: Path, calib_dir: Path, tmp_path: Path
+) -> None:
+    """The gate's figure is the Q/DQ graph evaluated as written (TensorRT's INT8 arithmetic), not
+    whatever integer kernels this CPU's ONNX Runtime fuses it into: its sessions run no integer op,
+    and its agreement equals ONNX's pure-numpy reference evaluator's to 1e-4, on any CPU."""
+    import platform
+
+    import onnx
+    from onnx import version_converter
+    from onnx.reference import ReferenceEvaluator
+
+    from segpipe.export.qdq_emulate import EMULATION, integer_ops
+    from segpipe.export.quantize import image_files, load_images, quantize, split_holdout
+    from segpipe.runtime.base import compare
+
+    opts = _opts(fp32_onnx, calib_dir, tmp_path / "e.int8.onnx", min_agreement=0.5)
+    res = quantize(opts)
+    assert res.calibration["gate"] == EMULATION
+    # what the gate runs: no fused integer kernel; ORT's default optimizations would fuse some
+    # (the QDQ fusions exist for x86-64 and ARM64), so the check can tell the two apart
+    assert integer_ops(res.path) == [] and integer_ops(fp32_onnx) == []
+    if platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64"):
+        assert "QLinearConv" in integer_ops(res.path, emulated=False)
+
+    _, held = split_holdout(image_files(calib_dir, "x"), opts.holdout, opts.calib_count, opts.seed)
+    images = load_images(held, SIZE, "x")[0].astype(np.float32)
+
+    def reference(path: Path) -> np.ndarray:  # numpy ops as the ONNX spec defines them
+        ev = ReferenceEvaluator(version_converter.convert_version(onnx.load(str(path)), 21))
+        return np.concatenate([ev.run(None, {"input_1": images[i : i + 1]})[0] for i in range(len(images))])
+
+    expected = compare(reference(fp32_onnx), reference(res.path), "seg", "logits")
+    assert res.gate[0].source == "held-out" and res.gate[0].images == len(held)
+    assert abs(res.gate[0].result.argmax_agreement - expected.argmax_agreement) <= 1e-4
+    assert abs(res.gate[0].result.max_abs_diff - expected.max_abs_diff) <= 1e-3
+
+
 def test_gate_fails_on_black_calibration_and_leaves_no_file(
     fp32_onnx: Path, calib_dir: Path, tmp_path: Path
 ) -> None:

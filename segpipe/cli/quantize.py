@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from segpipe.cli.common import RichReporter, console, print_written, run_guarded
+from segpipe.export.qdq_emulate import EMULATION_SHORT
 from segpipe.options import INT8_MIN_AGREEMENT, QuantizeOptions
 from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes
@@ -192,7 +193,7 @@ def render_result(result: Any) -> None:
     table.add_row("time", f"{result.seconds:.1f} s")
     console.print(table)
     gt = Table(
-        title=f"accuracy gate: INT8 vs FP32 in ONNX Runtime (min agreement {result.min_agreement:g})",
+        title=f"accuracy gate (min agreement {result.min_agreement:g}): INT8 vs FP32, {EMULATION_SHORT}",
         title_justify="left",
     )
     for col in ("images", "count", "max |diff|", "mean |diff|", "argmax agreement"):

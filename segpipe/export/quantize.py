@@ -42,6 +42,7 @@ from segpipe.export.calibrate import (
     quantize_ort,
     split_holdout,
 )
+from segpipe.export.qdq_emulate import EMULATION, gate_runner, gate_session
 from segpipe.export.qdq_graph import (
     MIN_OPSET,
     Q_OPS,
@@ -129,15 +130,6 @@ class QuantizeResult:
 
 
 # ---- the gate ------------------------------------------------------------------------------------
-def _session(path: Path, threads: int = 0) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def run_all(session: Any, io_: GraphIO, images: np.ndarray) -> np.ndarray:
     """The first output of ``session`` on every image, in fixed-size batches."""
     outs = []
@@ -149,10 +141,12 @@ def run_all(session: Any, io_: GraphIO, images: np.ndarray) -> np.ndarray:
 def gate(
     fp32: Path, int8: Path, io_: GraphIO, info: ModelInfo, sources: dict[str, np.ndarray], shown: Path
 ) -> list[GateRow]:
-    """Argmax agreement of the INT8 graph with the FP32 graph on each source of images."""
-    ref_s = _session(fp32)
+    """Argmax agreement of the INT8 graph with the FP32 graph on each source of images, both run
+    as written (:func:`~segpipe.export.qdq_emulate.gate_session`: Q/DQ in FP32, TensorRT's INT8
+    arithmetic, the same figure on every CPU)."""
+    ref_s = gate_session(fp32)
     try:
-        cand_s = _session(int8)
+        cand_s = gate_session(int8)
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise ExportError(f"{shown}: ONNX Runtime cannot load the quantized graph: {first[:300]}") from e
@@ -165,10 +159,13 @@ def gate(
 
 
 def _miou(model: Path, data_root: Path, reporter: Reporter) -> float:
+    """mIoU of ``model`` on ``data_root``, run as the gate runs it (no CPU integer kernels)."""
     from segpipe.evaluate import evaluate
     from segpipe.options import EvaluateOptions
 
-    return float(evaluate(EvaluateOptions(data_root=data_root, model=model, device="cpu"), reporter).miou)
+    opts = EvaluateOptions(data_root=data_root, model=model, device="cpu")
+    with gate_runner(model, reporter=reporter) as runner:
+        return float(evaluate(opts, reporter, runner).miou)
 
 
 # ---- the stage -----------------------------------------------------------------------------------
@@ -336,6 +333,7 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
             "activations": "int8 symmetric per-tensor",
             "weights": "int8 symmetric per-channel",
             "float_nodes": exclude,
+            "gate": EMULATION,
         }
         qinfo = info.replace(precision="int8")
         set_metadata(q, qinfo)
