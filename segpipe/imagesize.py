@@ -67,7 +67,11 @@ def declared_size(path: str | Path, data: bytes | None = None) -> tuple[int, int
     ``None`` when Pillow does not know the format (OpenCV then decides)."""
     from PIL import Image, UnidentifiedImageError
 
+    from segpipe.data.safepaths import check_regular
+
     _align_pillow()
+    if data is None:
+        check_regular(path, "image")  # Pillow would block on a FIFO
     source = io.BytesIO(data) if data is not None else str(path)
     with _PILLOW_LOCK:  # Pillow's own bomb check off while reading the size: ours says it better
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +46,15 @@ T = TypeVar("T")
 # for everything printed, tables and the error line included.
 
 
+def _unsurrogate(text: str) -> str:
+    """Bytes of a file name that are not UTF-8 (Python's surrogate escapes) written as ``\udcff``:
+    printing them as they are would fail on a UTF-8 terminal."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(text) else text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class SafeConsole(Console):
     """A rich Console that never writes a control character coming from text it was given: ESC
     sequences (window titles, screen clears), CR overwrites and bidi overrides are shown escaped.
@@ -52,12 +62,12 @@ class SafeConsole(Console):
     checked again (rich's own styling is added later, as control codes of its own)."""
 
     def render_str(self, text: str, **kwargs: Any) -> Any:
-        return super().render_str(printable(text, keep_newlines=True), **kwargs)
+        return super().render_str(_unsurrogate(printable(text, keep_newlines=True)), **kwargs)
 
     def render(self, renderable: Any, options: Any = None) -> Iterator[Segment]:
         for seg in super().render(renderable, options):
             if seg.control is None and seg.text and has_controls(seg.text.replace("\n", "")):
-                yield Segment(printable(seg.text, keep_newlines=True), seg.style)
+                yield Segment(_unsurrogate(printable(seg.text, keep_newlines=True)), seg.style)
             else:
                 yield seg
 
@@ -89,12 +99,14 @@ def one_line(exc: BaseException) -> str:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one red error line and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)  # escape: "segpipe[trt]"
+    # escape: "segpipe[trt]"; printable: a name from a data folder holding a newline or ESC cannot
+    # forge an output line or a terminal sequence
+    err_console.print(f"[bold red]error:[/] {escape(printable(message))}", markup=True)
     return typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+    err_console.print(f"[yellow]warning:[/] {escape(printable(message))}", markup=True)
 
 
 def run_guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -164,7 +176,7 @@ class RichReporter(Reporter):
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            console.print(message)
+            console.print(printable(message))
 
     def warn(self, message: str) -> None:
         warn(message)
@@ -191,7 +203,7 @@ def print_written(path: Path, what: str = "") -> None:
         amount = f"{len(files)} file{'s' if len(files) != 1 else ''}, {human_bytes(size)}"
     else:
         amount = human_bytes(path.stat().st_size if path.is_file() else 0)
-    console.print(f"[green]wrote[/] {escape(f'{label}{path}')} ({amount})", markup=True)
+    console.print(f"[green]wrote[/] {escape(printable(f'{label}{path}'))} ({amount})", markup=True)
 
 
 # ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------

@@ -33,6 +33,17 @@ def data_command(
         Path | None, typer.Option("--colors", help="Palette CSV id,name,r,g,b.", show_default=False)
     ] = None,
     reduce_zero_label: ReduceZeroLabelOpt = None,
+    ignore_index: Annotated[
+        int | None,
+        typer.Option(
+            "--ignore-index",
+            help="Mask value of ignored pixels (written as such by --export-masks). "
+            "Default: 255 (65535 above 255 classes).",
+            min=0,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     images_dir: ImagesDirOpt = "images",
     masks_dir: MasksDirOpt = "indexes",
     mask_suffix: MaskSuffixOpt = "_color_mask",
@@ -62,6 +73,7 @@ def data_command(
         data_root,
         format_,
         reduce_zero_label=reduce_zero_label,
+        ignore_index=ignore_index,
         reporter=reporter,
         images_dir=images_dir,
         masks_dir=masks_dir,
@@ -69,7 +81,7 @@ def data_command(
         palette=run_guarded(load_palette, colors) if colors is not None else None,
     )
     console.print(f"{data_root}: {reader.name} format ({reader.detected})")
-    report = run_guarded(scan_data, reader, names, num_classes, reporter)
+    report = run_guarded(scan_data, reader, names, num_classes, reporter, ignore_index is not None)
     console.print("samples: " + ", ".join(f"{n} {split}" for split, n in report.splits.items()))
     total = max(int(report.pixels.sum()) + report.ignored, 1)
     table = Table(title=f"classes (names: {report.classes.source})", title_justify="left")

@@ -24,6 +24,7 @@ import numpy as np
 
 from segpipe.data.maskio import read_mask_file
 from segpipe.data.masks import MaskDecoder
+from segpipe.data.safepaths import open_regular, shown
 from segpipe.errors import DataError, some
 from segpipe.imagesize import check_image_file
 from segpipe.progress import Reporter
@@ -111,11 +112,12 @@ def find_samples(
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image as RGB uint8 H×W×3; one-line error naming the file when it cannot be decoded."""
-    check_image_file(path)  # a huge declared size is refused before decoding
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    check_image_file(path)  # a huge declared size is refused before decoding (a FIFO: one line)
+    with open_regular(path, "image") as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
-        raise DataError(f"cannot read image {path}: missing, unreadable or not an image")
+        raise DataError(f"cannot read image {shown(path)}: missing, unreadable or not an image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from segpipe.data import safepaths
 from segpipe.data.classes import ResolvedClasses, data_classes_count, resolve_classes
 from segpipe.data.formats import FormatReader, LabelledSample
-from segpipe.errors import ConfigError, SegpipeError
+from segpipe.errors import ConfigError, DataError, SegpipeError, some
 from segpipe.options.base import MAX_CLASSES
+from segpipe.outpaths import check_output_dir
 from segpipe.palette import save_palette
 from segpipe.progress import Reporter
+from segpipe.utils import disk_full_error, temp_dir_beside
 
 
 @dataclass
@@ -38,18 +41,26 @@ def scan_data(
     class_names: tuple[str, ...] | None = None,
     num_classes: int | None = None,
     reporter: Reporter | None = None,
+    ignore_given: bool = True,
 ) -> DataReport:
     """Read every sample once: split counts, pixels per class, and the problems found (files that do
-    not read, size mismatches, values beyond the classes), each one line naming the file."""
+    not read, size mismatches, values beyond the classes), each one line naming the file.
+    ``ignore_given`` False (``segpipe data`` without ``--ignore-index``): above 255 classes the
+    reader's ignore value becomes 65535, as training's default does."""
     reporter = reporter or Reporter()
     if num_classes is not None and not 2 <= num_classes <= MAX_CLASSES:  # 0 read as "not given"
         raise ConfigError(f"--num-classes {num_classes}: use 2..{MAX_CLASSES} (binary: 2)")
     samples = reader.samples()
     info = reader.classes()
     num = num_classes or (len(class_names) if class_names else None) or data_classes_count(info, reader.root)
+    if num is not None:
+        safepaths.check_class_count(num, str(reader.root))
+        if num > 255 and not ignore_given and reader.ignore_index == 255:
+            reader.set_ignore_index(65535)  # above 255 classes 255 is a class: 65535 marks ignored pixels
     ignore = reader.ignore_index
     counts = np.zeros(65536, np.int64)
     problems: list[str] = []
+    tops: list[tuple[int, str]] = []  # (largest value that is not ignore, file) per sample
     with reporter.task("Scanning", total=len(samples)) as task:
         for s in samples:
             try:
@@ -57,9 +68,15 @@ def scan_data(
                 w, h = reader.image_size(s)
                 if (h, w) != mask.shape[:2]:
                     problems.append(
-                        f"{s.label}: mask is {mask.shape[1]}x{mask.shape[0]} but image {s.image} is {w}x{h}"
+                        f"{safepaths.shown(s.label)}: mask is {mask.shape[1]}x{mask.shape[0]} but image "
+                        f"{safepaths.shown(s.image)} is {w}x{h}"
                     )
-                counts += np.bincount(mask.ravel(), minlength=65536)[:65536]
+                hist = np.bincount(mask.ravel(), minlength=65536)[:65536]
+                counts += hist
+                hist[ignore] = 0
+                nz = np.flatnonzero(hist)
+                if nz.size:
+                    tops.append((int(nz[-1]), safepaths.shown(s.label or s.image)))
             except SegpipeError as e:
                 problems.append(str(e))
             task.advance()
@@ -71,9 +88,10 @@ def scan_data(
         num = max(top, 2)
     if top > num:
         beyond = [int(v) for v in present if v >= num]
+        files = [f for top_value, f in tops if top_value >= num]
         problems.append(
-            f"mask values {beyond[:5]} are beyond the {num} classes ({int(counts[beyond].sum())} pixels); "
-            "give --num-classes, --class-names or map them with --class-map"
+            f"mask values {beyond[:5]} are beyond the {num} classes ({int(counts[beyond].sum())} pixels) in "
+            f"{len(files)} file(s): {some(files)}; give --num-classes, --class-names or map them with --class-map"
         )
     classes = resolve_classes(num, info, reader.root, class_names)
     splits: dict[str, int] = {}
@@ -91,6 +109,38 @@ def scan_data(
     )
 
 
+def _write_new(path: Path, chunks: Any) -> None:
+    """Create ``path`` (never an existing file, never through a link) and write ``chunks``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o666)
+    with os.fdopen(fd, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
+
+
+def _copy_chunks(src: Path, where: str) -> Any:
+    with safepaths.open_regular(src, "image", where) as f:
+        yield from iter(lambda: f.read(1 << 20), b"")
+
+
+def _check_export(reader: FormatReader, s: LabelledSample, mask: np.ndarray, classes: ResolvedClasses) -> None:
+    """The mask about to be written is the image's size and holds classes or the ignore value only."""
+    label = safepaths.shown(s.label or s.image)
+    w, h = reader.image_size(s)
+    if (h, w) != mask.shape[:2]:
+        raise DataError(
+            f"{label}: sample {safepaths.shown(s.name)}: mask is {mask.shape[1]}x{mask.shape[0]} but image "
+            f"{safepaths.shown(s.image)} is {w}x{h} (W x H); not exported"
+        )
+    num = len(classes.names)
+    values = np.unique(mask)
+    bad = [int(v) for v in values if v >= num and v != reader.ignore_index]
+    if bad:
+        raise DataError(
+            f"{label}: sample {safepaths.shown(s.name)}: mask values {bad[:5]} are beyond the {num} classes "
+            f"(nor ignore {reader.ignore_index}); not exported: give --num-classes or map them with --class-map"
+        )
+
+
 def export_masks(
     reader: FormatReader,
     samples: list[LabelledSample],
@@ -99,32 +149,48 @@ def export_masks(
     reporter: Reporter,
 ) -> Path:
     """Write the seed layout (``images/``, ``indexes/NAME_color_mask.png`` index masks,
-    ``colors.csv`` with the names) into ``out``: built in a temporary folder beside it, then renamed,
-    so ``out`` is complete or absent. Never into the source folder."""
+    ``colors.csv`` with the names) into ``out``: built in a temporary folder beside it (removed on
+    an error, Ctrl-C, SIGTERM or SIGHUP), then renamed, so ``out`` is complete or absent, with the
+    mode ``mkdir`` gives (umask applied). Never into the source folder; every file lands inside
+    ``out`` under the sample's sanitised name; the images are copied only from regular files
+    inside the data root; each mask is checked (size, values) before it is written."""
     out = Path(out)
     src = reader.root.resolve()
     dest = out.resolve()
     if dest == src or src in dest.parents or dest in src.parents:
-        raise ConfigError(f"--export-masks {out}: must be outside the data root {reader.root}")
-    if out.exists():
-        raise ConfigError(f"--export-masks {out}: already exists; give a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        raise ConfigError(f"--export-masks {safepaths.shown(out)}: must be outside the data root {reader.root}")
+    if os.path.lexists(out):
+        raise ConfigError(f"--export-masks {safepaths.shown(out)}: already exists; give a new folder")
+    check_output_dir(out, "--export-masks")
     try:
-        with reporter.task("Exporting masks", total=len(samples)) as task:
-            for s in samples:
-                rel = Path(s.name)
-                img_dst = tmp / "images" / rel.parent / f"{rel.name}{s.image.suffix.lower()}"
-                mask_dst = tmp / "indexes" / rel.parent / f"{rel.name}_color_mask.png"
-                img_dst.parent.mkdir(parents=True, exist_ok=True)
-                mask_dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(s.image, img_dst)
-                if not cv2.imwrite(str(mask_dst), reader.load_mask(s)):
-                    raise SegpipeError(f"cannot write {mask_dst}")
-                task.advance()
-        save_palette(classes.palette, tmp / "colors.csv")
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with temp_dir_beside(out) as tmp:
+            with reporter.task("Exporting masks", total=len(samples)) as task:
+                for s in samples:
+                    _export_one(reader, s, classes, tmp)
+                    task.advance()
+            save_palette(classes.palette, tmp / "colors.csv")
+            for folder in [tmp, *(p for p in tmp.rglob("*") if p.is_dir())]:
+                safepaths.chmod_like_mkdir(folder)
+            tmp.rename(out)
+    except OSError as e:
+        raise (disk_full_error(out, e) or SegpipeError(f"cannot write {safepaths.shown(out)}: {e.strerror or e}")) from None
     return out
+
+
+def _export_one(reader: FormatReader, s: LabelledSample, classes: ResolvedClasses, tmp: Path) -> None:
+    where = f"{safepaths.shown(s.label or s.image)}: sample {safepaths.shown(s.name)}"
+    mask = reader.load_mask(s)
+    _check_export(reader, s, mask, classes)
+    suffix = safepaths.safe_relname(s.image.suffix.lower()) if s.image.suffix else ""
+    img_dst = safepaths.output_path(tmp / "images", s.name, suffix)
+    mask_dst = safepaths.output_path(tmp / "indexes", s.name, "_color_mask.png")
+    ok, buf = cv2.imencode(".png", mask)  # encoded here: no file name ever reaches OpenCV
+    if not ok:
+        raise SegpipeError(f"{where}: cannot encode its mask as PNG")
+    img_dst.parent.mkdir(parents=True, exist_ok=True)
+    mask_dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_new(img_dst, _copy_chunks(s.image, where))
+        _write_new(mask_dst, [buf.tobytes()])
+    except FileExistsError:
+        raise DataError(f"{where}: two samples export to {safepaths.shown(img_dst.relative_to(tmp))}") from None

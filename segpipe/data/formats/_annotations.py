@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from segpipe.data.safepaths import check_regular, is_regular, open_regular
 from segpipe.errors import DataError
 
 LABEL_MB_ENV = "SEGPIPE_MAX_LABEL_MB"
@@ -50,12 +51,10 @@ def _env_number(name: str, default: int) -> float:
 
 
 def check_label_file_size(path: Path) -> None:
-    """Refuse a label file over ``SEGPIPE_MAX_LABEL_MB`` megabytes before reading it."""
+    """Refuse a label file over ``SEGPIPE_MAX_LABEL_MB`` megabytes, or that is not a regular file
+    (a FIFO would block), before reading it."""
     limit_mb = _env_number(LABEL_MB_ENV, DEFAULT_LABEL_MB)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    size = check_regular(path, "label file").st_size
     if size > limit_mb * 1024 * 1024:
         raise DataError(
             f"{path} is {size / 2**20:.0f} MB, over the {limit_mb:g} MB limit for a label file "
@@ -67,7 +66,7 @@ def read_json(path: Path) -> Any:
     """Parse a JSON label file (size bounded); one-line error naming the file and the position."""
     check_label_file_size(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "label file") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise DataError(
@@ -85,7 +84,8 @@ def read_text(path: Path) -> str:
     """A text label file (size bounded), decoded as UTF-8."""
     check_label_file_size(path)
     try:
-        return path.read_text(encoding="utf-8")
+        with open_regular(path, "label file") as f:
+            return f.read().decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
     except OSError as exc:
@@ -114,6 +114,7 @@ def image_size(path: Path) -> tuple[int, int]:
     applied, as OpenCV does), bounded by :func:`check_image_size`."""
     from PIL import Image, UnidentifiedImageError
 
+    check_regular(path, "image")
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -138,6 +139,7 @@ def read_index_png(path: Path) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
+    check_regular(path, "mask")
     try:
         with Image.open(path) as im:
             check_image_size(*im.size, str(path))
@@ -183,13 +185,13 @@ def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursively), sorted."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and is_regular(p))
 
 
 def find_image(folder: Path, stem: str) -> Path | None:
     """The image ``folder/stem.EXT`` for the first known EXT (either case), or None."""
     for ext in IMAGE_EXTS:
         for cand in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
-            if cand.is_file():
+            if is_regular(cand):
                 return cand
     return None

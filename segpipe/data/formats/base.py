@@ -6,6 +6,10 @@ sets through these readers without importing it.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from segpipe.data import safepaths
 from segpipe.errors import ConfigError, DataError
 from segpipe.progress import Reporter
 
@@ -86,7 +91,24 @@ class FormatReader:
       count (``--num-classes N`` by default; ``evaluate`` names the model).
 
     Format-specific options are listed in :attr:`options` (name -> default); others are refused.
+
+    A data folder is input, never a way out: every list of samples a reader returns passes
+    :meth:`confine` (wrapped around each subclass's :meth:`samples`), which refuses an image or
+    label outside the data root (links followed) or that is not a regular file, and sanitises the
+    sample names outputs are built from (:mod:`segpipe.data.safepaths`).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("samples")
+        if own is not None and not getattr(own, "_confined", False):
+
+            @functools.wraps(own)
+            def samples(self: FormatReader) -> list[LabelledSample]:
+                return self.confine(own(self))
+
+            samples._confined = True  # type: ignore[attr-defined]
+            cls.samples = samples  # type: ignore[method-assign]
 
     #: Registry name, also the ``--format`` value.
     name: ClassVar[str] = ""
@@ -119,13 +141,15 @@ class FormatReader:
         num_classes: int | None = None,
         reporter: Reporter | None = None,
         limit: str | None = None,
+        outside_root: bool = False,
         **options: Any,
     ) -> None:
         self.root = Path(root)
-        if self.root.is_file():
-            raise DataError(f"data root {self.root} is a file, not a folder")
-        if not self.root.is_dir():
-            raise DataError(f"data root {self.root} does not exist")
+        check_root(self.root)
+        #: Paths the data names may lie outside the root (the user's opt-in, see
+        #: :func:`segpipe.data.safepaths.inside`; never set from a data file).
+        self.outside_root = bool(outside_root) or safepaths.outside_allowed()
+        self._confined: set[tuple[str, str, str]] = set()
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             raise ConfigError(
@@ -173,6 +197,52 @@ class FormatReader:
         raise NotImplementedError
 
     # ---- shared ----------------------------------------------------------------------------------
+    def inside(self, name: str | os.PathLike[str], where: str, base: Path | None = None) -> Path:
+        """``name`` (as a label file gives it) joined to ``base`` (default: the root), refused in one
+        line naming ``where`` unless it resolves inside the data root (see :attr:`outside_root`)."""
+        return safepaths.inside(self.root, name, where, base, self.outside_root)
+
+    def confine(self, samples: list[LabelledSample]) -> list[LabelledSample]:
+        """``samples`` checked: image and label resolve inside the data root (links followed) and
+        are regular files (a FIFO, device or folder is one line, never opened); names made safe to
+        build output paths from (no ``..``, absolute part or control character; one line when two
+        samples end up with the same name)."""
+        out: list[LabelledSample] = []
+        names: dict[str, LabelledSample] = {}
+        for s in samples:
+            key = (s.name, os.fspath(s.image), os.fspath(s.label) if s.label is not None else "")
+            if key not in self._confined:
+                where = f"{safepaths.shown(s.label or s.image)}: sample {safepaths.shown(s.name)}"
+                for what, p in (("image", s.image), ("label", s.label)):
+                    if p is None:
+                        continue
+                    if not self.outside_root and not safepaths.is_within(p, self.root):
+                        raise DataError(
+                            f"{where}: {what} {safepaths.shown(p)} resolves outside the data root "
+                            f"{safepaths.shown(self.root)} (refused; set {safepaths.OUTSIDE_ENV}=1 to allow it)"
+                        )
+                    safepaths.check_regular(p, what, where)
+                self._confined.add(key)
+            clean = safepaths.safe_relname(s.name)
+            if clean != s.name:
+                s = dataclasses.replace(s, name=clean)
+            other = names.get(clean)
+            if other is not None and other is not s:
+                raise DataError(
+                    f"{safepaths.shown(s.image)} and {safepaths.shown(other.image)} both give the sample "
+                    f"name {safepaths.shown(clean)}"
+                )
+            names[clean] = s
+            out.append(s)
+        return out
+
+    def set_ignore_index(self, value: int) -> None:
+        """Change the value written for ignored pixels (``segpipe data`` picks 65535 above 255
+        classes once it knows the count)."""
+        self.ignore_index = int(value)
+        self._lut = value_lut(self.reduce_zero_label, self.class_map, self.ignore_index)
+        self._checker = None
+
     def read_image(self, sample: LabelledSample) -> np.ndarray:
         """RGB uint8 H×W×3."""
         from segpipe.data.dataset import read_image
@@ -181,13 +251,14 @@ class FormatReader:
 
     def image_size(self, sample: LabelledSample) -> tuple[int, int]:
         """(width, height) of the image, read from its header (Pillow, no decoding)."""
-        from PIL import Image
+        from segpipe.imagesize import check_image_file, declared_size
 
-        try:
-            with Image.open(sample.image) as im:
-                return im.size
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read image {sample.image}: {e}") from None
+        safepaths.check_regular(sample.image, "image", safepaths.shown(sample.label or sample.image))
+        check_image_file(sample.image)
+        size = declared_size(sample.image)
+        if size is None:
+            raise DataError(f"cannot read image {safepaths.shown(sample.image)}: not an image Pillow reads")
+        return size
 
     def load_mask(self, sample: LabelledSample) -> np.ndarray:
         """:meth:`read_mask`, then reduce-zero-label and the class map, then checked against
@@ -245,6 +316,18 @@ class FormatReader:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r})"
+
+
+def check_root(root: Path) -> None:
+    """One line when the data root is not a folder: missing, a file, a FIFO, a device."""
+    try:
+        st = os.stat(root)
+    except OSError as e:
+        raise DataError(f"data root {safepaths.shown(root)} does not exist ({e.strerror or e})") from None
+    if stat.S_ISREG(st.st_mode):
+        raise DataError(f"data root {safepaths.shown(root)} is a file, not a folder")
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataError(f"data root {safepaths.shown(root)} is {safepaths.kind_of(st.st_mode)}, not a folder")
 
 
 def value_lut(
