@@ -69,7 +69,7 @@ def test_nothing_or_a_file_is_one_line(tmp_path: Path, tiny_checkpoint: Path) ->
     (tmp_path / "empty" / "notes.txt").write_text("not a data set")  # (an empty folder says so)
     with pytest.raises(DataError, match="no label format found; pass --format") as e:
         detect_format(tmp_path / "empty")
-    assert "voc: JPEGImages/" in str(e.value) and "\n" not in str(e.value)
+    assert "segpipe data --formats" in str(e.value) and "\n" not in str(e.value)
     f = tmp_path / "f.txt"
     f.write_text("x")
     with pytest.raises(DataError, match="is a file, not a folder"):

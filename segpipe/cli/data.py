@@ -17,6 +17,21 @@ from segpipe.cli.dataflags import (
 )
 
 
+def _list_formats(value: bool) -> None:
+    """``--formats``: every layout segpipe reads, with the files that identify it; then exit."""
+    if not value:
+        return
+    from rich.text import Text
+
+    from segpipe.data.formats import formats_listing
+
+    console.print("Label formats (--format NAME; auto tries them in this order and says which it chose):")
+    for name, description, layout in formats_listing():
+        console.print(Text(f"  {name:<12} {description}"))
+        console.print(Text(f"  {'':<12} files: {layout}"))
+    raise typer.Exit()
+
+
 def data_command(
     data_root: Annotated[
         Path, typer.Argument(help="The data set folder, any label format.", show_default=False)
@@ -55,6 +70,16 @@ def data_command(
             show_default=False,
         ),
     ] = None,
+    formats: Annotated[
+        bool,
+        typer.Option(
+            "--formats",
+            help="List every label layout segpipe reads and the files that identify it, then exit.",
+            callback=_list_formats,
+            is_eager=True,
+            expose_value=False,
+        ),
+    ] = False,
 ) -> None:
     """Show a data set's format, splits, classes (names, colours, pixel shares) and problems."""
     from rich.table import Table

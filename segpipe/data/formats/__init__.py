@@ -38,6 +38,7 @@ __all__ = [
     "LabelledSample",
     "available_formats",
     "detect_format",
+    "formats_listing",
     "open_dataset",
     "reader_class",
     "resolve_format",
@@ -91,21 +92,20 @@ def available_formats() -> list[str]:
     return [n for n in FORMATS if reader_class(n) is not None]
 
 
-def _expectations() -> str:
-    return "; ".join(f"{n}: {reader_class(n).layout}" for n in available_formats())  # type: ignore[union-attr]
+def formats_listing() -> list[tuple[str, str, str]]:
+    """(name, what it is, the files that identify it) of every format this install reads, in
+    detection order: what ``segpipe data --formats`` prints."""
+    out = []
+    for n in available_formats():
+        cls = reader_class(n)
+        assert cls is not None
+        out.append((n, cls.description, cls.layout))
+    return out
 
 
-def detect_format(root: str | Path) -> tuple[str, str]:
-    """(format name, reason) of the data root. A specific format wins over a generic one (the
-    seed layout, YOLO labels...); two specific (or, with none, two generic) matches, or none, are one
-    line listing what each format expects and asking for ``--format``."""
-    root = Path(root)
-    if root.is_file():
-        raise DataError(f"data root {root} is a file, not a folder")
-    if not root.is_dir():
-        raise DataError(f"data root {root} does not exist")
-    if next(root.iterdir(), None) is None:  # before the long list of what every format expects
-        raise DataError(f"data root {root} is an empty folder")
+def _matches(root: Path) -> list[tuple[str, str, bool]]:
+    """(name, reason, generic) of the formats that detect ``root``, refined ones dropped, the
+    specific ones when there are any."""
     found: list[tuple[str, str, bool]] = []
     for name in available_formats():
         cls = reader_class(name)
@@ -114,15 +114,41 @@ def detect_format(root: str | Path) -> tuple[str, str]:
             found.append((name, reason, cls.generic))  # type: ignore[union-attr]
     refined = {r for n, _, _ in found for r in reader_class(n).refines}  # type: ignore[union-attr]
     found = [f for f in found if f[0] not in refined]
-    specific = [f for f in found if not f[2]]
-    pick = specific or found
+    return [f for f in found if not f[2]] or found
+
+
+def _one_format(root: Path) -> tuple[str, str] | None:
+    try:
+        pick = _matches(root) if root.is_dir() else []
+    except (OSError, DataError):
+        return None
+    return (pick[0][0], pick[0][1]) if len(pick) == 1 else None
+
+
+def detect_format(root: str | Path) -> tuple[str, str]:
+    """(format name, reason) of the data root. A specific format wins over a generic one (the
+    seed layout, YOLO labels...); two specific (or, with none, two generic) matches are one line
+    naming them and asking for ``--format``. None is one short line: a layout that holds no masks
+    says why, a data set one folder up (or down) is named, else it points at ``segpipe data
+    --formats``."""
+    from segpipe.data.formats._hints import FORMATS_HINT, nearby, not_segmentation
+
+    root = Path(root)
+    if root.is_file():
+        raise DataError(f"data root {root} is a file, not a folder")
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist")
+    if next(root.iterdir(), None) is None:
+        raise DataError(f"data root {root} is an empty folder")
+    pick = _matches(root)
     if len(pick) == 1:
         return pick[0][0], pick[0][1]
     if not pick:
-        raise DataError(
-            f"{root}: no label format found; pass --format with one of {', '.join(available_formats())} "
-            f"({_expectations()})"
-        )
+        refused = not_segmentation(root)
+        if refused:
+            raise DataError(refused)
+        hint = nearby(root, _one_format)
+        raise DataError(f"{root}: no label format found; " + (hint or f"pass --format ({FORMATS_HINT})"))
     listed = "; ".join(f"{n} ({r})" for n, r, _ in pick)
     raise DataError(f"{root}: it could be read as several formats: {listed}; pick one with --format")
 

@@ -2,8 +2,16 @@
 
 The label ids (0 unlabeled .. 33 bicycle; the license plate's -1 is stored as 255) become the 19
 training ids of the official mapping (cityscapesScripts ``helpers/labels.py``); every other id is
-ignored. ``*_gtFine_labelTrainIds.png`` (already mapped by ``createTrainIdLabelImgs``) are read as
-they are when no labelIds file is there. The ``test`` split (no public labels) is left out.
+ignored. Which file of an image is read, the first that exists:
+
+1. ``*_gtFine_labelTrainIds.png``: already train ids (``createTrainIdLabelImgs``, what
+   MMSegmentation's ``cityscapes.py`` converter writes and its dataset reads; datumaro reads it
+   first too): read as they are, 255 ignored, any other value above 18 refused in one line;
+2. ``*_gtFine_labelIds.png``: label ids -> train ids;
+3. ``*_gtFine_instanceIds.png`` alone (16-bit, ``json2instanceImg``): ``id // 1000`` for ids >= 1000
+   (instances of a class), the id itself below, then label id -> train id.
+
+The ``test`` split (no public labels) is left out.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ TRAIN_LABELS = (
     (33, 18, "bicycle", (119, 11, 32)),
 )
 SPLITS = ("train", "val")
+#: Label files of one image, in the order they are looked for.
+SUFFIXES = ("_gtFine_labelTrainIds.png", "_gtFine_labelIds.png", "_gtFine_instanceIds.png")
 
 
 def label_id_lut(ignore_index: int = 255) -> np.ndarray:
@@ -51,9 +61,13 @@ def label_id_lut(ignore_index: int = 255) -> np.ndarray:
 
 class CityscapesReader(FormatReader):
     name = "cityscapes"
-    description = "Cityscapes: leftImg8bit/ + gtFine/*_labelIds.png (34 ids -> 19 train ids)"
+    description = (
+        "Cityscapes: leftImg8bit/ + gtFine/ labelTrainIds (MMSegmentation), labelIds (34 ids -> 19 "
+        "train ids) or instanceIds"
+    )
     layout = (
-        "leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and gtFine/{train,val}/CITY/*_gtFine_labelIds.png"
+        "leftImg8bit/{train,val}/CITY/*_leftImg8bit.png and gtFine/{train,val}/CITY/"
+        "*_gtFine_{labelTrainIds,labelIds,instanceIds}.png"
     )
 
     @classmethod
@@ -68,17 +82,15 @@ class CityscapesReader(FormatReader):
             for image in sorted((self.root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png")):
                 stem = image.name[: -len("_leftImg8bit.png")]
                 gt = self.root / "gtFine" / split / image.parent.name
-                label = gt / f"{stem}_gtFine_labelIds.png"
-                if not label.is_file() and (gt / f"{stem}_gtFine_labelTrainIds.png").is_file():
-                    label = gt / f"{stem}_gtFine_labelTrainIds.png"
-                if not label.is_file():
+                label = next((gt / f"{stem}{s}" for s in SUFFIXES if (gt / f"{stem}{s}").is_file()), None)
+                if label is None:
                     missing.append(str(image.relative_to(self.root)))
                     continue
                 out.append(LabelledSample(f"{split}/{image.parent.name}/{stem}", image, label, split))
         if missing:
             raise DataError(
                 f"{len(missing)} image(s) in {self.root / 'leftImg8bit'} have no gtFine/SPLIT/CITY/"
-                f"NAME_gtFine_labelIds.png: {some(missing)}"
+                f"NAME_gtFine_labelIds.png (or _labelTrainIds, _instanceIds): {some(missing)}"
             )
         if not out:
             raise DataError(f"{self.root}: no leftImg8bit/{{train,val}}/CITY/*_leftImg8bit.png images found")
@@ -92,10 +104,25 @@ class CityscapesReader(FormatReader):
         )
 
     def read_mask(self, sample: LabelledSample) -> np.ndarray:
-        raw = as_index_array(read_mask_file(sample.label), sample.label)
-        if raw.dtype != np.uint8:
-            raise DataError(f"{sample.label}: Cityscapes label ids are 8-bit, got {raw.dtype}")
-        if sample.label is not None and sample.label.name.endswith("_labelTrainIds.png"):
+        path = sample.label
+        assert path is not None
+        raw = as_index_array(read_mask_file(path), path)
+        if path.name.endswith("_instanceIds.png"):
+            ids = raw.astype(np.int64)
+            raw = np.where(ids >= 1000, ids // 1000, ids)
+            if raw.max(initial=0) > 255:
+                raise DataError(f"{path}: instance id {int(ids.max())} is no Cityscapes label id (x1000)")
+            raw = raw.astype(np.uint8)
+        elif raw.dtype != np.uint8:
+            raise DataError(f"{path}: Cityscapes label ids are 8-bit, got {raw.dtype}")
+        if path.name.endswith("_labelTrainIds.png"):
+            bad = (raw > 18) & (raw != 255)
+            if bad.any():
+                y, x = (int(v[0]) for v in np.nonzero(bad))
+                raise DataError(
+                    f"{path}: value {int(raw[y, x])} at pixel (x={x}, y={y}) is not a Cityscapes train id "
+                    "(0..18, 255 ignored)"
+                )
             if self.ignore_index == 255:
                 return raw
             out = raw.astype(np.uint16)

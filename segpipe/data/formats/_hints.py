@@ -1,0 +1,77 @@
+"""What to say when no label format is found in a data root (used by :func:`detect_format`).
+
+* :func:`not_segmentation`: layouts segpipe recognises that hold no masks (Pascal VOC detection
+  boxes, Cityscapes images without ``gtFine/``): one line saying why and what to fetch or export.
+* :func:`nearby`: the data root pointed one folder too deep (``VOC2012/JPEGImages``,
+  ``cityscapes/leftImg8bit``, ``coco/images``) or one too shallow (``VOCdevkit`` holding
+  ``VOC2012``): the folder that is a data set.
+* :data:`FORMATS_HINT`: where the list of layouts is (``segpipe data --formats``).
+
+Cheap: looks at names in at most a few folders. No torch here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+#: Where the user finds every layout segpipe reads and the files that identify each.
+FORMATS_HINT = "segpipe data --formats lists the layouts segpipe reads"
+
+#: Sub-folders looked at for a data set one level down.
+MAX_CHILDREN = 32
+
+
+def _has(folder: Path, pattern: str, limit: int = 200) -> bool:
+    for n, p in enumerate(folder.glob(pattern)):
+        if p.is_file():
+            return True
+        if n >= limit:
+            break
+    return False
+
+
+def not_segmentation(root: Path) -> str | None:
+    """One line when ``root`` is a layout that cannot be a semantic-segmentation source."""
+    if (root / "Annotations").is_dir() and (root / "JPEGImages").is_dir() and _has(
+        root / "Annotations", "*.xml"
+    ):
+        return (
+            f"{root}: Pascal VOC detection (Annotations/*.xml boxes, no SegmentationClass/ masks) cannot "
+            "train segmentation; export the masks (VOC 'SegmentationClass/', or CVAT's 'Segmentation "
+            "mask 1.1' / 'CVAT for images 1.1' with polygons)"
+        )
+    if (root / "leftImg8bit").is_dir() and not any(
+        (root / d).is_dir() for d in ("gtFine", "gtCoarse")
+    ):
+        return (
+            f"{root}: Cityscapes images (leftImg8bit/) without labels; unpack gtFine_trainvaltest.zip "
+            "beside it (gtFine/SPLIT/CITY/*_gtFine_labelIds.png)"
+        )
+    return None
+
+
+def nearby(root: Path, detect: Callable[[Path], tuple[str, str] | None]) -> str | None:
+    """A hint naming the parent (or grandparent) folder, or the one sub-folder, that ``detect``
+    finds a data set in; ``detect(folder)`` gives (format, reason) or None."""
+    try:
+        here = root.resolve()
+    except OSError:
+        return None
+    for up in (here.parent, here.parent.parent):
+        if up == here or up == up.parent:  # never offer the file system root
+            break
+        found = detect(up)
+        if found:
+            return f"the parent folder {up} is a {found[0]} data set ({found[1]}): use --data-root {up}"
+    try:
+        entries = itertools.islice(here.iterdir(), 50 * MAX_CHILDREN)
+        children = sorted(itertools.islice((p for p in entries if p.is_dir()), MAX_CHILDREN))
+    except OSError:
+        return None
+    hits = [(c, f) for c in children if (f := detect(c))]
+    if len(hits) == 1:
+        child, found = hits[0]
+        return f"the folder {child} is a {found[0]} data set ({found[1]}): use --data-root {child}"
+    return None
