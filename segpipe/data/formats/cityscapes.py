@@ -22,6 +22,7 @@ import numpy as np
 
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.data.maskio import read_mask_file
+from segpipe.data.safepaths import is_regular
 from segpipe.errors import DataError, some
 
 #: (label id, train id, name, colour) of the 19 evaluated classes, from cityscapesScripts labels.py.
@@ -82,7 +83,7 @@ class CityscapesReader(FormatReader):
             for image in sorted((self.root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png")):
                 stem = image.name[: -len("_leftImg8bit.png")]
                 gt = self.root / "gtFine" / split / image.parent.name
-                label = next((gt / f"{stem}{s}" for s in SUFFIXES if (gt / f"{stem}{s}").is_file()), None)
+                label = next((gt / f"{stem}{s}" for s in SUFFIXES if is_regular(gt / f"{stem}{s}")), None)
                 if label is None:
                     missing.append(str(image.relative_to(self.root)))
                     continue
