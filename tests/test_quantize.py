@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -194,8 +195,22 @@ def test_gate_fails_on_black_calibration_and_leaves_no_file(
     out = out_dir / "bad.int8.onnx"
     with pytest.raises(ExportError, match="INT8 gate failed .* nothing was written") as e:
         quantize(_opts(fp32_onnx, black, out, verify_images=calib_dir, min_agreement=0.9))
-    assert "verify-images" in str(e.value) and "\n" not in str(e.value)
+    msg = str(e.value)
+    assert "verify-images" in msg and "\n" not in msg
     assert not out.exists() and list(out_dir.iterdir()) == []
+    # the refusal says what to try next, in quantize's own flags, and the threshold that would pass
+    assert f"segpipe quantize {fp32_onnx}" in msg and "more images like the deployed ones" in msg
+    assert "--calib-method entropy or percentile (now minmax)" in msg and "--quantizer modelopt" in msg
+    assert "--keep-fp32" not in msg  # input and head are already FP32 by default: nothing to offer
+    agreement = float(re.search(r"model (\d+\.\d+)% on", msg).group(1))
+    assert "below --min-agreement 0.9 (90.00%)" in msg
+    accept = float(re.search(r"--min-agreement (0\.\d{4}) \((\d+\.\d+)%\) accepts it", msg).group(1))
+    assert accept <= agreement / 100 < accept + 1e-4
+    res = quantize(_opts(fp32_onnx, black, out, verify_images=calib_dir, min_agreement=accept))
+    assert out.exists() and res.worst.result.argmax_agreement >= accept
+    # with parts quantized, keeping them in FP32 is offered
+    with pytest.raises(ExportError, match=r"--keep-fp32 input,head \(now none: input and head quantized\)"):
+        quantize(_opts(fp32_onnx, black, out_dir / "b.onnx", min_agreement=0.9999, keep_fp32=()))
 
 
 def test_bad_input_is_one_line(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
@@ -341,8 +356,17 @@ def test_gate_on_miou_drop(fp32_onnx: Path, tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "ds", count=6, size=SIZE, num_classes=3, seed=11)
     out = tmp_path / "m.int8.onnx"
     opts = _opts(fp32_onnx, black, out, min_agreement=0.01, data_root=data, max_miou_drop=0.0)
-    with pytest.raises(ExportError, match=r"mIoU on --data-root .* more than --max-miou-drop 0 points"):
+    with pytest.raises(ExportError, match=r"mIoU on --data-root .* more than --max-miou-drop 0 points") as e:
         quantize(opts)
+    # one unit: mIoU in percent, its fall in points (never a 0.6923 fraction beside points)
+    msg = str(e.value)
+    fp32, int8, drop = re.search(
+        r"from (\d+\.\d\d)% \(FP32\) to (\d+\.\d\d)% \(INT8\), (\d+\.\d\d) points", msg
+    ).groups()
+    assert abs(float(fp32) - float(int8) - float(drop)) <= 0.011 and not re.search(r"\b0\.\d{4}\b", msg)
+    accept = float(re.search(r"--max-miou-drop (\d+\.\d\d) accepts it", msg).group(1))
+    assert quantize(opts.replace(max_miou_drop=accept)).path == out
+    out.unlink()
     assert not out.exists()
     res = quantize(opts.replace(max_miou_drop=100.0))
     assert res.miou_int8 < res.miou_fp32 and out.exists()

@@ -211,7 +211,7 @@ def render_result(result: Any) -> None:
     if result.miou_fp32 is not None:
         delta = 100 * (result.miou_int8 - result.miou_fp32)
         console.print(
-            f"mIoU on --data-root: FP32 {result.miou_fp32:.4f}, INT8 {result.miou_int8:.4f} "
+            f"mIoU on --data-root: FP32 {100 * result.miou_fp32:.2f}%, INT8 {100 * result.miou_int8:.2f}% "
             f"({delta:+.2f} points)"
         )
     console.print(

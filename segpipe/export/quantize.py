@@ -42,7 +42,8 @@ from segpipe.export.calibrate import (
     quantize_ort,
     split_holdout,
 )
-from segpipe.export.qdq_emulate import EMULATION, gate_runner, gate_session
+from segpipe.export.int8_gate import GateRow, check_gate, gate, miou, run_all
+from segpipe.export.qdq_emulate import EMULATION
 from segpipe.export.qdq_graph import (
     MIN_OPSET,
     Q_OPS,
@@ -59,7 +60,6 @@ from segpipe.export.qdq_graph import (
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import QuantizeOptions
 from segpipe.progress import Reporter
-from segpipe.runtime.base import CompareResult, compare
 from segpipe.utils import disk_full_error, file_size_mb, new_file_mode, temp_dir_beside, tempdir_default
 
 #: Names other modules and tests import from here (the graph helpers live in
@@ -96,15 +96,6 @@ CALIBRATION_KEY = "segpipe.calibration"
 
 
 @dataclass
-class GateRow:
-    """The INT8 graph against the FP32 one on one source of images."""
-
-    source: str
-    images: int
-    result: CompareResult
-
-
-@dataclass
 class QuantizeResult:
     """What ``quantize`` wrote, with the figures of its summary."""
 
@@ -127,45 +118,6 @@ class QuantizeResult:
     def worst(self) -> GateRow:
         """The gate source with the lowest agreement."""
         return min(self.gate, key=lambda r: r.result.argmax_agreement)
-
-
-# ---- the gate ------------------------------------------------------------------------------------
-def run_all(session: Any, io_: GraphIO, images: np.ndarray) -> np.ndarray:
-    """The first output of ``session`` on every image, in fixed-size batches."""
-    outs = []
-    for b, count in batches(images, io_.batch, io_.dtype):
-        outs.append(np.asarray(session.run(None, {io_.name: b})[0])[:count])
-    return np.concatenate(outs)
-
-
-def gate(
-    fp32: Path, int8: Path, io_: GraphIO, info: ModelInfo, sources: dict[str, np.ndarray], shown: Path
-) -> list[GateRow]:
-    """Argmax agreement of the INT8 graph with the FP32 graph on each source of images, both run
-    as written (:func:`~segpipe.export.qdq_emulate.gate_session`: Q/DQ in FP32, TensorRT's INT8
-    arithmetic, the same figure on every CPU)."""
-    ref_s = gate_session(fp32)
-    try:
-        cand_s = gate_session(int8)
-    except Exception as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"{shown}: ONNX Runtime cannot load the quantized graph: {first[:300]}") from e
-    rows = []
-    for source, images in sources.items():
-        ref = run_all(ref_s, io_, images)
-        cand = run_all(cand_s, io_, images)
-        rows.append(GateRow(source, len(images), compare(ref, cand, info.mode, info.output_kind)))
-    return rows
-
-
-def _miou(model: Path, data_root: Path, reporter: Reporter) -> float:
-    """mIoU of ``model`` on ``data_root``, run as the gate runs it (no CPU integer kernels)."""
-    from segpipe.evaluate import evaluate
-    from segpipe.options import EvaluateOptions
-
-    opts = EvaluateOptions(data_root=data_root, model=model, device="cpu")
-    with gate_runner(model, reporter=reporter) as runner:
-        return float(evaluate(opts, reporter, runner).miou)
 
 
 # ---- the stage -----------------------------------------------------------------------------------
@@ -202,8 +154,9 @@ def _read_model(opts: QuantizeOptions) -> tuple[Any, ModelInfo, GraphIO]:
 
 def _images(
     opts: QuantizeOptions, io_: GraphIO, notes: list[str]
-) -> tuple[np.ndarray, list[Path], list[Path], dict[str, np.ndarray]]:
-    """(calibration images, their files, the held-out files, the gate's sources of images)."""
+) -> tuple[np.ndarray, list[Path], list[Path], dict[str, np.ndarray], int]:
+    """(calibration images, their files, the held-out files, the gate's sources of images, how
+    many images the folder holds)."""
     files = image_files(opts.calib_images, "--calib-images")
     calib_files, held_files = split_holdout(files, opts.holdout, opts.calib_count, opts.seed)
     if len(files) - len(held_files) < opts.calib_count:
@@ -232,7 +185,7 @@ def _images(
             "nothing held out (one calibration image) and no --verify-images: the gate compares "
             "on the calibration image itself"
         )
-    return calib, calib_files, held_files, sources
+    return calib, calib_files, held_files, sources, len(files)
 
 
 def _run_quantizer(
@@ -256,30 +209,6 @@ def _run_quantizer(
         ) from e
 
 
-def _check_gate(
-    opts: QuantizeOptions, rows: list[GateRow], miou: tuple[float | None, float | None], n_calib: int
-) -> None:
-    """ExportError (nothing written) when the INT8 graph fails the accuracy gate."""
-    out, min_agreement = opts.resolved_output, opts.resolved_min_agreement
-    bad = [r for r in rows if not r.result.ok(min_agreement)]
-    if bad:
-        what = "; ".join(
-            f"{r.source} ({r.images} images): {100 * r.result.argmax_agreement:.2f}%" for r in bad
-        )
-        raise ExportError(
-            f"INT8 gate failed for {out}: argmax agreement with the FP32 model below --min-agreement "
-            f"{min_agreement:g} ({what}); calibrated on {n_calib} images of "
-            f"{opts.calib_images}; nothing was written"
-        )
-    fp32, int8 = miou
-    if fp32 is not None and int8 is not None and 100 * (fp32 - int8) > opts.max_miou_drop:
-        raise ExportError(
-            f"INT8 gate failed for {out}: mIoU on --data-root {opts.data_root} fell from {fp32:.4f} "
-            f"(FP32) to {int8:.4f}, more than --max-miou-drop {opts.max_miou_drop:g} points; "
-            f"calibrated on {n_calib} images of {opts.calib_images}; nothing was written"
-        )
-
-
 def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> QuantizeResult:
     """Calibrate, quantize, gate and write ``opts.model`` as an INT8 Q/DQ graph, atomically.
 
@@ -297,7 +226,7 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
     src, out = opts.model, opts.resolved_output
     proto, info, io_ = _read_model(opts)
     notes: list[str] = []
-    calib, calib_files, held_files, sources = _images(opts, io_, notes)
+    calib, calib_files, held_files, sources, n_files = _images(opts, io_, notes)
     if opts.data_root is not None and not Path(opts.data_root).is_dir():
         raise ConfigError(f"--data-root {opts.data_root}: folder does not exist")
     for n in notes:
@@ -347,10 +276,10 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
         task.advance(step="gated")
         miou_fp32 = miou_int8 = None
         if opts.data_root is not None:
-            miou_fp32 = _miou(src, opts.data_root, Reporter())
-            miou_int8 = _miou(cand, opts.data_root, Reporter())
+            miou_fp32 = miou(src, opts.data_root, Reporter())
+            miou_int8 = miou(cand, opts.data_root, Reporter())
             task.advance(step="mIoU")
-        _check_gate(opts, rows, (miou_fp32, miou_int8), len(calib_files))
+        check_gate(opts, rows, (miou_fp32, miou_int8), len(calib_files), n_files)
         os.chmod(cand, new_file_mode(out))
         os.replace(cand, out)
         task.advance(step="written")

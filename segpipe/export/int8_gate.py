@@ -1,0 +1,142 @@
+"""The accuracy gate of ``segpipe quantize``: the INT8 graph against the FP32 one, run as the Q/DQ
+emulation runs them (:mod:`segpipe.export.qdq_emulate`), and, when it refuses, what to try next.
+
+Units: argmax agreement in percent of pixels, mIoU in percent and its changes in points (the same
+scale), flags as they are typed (``--min-agreement`` is a fraction, ``--max-miou-drop`` points).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe.errors import ExportError
+from segpipe.export.calibrate import batches
+from segpipe.export.qdq_emulate import gate_runner, gate_session
+from segpipe.export.qdq_graph import GraphIO
+from segpipe.modelinfo import ModelInfo
+from segpipe.options.quantize import FP32_PARTS, QUANT_METHODS, QUANTIZERS, QuantizeOptions
+from segpipe.progress import Reporter
+from segpipe.runtime.base import CompareResult, compare
+
+
+@dataclass
+class GateRow:
+    """The INT8 graph against the FP32 one on one source of images."""
+
+    source: str
+    images: int
+    result: CompareResult
+
+
+def run_all(session: Any, io_: GraphIO, images: np.ndarray) -> np.ndarray:
+    """The first output of ``session`` on every image, in fixed-size batches."""
+    outs = []
+    for b, count in batches(images, io_.batch, io_.dtype):
+        outs.append(np.asarray(session.run(None, {io_.name: b})[0])[:count])
+    return np.concatenate(outs)
+
+
+def gate(
+    fp32: Path, int8: Path, io_: GraphIO, info: ModelInfo, sources: dict[str, np.ndarray], shown: Path
+) -> list[GateRow]:
+    """Argmax agreement of the INT8 graph with the FP32 graph on each source of images, both run
+    as written (:func:`~segpipe.export.qdq_emulate.gate_session`: Q/DQ in FP32, TensorRT's INT8
+    arithmetic, the same figure on every CPU)."""
+    ref_s = gate_session(fp32)
+    try:
+        cand_s = gate_session(int8)
+    except Exception as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ExportError(f"{shown}: ONNX Runtime cannot load the quantized graph: {first[:300]}") from e
+    rows = []
+    for source, images in sources.items():
+        ref = run_all(ref_s, io_, images)
+        cand = run_all(cand_s, io_, images)
+        rows.append(GateRow(source, len(images), compare(ref, cand, info.mode, info.output_kind)))
+    return rows
+
+
+def miou(model: Path, data_root: Path, reporter: Reporter) -> float:
+    """mIoU (0..1) of ``model`` on ``data_root``, run as the gate runs it (no CPU integer kernels)."""
+    from segpipe.evaluate import evaluate
+    from segpipe.options import EvaluateOptions
+
+    opts = EvaluateOptions(data_root=data_root, model=model, device="cpu")
+    with gate_runner(model, reporter=reporter) as runner:
+        return float(evaluate(opts, reporter, runner).miou)
+
+
+def _pct(fraction: float, digits: int = 2) -> str:
+    return f"{100 * fraction:.{digits}f}%"
+
+
+def next_steps(opts: QuantizeOptions, n_calib: int, n_files: int, accept: str) -> str:
+    """What to try when the gate refuses: the flags of ``segpipe quantize`` on the FP32 model, as
+    one sentence (``accept``: the setting that would accept the measured figure)."""
+    tries = []
+    if n_files < opts.calib_count + opts.holdout:
+        tries.append(f"more images like the deployed ones in --calib-images ({n_calib} calibrated now)")
+    else:
+        tries.append(
+            f"--calib-count above {opts.calib_count} (the folder holds {n_files}) or other images "
+            "closer to the deployed ones"
+        )
+    methods = ("minmax", "entropy") if opts.quantizer == "modelopt" else QUANT_METHODS
+    others = [m for m in methods if m != opts.method]
+    if others:
+        tries.append(f"--calib-method {' or '.join(others)} (now {opts.method})")
+    missing = [p for p in FP32_PARTS if p not in opts.keep_fp32]
+    if missing:
+        now = ",".join(opts.keep_fp32) or "none"
+        tries.append(f"--keep-fp32 {','.join(FP32_PARTS)} (now {now}: {' and '.join(missing)} quantized)")
+    tries.append(
+        " or ".join(
+            f"--quantizer {q}" + (" (if installed)" if q == "modelopt" else "")
+            for q in QUANTIZERS
+            if q != opts.quantizer
+        )
+    )
+    return (
+        f"To try next (segpipe quantize {opts.model}): {'; '.join(tries)}; or, if this loss is "
+        f"acceptable, {accept}"
+    )
+
+
+def check_gate(
+    opts: QuantizeOptions,
+    rows: list[GateRow],
+    miou_pair: tuple[float | None, float | None],
+    n_calib: int,
+    n_files: int,
+) -> None:
+    """ExportError (nothing written) when the INT8 graph fails the accuracy gate; the line says the
+    measured figures, the limit, and what to try next."""
+    out, min_agreement = opts.resolved_output, opts.resolved_min_agreement
+    bad = [r for r in rows if not r.result.ok(min_agreement)]
+    where = f"calibrated ({opts.method}) on {n_calib} images of {opts.calib_images}; nothing was written"
+    if bad:
+        worst = min(r.result.argmax_agreement for r in rows)
+        what = ", ".join(
+            f"{_pct(r.result.argmax_agreement, 3)} on {r.source} ({r.images} images)" for r in bad
+        )
+        accept = math.floor(worst * 10000) / 10000
+        raise ExportError(
+            f"INT8 gate failed for {out}: argmax agreement with the FP32 model {what}, below "
+            f"--min-agreement {min_agreement:g} ({_pct(min_agreement)}); {where}. "
+            + next_steps(opts, n_calib, n_files, f"--min-agreement {accept:.4f} ({_pct(accept)}) accepts it")
+        )
+    fp32, int8 = miou_pair
+    if fp32 is not None and int8 is not None and 100 * (fp32 - int8) > opts.max_miou_drop:
+        drop = 100 * (fp32 - int8)
+        accept = math.ceil(drop * 100) / 100
+        raise ExportError(
+            f"INT8 gate failed for {out}: mIoU on --data-root {opts.data_root} fell from {_pct(fp32)} "
+            f"(FP32) to {_pct(int8)} (INT8), {drop:.2f} points, more than --max-miou-drop "
+            f"{opts.max_miou_drop:g} points; {where}. "
+            + next_steps(opts, n_calib, n_files, f"--max-miou-drop {accept:.2f} accepts it")
+        )
