@@ -23,6 +23,12 @@ MAX_CLASS_ID = 65535
 MAX_NAME = 200
 
 
+#: Most colours a palette can be grown to (class maps are 16-bit).
+MAX_COLORS = 65536
+#: Steps of the golden-ratio hue walk before colours come from the whole RGB cube.
+_HUE_WALK = 8192
+
+
 def default_palette_path() -> Path:
     """The ``colors.csv`` shipped inside the package (a copy of the repo's top-level one)."""
     return Path(str(resources.files("segpipe") / "colors.csv"))
@@ -50,16 +56,24 @@ class Palette:
         """This palette grown to ``n`` entries with distinct generated colours (names ``class_i``)."""
         if n <= len(self):
             return self
+        if n > MAX_COLORS:
+            raise ConfigError(f"{n} classes: at most {MAX_COLORS} can be coloured (class maps are 16-bit)")
         colors = list(self.colors)
         names = list(self.names)
         used = set(colors) | {rgb for _, rgb in self.dropped}
         i = 0
         while len(colors) < n:
-            # golden-ratio hue walk with varying saturation/value: far apart, deterministic
-            h = (i * 0.618033988749895) % 1.0
-            s = 0.55 + 0.45 * ((i // 7) % 2)
-            v = 0.95 - 0.3 * ((i // 3) % 2)
-            rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+            if i < _HUE_WALK:
+                # golden-ratio hue walk with varying saturation/value: far apart, deterministic
+                h = (i * 0.618033988749895) % 1.0
+                s = 0.55 + 0.45 * ((i // 7) % 2)
+                v = 0.95 - 0.3 * ((i // 3) % 2)
+                rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+            else:
+                # the walk repeats itself after a few thousand colours: then visit the RGB cube in a
+                # scrambled order (an odd multiplier permutes 0..2**24-1, so every colour comes once)
+                k = ((i - _HUE_WALK + 1) * 2654435761) & 0xFFFFFF
+                rgb = (k >> 16, (k >> 8) & 255, k & 255)
             i += 1
             if rgb in used:
                 continue

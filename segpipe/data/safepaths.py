@@ -43,7 +43,7 @@ MAX_CLASSES = 65535
 #: How far outside the image (in image sizes) a polygon coordinate may lie before it is refused.
 COORD_MARGIN = 1.0
 #: Longest outline a polygon may have, in pixels (pycocotools rasterises at 5x, 8 bytes a point).
-MAX_OUTLINE = 20_000_000
+MAX_OUTLINE = 4_000_000
 
 
 # ---- messages ---------------------------------------------------------------------------------------
@@ -251,6 +251,18 @@ def check_polygon(coords: Any, width: int, height: int, where: str) -> np.ndarra
         if d > MAX_OUTLINE:
             raise DataError(f"{where}: polygon outline of {d:.0f} pixels, over the limit of {MAX_OUTLINE}")
     return pts
+
+
+def check_label_bytes(path: str | os.PathLike[str], env: str, default_mb: float, what: str) -> None:
+    """One line when the label file ``path`` is not a regular file or is larger than ``env``
+    megabytes (default ``default_mb``), checked on its size before a byte is parsed."""
+    size = check_regular(path, "label file").st_size
+    limit = label_bytes_limit(env, default_mb)
+    if size > limit:
+        raise DataError(
+            f"{shown(path)} is {size / 2**20:.1f} MB, over the {limit / 2**20:g} MB limit for {what} "
+            f"(raise it with {env}=MB)"
+        )
 
 
 def label_bytes_limit(env: str, default_mb: float) -> int:

@@ -24,10 +24,11 @@ No torch here.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
-from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, check_root
 from segpipe.errors import ConfigError, DataError
 
 __all__ = [
@@ -134,10 +135,7 @@ def detect_format(root: str | Path) -> tuple[str, str]:
     from segpipe.data.formats._hints import FORMATS_HINT, nearby, not_segmentation
 
     root = Path(root)
-    if root.is_file():
-        raise DataError(f"data root {root} is a file, not a folder")
-    if not root.is_dir():
-        raise DataError(f"data root {root} does not exist")
+    check_root(root)  # missing, a file, a FIFO or a device: one line
     if next(root.iterdir(), None) is None:
         raise DataError(f"data root {root} is an empty folder")
     pick = _matches(root)
@@ -162,8 +160,8 @@ def resolve_format(root: str | Path, format: str = "auto", **options: Any) -> tu
     if fmt != "auto" and fmt not in FORMATS:
         raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
     root_p = Path(root)
-    if root_p.is_file():
-        raise DataError(f"data root {root} is a file, not a folder")
+    if os.path.exists(root_p) and not root_p.is_dir():
+        check_root(root_p)  # a file, a FIFO, a device: one line saying which
     custom_layout = any(options.get(k) not in (None, v) for k, v in SEED_LAYOUT.items() if k != "mask_type")
     if fmt == "auto" and custom_layout:  # --images-dir/--masks-dir/--mask-suffix describe the seed layout
         return "seed", "--images-dir/--masks-dir/--mask-suffix"
@@ -178,8 +176,7 @@ def resolve_format(root: str | Path, format: str = "auto", **options: Any) -> tu
         raise ConfigError(
             f"--format {fmt}: this install cannot read it (use {', '.join(available_formats())})"
         )
-    if not root_p.is_dir():
-        raise DataError(f"data root {root} does not exist")
+    check_root(root_p)
     return fmt, "--format"
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from segpipe.data.formats._annotations import MAX_POINTS, check_image_size, read_json
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.safepaths import check_polygon
 from segpipe.errors import DataError, some
 
 _LABEL_FILE = re.compile(r"^(instances|stuff)_(.+)\.json$", re.IGNORECASE)
@@ -149,8 +150,7 @@ def to_rle(seg: Any, height: int, width: int, where: str) -> Any:
                 raise DataError(
                     f"{where}: polygon with {len(poly) // 2} points, over the limit of {MAX_POINTS}"
                 )
-            if not np.isfinite(np.asarray(poly, dtype=np.float64)).all():
-                raise DataError(f"{where}: polygon with a non-finite coordinate")
+            check_polygon(poly, width, height, where)  # a far point crashes pycocotools (SIGSEGV)
             if len(poly) >= 6:  # fewer than 3 points: no area (pycocotools would read 4 values as a box)
                 polys.append([float(v) for v in poly])
         if not polys:

@@ -47,6 +47,7 @@ from segpipe.data.formats._annotations import (
     read_text,
 )
 from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
+from segpipe.data.safepaths import check_polygon, open_regular
 from segpipe.errors import DataError, some
 
 IGNORE_LABEL = "__ignore__"
@@ -81,9 +82,9 @@ class LabelmeFile:
 def looks_like_labelme(path: Path) -> bool:
     """The head of ``path`` (64 KB) holds ``"shapes"`` and ``"imagePath"`` or ``"version"``."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "label file") as f:  # a FIFO named *.json: not LabelMe, never blocks
             head = f.read(65536)
-    except OSError:
+    except (OSError, DataError):
         return False
     # labelme writes version, flags, shapes, imagePath...: long shapes can push imagePath past the head
     return b'"shapes"' in head and (b'"imagePath"' in head or b'"version"' in head)
@@ -190,6 +191,7 @@ def shape_to_mask(height: int, width: int, shape: dict[str, Any], where: str) ->
     from PIL import Image, ImageDraw
 
     kind, xy = shape["shape_type"], shape["points"]
+    check_polygon(np.ravel(xy), width, height, where)  # before Pillow draws (a far point: a long loop)
     if kind == "mask":
         (x1, y1), (x2, y2) = np.asarray(xy).astype(int)
         mask = np.zeros((height, width), dtype=bool)

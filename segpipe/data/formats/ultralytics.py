@@ -167,7 +167,10 @@ def load_config(path: Path) -> UltralyticsConfig:
         problems.append("train/val: neither is given (image folders relative to path)")
     masks_dir = data.get("masks_dir")
     if masks_dir is not None and (
-        not isinstance(masks_dir, str) or not masks_dir.strip() or "/" in masks_dir
+        not isinstance(masks_dir, str)
+        or not masks_dir.strip()
+        or any(c in masks_dir for c in "/\\\x00")
+        or masks_dir.strip() in (".", "..")
     ):
         problems.append(f"masks_dir: expected a folder name like 'masks', got {masks_dir!r}")
     mapping = _parse_mapping(data.get("label_mapping"), problems)

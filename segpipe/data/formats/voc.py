@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segpipe.data.formats._annotations import read_text
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.data.maskio import read_mask_file
 from segpipe.errors import DataError, some
@@ -69,7 +70,7 @@ class VocReader(FormatReader):
             listed_in: dict[str, Path] = {}
             for split, path in lists.items():
                 # one name per line (names may hold spaces, as CVAT's VOC-style export writes them)
-                names = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+                names = [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]
                 wanted += [(n, split) for n in names]
                 listed_in.update((n, path) for n in names if n not in listed_in)
         else:

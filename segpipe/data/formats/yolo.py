@@ -48,8 +48,15 @@ from segpipe.data.formats.ultralytics import (
     split_images,
     usable_config,
 )
+from segpipe.data.safepaths import check_label_bytes
 from segpipe.errors import DataError, some
 
+#: Largest label file of one image (MB; the environment variable raises it): parsed line by line,
+#: a 100 MB file took minutes and gigabytes.
+TXT_MB_ENV = "SEGPIPE_MAX_YOLO_LABEL_MB"
+DEFAULT_TXT_MB = 8
+#: Most polygons (lines) one image's label file may hold (each is rasterised on its own).
+MAX_POLYGONS = 20_000
 #: How far outside 0..1 a normalised coordinate may be (then clipped) before it is refused.
 TOLERANCE = 0.01
 IGNORE = 255
@@ -69,7 +76,12 @@ def label_for(image: Path) -> Path | None:
 def parse_labels(path: Path, num_names: int | None = None) -> list[tuple[int, np.ndarray]]:
     """The polygons of one label file: ``(yolo_class, points N×2 float64 in 0..1)`` per line."""
     out: list[tuple[int, np.ndarray]] = []
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    check_label_bytes(path, TXT_MB_ENV, DEFAULT_TXT_MB, "one image's YOLO labels")
+    lines = read_text(path).splitlines()
+    count = sum(1 for ln in lines if ln.strip())
+    if count > MAX_POLYGONS:
+        raise DataError(f"{path}: {count} polygons, over the limit of {MAX_POLYGONS} for one image")
+    for lineno, line in enumerate(lines, start=1):
         toks = line.split()
         if not toks:
             continue
