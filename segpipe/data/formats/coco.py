@@ -7,7 +7,9 @@ Layout (as the COCO download unpacks)::
     DATA_ROOT/train2017/NAME.jpg                     (or images/train2017/, images/train/, images/)
     DATA_ROOT/val2017/NAME.jpg
 
-Also read: a Roboflow-style export, ``{train,valid,test}/_annotations.coco.json`` beside the images.
+Also read: a Roboflow-style export, ``{train,valid,test}/_annotations.coco.json`` beside the images,
+and labelme's ``labelme2coco.py`` output, ``annotations.json`` beside ``JPEGImages/`` (and
+``Visualization/``), its ``file_name`` relative to the JSON's folder.
 Panoptic, caption, keypoint and ``image_info`` files are not label files for this reader.
 
 Conventions:
@@ -15,6 +17,9 @@ Conventions:
 * Classes: **0 is "background"** (pixels no annotation covers); the categories of every file,
   sorted by id, become classes 1..K named from ``categories`` (a category id with two different
   names in two files is refused). ``stuff_*`` files add their categories to the instances' ones.
+  A category that *is* the background becomes class 0 and the others keep their order: one named
+  ``_background_`` or ``background`` (``labelme2coco`` writes ``_background_`` with id 0), else
+  the one with id 0 (Roboflow's id 0 is its project name, a category no annotation uses).
 * Segmentations as pycocotools reads them (``COCO.annToRLE``): a polygon list (merged), an
   uncompressed RLE (``counts`` a list) or a compressed RLE (``counts`` a string). Polygons of
   fewer than 3 points have no area and are skipped (as detectron2 does); an odd coordinate count,
@@ -49,6 +54,19 @@ _LABEL_FILE = re.compile(r"^(instances|stuff)_(.+)\.json$", re.IGNORECASE)
 _SPLIT = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
+#: Category names that mean the background (lower case).
+BACKGROUND_NAMES = ("_background_", "background")
+
+
+def background_category(cats: dict[int, str]) -> int | None:
+    """The id of the category that is the background: one named ``_background_``/``background``,
+    else id 0; None when there is none."""
+    named = [cid for cid, name in cats.items() if name.strip().lower() in BACKGROUND_NAMES]
+    if named:
+        return min(named)
+    return 0 if 0 in cats else None
+
+
 def split_of(stem: str) -> str | None:
     """``instances_train2017`` -> ``train``; ``valid`` -> ``val``; None when the name has no split."""
     low = stem.lower()
@@ -58,13 +76,28 @@ def split_of(stem: str) -> str | None:
     return None
 
 
+def _coco_head(path: Path) -> bool:
+    """The first 64 KB of ``path`` name COCO's top-level lists (``images`` and ``categories`` or
+    ``annotations``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return False
+    return b'"images"' in head and (b'"categories"' in head or b'"annotations"' in head)
+
+
 def find_label_files(root: Path) -> list[Path]:
     """The COCO label files of a data root: ``annotations/{instances,stuff}_*.json``, else
-    ``*/_annotations.coco.json`` (Roboflow)."""
+    ``*/_annotations.coco.json`` (Roboflow), else ``annotations.json`` beside ``JPEGImages/``
+    (labelme2coco)."""
     ann = root / "annotations"
     found = sorted(p for p in ann.glob("*.json") if _LABEL_FILE.match(p.name)) if ann.is_dir() else []
     if not found and root.is_dir():
         found = sorted(p for p in root.glob("*/_annotations.coco.json") if p.is_file())
+    single = root / "annotations.json"
+    if not found and single.is_file() and (root / "JPEGImages").is_dir() and _coco_head(single):
+        found = [single]
     return found
 
 
@@ -193,7 +226,10 @@ class CocoReader(FormatReader):
 
     name = "coco"
     description = "COCO JSON: annotations/instances_*.json (or stuff_*), polygons and RLE, background 0"
-    layout = "annotations/instances_{train,val}*.json (or stuff_*) with train2017/, val2017/ or images/"
+    layout = (
+        "annotations/instances_{train,val}*.json (or stuff_*) with train2017/, val2017/ or images/; "
+        "SPLIT/_annotations.coco.json; annotations.json + JPEGImages/"
+    )
 
     def __init__(self, root: str | Path, **kw: Any) -> None:
         super().__init__(root, **kw)
@@ -202,6 +238,8 @@ class CocoReader(FormatReader):
         self._anns: dict[tuple[str | None, int], list[tuple[Path, dict[str, Any]]]] = {}
         self._images: dict[tuple[str | None, int], tuple[Path, dict[str, Any]]] = {}
         self._cats: dict[int, str] | None = None
+        self._class_of: dict[int, int] | None = None
+        self._names: tuple[str, ...] | None = None
 
     @classmethod
     def detect(cls, root: Path) -> str | None:
@@ -286,9 +324,26 @@ class CocoReader(FormatReader):
         self._samples = sorted(out.values(), key=lambda s: s.name)
         return list(self._samples)
 
+    def class_of(self) -> dict[int, int]:
+        """Category id -> class: the background category (:func:`background_category`) -> 0, the
+        others in id order -> 1..K."""
+        if self._class_of is None:
+            cats = self.categories()
+            bg = background_category(cats)
+            others = [c for c in cats if c != bg]
+            self._class_of = {cid: i + 1 for i, cid in enumerate(others)}
+            if bg is not None:
+                self._class_of[bg] = 0
+            name0 = cats[bg] if bg is not None and cats[bg].lower() in BACKGROUND_NAMES else "background"
+            self._names = (name0, *(cats[c] for c in others))
+        return self._class_of
+
     def classes(self) -> ClassInfo:
-        names = ("background", *self.categories().values())
-        return ClassInfo(names, None, "COCO categories (sorted by id), background added as 0")
+        self.class_of()
+        assert self._names is not None
+        bg = background_category(self.categories())
+        how = "added as 0" if bg is None else f"category id {bg} ({self.categories()[bg]!r}) as 0"
+        return ClassInfo(self._names, None, f"COCO categories (sorted by id), background {how}")
 
     def read_mask(self, sample: LabelledSample) -> np.ndarray:
         from pycocotools import mask as mask_utils
@@ -297,7 +352,7 @@ class CocoReader(FormatReader):
             self.samples()
         f, im = self._images[sample.key]
         width, height = check_image_size(im.get("width"), im.get("height"), f"{f} image id {im['id']}")
-        cls_of = {cid: i + 1 for i, cid in enumerate(self.categories())}
+        cls_of = self.class_of()
         top = max(len(cls_of), self.ignore_index)
         out = np.zeros((height, width), dtype=np.uint8 if top <= 255 else np.uint16)
         layers: list[tuple[int, int, int, Any]] = []

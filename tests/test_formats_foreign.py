@@ -1,0 +1,153 @@
+"""Files other tools wrote, read as those tools read them: ADE20K's devkit names, labelme2coco's
+background category and layout, older LabelMe files with the picture embedded. Each file is built
+the way its writer builds it (pycocotools encodes RLE; labelme's own ``LabelFile.save`` wrote the
+committed LabelMe fixtures) and each mask is compared pixel by pixel with the writer's own reader
+(pycocotools' ``annToMask``; labelme's ``shapes_to_label``, saved beside the fixtures)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segpipe.data.formats import detect_format, open_dataset
+from segpipe.data.formats.ade20k import read_names
+from segpipe.errors import DataError
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+FIXTURES = Path(__file__).parent / "data"
+
+
+def _image(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+# ---- ADE20K names ------------------------------------------------------------------------------
+
+# rows as the devkit's objectInfo150.txt holds them (tabs, a space after some indices and names)
+DEVKIT_TXT = (
+    "Idx\tRatio\tTrain\tVal\tName\n"
+    "1\t0.1576\t11664\t1172\twall\n"
+    "2\t0.1072\t6046\t612\tbuilding, edifice\n"
+    "8\t0.0231\t1906\t199\tbed \n"
+    "22 \t0.0074\t709\t75\twater\n"
+    "45\t0.0019\t549\t46\tchest of drawers, chest, bureau, dresser\n"
+)
+# the same rows as semantic-segmentation-pytorch's objectInfo150.csv (';' between every word)
+CSAIL_CSV = (
+    "Idx,Ratio,Train,Val,Stuff,Name\n"
+    "1,0.1576,11664,1172,1,wall\n"
+    "2,0.1072,6046,612,1,building;edifice\n"
+    "8,0.0231,1906,199,0,bed\n"
+    "22,0.0074,709,75,1,water\n"
+    "45,0.0019,549,46,0,chest;of;drawers;chest;bureau;dresser\n"
+)
+
+
+def test_ade20k_txt_and_csv_give_the_first_synonym(tmp_path: Path) -> None:
+    (tmp_path / "objectInfo150.txt").write_text(DEVKIT_TXT, encoding="utf-8")
+    (tmp_path / "objectInfo150.csv").write_text(CSAIL_CSV, encoding="utf-8")
+    want = ("wall", "building", "bed", "water", "chest of drawers")  # MMSegmentation's names
+    assert read_names(tmp_path / "objectInfo150.txt") == want
+    assert read_names(tmp_path / "objectInfo150.csv") == want
+
+
+def test_ade20k_reader_names_from_the_devkit_txt(tmp_path: Path) -> None:
+    base = tmp_path / "ADEChallengeData2016"
+    for split in ("training", "validation"):
+        _image(base / "images" / split / f"ADE_{split}_1.jpg", 8, 8)
+        (base / "annotations" / split).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), 2, np.uint8)).save(base / "annotations" / split / f"ADE_{split}_1.png")
+    (base / "objectInfo150.txt").write_text(DEVKIT_TXT, encoding="utf-8")
+    reader = open_dataset(tmp_path)
+    assert reader.classes().names[:3] == ("wall", "building", "bed")
+    assert open_dataset(tmp_path, reduce_zero_label=False).classes().names[:3] == ("other", "wall", "building")
+
+
+# ---- COCO: labelme2coco's background category and layout --------------------------------------
+
+
+def _labelme2coco(root: Path, w: int = 40, h: int = 30) -> dict:
+    """The files labelme's examples/instance_segmentation/labelme2coco.py writes: annotations.json
+    (category ids from labels.txt, -1 for __ignore__ skipped, so _background_ is 0; image and
+    annotation ids from 0; file_name relative to the JSON) beside JPEGImages/ and Visualization/."""
+    from pycocotools import mask as mask_utils
+
+    names = ["_background_", "person", "car"]
+    _image(root / "JPEGImages" / "2011_000003.jpg", w, h)
+    _image(root / "Visualization" / "2011_000003.jpg", w, h, 1)
+    polys = {1: [[4.0, 4.0, 20.0, 4.0, 20.0, 26.0, 4.0, 26.0]], 2: [[12.0, 10.0, 36.0, 10.0, 24.0, 28.0]]}
+    anns = []
+    for cid, seg in polys.items():
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        anns.append({"id": len(anns), "image_id": 0, "category_id": cid, "segmentation": seg,
+                     "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).flatten().tolist(),
+                     "iscrowd": 0})  # fmt: skip
+    data = {
+        "info": {"description": None, "url": None, "version": None, "year": 2026, "contributor": None,
+                 "date_created": "2026-01-01 00:00:00.000000"},
+        "licenses": [{"url": None, "id": 0, "name": None}],
+        "type": "instances",
+        "images": [{"license": 0, "url": None, "file_name": "JPEGImages/2011_000003.jpg", "height": h,
+                    "width": w, "date_captured": None, "id": 0}],
+        "categories": [{"supercategory": None, "id": i, "name": n} for i, n in enumerate(names)],
+        "annotations": anns,
+    }  # fmt: skip
+    (root / "annotations.json").write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+def test_labelme2coco_layout_background_category_is_class_0(tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    _labelme2coco(tmp_path)
+    name, reason = detect_format(tmp_path)
+    assert name == "coco" and "annotations.json" in reason
+    reader = open_dataset(tmp_path)
+    # 3 classes, not 4: _background_ (id 0) is class 0 and every class sits at its id
+    assert reader.classes().names == ("_background_", "person", "car")
+    (sample,) = reader.samples()
+    assert sample.image == tmp_path / "JPEGImages" / "2011_000003.jpg"
+    coco = COCO(str(tmp_path / "annotations.json"))
+    expected = np.zeros((30, 40), np.uint8)
+    for a in sorted(coco.loadAnns(coco.getAnnIds(imgIds=[0])), key=lambda a: -a["area"]):
+        expected[coco.annToMask(a).astype(bool)] = a["category_id"]  # class == category id here
+    assert set(np.unique(expected)) == {0, 1, 2}
+    assert np.array_equal(reader.read_mask(sample), expected)
+
+
+@pytest.mark.parametrize(
+    ("categories", "want"),
+    [
+        # Roboflow: id 0 is the project, no annotation uses it; the others keep their order
+        ([(0, "cells-xyz"), (1, "a"), (2, "b")], ("background", "a", "b")),
+        ([(3, "a"), (7, "background"), (9, "b")], ("background", "a", "b")),
+        ([(1, "a"), (2, "b")], ("background", "a", "b")),  # no background category: 0 added
+    ],
+)
+def test_coco_background_category(tmp_path: Path, categories: list, want: tuple) -> None:
+    data = _labelme2coco(tmp_path)
+    data["categories"] = [{"id": i, "name": n, "supercategory": None} for i, n in categories]
+    ids = [i for i, n in categories if n != "background" and i != 0]
+    for a, cid in zip(data["annotations"], ids, strict=False):
+        a["category_id"] = cid
+    (tmp_path / "annotations.json").write_text(json.dumps(data), encoding="utf-8")
+    reader = open_dataset(tmp_path)
+    assert reader.classes().names == want
+    mask = reader.read_mask(reader.samples()[0])
+    assert set(np.unique(mask)) == {0, 1, 2}
+
+
+def test_annotations_json_without_jpegimages_is_not_coco(tmp_path: Path) -> None:
+    _labelme2coco(tmp_path)
+    shutil.rmtree(tmp_path / "JPEGImages")
+    shutil.rmtree(tmp_path / "Visualization")
+    with pytest.raises(DataError):
+        detect_format(tmp_path)
