@@ -64,11 +64,17 @@ def test_ade20k_reader_names_from_the_devkit_txt(tmp_path: Path) -> None:
     for split in ("training", "validation"):
         _image(base / "images" / split / f"ADE_{split}_1.jpg", 8, 8)
         (base / "annotations" / split).mkdir(parents=True)
-        Image.fromarray(np.full((8, 8), 2, np.uint8)).save(base / "annotations" / split / f"ADE_{split}_1.png")
+        Image.fromarray(np.full((8, 8), 2, np.uint8)).save(
+            base / "annotations" / split / f"ADE_{split}_1.png"
+        )
     (base / "objectInfo150.txt").write_text(DEVKIT_TXT, encoding="utf-8")
     reader = open_dataset(tmp_path)
     assert reader.classes().names[:3] == ("wall", "building", "bed")
-    assert open_dataset(tmp_path, reduce_zero_label=False).classes().names[:3] == ("other", "wall", "building")
+    assert open_dataset(tmp_path, reduce_zero_label=False).classes().names[:3] == (
+        "other",
+        "wall",
+        "building",
+    )
 
 
 # ---- COCO: labelme2coco's background category and layout --------------------------------------
@@ -151,3 +157,67 @@ def test_annotations_json_without_jpegimages_is_not_coco(tmp_path: Path) -> None
     shutil.rmtree(tmp_path / "Visualization")
     with pytest.raises(DataError):
         detect_format(tmp_path)
+
+
+# ---- LabelMe: the picture embedded in imageData ----------------------------------------------
+
+LABELME = FIXTURES / "labelme_embedded"  # written by labelme's LabelFile.save (make_fixtures.py)
+
+
+def _expected(stem: str) -> np.ndarray:
+    return np.asarray(Image.open(LABELME / f"{stem}.expected.png"))
+
+
+def test_labelme_reads_imagedata_when_imagepath_names_the_json(tmp_path: Path) -> None:
+    shutil.copy(LABELME / "old.json", tmp_path)
+    assert json.loads((tmp_path / "old.json").read_text())["imagePath"] == "old.json"
+    reader = open_dataset(tmp_path)
+    assert reader.name == "labelme" and reader.classes().names == ("_background_", "cat", "dog")
+    (sample,) = reader.samples()
+    image, mask = reader.load(sample)
+    assert np.array_equal(mask, _expected("old"))  # labelme's own shapes_to_label, pixel by pixel
+    assert np.array_equal(image, np.asarray(Image.open(LABELME / "old.image.png")))  # its imageData
+    assert reader.image_size(sample) == (48, 36)
+
+
+def test_labelme_imagedata_and_picture_beside_agree_or_one_line(tmp_path: Path) -> None:
+    shutil.copy(LABELME / "both.json", tmp_path)
+    shutil.copy(LABELME / "both.png", tmp_path)
+    reader = open_dataset(tmp_path)
+    (sample,) = reader.samples()
+    assert sample.image == tmp_path / "both.png"
+    image, mask = reader.load(sample)
+    assert np.array_equal(mask, _expected("both"))
+    assert np.array_equal(image, np.asarray(Image.open(LABELME / "both.image.png")))
+    Image.fromarray(np.zeros((31, 40, 3), np.uint8)).save(tmp_path / "both.png")  # another picture
+    with pytest.raises(DataError) as exc:
+        open_dataset(tmp_path).samples()
+    msg = str(exc.value)
+    assert "\n" not in msg and "imageData is 40x30" in msg and "40x31" in msg and "both.png" in msg
+
+
+def test_labelme_embedded_picture_exported_as_the_image(tmp_path: Path) -> None:
+    from segpipe.data.inspect import export_masks, scan_data
+    from segpipe.progress import Reporter
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(LABELME / "old.json", data)
+    reader = open_dataset(data)
+    report = scan_data(reader)
+    assert not report.problems and report.pixels.sum() == 48 * 36
+    out = export_masks(reader, reader.samples(), report.classes, tmp_path / "seed", Reporter())
+    exported = out / "images" / "old.png"
+    assert np.array_equal(
+        np.asarray(Image.open(exported).convert("RGB")), np.asarray(Image.open(LABELME / "old.image.png"))
+    )
+    assert np.array_equal(np.asarray(Image.open(out / "indexes" / "old_color_mask.png")), _expected("old"))
+
+
+def test_labelme_imagedata_not_base64_is_one_line(tmp_path: Path) -> None:
+    doc = json.loads((LABELME / "old.json").read_text())
+    doc["imageData"] = "@@not base64@@"
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError) as exc:
+        open_dataset(tmp_path).samples()
+    assert "\n" not in str(exc.value) and "imageData" in str(exc.value)

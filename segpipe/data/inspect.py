@@ -181,7 +181,11 @@ def _export_one(reader: FormatReader, s: LabelledSample, classes: ResolvedClasse
     where = f"{safepaths.shown(s.label or s.image)}: sample {safepaths.shown(s.name)}"
     mask = reader.load_mask(s)
     _check_export(reader, s, mask, classes)
-    suffix = safepaths.safe_relname(s.image.suffix.lower()) if s.image.suffix else ""
+    blob = reader.embedded_image(s)  # LabelMe's imageData: written as the picture
+    if blob is not None:
+        suffix = ".png" if blob.startswith(b"\x89PNG") else ".jpg"
+    else:
+        suffix = safepaths.safe_relname(s.image.suffix.lower()) if s.image.suffix else ""
     img_dst = safepaths.output_path(tmp / "images", s.name, suffix)
     mask_dst = safepaths.output_path(tmp / "indexes", s.name, "_color_mask.png")
     ok, buf = cv2.imencode(".png", mask)  # encoded here: no file name ever reaches OpenCV
@@ -190,7 +194,7 @@ def _export_one(reader: FormatReader, s: LabelledSample, classes: ResolvedClasse
     img_dst.parent.mkdir(parents=True, exist_ok=True)
     mask_dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _write_new(img_dst, _copy_chunks(s.image, where))
+        _write_new(img_dst, [blob] if blob is not None else _copy_chunks(s.image, where))
         _write_new(mask_dst, [buf.tobytes()])
     except FileExistsError:
         raise DataError(f"{where}: two samples export to {safepaths.shown(img_dst.relative_to(tmp))}") from None

@@ -15,6 +15,7 @@ No torch here.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -109,25 +110,44 @@ def check_image_size(width: object, height: object, where: str) -> tuple[int, in
     return int(width), int(height)  # type: ignore[arg-type]
 
 
-def image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path, data: bytes | None = None, what: str = "") -> tuple[int, int]:
     """``(width, height)`` of an image from its header, as segpipe will read it (EXIF orientation
-    applied, as OpenCV does), bounded by :func:`check_image_size`."""
+    applied, as OpenCV does), bounded by :func:`check_image_size`. ``data``: the encoded bytes
+    (an image embedded in ``path``, named ``what`` there, e.g. LabelMe's ``imageData``)."""
     from PIL import Image, UnidentifiedImageError
 
-    check_regular(path, "image")
+    if data is None:
+        check_regular(path, "image")
+    where = f"{path} {what}" if what else str(path)
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data) if data is not None else path) as im:
             w, h = im.size
             orientation = im.getexif().get(0x0112, 1)
     except Image.DecompressionBombError:
         raise DataError(
-            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
+            f"{where}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
         ) from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError):
+        if data is not None:
+            raise DataError(f"{where} is not an image") from None
         raise DataError(f"cannot read image {path}: missing, unreadable or not an image") from None
     if orientation in (5, 6, 7, 8):  # rotated by 90 degrees
         w, h = h, w
-    return check_image_size(w, h, str(path))
+    return check_image_size(w, h, where)
+
+
+def decode_image(data: bytes, path: Path, what: str = "imageData") -> np.ndarray:
+    """An image embedded in ``path`` (encoded ``data``) as RGB uint8 H×W×3, decoded as segpipe
+    decodes image files (OpenCV, EXIF orientation applied), bounded before decoding."""
+    import cv2
+
+    from segpipe.imagesize import check_image_file
+
+    check_image_file(f"{path} {what}", data)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{path}: {what} is not an image OpenCV decodes")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def read_index_png(path: Path) -> np.ndarray:

@@ -260,6 +260,11 @@ class FormatReader:
             raise DataError(f"cannot read image {safepaths.shown(sample.image)}: not an image Pillow reads")
         return size
 
+    def embedded_image(self, sample: LabelledSample) -> bytes | None:
+        """The encoded picture when the label file holds it (LabelMe's ``imageData``), else None:
+        the picture is the file ``sample.image`` (``--export-masks`` copies one or the other)."""
+        return None
+
     def load_mask(self, sample: LabelledSample) -> np.ndarray:
         """:meth:`read_mask`, then reduce-zero-label and the class map, then checked against
         ``num_classes`` (one line naming the file and the value)."""

@@ -19,10 +19,13 @@ Conventions (labelme's ``labelme_json_to_dataset`` / ``labelme2voc.py`` and ``ut
   corners), ``circle`` (centre and a point on the rim), ``line`` (2 points) and ``linestrip``
   (width 10 px), ``point`` (disc of radius 5 px), ``mask`` (a base64 PNG placed at the box of its 2
   points).
-* ``imagePath`` is relative to the JSON's folder (backslashes read as folder separators); when it
-  is not there, ``NAME.<image suffix>`` beside the JSON is used. Embedded ``imageData`` is not
-  read. ``imageHeight``/``imageWidth`` are bounded before anything is allocated and must match the
-  image file's size.
+* The picture: embedded ``imageData`` (base64) when the file holds it, as labelme's
+  ``LabelFile.load`` does (labelme 4.x saved it by default, some versions with an ``imagePath``
+  naming the JSON itself); else ``imagePath``, relative to the JSON's folder (backslashes read as
+  folder separators), or ``NAME.<image suffix>`` beside the JSON. When both an embedded picture
+  and a picture file exist they must be the same size (one line when not).
+  ``imageHeight``/``imageWidth`` are bounded before anything is allocated and must match the
+  picture's size.
 
 No torch here.
 """
@@ -41,6 +44,7 @@ import numpy as np
 from segpipe.data.formats._annotations import (
     MAX_POINTS,
     check_image_size,
+    decode_image,
     find_image,
     image_size,
     read_json,
@@ -70,13 +74,18 @@ MAX_FILES = 1_000_000
 
 @dataclass(frozen=True)
 class LabelmeFile:
-    """What the reader keeps of one JSON (not ``imageData``)."""
+    """What the reader keeps of one JSON (not ``imageData``: only the embedded picture's size).
+
+    ``image`` is the picture file (``imagePath`` or ``NAME.<suffix>`` beside the JSON), or the JSON
+    itself when only ``imageData`` holds the picture; ``embedded``: the (W, H) of ``imageData``, or
+    None when the file has none."""
 
     path: Path
     image: Path
     width: int | None
     height: int | None
     shapes: tuple[dict[str, Any], ...]
+    embedded: tuple[int, int] | None = None
 
 
 def looks_like_labelme(path: Path) -> bool:
@@ -119,20 +128,55 @@ def _check_points(points: Any, shape_type: str, where: str) -> list[tuple[float,
     return [(float(x), float(y)) for x, y in points]
 
 
+def embedded_image(data: dict[str, Any], path: Path) -> bytes | None:
+    """The encoded picture of ``imageData`` (None when the file has none); one line when it is not
+    base64."""
+    raw = data.get("imageData")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise DataError(f"{path}: imageData must be a base64 string or null, got {type(raw).__name__}")
+    try:
+        return base64.b64decode(raw, validate=False)
+    except (binascii.Error, ValueError):
+        raise DataError(f"{path}: imageData is not base64") from None
+
+
+def picture_file(path: Path, raw_path: object) -> Path | None:
+    """The picture file of a LabelMe JSON: ``imagePath`` (not the JSON itself), else
+    ``NAME.<image suffix>`` beside it."""
+    if isinstance(raw_path, str) and raw_path.strip():
+        cand = path.parent / raw_path.replace("\\", "/")
+        if cand.suffix.lower() != ".json" and cand.is_file():
+            return cand
+    return find_image(path.parent, path.stem)
+
+
 def load_file(path: Path) -> LabelmeFile:
-    """One LabelMe JSON, checked: fields, shape types, point counts, image size bounds."""
+    """One LabelMe JSON, checked: fields, shape types, point counts, image size bounds; the
+    embedded picture (``imageData``) and the picture file agree in size."""
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise DataError(f"{path}: not a LabelMe file ('shapes' list missing)")
     raw_path = data.get("imagePath")
-    image = None
-    if isinstance(raw_path, str) and raw_path.strip():
-        cand = path.parent / raw_path.replace("\\", "/")
-        image = cand if cand.is_file() else None
-    image = image or find_image(path.parent, path.stem)
+    blob = embedded_image(data, path)
+    embedded = image_size(path, blob, "imageData") if blob is not None else None
+    del blob
+    image = picture_file(path, raw_path)
+    if image is not None and embedded is not None:
+        on_disk = image_size(image)
+        if on_disk != embedded:
+            raise DataError(
+                f"{path}: imageData is {embedded[0]}x{embedded[1]} but the picture beside it, {image}, "
+                f"is {on_disk[0]}x{on_disk[1]} (W x H); labelme reads imageData: remove {image.name} "
+                "or save the JSON again without imageData"
+            )
+    if image is None and embedded is not None:
+        image = path
     if image is None:
         raise DataError(
-            f"{path}: imagePath {raw_path!r} not found beside the JSON (nor {path.stem}.jpg/.png)"
+            f"{path}: imagePath {raw_path!r} not found beside the JSON (nor {path.stem}.jpg/.png), "
+            "and no imageData"
         )
     w, h = data.get("imageWidth"), data.get("imageHeight")
     if w is not None or h is not None:
@@ -152,7 +196,7 @@ def load_file(path: Path) -> LabelmeFile:
                 raise DataError(f"{where}: a mask shape needs 'mask' (a base64 PNG)")
             kept["mask"] = shape["mask"]
         shapes.append(kept)
-    return LabelmeFile(path, image, w, h, tuple(shapes))
+    return LabelmeFile(path, image, w, h, tuple(shapes), embedded)
 
 
 def read_labels_txt(path: Path) -> tuple[list[str], bool]:
@@ -289,13 +333,37 @@ class LabelmeReader(FormatReader):
         source = "labels.txt" if txt.is_file() else "LabelMe shape labels (sorted), _background_ added as 0"
         return ClassInfo(tuple(names), None, source)
 
-    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+    def _file(self, sample: LabelledSample) -> LabelmeFile:
         assert sample.label is not None
-        lf = self.files().get(sample.label) or load_file(sample.label)
-        width, height = image_size(lf.image)
+        return self.files().get(sample.label) or load_file(sample.label)
+
+    def image_size(self, sample: LabelledSample) -> tuple[int, int]:
+        lf = self._file(sample)
+        return lf.embedded or image_size(lf.image)
+
+    def read_image(self, sample: LabelledSample) -> np.ndarray:
+        """The embedded picture (``imageData``) when the JSON holds one, as labelme reads it; else the
+        picture file."""
+        blob = self.embedded_image(sample)
+        return super().read_image(sample) if blob is None else decode_image(blob, self._file(sample).path)
+
+    def _blob(self, lf: LabelmeFile) -> bytes:
+        blob = embedded_image(read_json(lf.path), lf.path)
+        if blob is None:
+            raise DataError(f"{lf.path}: imageData is gone (the file changed while reading)")
+        return blob
+
+    def embedded_image(self, sample: LabelledSample) -> bytes | None:
+        lf = self._file(sample)
+        return None if lf.embedded is None else self._blob(lf)
+
+    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+        lf = self._file(sample)
+        width, height = lf.embedded or image_size(lf.image)
         if lf.width is not None and (lf.width, lf.height) != (width, height):
             raise DataError(
-                f"{lf.path}: imageWidth/imageHeight {lf.width}x{lf.height} but image {lf.image} is "
+                f"{lf.path}: imageWidth/imageHeight {lf.width}x{lf.height} but "
+                f"{'imageData' if lf.embedded else 'image ' + str(lf.image)} is "
                 f"{width}x{height} (W x H)"
             )
         names, values = self._mapping()
