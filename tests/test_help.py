@@ -230,7 +230,7 @@ def test_per_class_table_counts_the_validation_pixels_its_iou_was_measured_on() 
     [
         (["train", "--epochs", "x"], "Invalid value for '--epochs'"),
         (["visualize"], "Missing option '--model'"),
-        (["trian"], "Did you mean 'train'?"),
+        (["trian"], "Did you mean 'train'"),
     ],
 )
 def test_usage_errors_are_one_line_on_stderr(args: list[str], expected: str) -> None:

@@ -37,6 +37,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
     ("data", "segpipe.cli.data:data_command"),
     ("build-trt", "segpipe.cli.build_trt:build_trt_command"),
+    ("triton", "segpipe.cli.triton:triton_command"),
 ]
 
 #: The line ``segpipe --help`` shows for each command without importing it: the first paragraph of
@@ -53,6 +54,7 @@ SUMMARIES: dict[str, str] = {
     "mIoU, per-class IoU, accuracy.",
     "data": "Show a data set's format, splits, classes (names, colours, pixel shares) and problems.",
     "build-trt": "Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it.",
+    "triton": "Write a Triton model repository (config.pbtxt checked with Triton's ModelConfig, labels, model).",
     "quantize": "Quantize an FP32 ONNX model to INT8 (Q/DQ, for TensorRT 10/11) and check it against FP32.",
 }
 

@@ -1,0 +1,13 @@
+"""Deployment artefacts for the places users run a segpipe model.
+
+* :mod:`segpipe.deploy.model`: what a model file (``.onnx``, ``.engine``) tells a deployment: its
+  input and output tensors, batch, classes (one reader for every target);
+* :mod:`segpipe.deploy.triton`: a Triton Inference Server model repository (``config.pbtxt``
+  built and checked with Triton's own ``ModelConfig`` protobuf from ``tritonclient``);
+* :mod:`segpipe.deploy.deepstream`: a DeepStream ``nvinfer`` configuration (semantic
+  segmentation, ``network-type=2``), its labels file and a pipeline that runs it;
+* :mod:`segpipe.deploy.serve`: ``segpipe serve``, a KServe v2 (Triton protocol) server in front of
+  any segpipe model file, with dynamic batching.
+
+Nothing here imports torch.
+"""
