@@ -184,3 +184,221 @@ def test_layouts_without_masks_say_why_in_one_line(tmp_path: Path) -> None:
     (cs / "leftImg8bit" / "train" / "aachen").mkdir(parents=True)
     with pytest.raises(DataError, match="without labels; unpack gtFine_trainvaltest.zip"):
         detect_format(cs)
+
+
+# ---- CVAT for images 1.1 XML -------------------------------------------------------------------------
+class CvatXmlWriter:
+    """The XML as CVAT's ``XmlAnnotationWriter`` writes it: ``XMLGenerator`` (utf-8), two-space
+    indents, attributes in CVAT's order, coordinates as ``{:.2f}``, mask RLE as ``1, 2, 3``."""
+
+    def __init__(self, f) -> None:
+        from xml.sax.saxutils import XMLGenerator
+
+        self.gen, self.level = XMLGenerator(f, "utf-8"), 0
+        self.gen.startDocument()
+        self.gen.startElement("annotations", {})
+        self.level = 1
+        self.leaf("version", "1.1")
+
+    def indent(self) -> None:
+        self.gen.ignorableWhitespace("\n" + "  " * self.level)
+
+    def leaf(self, tag: str, text: str) -> None:
+        self.indent()
+        self.gen.startElement(tag, {})
+        self.gen.characters(text)
+        self.gen.endElement(tag)
+
+    def open(self, tag: str, attrs: dict[str, str] | None = None) -> None:
+        self.indent()
+        self.gen.startElement(tag, attrs or {})
+        self.level += 1
+
+    def close(self, tag: str) -> None:
+        self.level -= 1
+        self.indent()
+        self.gen.endElement(tag)
+
+    def meta(self, kind: str, labels: list[tuple[str, str]], subsets: list[str] | None = None) -> None:
+        self.open("meta")
+        self.open(kind)
+        self.leaf("id", "7")
+        self.leaf("name", "segpipe test")
+        if subsets:
+            self.leaf("subsets", "\n".join(subsets))
+        self.open("labels")
+        for name, color in labels:
+            self.open("label")
+            self.leaf("name", name)
+            self.leaf("color", color)
+            self.leaf("type", "any")
+            self.open("attributes")
+            self.open("attribute")
+            self.leaf("name", "occluded_by")  # an attribute's <name> is not a label
+            self.leaf("input_type", "text")
+            self.close("attribute")
+            self.close("attributes")
+            self.close("label")
+        self.close("labels")
+        self.close(kind)
+        self.leaf("dumped", "2026-01-01 00:00:00.000000+00:00")
+        self.close("meta")
+
+    def shape(self, tag: str, label: str, z: int, **geometry: object) -> None:
+        attrs = {"label": label, "source": "manual", "occluded": "0"}
+        for k, v in geometry.items():
+            attrs[k] = f"{v:.2f}" if isinstance(v, float) else str(v)
+        attrs["z_order"] = str(z)
+        self.open(tag, attrs)
+        self.close(tag)
+
+    def end(self) -> None:
+        self.level -= 1
+        self.indent()
+        self.gen.endElement("annotations")
+        self.gen.endDocument()
+
+
+def cvat_points(pts: list[tuple[float, float]]) -> str:
+    return ";".join(f"{x:.2f},{y:.2f}" for x, y in pts)
+
+
+def cvat_rle(mask: np.ndarray) -> str:
+    """CVAT's mask RLE: run lengths over the box, row by row, starting with a run of 0s."""
+    flat = mask.ravel().astype(int)
+    runs, cur, n = [], 0, 0
+    for v in flat:
+        if v == cur:
+            n += 1
+        else:
+            runs.append(n)
+            cur, n = v, 1
+    runs.append(n)
+    return f"{runs}"[1:-1]
+
+
+CVAT_LABELS = [("car", "#fa3253"), ("person", "#ff00cc"), ("road", "#7a7a7a")]
+
+
+def make_cvat_xml(root: Path, project: bool = False) -> dict[str, np.ndarray]:
+    """A CVAT for images 1.1 export (task, or project with subsets) and the class maps it means,
+    painted independently: rectangles as slices, the RLE decoded pixel by pixel, the ellipse with
+    OpenCV as CVAT's EllipsesToMasks does."""
+    import cv2
+
+    w, h = 48, 40
+    ids = {"background": 0, "car": 1, "person": 2, "road": 3}
+    blob = np.zeros((12, 10), bool)
+    blob[2:9, 1:8] = True
+    blob[5, 3] = False
+    images = [("a.jpg", "Train"), ("sub/b.png", "Validation"), ("c.jpg", "Train")]
+    root.mkdir(parents=True)
+    truth = {}
+    with open(root / "annotations.xml", "w", encoding="utf-8") as f:
+        xml = CvatXmlWriter(f)
+        xml.meta("project" if project else "task", CVAT_LABELS, ["Train", "Validation"] if project else None)
+        for k, (name, subset) in enumerate(images):
+            attrs = {"id": str(k), "name": name}
+            if project:
+                attrs.update(subset=subset, task_id="3")
+            attrs.update(width=str(w), height=str(h))
+            xml.open("image", attrs)
+            expect = np.zeros((h, w), np.uint8)
+            if name != "c.jpg":  # c.jpg: no shapes, all background
+                off = 2 * k
+                xml.shape("polygon", "road", 0, points=cvat_points([(0, 30), (48, 30), (48, 40), (0, 40)]))
+                expect[30:40, :] = ids["road"]
+                xml.shape("mask", "car", 2, rle=cvat_rle(blob), left=20 + off, top=25, width=10, height=12)
+                box = np.zeros((h, w), bool)
+                box[25:37, 20 + off : 30 + off] = blob
+                xml.shape("box", "car", 1, xtl=float(4 + off), ytl=5.0, xbr=20.0, ybr=15.0)
+                expect[5:15, 4 + off : 20] = ids["car"]
+                xml.shape("polygon", "person", 1, points=cvat_points([(10, 8), (16, 8), (16, 34), (10, 34)]))
+                expect[8:34, 10:16] = ids["person"]  # same z as the box, later: on top
+                expect[box] = ids["car"]  # z 2: over the road
+                # rotated by 90 degrees about its centre (20, 23): x 17..23, y 13..33; z 0 but
+                # drawn after the road (CVAT appends rotated boxes), under everything at z >= 1
+                xml.shape("box", "road", 0, xtl=10.0, ytl=20.0, xbr=30.0, ybr=26.0, rotation=90.0)
+                rot = np.zeros((h, w), bool)
+                rot[13:33, 17:23] = True
+                low = np.isin(expect, [0, ids["road"]]) & rot
+                expect[low] = ids["road"]
+                xml.shape("ellipse", "person", 3, cx=38.0, cy=10.0, rx=6.0, ry=4.0, rotation=30.0)
+                ell = np.zeros((h, w), np.uint8)
+                cv2.ellipse(ell, (38, 10), (6, 4), 30.0, 0, 360, 255, thickness=-1)
+                expect[ell > 0] = ids["person"]
+                xml.shape("polyline", "road", 5, points=cvat_points([(0, 0), (47, 39)]))
+                xml.shape("points", "car", 5, points=cvat_points([(1, 1)]))
+            xml.close("image")
+            folder = root / "images" / (subset if project else "")
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_noise(h, w, k)).save(folder / name)
+            stem = name.rsplit(".", 1)[0]
+            truth[f"{subset}/{stem}" if project else stem] = expect
+        xml.end()
+    return truth
+
+
+@pytest.mark.parametrize("project", [False, True])
+def test_cvat_xml_shapes_become_the_class_maps_cvat_draws(tmp_path: Path, project: bool) -> None:
+    root = tmp_path / "cvat"
+    truth = make_cvat_xml(root, project)
+    assert (root / "annotations.xml").read_bytes().startswith(b'<?xml version="1.0" encoding="utf-8"?>\n<annotations>')
+    assert detect_format(root)[0] == "cvat_images"
+    from segpipe.progress import Reporter
+
+    class Rec(Reporter):
+        def __init__(self) -> None:
+            self.warnings: list[str] = []
+
+        def warn(self, message: str) -> None:
+            self.warnings.append(message)
+
+    rec = Rec()
+    reader = open_dataset(root, reporter=rec)
+    info = reader.classes()
+    assert info.names == ("background", "car", "person", "road")
+    assert info.colors[:3] == ((0, 0, 0), (250, 50, 83), (255, 0, 204))
+    got = {s.name: reader.load(s)[1] for s in reader.samples()}
+    assert set(got) == set(truth)
+    for name, mask in got.items():
+        np.testing.assert_array_equal(mask, truth[name], err_msg=name)
+    assert any("2 points, 2 polyline have no area" in m for m in rec.warnings)
+    splits = {s.name: s.split for s in reader.samples()}
+    if project:
+        assert splits == {"Train/a": "train", "Validation/sub/b": "val", "Train/c": "train"}
+    else:
+        assert set(splits.values()) == {None}
+
+
+def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "cvat"
+    make_cvat_xml(root)
+    (root / "images" / "a.jpg").unlink()
+    with pytest.raises(DataError, match=r"1 image\(s\) named in .* are not under images/ .*'Save images'.*a\.jpg"):
+        open_dataset(root).samples()
+    r = cli("data", root, "--format", "cvat")  # the Segmentation mask reader points at this one
+    assert r.exit_code == 1 and "--format cvat_images" in r.output
+    xml = (root / "annotations.xml").read_text()
+    (root / "annotations.xml").write_text(xml.replace('label="person"', 'label="bike"', 1))
+    Image.fromarray(_noise(40, 48)).save(root / "images" / "a.jpg")
+    reader = open_dataset(root)
+    with pytest.raises(DataError, match=r"label 'bike' is not in <meta> labels"):
+        [reader.load(s) for s in reader.samples()]
+    video = tmp_path / "video"
+    video.mkdir()
+    (video / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task><labels>'
+        "<label><name>car</name></label></labels></task></meta>"
+        '<track id="0" label="car"><box frame="0" outside="0" occluded="0" keyframe="1" xtl="1" ytl="1" '
+        'xbr="5" ybr="5" z_order="0"/></track></annotations>'
+    )
+    with pytest.raises(DataError, match="CVAT for video 1.1 .* export the task as 'CVAT for images 1.1'"):
+        open_dataset(video).samples()
+    bomb = tmp_path / "bomb"
+    bomb.mkdir()
+    (bomb / "annotations.xml").write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE annotations [<!ENTITY a "aaaa">]>\n<annotations>&a;</annotations>'
+    )
+    with pytest.raises(DataError, match="DOCTYPE or entity declaration"):
+        open_dataset(bomb, "cvat_images").samples()

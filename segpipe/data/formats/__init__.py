@@ -52,6 +52,7 @@ FORMATS: dict[str, str] = {
     "voc": "segpipe.data.formats.voc:VocReader",
     "ade20k": "segpipe.data.formats.ade20k:Ade20kReader",
     "cvat": "segpipe.data.formats.cvat:CvatReader",
+    "cvat_images": "segpipe.data.formats.cvat_xml:CvatXmlReader",
     "coco": "segpipe.data.formats.coco:CocoReader",
     "ultralytics": "segpipe.data.formats.ultralytics:UltralyticsReader",
     "yolo": "segpipe.data.formats.yolo:YoloReader",

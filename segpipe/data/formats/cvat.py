@@ -144,6 +144,11 @@ class CvatReader(FormatReader):
         masks = self.root / "SegmentationClass"
         images = self.root / "JPEGImages"
         if not images.is_dir():
+            if (self.root / "annotations.xml").is_file():
+                raise DataError(
+                    f"{self.root} holds annotations.xml, a 'CVAT for images 1.1' export: read it with "
+                    "--format cvat_images"
+                )
             raise DataError(f"{images} is missing: export from CVAT with 'Save images' on")
         sets = self.root / "ImageSets" / "Segmentation"
         lists = sorted(sets.glob("*.txt")) if sets.is_dir() else []

@@ -1,0 +1,382 @@
+"""CVAT for images 1.1 (XML): ``annotations.xml`` + ``images/``, shapes drawn into class maps.
+
+Layout (https://docs.cvat.ai/docs/dataset_management/formats/format-cvat/)::
+
+    DATA_ROOT/annotations.xml        <annotations><version>1.1</version><meta><task|project|job>...
+                                       <labels><label><name>car</name><color>#fa3253</color>...
+                                     <image id="0" name="a.jpg" [subset="Train" task_id="3"]
+                                            width="640" height="480">
+                                       <polygon label="car" points="x,y;x,y;..." z_order="0"/>
+                                       <box label="car" xtl= ytl= xbr= ybr= [rotation=] z_order=/>
+                                       <ellipse label= cx= cy= rx= ry= [rotation=] z_order=/>
+                                       <mask label= rle="0, 5, 3, ..." left= top= width= height=/>
+                                       <polyline .../> <points .../> <skeleton>...</skeleton> <tag/>
+    DATA_ROOT/images/NAME            task export with "Save images" (project: images/SUBSET/NAME)
+
+(another ``*.xml`` with an ``<annotations>`` root is read too, as datumaro does.)
+
+The class maps are the ones CVAT's own "Segmentation mask 1.1" export draws from the same shapes:
+
+* classes: ``background`` (0, colour 0,0,0) then the labels of ``<meta>`` in order with their
+  ``<color>`` (CVAT's ``make_colormap``; a label named ``background`` is moved to 0); skeleton
+  sub-labels (with ``<parent>``) are not classes;
+* polygons, boxes (rotated about their centre by ``rotation`` degrees) through pycocotools'
+  ``frPyObjects`` (datumaro's ``polygons_to_masks`` / ``boxes_to_masks``), ellipses with OpenCV's
+  ``cv2.ellipse`` on the rounded centre and axes (CVAT's ``EllipsesToMasks``), masks from their RLE
+  (run lengths over the ``width`` x ``height`` box at ``left``, ``top``, row by row, starting with a
+  run of 0s);
+* drawn in ascending ``z_order``, later shapes on top at equal ``z_order`` (rotated boxes after the
+  others, as CVAT's ``RotatedBoxesToPolygons`` appends them); undrawn pixels are background;
+* polylines, points, skeletons, cuboids and tags have no area and are left out (one warning
+  counts them), as in CVAT's Segmentation mask export; so are shapes without a ``label``;
+* ``subset`` Train/Validation/Test (project exports) give the splits; an image without shapes is
+  all background. "CVAT for video 1.1" (``<track>`` elements) is refused in one line.
+
+The XML is parsed once with expat, streaming; a DOCTYPE or entity declaration is refused (CVAT
+writes none), and the file size is bounded (``SEGPIPE_MAX_LABEL_MB``). No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.parsers import expat
+
+import numpy as np
+
+from segpipe.data.formats._annotations import MAX_POINTS, check_image_size, check_label_file_size
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.safepaths import check_polygon, inside, is_regular, open_regular
+from segpipe.errors import DataError, some
+
+AREA_SHAPES = ("polygon", "box", "ellipse", "mask")
+NO_AREA = ("polyline", "points", "skeleton", "cuboid", "tag")
+SPLIT_OF = {
+    "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+    "test": "test", "testing": "test",
+}  # fmt: skip
+
+
+@dataclass
+class CvatImage:
+    name: str
+    width: int
+    height: int
+    subset: str | None
+    #: (kind, label name, z_order, late, attributes): ``late`` orders rotated boxes last.
+    shapes: list[tuple[str, str, int, int, dict[str, str]]] = field(default_factory=list)
+
+
+@dataclass
+class CvatXml:
+    path: Path
+    labels: list[tuple[str, str | None]]  # (name, colour "#rrggbb")
+    images: list[CvatImage]
+    tracks: int
+    skipped: dict[str, int]
+
+
+class _Stop(Exception):
+    pass
+
+
+def looks_like_cvat(path: Path) -> bool:
+    """The file starts (after the XML declaration and comments) with an ``<annotations>`` element."""
+    if not is_regular(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return b"<annotations>" in head or b"<annotations " in head
+
+
+def parse_xml(path: Path) -> CvatXml:
+    """The labels, images and shapes of a CVAT XML file; one line per problem."""
+    check_label_file_size(path)
+    labels: dict[str, str | None] = {}
+    images: list[CvatImage] = []
+    stack: list[str] = []
+    text: list[str] = []
+    label: dict[str, str] = {}
+    state: dict[str, Any] = {"image": None, "tracks": 0, "root": None}
+    skipped: dict[str, int] = {}
+
+    def refuse(*_: Any) -> None:
+        raise DataError(f"{path}: holds a DOCTYPE or entity declaration, which CVAT never writes (refused)")
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if state["root"] is None:
+            state["root"] = tag
+            if tag != "annotations":
+                raise DataError(f"{path}: root element is <{tag}>, not CVAT's <annotations>")
+        parent = stack[-1] if stack else ""
+        stack.append(tag)
+        text.clear()
+        if tag == "label" and parent == "labels":
+            label.clear()
+            label["_open"] = "1"
+        elif tag == "track":
+            state["tracks"] += 1
+        elif tag == "image" and parent == "annotations":
+            where = f"{path} <image name={attrs.get('name')!r}>"
+            name = attrs.get("name")
+            if not name:
+                raise DataError(f"{where}: no name attribute")
+            try:
+                w, h = int(attrs.get("width", "")), int(attrs.get("height", ""))
+            except ValueError:
+                raise DataError(
+                    f"{where}: width/height {attrs.get('width')!r}x{attrs.get('height')!r} are not integers"
+                ) from None
+            check_image_size(w, h, where)
+            state["image"] = CvatImage(name, w, h, attrs.get("subset"))
+        elif parent == "image" and state["image"] is not None:
+            if tag in AREA_SHAPES and not attrs.get("label"):
+                skipped["unlabelled shape"] = skipped.get("unlabelled shape", 0) + 1
+            elif tag in AREA_SHAPES:
+                img: CvatImage = state["image"]
+                try:
+                    z = int(attrs.get("z_order", "0"))
+                except ValueError:
+                    raise DataError(f"{path} <image name={img.name!r}> <{tag}>: z_order {attrs['z_order']!r}") from None
+                late = int(tag == "box" and float(attrs.get("rotation", "0") or 0) != 0)
+                img.shapes.append((tag, attrs.get("label", ""), z, late, dict(attrs)))
+            else:
+                skipped[tag] = skipped.get(tag, 0) + 1
+
+    def end(tag: str) -> None:
+        stack.pop()
+        parent = stack[-1] if stack else ""
+        if parent == "label" and label.get("_open") and tag in ("name", "color", "parent"):
+            label[tag] = "".join(text).strip()
+        elif tag == "label" and label.get("_open"):
+            name = label.get("name", "")
+            if name and not label.get("parent") and name not in labels:
+                labels[name] = label.get("color") or None
+            label.clear()
+        elif tag == "image" and state["image"] is not None:
+            images.append(state["image"])
+            state["image"] = None
+        text.clear()
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text.append
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        with open_regular(path, "label file") as f:
+            parser.ParseFile(f)
+    except expat.ExpatError as e:
+        raise DataError(f"{path}: not valid XML: {expat.errors.messages[e.code]} at line {e.lineno}") from None
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    if state["tracks"] and not images:
+        raise DataError(
+            f"{path}: CVAT for video 1.1 ({state['tracks']} <track> elements, no <image>); export the "
+            "task as 'CVAT for images 1.1' instead"
+        )
+    if not labels:
+        raise DataError(f"{path}: <meta> lists no labels (<labels><label><name>)")
+    return CvatXml(path, list(labels.items()), images, state["tracks"], skipped)
+
+
+def hex_color(value: str | None) -> tuple[int, int, int] | None:
+    """``#rrggbb`` as (r, g, b); None for anything else."""
+    if value and len(value) == 7 and value.startswith("#"):
+        try:
+            return (int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16))
+        except ValueError:
+            return None
+    return None
+
+
+def _float(attrs: dict[str, str], key: str, where: str) -> float:
+    try:
+        v = float(attrs[key])
+    except (KeyError, ValueError):
+        raise DataError(f"{where}: attribute {key}={attrs.get(key)!r} is not a number") from None
+    if not math.isfinite(v):
+        raise DataError(f"{where}: attribute {key}={attrs[key]!r} is not finite")
+    return v
+
+
+def _poly_mask(flat: list[float], w: int, h: int, where: str) -> np.ndarray | None:
+    from pycocotools import mask as mask_utils
+
+    if len(flat) < 6:  # fewer than 3 points: no area (pycocotools would read 4 values as a box)
+        return None
+    if len(flat) > 2 * MAX_POINTS:
+        raise DataError(f"{where}: polygon of {len(flat) // 2} points (limit {MAX_POINTS})")
+    pts = check_polygon(flat, w, h, where)
+    with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning (copy=False)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rles = mask_utils.frPyObjects([pts.ravel().tolist()], h, w)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+
+
+def _rle_mask(attrs: dict[str, str], w: int, h: int, where: str) -> np.ndarray:
+    try:
+        left, top = int(attrs["left"]), int(attrs["top"])
+        bw, bh = int(attrs["width"]), int(attrs["height"])
+        counts = np.array([int(v) for v in attrs["rle"].split(",") if v.strip()], dtype=np.int64)
+    except (KeyError, ValueError):
+        raise DataError(f"{where}: mask needs integer rle, left, top, width, height") from None
+    if not (0 <= left and 0 <= top and 1 <= bw and 1 <= bh and left + bw <= w and top + bh <= h):
+        raise DataError(f"{where}: mask box left={left} top={top} {bw}x{bh} lies outside the {w}x{h} image")
+    if (counts < 0).any() or int(counts.sum()) != bw * bh:
+        raise DataError(f"{where}: mask rle covers {int(counts.sum())} pixels, its box {bw}x{bh} = {bw * bh}")
+    values = np.arange(len(counts)) % 2 == 1  # runs of 0s first
+    box = np.repeat(values, counts).reshape(bh, bw)
+    out = np.zeros((h, w), bool)
+    out[top : top + bh, left : left + bw] = box
+    return out
+
+
+def shape_mask(kind: str, attrs: dict[str, str], w: int, h: int, where: str) -> np.ndarray | None:
+    """The pixels one CVAT shape covers (H×W bool), as CVAT's Segmentation mask export draws it."""
+    if kind == "polygon":
+        try:
+            flat = [float(v) for p in attrs.get("points", "").split(";") if p for v in p.split(",")]
+        except ValueError:
+            raise DataError(f"{where}: points {attrs.get('points')!r} are not 'x,y;x,y;...'") from None
+        return _poly_mask(flat, w, h, where)
+    if kind == "box":
+        x0, y0, x1, y1 = (_float(attrs, k, where) for k in ("xtl", "ytl", "xbr", "ybr"))
+        corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        angle = math.radians(float(attrs.get("rotation", "0") or 0))
+        if angle:
+            cx, cy = x0 + (x1 - x0) / 2, y0 + (y1 - y0) / 2
+            corners = [
+                (
+                    cx + math.cos(angle) * (x - cx) - math.sin(angle) * (y - cy),
+                    cy + math.sin(angle) * (x - cx) + math.cos(angle) * (y - cy),
+                )
+                for x, y in corners
+            ]
+        return _poly_mask([v for p in corners for v in p], w, h, where)
+    if kind == "ellipse":
+        import cv2
+
+        cx, cy, rx, ry = (_float(attrs, k, where) for k in ("cx", "cy", "rx", "ry"))
+        check_polygon([cx - rx, cy - ry, cx + rx, cy + ry], w, h, where)
+        mat = np.zeros((h, w), np.uint8)
+        angle = float(attrs.get("rotation", "0") or 0)
+        cv2.ellipse(mat, (round(cx), round(cy)), (round(rx), round(ry)), angle, 0, 360, 255, thickness=-1)
+        return mat > 0
+    return _rle_mask(attrs, w, h, where)
+
+
+def xml_files(root: Path) -> list[Path]:
+    """``annotations.xml``, else the ``*.xml`` files of the root with an ``<annotations>`` root."""
+    main = root / "annotations.xml"
+    if looks_like_cvat(main):
+        return [main]
+    return [p for p in sorted(root.glob("*.xml"))[:50] if looks_like_cvat(p)]
+
+
+class CvatXmlReader(FormatReader):
+    """CVAT for images 1.1: shapes of annotations.xml drawn as CVAT's Segmentation mask export does."""
+
+    name = "cvat_images"
+    description = "CVAT for images 1.1 XML: polygons, boxes, ellipses and masks drawn by z_order"
+    layout = "annotations.xml (<annotations> with <meta> labels and <image> shapes) + images/"
+
+    def __init__(self, root: str | Path, **kw: Any) -> None:
+        super().__init__(root, **kw)
+        self._parsed: list[CvatXml] | None = None
+        self._index: dict[str, tuple[CvatImage, Path]] = {}
+
+    @classmethod
+    def detect(cls, root: Path) -> str | None:
+        found = xml_files(root)
+        return f"{found[0].name} with an <annotations> root (CVAT for images 1.1)" if found else None
+
+    def parsed(self) -> list[CvatXml]:
+        if self._parsed is None:
+            files = xml_files(self.root)
+            if not files:
+                raise DataError(f"{self.root}: no annotations.xml (CVAT for images 1.1 export)")
+            self._parsed = [parse_xml(p) for p in files]
+            skipped: dict[str, int] = {}
+            for px in self._parsed:
+                for k, n in px.skipped.items():
+                    skipped[k] = skipped.get(k, 0) + n
+            if skipped:
+                what = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
+                self.reporter.warn(
+                    f"{self.root}: {what} have no area and are left out (as in CVAT's Segmentation mask export)"
+                )
+        return self._parsed
+
+    def _labels(self) -> list[tuple[str, tuple[int, int, int] | None]]:
+        seen: dict[str, tuple[int, int, int] | None] = {}
+        for px in self.parsed():
+            for name, color in px.labels:
+                seen.setdefault(name, hex_color(color))
+        names = [n for n in seen if n != "background"]
+        return [("background", seen.get("background") or (0, 0, 0))] + [(n, seen[n]) for n in names]
+
+    def samples(self) -> list[LabelledSample]:
+        out: list[LabelledSample] = []
+        missing: list[str] = []
+        self._index = {}
+        for px in self.parsed():
+            subset_default = None if px.path.name == "annotations.xml" else px.path.stem
+            for img in px.images:
+                subset = img.subset or subset_default
+                where = f"{px.path} <image name>"
+                candidates = ([f"images/{subset}/{img.name}"] if subset else []) + [f"images/{img.name}", img.name]
+                image = next(
+                    (p for c in candidates if is_regular(p := inside(self.root, c, where, allow_outside=self.outside_root))),
+                    None,
+                )
+                if image is None:
+                    missing.append(img.name)
+                    continue
+                stem = img.name.rsplit(".", 1)[0] if "." in Path(img.name).name else img.name
+                name = f"{subset}/{stem}" if img.subset else stem
+                split = SPLIT_OF.get((subset or "").lower())
+                out.append(LabelledSample(name, image, px.path, split, key=name))
+                self._index[name] = (img, px.path)
+        if missing:
+            raise DataError(
+                f"{len(missing)} image(s) named in {self.root}'s CVAT XML are not under images/ (export "
+                f"with 'Save images' on, or put them in images/): {some(missing)}"
+            )
+        if not out:
+            raise DataError(f"{self.root}: the CVAT XML lists no <image>")
+        return sorted(out, key=lambda s: s.name)
+
+    def classes(self) -> ClassInfo:
+        labels = self._labels()
+        colors = [c for _, c in labels]
+        if any(c is None for c in colors):
+            from segpipe.data.formats.voc import voc_colormap
+
+            cmap = voc_colormap(len(labels))
+            colors = [c or tuple(int(v) for v in cmap[i]) for i, c in enumerate(colors)]
+        return ClassInfo(tuple(n for n, _ in labels), tuple(colors), "CVAT XML <meta> labels")  # type: ignore[arg-type]
+
+    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+        if not self._index:
+            self.samples()
+        img, path = self._index[sample.key]
+        ids = {n: i for i, (n, _) in enumerate(self._labels())}
+        out = np.zeros((img.height, img.width), np.uint8 if len(ids) <= 256 else np.uint16)
+        order = sorted(range(len(img.shapes)), key=lambda k: (img.shapes[k][2], img.shapes[k][3], k))
+        for k in order:
+            kind, label, _, _, attrs = img.shapes[k]
+            where = f"{path} <image name={img.name!r}> <{kind} label={label!r}>"
+            if label not in ids:
+                raise DataError(f"{where}: label {label!r} is not in <meta> labels ({some(list(ids), 6)})")
+            m = shape_mask(kind, attrs, img.width, img.height, where)
+            if m is not None:
+                out[m] = ids[label]
+        return out
