@@ -139,13 +139,26 @@ class AtomicVideoWriter:
         self._stack = contextlib.ExitStack()
         self.tmp = self._stack.enter_context(atomic_path(self.path, keep_suffix=True))
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), tuple(int(v) for v in size))
+        # OpenCV's FFmpeg encoders round an odd width or height down (97x63 came out 96x62, a column
+        # and a row lost). An .avi is written by OpenCV's own MJPEG encoder, which keeps any size; an
+        # .mp4 of odd size gets one replicated column/row instead, so every pixel is kept
+        width, height = (int(v) for v in size)
+        self.pad = (0, 0)
+        if self.path.suffix.lower() == ".avi" and (width % 2 or height % 2):
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_OPENCV_MJPEG, fourcc, float(fps), (width, height))
+        else:
+            self.pad = (width % 2, height % 2)
+            even = (width + self.pad[0], height + self.pad[1])
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, float(fps), even)
         if not self.writer.isOpened():
             self.abort()
             raise SegpipeError(f"cannot write the video {self.path}: OpenCV has no encoder for it here")
 
     def write(self, rgb: np.ndarray) -> None:
-        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if any(self.pad):
+            bgr = cv2.copyMakeBorder(bgr, 0, self.pad[1], 0, self.pad[0], cv2.BORDER_REPLICATE)
+        self.writer.write(bgr)
 
     def commit(self) -> Path:
         self.writer.release()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
@@ -190,6 +191,10 @@ def check_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
 
 def _read_text(p: Path, what: str = "config file") -> str:
     if not p.is_file():
+        if p.is_dir():
+            raise ConfigError(f"{what} {p} is a folder; give the YAML file")
+        if os.path.exists(p):  # a FIFO, a device: reading it would block or never end
+            raise ConfigError(f"{what} {p} is not a regular file")
         raise ConfigError(f"{what} {p} does not exist")
     try:
         size = p.stat().st_size

@@ -9,6 +9,7 @@ import importlib
 import inspect
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,18 @@ def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Datase
             f"--dataset {spec}: {cls_name}(root={str(root)!r}, split={split!r}) failed: "
             f"{type(e).__name__}: {e}"
         ) from e
-    if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+    if isinstance(dataset, Mapping) or not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
         raise ConfigError(
-            f"--dataset {spec}: {cls_name} objects have no __getitem__/__len__; give {expected}"
+            f"--dataset {spec}: {cls_name} objects are not a sequence of (image, mask) pairs "
+            f"(no integer __getitem__/__len__); give {expected}"
+        )
+    try:  # one pair read up front: what the loader would read first, as one line if it fails
+        first = dataset[0] if len(dataset) else None
+    except Exception as e:
+        raise ConfigError(f"--dataset {spec}: {cls_name}[0] failed: {type(e).__name__}: {e}") from e
+    if first is not None and not (isinstance(first, (tuple, list)) and len(first) == 2):
+        raise ConfigError(
+            f"--dataset {spec}: {cls_name}[0] is a {type(first).__name__}, not an (image, mask) pair"
         )
     return dataset
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from segpipe.data.formats._annotations import read_text
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.data.maskio import read_mask_file
+from segpipe.data.safepaths import is_regular, shown
 from segpipe.errors import DataError, some
 
 _SPLITS = {"training": "train", "validation": "val"}
@@ -92,9 +94,14 @@ class Ade20kReader(FormatReader):
 
     def classes(self) -> ClassInfo:
         base = _base(self.root)
-        for p in [folder / n for folder in (base, base.parent) for n in NAME_FILES]:
-            if p.is_file():
+        # the parent only when it is inside the data root (beside ADEChallengeData2016/)
+        folders = (base, base.parent) if base != self.root else (base,)
+        for p in [folder / n for folder in folders for n in NAME_FILES]:
+            if is_regular(p):
                 names = read_names(p)
+                empty = [i for i, n in enumerate(names) if not n.strip()]
+                if empty:
+                    raise DataError(f"{shown(p)}: class {empty[0]} has an empty name (no 'Name' column?)")
                 if names:
                     if not self.reduce_zero_label:
                         names = ("other", *names)
@@ -125,7 +132,6 @@ def _first_synonym(field: str, index: int, csv_words: bool) -> str:
 def read_names(path: Path) -> tuple[str, ...]:
     """Class names by index from ``objectInfo150.txt`` (tabs) or ``.csv`` (commas), first synonym
     of the ``Name`` column (the last column when there is no header naming it)."""
-    from segpipe.data.formats._annotations import read_text
 
     csv_words = path.suffix.lower() == ".csv"
     text = read_text(path)
