@@ -286,6 +286,7 @@ def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatRea
         opts.data_root,  # type: ignore[arg-type]
         opts.format,
         reduce_zero_label=opts.reduce_zero_label,
+        crowds=opts.crowds,
         reporter=reporter,
         images_dir=opts.images_dir,
         masks_dir=opts.masks_dir,

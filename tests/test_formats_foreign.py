@@ -221,3 +221,149 @@ def test_labelme_imagedata_not_base64_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(DataError) as exc:
         open_dataset(tmp_path).samples()
     assert "\n" not in str(exc.value) and "imageData" in str(exc.value)
+
+
+# ---- COCO: crowds (datumaro's export) and boxes only (a detection export) ---------------------
+
+
+def _rle_counts(mask: np.ndarray) -> list[int]:
+    """Uncompressed COCO RLE counts as datumaro's mask_to_rle writes them: column-major runs,
+    starting with the zeros."""
+    flat = np.asfortranarray(mask).ravel(order="F").astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+    return np.diff(np.concatenate([[0], edges])).astype(int).tolist()
+
+
+def _datumaro_coco(root: Path, w: int = 40, h: int = 30) -> dict:
+    """What datumaro's COCO exporter writes for mask annotations (segmentation mode 'guess'):
+    images/train/, annotations/instances_train.json, every mask an uncompressed RLE with
+    iscrowd 1, category ids 1 + label index."""
+    from pycocotools import mask as mask_utils
+
+    _image(root / "images" / "train" / "a.jpg", w, h)
+    masks = {1: np.zeros((h, w), np.uint8), 2: np.zeros((h, w), np.uint8)}
+    masks[1][2:20, 3:30] = 1
+    masks[2][10:28, 20:38] = 1
+    anns = []
+    for cid, m in masks.items():
+        seg = {"counts": _rle_counts(m), "size": [h, w]}
+        area = float(mask_utils.area(mask_utils.frPyObjects(seg, h, w)))
+        bbox = mask_utils.toBbox(mask_utils.encode(np.asfortranarray(m))).tolist()
+        anns.append({"id": cid, "image_id": 1, "category_id": cid, "segmentation": seg, "area": area,
+                     "bbox": bbox, "iscrowd": 1, "attributes": {"occluded": False}})  # fmt: skip
+    data = {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""},
+        "categories": [{"id": 1, "name": "road", "supercategory": ""}, {"id": 2, "name": "car", "supercategory": ""}],
+        "images": [{"id": 1, "width": w, "height": h, "file_name": "a.jpg", "license": 0, "flickr_url": "",
+                    "coco_url": "", "date_captured": 0}],
+        "annotations": anns,
+    }  # fmt: skip
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    warn = info
+
+    def task(self, *a: object, **k: object):  # noqa: ANN201 - the silent reporter's progress bar
+        from segpipe.progress import Reporter
+
+        return Reporter().task(*a, **k)
+
+
+def test_coco_crowds_said_and_kept_with_crowds_class(tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    from segpipe.data.inspect import scan_data
+
+    _datumaro_coco(tmp_path)
+    coco = COCO(str(tmp_path / "annotations" / "instances_train.json"))
+    road, car = (coco.annToMask(coco.anns[i]).astype(bool) for i in (1, 2))
+    lines = _Lines()
+    reader = open_dataset(tmp_path, reporter=lines)
+    (sample,) = reader.samples()
+    (said,) = [ln for ln in lines.lines if "crowds" in ln]
+    assert "2 of 2 annotation(s) are crowds" in said and "--crowds class" in said
+    mask = reader.read_mask(sample)
+    assert np.array_equal(mask == 255, road | car) and not (mask == 1).any()  # crowds: ignore only
+    report = scan_data(open_dataset(tmp_path, reporter=lines))
+    (note,) = report.notes
+    assert f"{int((road | car).sum()):,} pixels ignore" in note
+    kept = open_dataset(tmp_path, crowds="class")
+    expected = np.zeros(mask.shape, np.uint8)
+    expected[road] = 1  # the larger first, as for any annotation
+    expected[car] = 2
+    assert road.sum() > car.sum() and np.array_equal(kept.read_mask(kept.samples()[0]), expected)
+    assert not scan_data(kept).notes
+
+
+def test_crowds_flag_on_the_command_line(tmp_path: Path, voc_root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    _datumaro_coco(tmp_path)
+    res = CliRunner().invoke(app, ["data", str(tmp_path)])
+    assert res.exit_code == 0 and "are crowds" in res.output and "pixels ignore" in res.output
+    res = CliRunner().invoke(app, ["data", str(tmp_path), "--crowds", "class"])
+    assert res.exit_code == 0 and "kept as their class" in res.output and "pixels ignore" not in res.output
+    res = CliRunner().invoke(app, ["data", str(tmp_path), "--crowds", "maybe"])
+    assert res.exit_code != 0 and "--crowds maybe" in res.output
+    res = CliRunner().invoke(app, ["data", str(voc_root), "--crowds", "class"])
+    assert res.exit_code != 0 and "--crowds class: applies to COCO crowds" in " ".join(res.output.split())
+
+
+def _detection_export(root: Path) -> Path:
+    """Roboflow's COCO export of a detection project: boxes, 'segmentation': []."""
+    data = _labelme2coco(root / "tmp")
+    for a in data["annotations"]:
+        a["segmentation"] = []
+    data["categories"] = [{"id": 0, "name": "cells", "supercategory": "none"}] + [
+        {"id": i, "name": n, "supercategory": "cells"} for i, n in ((1, "person"), (2, "car"))
+    ]
+    (root / "train").mkdir(parents=True)
+    shutil.copy(root / "tmp" / "JPEGImages" / "2011_000003.jpg", root / "train" / "2011_000003.jpg")
+    data["images"][0]["file_name"] = "2011_000003.jpg"
+    (root / "train" / "_annotations.coco.json").write_text(json.dumps(data), encoding="utf-8")
+    shutil.rmtree(root / "tmp")
+    return root
+
+
+def test_coco_boxes_only_refused_for_training_and_reported_by_data(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+    from segpipe.data.inspect import scan_data
+
+    root = _detection_export(tmp_path)
+    with pytest.raises(DataError) as exc:
+        open_dataset(root).samples()
+    msg = str(exc.value)
+    assert (
+        "\n" not in msg
+        and "none of its 2 annotation(s) has a mask" in msg
+        and "_annotations.coco.json" in msg
+    )
+    report = scan_data(open_dataset(root))
+    assert any("has a mask" in p for p in report.problems)
+    res = CliRunner().invoke(app, ["data", str(root)])
+    assert "has a mask" in " ".join(res.output.split()) and "no problems found" not in res.output
+
+
+def test_coco_some_boxes_only_are_counted(tmp_path: Path) -> None:
+    data = _labelme2coco(tmp_path)
+    data["annotations"][1].pop("segmentation")
+    (tmp_path / "annotations.json").write_text(json.dumps(data), encoding="utf-8")
+    lines = _Lines()
+    reader = open_dataset(tmp_path, reporter=lines)
+    mask = reader.read_mask(reader.samples()[0])
+    assert any("1 of 2 annotation(s) have no mask" in ln for ln in lines.lines)
+    assert set(np.unique(mask)) == {0, 1}

@@ -9,6 +9,7 @@ import typer
 
 from segpipe.cli.common import console, print_written, run_guarded, warn
 from segpipe.cli.dataflags import (
+    CrowdsOpt,
     FormatOpt,
     ImagesDirOpt,
     MasksDirOpt,
@@ -48,6 +49,7 @@ def data_command(
         Path | None, typer.Option("--colors", help="Palette CSV id,name,r,g,b.", show_default=False)
     ] = None,
     reduce_zero_label: ReduceZeroLabelOpt = None,
+    crowds: CrowdsOpt = "ignore",
     ignore_index: Annotated[
         int | None,
         typer.Option(
@@ -98,6 +100,7 @@ def data_command(
         data_root,
         format_,
         reduce_zero_label=reduce_zero_label,
+        crowds=crowds,
         ignore_index=ignore_index,
         reporter=reporter,
         images_dir=images_dir,
@@ -120,6 +123,8 @@ def data_command(
     console.print(table)
     if report.classes.hint:
         warn(report.classes.hint)
+    for note in report.notes:
+        warn(note)
     for problem in report.problems[:20]:
         warn(problem)
     if len(report.problems) > 20:

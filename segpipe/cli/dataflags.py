@@ -40,6 +40,15 @@ ReduceZeroLabelOpt = Annotated[
         show_default=False,
     ),
 ]
+CrowdsOpt = Annotated[
+    str,
+    typer.Option(
+        "--crowds",
+        help="COCO crowd regions (iscrowd 1): ignore (ignored where no object covers them, as COCO "
+        "and MMSegmentation do) or class (kept as their category).",
+        rich_help_panel=DATA_PANEL,
+    ),
+]
 SplitOpt = Annotated[
     str | None,
     typer.Option(

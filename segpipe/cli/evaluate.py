@@ -31,6 +31,7 @@ from segpipe.cli.common import (
     warn,
 )
 from segpipe.cli.dataflags import (
+    CrowdsOpt,
     FormatOpt,
     ImagesDirOpt,
     MasksDirOpt,
@@ -134,6 +135,7 @@ def evaluate_command(
     format_: FormatOpt = "auto",
     split: SplitOpt = None,
     reduce_zero_label: ReduceZeroLabelOpt = None,
+    crowds: CrowdsOpt = "ignore",
     images_dir: ImagesDirOpt = "images",
     masks_dir: MasksDirOpt = "indexes",
     mask_suffix: MaskSuffixOpt = "_color_mask",
@@ -176,6 +178,7 @@ def evaluate_command(
         format=format_,
         split=split,
         reduce_zero_label=reduce_zero_label,
+        crowds=crowds,
         report=report,
         confusion_matrix=confusion_matrix,
         batch_size=batch_size,

@@ -40,6 +40,7 @@ def train_command(
     masks_dir: flag.MasksDirOpt = _d("masks_dir"),
     format_: flag.FormatOpt = _d("format"),
     reduce_zero_label: flag.ReduceZeroLabelOpt = None,
+    crowds: flag.CrowdsOpt = _d("crowds"),
     mask_type: flag.MaskTypeOpt = _d("mask_type"),
     class_map: flag.ClassMapOpt = None,
     dataset: flag.DatasetOpt = None,

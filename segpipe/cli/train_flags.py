@@ -18,6 +18,7 @@ import typer
 # the data flags train shares with evaluate, visualize and data (same spelling, help and panel)
 from segpipe.cli.dataflags import (  # noqa: F401 - re-exported for the train command
     DATA_PANEL,
+    CrowdsOpt,
     FormatOpt,
     ImagesDirOpt,
     MasksDirOpt,

@@ -31,6 +31,7 @@ from segpipe.cli.common import (
     run_guarded,
 )
 from segpipe.cli.dataflags import (
+    CrowdsOpt,
     FormatOpt,
     ImagesDirOpt,
     MasksDirOpt,
@@ -74,6 +75,7 @@ def visualize_command(
     format_: FormatOpt = "auto",
     split: SplitOpt = None,
     reduce_zero_label: ReduceZeroLabelOpt = None,
+    crowds: CrowdsOpt = "ignore",
     images_dir: ImagesDirOpt = "images",
     masks_dir: MasksDirOpt = "indexes",
     mask_suffix: MaskSuffixOpt = "_color_mask",
@@ -175,6 +177,7 @@ def visualize_command(
         format=format_,
         split=split,
         reduce_zero_label=reduce_zero_label,
+        crowds=crowds,
         images_dir=images_dir,
         masks_dir=masks_dir,
         mask_suffix=mask_suffix,

@@ -34,6 +34,8 @@ class DataReport:
     pixels: np.ndarray  # per class id
     ignored: int
     problems: list[str] = field(default_factory=list)
+    #: What reading the masks found worth saying besides problems (pixels crowds made ignore).
+    notes: list[str] = field(default_factory=list)
 
 
 def scan_data(
@@ -50,6 +52,7 @@ def scan_data(
     reporter = reporter or Reporter()
     if num_classes is not None and not 2 <= num_classes <= MAX_CLASSES:  # 0 read as "not given"
         raise ConfigError(f"--num-classes {num_classes}: use 2..{MAX_CLASSES} (binary: 2)")
+    reader.survey = True  # what training refuses about the data as a whole is listed, not raised
     samples = reader.samples()
     info = reader.classes()
     num = num_classes or (len(class_names) if class_names else None) or data_classes_count(info, reader.root)
@@ -80,6 +83,7 @@ def scan_data(
             except SegpipeError as e:
                 problems.append(str(e))
             task.advance()
+    problems[:0] = reader.data_problems()
     ignored = int(counts[ignore])
     counts[ignore] = 0
     present = np.flatnonzero(counts)
@@ -106,6 +110,7 @@ def scan_data(
         counts[:num].copy(),
         ignored,
         problems,
+        reader.notes(),
     )
 
 

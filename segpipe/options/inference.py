@@ -194,6 +194,8 @@ class _PredictOptions:
     split: str | None = None
     #: 0 -> ignore, others minus 1 (index masks); None: the format's default (on for ADE20K).
     reduce_zero_label: bool | None = None
+    #: COCO crowd regions: ``ignore`` (where no object covers them) or ``class``, as in training.
+    crowds: str = "ignore"
     images_dir: str = "images"
     masks_dir: str = "indexes"
     mask_suffix: str = "_color_mask"
@@ -204,6 +206,8 @@ class _PredictOptions:
         _check_spec_fields(self)
         if self.split is not None and self.split not in ("train", "val", "test", "all"):
             raise _flag_error("split", self.split, "use train, val, test or all")
+        if self.crowds not in ("ignore", "class"):
+            raise _flag_error("crowds", self.crowds, "use ignore or class")
 
     @property
     def spec(self) -> InferenceSpec:

@@ -134,6 +134,9 @@ class TrainOptions:
     #: MMSegmentation's reduce-zero-label for index masks: 0 -> ignore, others minus 1. None: the
     #: format's default (on for ADE20K, off elsewhere).
     reduce_zero_label: bool | None = None
+    #: COCO crowd regions (``iscrowd: 1``): ``ignore`` (the ignore value where no object covers
+    #: them) or ``class`` (drawn as their category).
+    crowds: str = "ignore"
     #: A user's dataset class ``package.module:ClassName`` for other layouts. It imports and runs
     #: that Python code: the command line takes it from ``--dataset`` only, never from a config file.
     dataset: str | None = None
@@ -259,6 +262,8 @@ class TrainOptions:
             raise bad("scheduler", self.scheduler, f"use one of {', '.join(SCHEDULERS)}")
         if self.mask_type not in ("auto", "index", "color"):
             raise bad("mask-type", self.mask_type, "use auto, index or color")
+        if self.crowds not in ("ignore", "class"):
+            raise bad("crowds", self.crowds, "use ignore or class")
         if not 0 <= self.ignore_index <= 65535:  # type: ignore[operator]
             raise bad("ignore-index", self.ignore_index, "must be within 0..65535")
         if classes is not None and self.mode != "binary":

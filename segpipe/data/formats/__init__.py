@@ -67,6 +67,9 @@ SEED_LAYOUT: dict[str, str] = {
     "mask_suffix": "_color_mask",
     "mask_type": "auto",
 }
+#: Flags every command that reads labels passes (name -> (default, the formats it applies to)):
+#: dropped at their default for a format without them, refused (one line) when set.
+FORMAT_FLAGS: dict[str, tuple[str, str]] = {"crowds": ("ignore", "COCO crowds (coco, coco_panoptic)")}
 #: Options a reader may use when it can and that are dropped for the others (``palette``: the
 #: ``--colors`` palette, which decodes colour masks of the seed layout and colours pictures).
 HINTS = ("palette", "default_palette")
@@ -205,6 +208,11 @@ def open_dataset(
                     f"read as {fmt}"
                 )
             del opts[key]
+    for key, (default, where) in FORMAT_FLAGS.items():
+        if key in opts and key not in cls.options:
+            if opts[key] != default:
+                raise ConfigError(f"--{key} {opts[key]}: applies to {where}, not to {root} read as {fmt}")
+            del opts[key]
     for key in HINTS:
         if key not in cls.options:
             opts.pop(key, None)
@@ -224,6 +232,7 @@ def open_for_options(opts: Any, root: str | Path | None = None, **overrides: Any
     options: dict[str, Any] = {
         "ignore_index": opts.ignore_index,
         "reduce_zero_label": opts.reduce_zero_label,
+        "crowds": getattr(opts, "crowds", None),
         "images_dir": opts.images_dir,
         "masks_dir": opts.masks_dir,
         "mask_suffix": opts.mask_suffix,

@@ -127,6 +127,9 @@ class FormatReader:
     #: Why this reader was chosen (set by :func:`~segpipe.data.formats.open_dataset`: the detection
     #: reason, or ``--format``).
     detected: str = ""
+    #: Set by ``segpipe data`` before reading: what the reader refuses about the data as a whole is
+    #: kept for :meth:`data_problems` (and reported) instead of raised.
+    survey: bool = False
     #: Formats this one is a special case of: when both detect a folder, this one wins (a CVAT
     #: export is a VOC layout plus the labelmap.txt that gives its colours).
     refines: ClassVar[tuple[str, ...]] = ()
@@ -259,6 +262,16 @@ class FormatReader:
         if size is None:
             raise DataError(f"cannot read image {safepaths.shown(sample.image)}: not an image Pillow reads")
         return size
+
+    def data_problems(self) -> list[str]:
+        """What this reader refuses about the data as a whole (a COCO export whose annotations are
+        boxes only), one line each, found while :attr:`survey` is set instead of raised."""
+        return []
+
+    def notes(self) -> list[str]:
+        """What reading masks so far found worth saying (pixels crowds made ignore...), one line
+        each; ``segpipe data`` prints them after its scan."""
+        return []
 
     def embedded_image(self, sample: LabelledSample) -> bytes | None:
         """The encoded picture when the label file holds it (LabelMe's ``imageData``), else None:

@@ -28,7 +28,14 @@ Conventions:
   and the annotation id (checked before pycocotools sees it).
 * Overlaps: annotations are drawn largest area first, so a smaller object on a larger one stays
   visible. ``iscrowd: 1`` regions are **ignore** (``ignore_index``, 255) where no single object
-  is annotated (the MMSegmentation / COCO-stuff convention: a crowd is not a clean label).
+  is annotated (the MMSegmentation / COCO-stuff convention: a crowd is not a clean label); the
+  reader says how many annotations are crowds (datumaro's COCO export marks every RLE mask a
+  crowd) and, once masks are read, how many pixels they made ignore. ``crowds="class"``
+  (``--crowds class``) draws them as their category instead, like any annotation.
+* An annotation without a segmentation (missing, ``null`` or ``[]``: a box only) draws nothing
+  and is counted in one warning; when *no* annotation has one (a detection export, e.g.
+  Roboflow's for a detection project) the reader refuses in one line (``segpipe data`` lists it
+  among the problems instead).
 * Each JSON is parsed once per reader (cached); a JSON over ``SEGPIPE_MAX_LABEL_MB`` megabytes
   (default 1024) is refused before parsing, saying how to raise the limit; image sizes are
   bounded before a mask is allocated.
@@ -45,26 +52,22 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import MAX_POINTS, check_image_size, read_json
+from segpipe.data.formats._annotations import check_image_size, read_json
+from segpipe.data.formats._coco import (  # noqa: F401 - rle_string_counts re-exported
+    BACKGROUND_NAMES,
+    background_category,
+    check_crowds,
+    check_structure,
+    has_mask,
+    is_crowd,
+    rle_string_counts,
+    to_rle,
+)
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
-from segpipe.data.safepaths import check_polygon
 from segpipe.errors import DataError, some
 
 _LABEL_FILE = re.compile(r"^(instances|stuff)_(.+)\.json$", re.IGNORECASE)
 _SPLIT = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-
-#: Category names that mean the background (lower case).
-BACKGROUND_NAMES = ("_background_", "background")
-
-
-def background_category(cats: dict[int, str]) -> int | None:
-    """The id of the category that is the background: one named ``_background_``/``background``,
-    else id 0; None when there is none."""
-    named = [cid for cid, name in cats.items() if name.strip().lower() in BACKGROUND_NAMES]
-    if named:
-        return min(named)
-    return 0 if 0 in cats else None
 
 
 def split_of(stem: str) -> str | None:
@@ -112,115 +115,6 @@ def image_dirs(root: Path, label_file: Path, split: str | None) -> list[Path]:
     return list(dict.fromkeys(cands))
 
 
-def _int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_structure(data: Any, path: Path) -> None:
-    """The fields this reader uses, with their types; one line naming the file and the field."""
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(f"{path}: '{key}' is missing or not a list")
-    for i, cat in enumerate(data["categories"]):
-        if not (isinstance(cat, dict) and _int(cat.get("id")) and isinstance(cat.get("name"), str)):
-            raise DataError(
-                f"{path}: categories[{i}] needs an integer 'id' and a string 'name', got {cat!r:.80}"
-            )
-    for i, im in enumerate(data["images"]):
-        if not (isinstance(im, dict) and _int(im.get("id")) and isinstance(im.get("file_name"), str)):
-            raise DataError(f"{path}: images[{i}] needs an integer 'id' and a string 'file_name'")
-        check_image_size(
-            im.get("width"), im.get("height"), f"{path} images[{i}] (id {im['id']}) width/height"
-        )
-    for i, a in enumerate(data["annotations"]):
-        if not (isinstance(a, dict) and _int(a.get("image_id")) and _int(a.get("category_id"))):
-            raise DataError(f"{path}: annotations[{i}] needs integer 'image_id' and 'category_id'")
-        if "segmentation" not in a:
-            raise DataError(f"{path}: annotation id {a.get('id', i)} has no 'segmentation'")
-
-
-def rle_string_counts(s: str) -> list[int]:
-    """The run lengths of a compressed COCO RLE string (pycocotools' ``rleFrString``, in Python, so
-    a damaged string is caught before pycocotools decodes it into a fixed-size buffer)."""
-    counts: list[int] = []
-    p, n = 0, len(s)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                raise ValueError("truncated")
-            c = ord(s[p]) - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"character {s[p]!r}")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
-
-
-def to_rle(seg: Any, height: int, width: int, where: str) -> Any:
-    """One annotation's segmentation as a pycocotools RLE (None when it has no area), checked."""
-    from pycocotools import mask as mask_utils
-
-    if isinstance(seg, list):
-        polys = []
-        for poly in seg:
-            if not isinstance(poly, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly
-            ):
-                raise DataError(f"{where}: a polygon must be a list of numbers x1 y1 x2 y2 ...")
-            if len(poly) % 2:
-                raise DataError(f"{where}: polygon with {len(poly)} coordinates, an odd count")
-            if len(poly) // 2 > MAX_POINTS:
-                raise DataError(
-                    f"{where}: polygon with {len(poly) // 2} points, over the limit of {MAX_POINTS}"
-                )
-            check_polygon(poly, width, height, where)  # a far point crashes pycocotools (SIGSEGV)
-            if len(poly) >= 6:  # fewer than 3 points: no area (pycocotools would read 4 values as a box)
-                polys.append([float(v) for v in poly])
-        if not polys:
-            return None
-        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
-        raise DataError(f"{where}: segmentation is neither a polygon list nor an RLE {{size, counts}}")
-    size = seg["size"]
-    if not isinstance(size, list) or size != [height, width]:
-        raise DataError(
-            f"{where}: RLE size {seg['size']!r} is not the image's [height, width] [{height}, {width}]"
-        )
-    counts = seg["counts"]
-    if isinstance(counts, list):
-        if not all(_int(c) and c >= 0 for c in counts):
-            raise DataError(f"{where}: RLE counts must be integers >= 0")
-        total = sum(counts)
-        rle: Any = mask_utils.frPyObjects(seg, height, width)
-    elif isinstance(counts, (str, bytes)):
-        text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
-        try:
-            runs = rle_string_counts(text)
-        except ValueError as exc:
-            raise DataError(f"{where}: compressed RLE counts are damaged ({exc})") from None
-        if any(c < 0 for c in runs):
-            raise DataError(f"{where}: compressed RLE counts are damaged (negative run)")
-        total = sum(runs)
-        rle = {"size": [height, width], "counts": text.encode("ascii")}
-    else:
-        raise DataError(f"{where}: RLE counts must be a list or a string, got {type(counts).__name__}")
-    if total != height * width:
-        raise DataError(
-            f"{where}: RLE counts add up to {total} pixels, not {height}x{width} = {height * width}"
-        )
-    return rle
-
-
 class CocoReader(FormatReader):
     """COCO instances/stuff JSON: polygons and RLE through pycocotools, background 0."""
 
@@ -231,8 +125,15 @@ class CocoReader(FormatReader):
         "SPLIT/_annotations.coco.json; annotations.json + JPEGImages/"
     )
 
+    options = {"crowds": "ignore"}
+
     def __init__(self, root: str | Path, **kw: Any) -> None:
         super().__init__(root, **kw)
+        self.crowds = check_crowds(self.opts["crowds"])
+        #: Pixels crowds made ignore and pixels read, over the masks read so far (:meth:`notes`).
+        self.crowd_pixels = 0
+        self.pixels_read = 0
+        self._problems: list[str] = []
         self._json: dict[Path, dict[str, Any]] = {}
         self._samples: list[LabelledSample] | None = None
         self._anns: dict[tuple[str | None, int], list[tuple[Path, dict[str, Any]]]] = {}
@@ -308,6 +209,7 @@ class CocoReader(FormatReader):
                 self._images[key] = (f, im)
                 name = str(Path(split or "") / Path(im["file_name"]).with_suffix(""))
                 out[key] = LabelledSample(name, image, f, split, key)
+            self._count(f, data["annotations"])
             for a in data["annotations"]:
                 self._anns.setdefault((split, a["image_id"]), []).append((f, a))
         if missing:
@@ -323,6 +225,52 @@ class CocoReader(FormatReader):
             )
         self._samples = sorted(out.values(), key=lambda s: s.name)
         return list(self._samples)
+
+    def _count(self, f: Path, anns: list[dict[str, Any]]) -> None:
+        """Say how many annotations of ``f`` are crowds and how many have no mask; refuse a file
+        set where none has one (a detection export), or list it among :meth:`data_problems` when
+        :attr:`survey` is set (``segpipe data``)."""
+        total = len(anns)
+        masked = sum(1 for a in anns if has_mask(a))
+        crowds = sum(1 for a in anns if is_crowd(a) and has_mask(a))
+        if total and not masked:
+            line = (
+                f"{f}: none of its {total} annotation(s) has a mask ('segmentation' missing or empty: "
+                "boxes only, a detection export); export the data set with polygons or masks "
+                "(instance segmentation)"
+            )
+            if not self.survey:
+                raise DataError(line)
+            self._problems.append(line)
+        elif masked < total:
+            self.reporter.warn(
+                f"{f}: {total - masked} of {total} annotation(s) have no mask ('segmentation' missing "
+                "or empty: boxes only) and draw nothing"
+            )
+        if crowds:
+            area = sum(float(a.get("area") or 0) for a in anns if is_crowd(a) and has_mask(a))
+            if self.crowds == "ignore":
+                self.reporter.warn(
+                    f"{f}: {crowds} of {total} annotation(s) are crowds (iscrowd 1, {area:,.0f} pixels by "
+                    f"their 'area'): ignored ({self.ignore_index}) where no object covers them; "
+                    "--crowds class keeps them as their class"
+                )
+            else:
+                self.reporter.info(f"{f}: {crowds} crowd annotation(s) kept as their class (--crowds class)")
+
+    def data_problems(self) -> list[str]:
+        if self._samples is None:
+            self.samples()
+        return list(self._problems)
+
+    def notes(self) -> list[str]:
+        if not self.crowd_pixels:
+            return []
+        share = 100 * self.crowd_pixels / max(self.pixels_read, 1)
+        return [
+            f"crowds (iscrowd 1) made {self.crowd_pixels:,} pixels ignore ({share:.2f}% of the pixels "
+            "read); --crowds class keeps them as their class"
+        ]
 
     def class_of(self) -> dict[int, int]:
         """Category id -> class: the background category (:func:`background_category`) -> 0, the
@@ -362,13 +310,18 @@ class CocoReader(FormatReader):
                 where = f"{jf} annotation id {a.get('id', '?')}"
                 if a["category_id"] not in cls_of:
                     raise DataError(f"{where}: category_id {a['category_id']} is not in categories")
+                if not has_mask(a):
+                    continue
                 rle = to_rle(a["segmentation"], height, width, where)
                 if rle is None:
                     continue
-                crowd = a.get("iscrowd", 0) in (1, True)
+                crowd = is_crowd(a) and self.crowds == "ignore"
                 value = self.ignore_index if crowd else cls_of[a["category_id"]]
                 layers.append((0 if crowd else 1, -int(mask_utils.area(rle)), value, rle))
             # crowd (ignore) first, then objects largest first: a stable sort keeps file order on ties
             for _, _, value, rle in sorted(layers, key=lambda t: (t[0], t[1])):
                 out[mask_utils.decode(rle).astype(bool)] = value
+        if any(t[0] == 0 for t in layers) and self.ignore_index > 0:
+            self.crowd_pixels += int(np.count_nonzero(out == self.ignore_index))
+        self.pixels_read += out.size
         return out
