@@ -121,11 +121,11 @@ def test_cityscapes_train_ids_outside_the_19_are_one_line(tmp_path: Path) -> Non
     root = make_cityscapes_with_scripts(tmp_path / "cs", ("labelTrainIds",))
     p = next((root / "gtFine").glob("train/*/*_labelTrainIds.png"))
     a = np.asarray(Image.open(p)).copy()
-    a[3, 7] = 19
+    a[3, 7] = 20
     Image.fromarray(a).save(p)
     reader = open_dataset(root)
     sample = next(s for s in reader.samples() if s.label == p)
-    with pytest.raises(DataError, match=r"value 19 at pixel \(x=7, y=3\) is not a Cityscapes train id"):
+    with pytest.raises(DataError, match=r"value 20 at pixel \(x=7, y=3\) is not a Cityscapes train id"):
         reader.load(sample)
 
 
@@ -402,3 +402,210 @@ def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="DOCTYPE or entity declaration"):
         open_dataset(bomb, "cvat_images").samples()
+
+
+# ---- colour-mask layouts: datumaro common semantic segmentation, CamVid, Mapillary Vistas -----------
+def _paint(ids: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
+    return np.array(colors, np.uint8)[ids]
+
+
+def _unpaint(rgb: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
+    """The independent decoding: each pixel's colour looked up in a dict."""
+    lookup = {c: i for i, c in enumerate(colors)}
+    return np.array([[lookup[tuple(int(v) for v in px)] for px in row] for row in rgb], np.uint8)
+
+
+def _label_map(seed: int, n: int, h: int = 12, w: int = 16) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((h, w), np.uint8)
+    for c in range(1, n):
+        y, x = rng.integers(0, h - 4), rng.integers(0, w - 4)
+        ids[y : y + 4, x : x + 5] = c
+    return ids
+
+
+def save_bgr(path: Path, rgb: np.ndarray) -> None:
+    """As datumaro's save_image writes a painted mask: OpenCV, BGR."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+
+
+DM_LABELS = [("Void", (0, 0, 0)), ("Animal", (64, 128, 64)), ("Archway", (192, 0, 128)), ("Road", (128, 64, 128))]
+
+
+@pytest.mark.parametrize("layout", ["flat", "splits", "prefixed"])
+def test_common_semantic_segmentation(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "css"
+    colors = [c for _, c in DM_LABELS]
+    meta = {  # datumaro's save_meta_file
+        "labels": [n for n, _ in DM_LABELS],
+        "label_map": {str(i): n for i, (n, _) in enumerate(DM_LABELS)},
+        "segmentation_colors": [list(c) for c in colors],
+        "background_label": "0",
+    }
+    truth = {}
+    for split in ("train", "val") if layout == "splits" else ("",):
+        d = root / split
+        (d / "images").mkdir(parents=True)
+        (d / "dataset_meta.json").write_text(json.dumps(meta, indent=2))
+        for i in range(2):
+            ids = _label_map(i + len(split), len(colors))
+            img, gt = (f"image_{i:04d}", f"gt_{i:04d}") if layout == "prefixed" else (f"{i:04d}", f"{i:04d}")
+            Image.fromarray(_noise(*ids.shape, i)).save(d / "images" / f"{img}.png")
+            save_bgr(d / "masks" / f"{gt}.png", _paint(ids, colors))
+            truth[f"{split}/{i:04d}" if split else f"{i:04d}"] = _unpaint(
+                np.asarray(Image.open(d / "masks" / f"{gt}.png").convert("RGB")), colors
+            )
+    assert detect_format(root)[0] == "common_semantic_segmentation"
+    reader = open_dataset(root)
+    assert reader.classes().names == tuple(n for n, _ in DM_LABELS)
+    assert reader.classes().colors == tuple(colors)
+    got = {s.name: reader.load(s)[1] for s in reader.samples()}
+    assert set(got) == set(truth) and len(truth) >= 2
+    for name, mask in got.items():
+        np.testing.assert_array_equal(mask, truth[name], err_msg=name)
+    if layout == "splits":
+        assert {s.split for s in reader.samples()} == {"train", "val"}
+    bad = next((root / ("train" if layout == "splits" else "")).glob("masks/*.png"))
+    rgb = np.asarray(Image.open(bad).convert("RGB")).copy()
+    rgb[1, 2] = (1, 2, 3)
+    save_bgr(bad, rgb)
+    sample = next(s for s in reader.samples() if s.label == bad)
+    with pytest.raises(DataError, match=r"colour 1,2,3 at pixel \(x=2, y=1\) is not in dataset_meta.json"):
+        reader.load(sample)
+
+
+CAMVID_SOME = [("Animal", (64, 128, 64)), ("Building", (128, 0, 0)), ("Car", (64, 0, 128)), ("Void", (0, 0, 0))]
+
+
+@pytest.mark.parametrize("layout", ["original", "kaggle", "datumaro", "segnet"])
+def test_camvid_layouts(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "camvid"
+    root.mkdir()
+    # classes as datumaro gives them: the 0,0,0 label moved to id 0
+    ordered = [CAMVID_SOME[3]] + CAMVID_SOME[:3]
+    colors = [c for _, c in ordered]
+    if layout == "original":  # label_colors.txt as CamVid ships it: 'R G B\tName'
+        (root / "label_colors.txt").write_text("".join(f"{r} {g} {b}\t{n}\n" for n, (r, g, b) in CAMVID_SOME))
+    elif layout == "kaggle":
+        (root / "class_dict.csv").write_text("name,r,g,b\n" + "".join(f"{n},{r},{g},{b}\n" for n, (r, g, b) in CAMVID_SOME))
+    elif layout == "datumaro":  # datumaro's write_label_map: 'r g b name'
+        (root / "label_colors.txt").write_text("".join(f"{r} {g} {b} {n}\n" for n, (r, g, b) in ordered))
+    truth: dict[str, np.ndarray] = {}
+    for split, names in (("train", ["0001TP_006690", "0001TP_006720"]), ("val", ["0016E5_07959"])):
+        lines = []
+        for k, stem in enumerate(names):
+            ids = _label_map(k + len(split), len(colors))
+            image = _noise(*ids.shape, k)
+            if layout == "original":
+                (root / "701_StillsRaw_full").mkdir(exist_ok=True)
+                Image.fromarray(image).save(root / "701_StillsRaw_full" / f"{stem}.png")
+                save_bgr(root / "LabeledApproved_full" / f"{stem}_L.png", _paint(ids, colors))
+                name, label = stem, root / "LabeledApproved_full" / f"{stem}_L.png"
+            elif layout == "kaggle":
+                (root / split).mkdir(exist_ok=True)
+                Image.fromarray(image).save(root / split / f"{stem}.png")
+                save_bgr(root / f"{split}_labels" / f"{stem}_L.png", _paint(ids, colors))
+                name, label = f"{split}/{stem}", root / f"{split}_labels" / f"{stem}_L.png"
+            else:
+                (root / split).mkdir(exist_ok=True)
+                Image.fromarray(image).save(root / split / f"{stem}.png")
+                (root / f"{split}annot").mkdir(exist_ok=True)
+                label = root / f"{split}annot" / f"{stem}.png"
+                if layout == "datumaro":
+                    save_bgr(label, _paint(ids, colors))
+                    lines.append(f"/{split}/{stem}.png {split}annot/{stem}.png")
+                else:  # SegNet: grey indices 0..11 (11 unlabelled), lists with SegNet's own paths
+                    seg = ids.copy()
+                    seg[0, :] = 11
+                    Image.fromarray(seg, mode="L").save(label)
+                    lines.append(f"/SegNet/CamVid/{split}/{stem}.png /SegNet/CamVid/{split}annot/{stem}.png")
+                name = f"{split}/{stem}"
+            if layout == "segnet":
+                expect = np.asarray(Image.open(label)).copy()
+                expect[expect == 11] = 255
+            else:
+                expect = _unpaint(np.asarray(Image.open(label).convert("RGB")), colors)
+            truth[name] = expect
+        if lines:
+            (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    assert detect_format(root)[0] == "camvid"
+    reader = open_dataset(root)
+    info = reader.classes()
+    if layout == "segnet":
+        assert info.names[:4] == ("Sky", "Building", "Pole", "Road") and len(info.names) == 11
+    else:
+        assert info.names == tuple(n for n, _ in ordered) and info.colors == tuple(colors)
+    got = {s.name: reader.load(s)[1] for s in reader.samples()}
+    assert set(got) == set(truth)
+    for name, mask in got.items():
+        np.testing.assert_array_equal(mask, truth[name], err_msg=name)
+    if layout != "original":
+        assert {s.split for s in reader.samples()} == {"train", "val"}
+
+
+def test_camvid_list_paths_stay_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "camvid"
+    (root / "trainannot").mkdir(parents=True)
+    (root / "train.txt").write_text("/../../etc/passwd trainannot/x.png\n")
+    with pytest.raises(DataError, match="resolves outside the data root"):
+        open_dataset(root).samples()
+
+
+def _vistas_config(n: int) -> dict:
+    names = ["animal--bird", "construction--flat--road", "object--vehicle--car", "void--unlabeled"][:n]
+    colors = [(165, 42, 42), (128, 64, 128), (0, 0, 142), (0, 0, 0)][:n]
+    return {
+        "labels": [
+            {"color": list(c), "instances": True, "readable": nm.split("--")[-1].title(), "name": nm, "evaluate": True}
+            for nm, c in zip(names, colors, strict=True)
+        ],
+        "version": "2.0",
+        "mapping": "public",
+        "folder_structure": "{split}/{content}/{key:.{22}}.{ext}",
+    }
+
+
+@pytest.mark.parametrize("version", ["v2.0", "v1.2", "v1.1"])
+def test_mapillary_vistas_label_pngs(tmp_path: Path, version: str) -> None:
+    root = tmp_path / "vistas"
+    config = {"v2.0": "config_v2.0.json", "v1.2": "config_v1.2.json", "v1.1": "config.json"}[version]
+    labels_dir = {"v2.0": "v2.0/labels", "v1.2": "v1.2/labels", "v1.1": "labels"}[version]
+    cfg = _vistas_config(4)
+    root.mkdir()
+    (root / config).write_text(json.dumps(cfg))
+    palette = [v for lab in cfg["labels"] for v in lab["color"]]
+    truth = {}
+    for split in ("training", "validation"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / labels_dir).mkdir(parents=True)
+        for k in range(2):
+            key = f"{split[:3]}{k}Kq2tT8dDvA5b0Ltgg"
+            ids = _label_map(k + len(split), 4)
+            Image.fromarray(_noise(*ids.shape, k)).save(root / split / "images" / f"{key}.jpg")
+            im = Image.fromarray(ids, mode="P")  # as Vistas ships them: 8-bit palette PNGs
+            im.putpalette(palette + [0] * (768 - len(palette)))
+            im.save(root / split / labels_dir / f"{key}.png")
+            truth[f"{split}/{key}"] = np.asarray(Image.open(root / split / labels_dir / f"{key}.png"))
+    (root / "testing" / "images").mkdir(parents=True)  # no labels: left out
+    assert detect_format(root)[0] == "mapillary_vistas"
+    reader = open_dataset(root)
+    info = reader.classes()
+    assert info.names == tuple(lab["name"] for lab in cfg["labels"])
+    assert info.colors == tuple(tuple(lab["color"]) for lab in cfg["labels"])
+    got = {s.name: reader.load(s)[1] for s in reader.samples()}
+    assert set(got) == set(truth)
+    for name, mask in got.items():
+        np.testing.assert_array_equal(mask, truth[name], err_msg=name)
+    assert {s.split for s in reader.samples()} == {"train", "val"}
+    # a value beyond the config's labels is one line
+    p = next((root / "training" / labels_dir).glob("*.png"))
+    a = np.asarray(Image.open(p)).copy()
+    a[2, 3] = 9
+    im = Image.fromarray(a, mode="P")
+    im.putpalette(palette + [0] * (768 - len(palette)))
+    im.save(p)
+    with pytest.raises(DataError, match=rf"value 9 at pixel \(x=3, y=2\) is beyond the 4 classes of {config}"):
+        reader.load(next(s for s in reader.samples() if s.label == p))

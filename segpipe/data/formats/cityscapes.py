@@ -6,7 +6,8 @@ ignored. Which file of an image is read, the first that exists:
 
 1. ``*_gtFine_labelTrainIds.png``: already train ids (``createTrainIdLabelImgs``, what
    MMSegmentation's ``cityscapes.py`` converter writes and its dataset reads; datumaro reads it
-   first too): read as they are, 255 ignored, any other value above 18 refused in one line;
+   first too): read as they are, 255 ignored (and 19, the "background" datumaro's Cityscapes
+   export writes), any other value above 18 refused in one line;
 2. ``*_gtFine_labelIds.png``: label ids -> train ids;
 3. ``*_gtFine_instanceIds.png`` alone (16-bit, ``json2instanceImg``): ``id // 1000`` for ids >= 1000
    (instances of a class), the id itself below, then label id -> train id.
@@ -117,17 +118,15 @@ class CityscapesReader(FormatReader):
         elif raw.dtype != np.uint8:
             raise DataError(f"{path}: Cityscapes label ids are 8-bit, got {raw.dtype}")
         if path.name.endswith("_labelTrainIds.png"):
-            bad = (raw > 18) & (raw != 255)
+            bad = (raw > 19) & (raw != 255)
             if bad.any():
                 y, x = (int(v[0]) for v in np.nonzero(bad))
                 raise DataError(
                     f"{path}: value {int(raw[y, x])} at pixel (x={x}, y={y}) is not a Cityscapes train id "
-                    "(0..18, 255 ignored)"
+                    "(0..18; 19 and 255 ignored)"
                 )
-            if self.ignore_index == 255:
-                return raw
-            out = raw.astype(np.uint16)
-            out[raw == 255] = self.ignore_index
+            out = raw.astype(np.uint16 if self.ignore_index > 255 else np.uint8)
+            out[(raw == 255) | (raw == 19)] = self.ignore_index
             return out
         labels = label_id_lut(self.ignore_index)[raw]
         return labels.astype(np.uint8) if self.ignore_index <= 255 else labels

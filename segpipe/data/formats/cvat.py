@@ -76,9 +76,14 @@ def read_labelmap(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
 
 
 def decode_colors(
-    rgb: np.ndarray, colors: list[tuple[int, int, int]], names: list[str], path: Path
+    rgb: np.ndarray,
+    colors: list[tuple[int, int, int]],
+    names: list[str],
+    path: Path,
+    source: str = "labelmap.txt",
 ) -> np.ndarray:
-    """H×W×3 RGB -> class ids through ``colors``; one line for the first unknown colour."""
+    """H×W×3 RGB -> class ids through ``colors``; one line for the first unknown colour (``source``:
+    the file that lists the colours, named in it)."""
     keys = np.array([(r << 16) | (g << 8) | b for r, g, b in colors], dtype=np.int64)
     px = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
     order = np.argsort(keys)
@@ -89,7 +94,7 @@ def decode_colors(
         known = some([f"{n} {','.join(map(str, c))}" for n, c in zip(names, colors, strict=True)], 6)
         raise DataError(
             f"{path}: colour {','.join(str(int(c)) for c in rgb[y, x])} at pixel (x={x}, y={y}) is not in "
-            f"labelmap.txt (known: {known})"
+            f"{source} (known: {known})"
         )
     ids = order[pos]
     return ids.astype(np.uint8 if len(colors) <= 255 else np.uint16)

@@ -1,0 +1,160 @@
+"""Label maps other tools write beside colour masks, and reading such a mask (camvid,
+common_semantic_segmentation, mapillary_vistas).
+
+* ``label_colors.txt`` (CamVid; datumaro's CamVid and Cityscapes exports): ``R G B Name`` a line;
+* ``class_dict.csv`` (the Kaggle CamVid): header ``name,r,g,b``;
+* ``dataset_meta.json`` (datumaro): ``labels`` (names in order) and/or ``label_map``
+  (``{"0": "Void", ...}``) with ``segmentation_colors`` (``[[r, g, b], ...]`` by ``label_map`` key),
+  read as datumaro's ``parse_meta_file`` reads it.
+
+A mask is read with :func:`read_label`: a palette or greyscale PNG as its indices (how segpipe
+reads palette PNGs everywhere), a colour PNG as RGB to decode through the label map
+(:func:`segpipe.data.formats.cvat.decode_colors`). No torch here.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segpipe.data.formats._annotations import read_json, read_text
+from segpipe.data.formats.base import as_index_array
+from segpipe.errors import DataError
+
+#: (name, colour) pairs; the colour is None where the file gives none.
+LabelMap = list[tuple[str, "tuple[int, int, int] | None"]]
+MAX_LABELS = 65535
+
+
+def _rgb(values: Any, where: str) -> tuple[int, int, int]:
+    try:
+        rgb = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise DataError(f"{where}: colour {values!r} is not r, g, b with values 0..255")
+    return rgb  # type: ignore[return-value]
+
+
+def _checked(pairs: LabelMap, path: Path) -> LabelMap:
+    names = [n for n, _ in pairs]
+    if not names:
+        raise DataError(f"{path}: lists no labels")
+    if len(names) > MAX_LABELS:
+        raise DataError(f"{path}: more than {MAX_LABELS} labels")
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise DataError(f"{path}: label {dup!r} is listed twice")
+    return pairs
+
+
+def read_label_colors(path: Path) -> LabelMap:
+    """``label_colors.txt``: ``R G B Name`` (or a bare ``Name``) a line, ``#`` comments."""
+    pairs: LabelMap = []
+    for lineno, raw in enumerate(read_text(path).splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) >= 4:
+            pairs.append((" ".join(parts[3:]), _rgb(parts[:3], f"{path} line {lineno}")))
+        elif len(parts) == 1:
+            pairs.append((parts[0], None))
+        else:
+            raise DataError(f"{path} line {lineno}: expected 'R G B Name', got {line!r}")
+    return _checked(pairs, path)
+
+
+def read_class_dict(path: Path) -> LabelMap:
+    """``class_dict.csv``: a ``name,r,g,b`` header, then one class a row."""
+    rows = [r for r in csv.reader(read_text(path).splitlines()) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{path}: empty")
+    header = [h.strip().lower() for h in rows[0]]
+    if not {"name", "r", "g", "b"} <= set(header):
+        raise DataError(f"{path}: header {','.join(rows[0])!r} is not name,r,g,b")
+    col = {k: header.index(k) for k in ("name", "r", "g", "b")}
+    pairs: LabelMap = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if len(row) < len(header):
+            raise DataError(f"{path} line {lineno}: {len(row)} fields, the header has {len(header)}")
+        where = f"{path} line {lineno}"
+        pairs.append((row[col["name"]].strip(), _rgb([row[col[c]].strip() for c in "rgb"], where)))
+    return _checked(pairs, path)
+
+
+def read_dataset_meta(path: Path) -> LabelMap:
+    """``dataset_meta.json`` as datumaro's ``parse_meta_file`` reads it: the ``labels`` names in
+    order, then the ``label_map`` names not yet listed, each coloured by
+    ``segmentation_colors[key]`` when given."""
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: expected a JSON object with 'labels' or 'label_map'")
+    labels = meta.get("labels", [])
+    label_map = meta.get("label_map", {})
+    colors = meta.get("segmentation_colors", [])
+    if not isinstance(labels, list) or not all(isinstance(n, str) for n in labels):
+        raise DataError(f"{path}: 'labels' must be a list of names")
+    if not isinstance(label_map, dict) or not isinstance(colors, list):
+        raise DataError(f"{path}: 'label_map' must be an object and 'segmentation_colors' a list")
+    out: dict[str, tuple[int, int, int] | None] = dict.fromkeys(labels)
+    for key, name in label_map.items():
+        where = f"{path} label_map[{key!r}]"
+        if not isinstance(name, str):
+            raise DataError(f"{where}: {name!r} is not a name")
+        out.setdefault(name, None)
+        if colors and any(c is not None for c in colors):
+            try:
+                index = int(key)
+                color = colors[index]
+            except (ValueError, IndexError):
+                raise DataError(f"{where}: no segmentation_colors entry for it") from None
+            if color is not None:
+                out[name] = _rgb(color, f"{path} segmentation_colors[{index}]")
+    return _checked(list(out.items()), path)
+
+
+def read_label(path: Path) -> tuple[np.ndarray, bool]:
+    """(array, is_rgb): a palette or greyscale mask as H×W indices, a colour mask as H×W×3 RGB."""
+    from segpipe.data.maskio import read_mask_file
+
+    raw = read_mask_file(path)
+    if raw.ndim == 3:
+        if raw.shape[2] < 3:
+            return as_index_array(np.ascontiguousarray(raw[:, :, 0]), path), False
+        return np.ascontiguousarray(raw[:, :, 2::-1]), True
+    return as_index_array(raw, path), False
+
+
+def filled_colors(pairs: LabelMap) -> tuple[tuple[int, int, int], ...]:
+    """The colours of ``pairs``, the VOC colour map's where a label has none (as datumaro's
+    ``generate_colormap``)."""
+    from segpipe.data.formats.voc import voc_colormap
+
+    cmap = voc_colormap(max(len(pairs), 1))
+    return tuple(c if c is not None else tuple(int(v) for v in cmap[i]) for i, (_, c) in enumerate(pairs))  # type: ignore[misc]
+
+
+def decode(arr: np.ndarray, is_rgb: bool, pairs: LabelMap, path: Path, source: str) -> np.ndarray:
+    """Class ids of a mask read by :func:`read_label`: indices as they are (checked below the class
+    count by the caller), colours through the label map."""
+    if not is_rgb:
+        return arr
+    from segpipe.data.formats.cvat import decode_colors
+
+    names = [n for n, _ in pairs]
+    return decode_colors(arr, list(filled_colors(pairs)), names, path, source)
+
+
+def check_below(ids: np.ndarray, n: int, ignore: int, path: Path, source: str) -> np.ndarray:
+    """Refuse an index beyond the ``n`` classes of ``source`` (the ignore value passes)."""
+    bad = (ids >= n) & (ids != ignore)
+    if bad.any():
+        y, x = (int(v[0]) for v in np.nonzero(bad))
+        raise DataError(
+            f"{path}: value {int(ids[y, x])} at pixel (x={x}, y={y}) is beyond the {n} classes of {source}"
+        )
+    return ids
