@@ -1,4 +1,4 @@
-"""Lazy imports of heavy optional dependencies (tensorrt, cuda-python, modelopt).
+"""Lazy imports of heavy optional dependencies (tensorrt, cuda-python, modelopt, openvino).
 
 They are imported inside the function that needs them, through :func:`require`, which raises a
 :class:`~segpipe.errors.DependencyError` naming the install command. Nothing is ever installed at
@@ -18,6 +18,7 @@ INSTALL_HINTS = {
     "cuda": 'pip install "segpipe[trt]" (cuda-python)',
     "modelopt": "pip install nvidia-modelopt --extra-index-url https://pypi.nvidia.com",
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for the CUDA provider)",
+    "openvino": 'pip install "segpipe[openvino]" (or pip install openvino)',
 }
 
 

@@ -182,6 +182,7 @@ def _open_runner(path: Path, opts: BenchmarkOptions, *, lenient: bool, **extra: 
     return load_runner(
         path,
         device=opts.device,
+        runtime=opts.runtime,
         num_classes=opts.num_classes,
         arch=opts.arch,
         encoder=opts.encoder,

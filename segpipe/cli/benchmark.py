@@ -21,6 +21,7 @@ from segpipe.cli.common import (
     OverlapOpt,
     ReportOpt,
     RichReporter,
+    RuntimeOpt,
     SizeOpt,
     StdOpt,
     TileOpt,
@@ -59,6 +60,7 @@ def benchmark_command(
         "runs"
     ],
     device: DeviceOpt = _DEFAULTS["device"],
+    runtime: RuntimeOpt = _DEFAULTS["runtime"],
     threads: Annotated[
         int,
         typer.Option(
@@ -113,6 +115,7 @@ def benchmark_command(
             warmup=warmup,
             runs=runs,
             device=device,
+            runtime=runtime,
             threads=threads,
             data_root=data_root,
             report=report,

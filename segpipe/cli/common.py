@@ -336,6 +336,16 @@ DeviceOpt = Annotated[
         "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL
     ),
 ]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        metavar="NAME",
+        help="Backend that runs the model: auto (the fastest available for the file on this device, "
+        "said in one line), pytorch, onnxruntime, openvino or tensorrt.",
+        rich_help_panel=HARDWARE_PANEL,
+    ),
+]
 WorkersOpt = Annotated[
     int,
     typer.Option(

@@ -9,7 +9,7 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.options.base import ClassCount, Seed, Size, check_fields
-from segpipe.options.inference import InferenceSpec, _check_foreign_flags, _check_spec_fields
+from segpipe.options.inference import InferenceSpec, _check_foreign_flags, _check_spec_fields, check_runtime
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class BenchmarkOptions:
     #: Timed calls.
     runs: int = 20
     device: str = "auto"
+    #: Backend that runs each model (``auto``: the fastest available for the file on ``device``).
+    runtime: str = "auto"
     #: CPU threads of PyTorch and ONNX Runtime (0: their defaults, one per core).
     threads: int = 0
     #: A dataset (original layout) to compute each model's mIoU on (as ``segpipe evaluate`` does).
@@ -60,6 +62,7 @@ class BenchmarkOptions:
         check_fields(self)
         _check_spec_fields(self)
         _check_foreign_flags(self)
+        object.__setattr__(self, "runtime", check_runtime(self.runtime))
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) <= 0):
             raise ConfigError(
                 f"--image-size {' '.join(map(str, self.image_size))}: give WIDTH HEIGHT, both positive"

@@ -121,10 +121,21 @@ def _check_model_flags(opts: Any) -> None:
         raise _flag_error("batch-size", opts.batch_size, "must be at least 1")
     if opts.workers < 1:
         raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
+    object.__setattr__(opts, "runtime", check_runtime(opts.runtime))
     _check_foreign_flags(opts)
 
 
 INPUT_LAYOUTS = ("nchw", "nhwc")
+#: ``--runtime`` values (segpipe.runtime.base.RUNTIMES, plus ``auto``).
+RUNTIME_NAMES = ("auto", "pytorch", "onnxruntime", "openvino", "tensorrt")
+
+
+def check_runtime(value: str) -> str:
+    """``--runtime`` lower-cased and checked (one line naming the choices)."""
+    name = str(value).strip().lower()
+    if name not in RUNTIME_NAMES:
+        raise _flag_error("runtime", value, f"use one of {', '.join(RUNTIME_NAMES)}")
+    return name
 
 
 def _check_foreign_flags(opts: Any) -> None:
@@ -165,6 +176,9 @@ class _PredictOptions:
     #: Images per model call.
     batch_size: int = 4
     device: str = "auto"
+    #: Backend that runs the model: ``auto`` (the fastest available for the file on ``device``,
+    #: said in one line), ``pytorch``, ``onnxruntime``, ``openvino`` or ``tensorrt``.
+    runtime: str = "auto"
     #: Image decoding threads (they run while the model works).
     workers: int = 2
     #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).

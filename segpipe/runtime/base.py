@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from segpipe.errors import CheckpointError, close_matches
+from segpipe.errors import CheckpointError, ConfigError, close_matches
 from segpipe.modelinfo import ModelInfo
 
 #: File suffix -> "module:Class" of the runner that reads it. The TensorRT runner is imported only
@@ -35,7 +35,18 @@ RUNNERS: dict[str, str] = {
     ".plan": "segpipe.tensorrt.runner:TensorRTRunner",
     ".trt": "segpipe.tensorrt.runner:TensorRTRunner",
     ".bin": "segpipe.tensorrt.runner:TensorRTRunner",
+    ".xml": "segpipe.runtime.openvino:OpenVinoRunner",
 }
+
+#: ``--runtime`` name -> (runner, the file kinds it reads; see :func:`sniff_model_kind`).
+RUNTIMES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pytorch": ("segpipe.runtime.torch:TorchRunner", ("torch",)),
+    "onnxruntime": ("segpipe.runtime.onnxruntime:OnnxRunner", ("onnx",)),
+    "openvino": ("segpipe.runtime.openvino:OpenVinoRunner", ("onnx", "openvino")),
+    "tensorrt": ("segpipe.tensorrt.runner:TensorRTRunner", ("tensorrt",)),
+}
+#: What ``--runtime`` accepts: ``auto`` (by file and device, see :func:`runner_class`) or a name.
+RUNTIME_CHOICES = ("auto", *RUNTIMES)
 
 
 class Runner(ABC):
@@ -141,9 +152,14 @@ def compare(
 
 
 #: Content kind (:func:`sniff_model_kind`) -> the suffix whose runner reads it.
-KIND_SUFFIX = {"torch": ".pth", "onnx": ".onnx", "tensorrt": ".engine"}
+KIND_SUFFIX = {"torch": ".pth", "onnx": ".onnx", "tensorrt": ".engine", "openvino": ".xml"}
 #: What each content kind is called in messages.
-KIND_NAMES = {"torch": "PyTorch checkpoint", "onnx": "ONNX model", "tensorrt": "TensorRT engine"}
+KIND_NAMES = {
+    "torch": "PyTorch checkpoint",
+    "onnx": "ONNX model",
+    "tensorrt": "TensorRT engine",
+    "openvino": "OpenVINO IR model",
+}
 
 _TRT_MAGIC = b"ftrt"  # every serialized TensorRT plan starts with it
 
@@ -205,12 +221,38 @@ def not_a_model(path: str | Path) -> str | None:
     )
 
 
-def runner_class(path: str | Path) -> type[Runner]:
+def _file_kind(path: Path) -> str | None:
+    """``torch``, ``onnx``, ``tensorrt`` or ``openvino``: from the content, else from the suffix."""
+    kind = sniff_model_kind(path) if path.is_file() else None
+    if kind is None:
+        target = RUNNERS.get(path.suffix.lower())
+        kind = next((k for k, s in KIND_SUFFIX.items() if target is not None and RUNNERS[s] == target), None)
+        if path.suffix.lower() == ".bin" and path.with_suffix(".xml").is_file():
+            raise CheckpointError(
+                f"{path} holds the weights of an OpenVINO IR model: pass {path.with_suffix('.xml')}"
+            )
+    return kind
+
+
+def runner_class(
+    path: str | Path, runtime: str | None = None, device: str = "auto", reporter: Any = None
+) -> type[Runner]:
     """The runner class for a model file: from its content when it is recognisable (a checkpoint
-    named ``.bin`` is a checkpoint), else from its suffix; one-line error for an unknown type."""
-    suffix = Path(path).suffix.lower()
-    kind = sniff_model_kind(path) if Path(path).is_file() else None
-    target = RUNNERS.get(KIND_SUFFIX[kind]) if kind is not None else RUNNERS.get(suffix)
+    named ``.bin`` is a checkpoint), else from its suffix; one-line error for an unknown type.
+
+    ``runtime`` (``--runtime``): ``None``, the file's own backend; a name of :data:`RUNTIMES`,
+    checked against the file; or ``auto``: the file's own backend, and for an ONNX model the
+    fastest one available for it on ``device`` (:func:`segpipe.runtime.cpu.auto_onnx_runtime`),
+    said in one line to ``reporter``.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if runtime is not None and runtime not in RUNTIME_CHOICES:
+        raise ConfigError(
+            f"--runtime {runtime!r}: use one of {', '.join(RUNTIME_CHOICES)}{close_matches(runtime, RUNTIMES)}"
+        )
+    kind = _file_kind(p)
+    target = RUNNERS.get(KIND_SUFFIX[kind]) if kind is not None else None
     if target is None and not_a_model(path):  # "close matches: .pt, .pth" would mislead
         raise CheckpointError(not_a_model(path))
     if target is None:
@@ -218,14 +260,31 @@ def runner_class(path: str | Path) -> type[Runner]:
             f"{path}: unknown model file type {suffix or '(no suffix)'!r}; "
             f"expected one of {', '.join(sorted(RUNNERS))}{close_matches(suffix, RUNNERS)}"
         )
+    assert kind is not None
+    if runtime not in (None, "auto"):
+        target, kinds = RUNTIMES[runtime]
+        if kind not in kinds:
+            reads = " or ".join(KIND_NAMES[k] + "s" for k in kinds)
+            raise ConfigError(
+                f"--runtime {runtime}: {path} is a {KIND_NAMES[kind]}, and {runtime} runs {reads}"
+                + ("; export it first: segpipe export-onnx" if kind == "torch" else "")
+            )
+    elif runtime == "auto" and kind == "onnx":
+        from segpipe.runtime.cpu import auto_onnx_runtime
+
+        name, why = auto_onnx_runtime(p, device)
+        target = RUNTIMES[name][0]
+        if reporter is not None:
+            reporter.info(f"runtime: {name} ({why})")
     module_name, cls_name = target.split(":")
     return getattr(importlib.import_module(module_name), cls_name)
 
 
-def load_runner(path: str | Path, device: str = "auto", **kwargs: Any) -> Runner:
-    """Open a model file with the backend its content (else its suffix) names."""
+def load_runner(path: str | Path, device: str = "auto", runtime: str | None = None, **kwargs: Any) -> Runner:
+    """Open a model file with the backend ``runtime`` names (``None``: the one its content, else
+    its suffix, calls for; ``auto``: the fastest for it on ``device``; see :func:`runner_class`)."""
     p = Path(path)
-    cls = runner_class(p)
+    cls = runner_class(p, runtime, device, kwargs.get("reporter"))
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
     if p.stat().st_size == 0:
@@ -242,6 +301,14 @@ def load_runner(path: str | Path, device: str = "auto", **kwargs: Any) -> Runner
                 f"{'/'.join(given)}: {p} is a TensorRT engine, which takes its input as the ONNX model "
                 "it was built from did; these flags describe an ONNX model without segpipe metadata"
             )
+    if runtime == "auto" and cls.backend == "openvino":
+        try:
+            return cls(p, device=device, **kwargs)
+        except CheckpointError as e:  # an ONNX graph OpenVINO's converter refuses: ORT reads more
+            reporter = kwargs.get("reporter")
+            if reporter is not None:
+                reporter.warn(f"{e}; onnxruntime runs it instead")
+            cls = runner_class(p, "onnxruntime", device)
     return cls(p, device=device, **kwargs)
 
 

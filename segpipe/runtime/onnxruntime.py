@@ -92,21 +92,7 @@ class OnnxRunner(Runner):
         self._norm: tuple[np.ndarray, np.ndarray] | None = None
         self._lenient = lenient
         self._assumed = ""
-        ort = require("onnxruntime", "running .onnx models")
-        providers = _providers(ort, device)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = int(threads)
-        so.log_severity_level = 3  # errors only: keep provider fallbacks off the terminal
-        try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
-            raise CheckpointError(
-                f"{self.path} is not a loadable ONNX model ({type(e).__name__}: {shorten(first)})"
-            ) from e
-        self.providers = self.session.get_providers()
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        inputs, outputs, props = self._open(device, int(threads), reporter)
         self._input = next((i for i in inputs if i.name == "input_1"), inputs[0])
         self._output = next((o for o in outputs if o.name == "output"), outputs[0])
         if len(self._input.shape) != 4:
@@ -119,9 +105,7 @@ class OnnxRunner(Runner):
                 f"expected one of {', '.join(_DTYPES)}"
             )
         self._in_dtype = _DTYPES[self._input.type]
-        meta = ModelInfo.from_metadata(
-            self.session.get_modelmeta().custom_metadata_map or {}, f"{self.path}: metadata"
-        )
+        meta = ModelInfo.from_metadata(props or {}, f"{self.path}: metadata")
         self.info = self._describe(meta, num_classes, mode, mean, std, input_layout, reporter)
         shape = self._input.shape
         self._nhwc = self.info.layout == "NHWC"
@@ -138,6 +122,33 @@ class OnnxRunner(Runner):
             w, h = self.info.input_size
             how = "fixed by the graph" if self.fixed_size else "segpipe's default unless --size W H is given"
             reporter.warn(f"{self._assumed}; input size {w}x{h} ({how})")
+
+    def _open(self, device: str, threads: int, reporter: Reporter | None) -> tuple[list, list, dict]:
+        """Create the session; return its inputs and outputs (``name``, ``shape``, ``type`` each)
+        and the model's metadata props. A backend that reads ONNX files another way overrides it."""
+        ort = require("onnxruntime", "running .onnx models")
+        providers = _providers(ort, device)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = threads
+        so.log_severity_level = 3  # errors only: keep provider fallbacks off the terminal
+        self.int8_note = ""
+        if providers == ["CPUExecutionProvider"]:
+            from segpipe.runtime.cpu import ort_int8_settings
+
+            self.int8_note = ort_int8_settings(so, self.path)
+            if self.int8_note and reporter is not None:
+                reporter.warn(self.int8_note)
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
+            raise CheckpointError(
+                f"{self.path} is not a loadable ONNX model ({type(e).__name__}: {shorten(first)})"
+            ) from e
+        self.providers = self.session.get_providers()
+        props = self.session.get_modelmeta().custom_metadata_map or {}
+        return self.session.get_inputs(), self.session.get_outputs(), props
 
     def _layout(self, input_layout: str | None) -> str | None:
         """NHWC / NCHW from ``input_layout`` (checked against the shape), else from the shape."""

@@ -55,12 +55,13 @@ def list_images(path: str | Path, recursive: bool = False) -> list[Path]:
 
 def open_runner(opts: Any, reporter: Any = None) -> Runner:
     """Open the model of an inference options object (``VisualizeOptions``, ``EvaluateOptions``):
-    its ``model`` with ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
+    its ``model`` with ``runtime``, ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
     ``mode`` and ``trust_checkpoint``; for an ONNX model without metadata ``mean``, ``std`` and
     ``input_layout``."""
     return load_runner(
         opts.model,
         device=opts.device,
+        runtime=getattr(opts, "runtime", None),
         num_classes=opts.num_classes,
         arch=opts.arch,
         encoder=opts.encoder,

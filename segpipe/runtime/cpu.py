@@ -1,0 +1,148 @@
+"""What this CPU does with INT8, in one place: the VNNI detection and what follows from it.
+
+ONNX Runtime's CPU provider fuses a Q/DQ graph into integer kernels (QLinearConv, MatMulInteger).
+On x86-64 without VNNI (AVX2, AVX-512 before Cascade Lake) those kernels multiply u8 x s8 pairs
+with ``vpmaddubsw``, whose 16-bit sums saturate: a graph quantized for TensorRT (S8S8, full 8-bit
+weights) then comes out less accurate than the model is (ONNX Runtime's quantization guide, "When
+and why do I need to try U8U8?" / reduce_range). With VNNI (``avx512_vnni``, ``avx_vnni``) the
+products accumulate in 32 bits and nothing saturates; ARM's kernels widen without saturating.
+
+So for a CPU run of a Q/DQ model, :func:`ort_int8_settings` keeps ONNX Runtime's integer kernels
+where they are exact and, where they saturate, runs the Q/DQ nodes as written (``session.
+disable_quant_qdq``: convolutions in float on the quantized values, the arithmetic TensorRT
+performs) and says so in one line. OpenVINO (``--runtime openvino``, what ``auto`` picks for an INT8
+model on the CPU when it is installed) runs the same file faster than either.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+from typing import Any
+
+#: CPU flags (``/proc/cpuinfo`` spelling) of the instructions that accumulate u8 x s8 products in
+#: 32 bits without an intermediate 16-bit saturation.
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: The flags worth naming when saying which CPU a figure comes from.
+SHOWN_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+_X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags, lower case, ``/proc/cpuinfo`` spelling (``avx2``, ``avx512_vnni``).
+
+    Linux: the ``flags`` (x86) or ``Features`` (ARM) line of ``/proc/cpuinfo``; elsewhere numpy's
+    own dispatch detection, renamed to the same spelling. Empty when neither tells.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    return frozenset(value.lower().split())
+    except OSError:
+        pass
+    try:  # macOS, Windows: numpy detects the same features for its own SIMD dispatch
+        from numpy._core._multiarray_umath import __cpu_features__ as feats  # type: ignore
+    except Exception:
+        return frozenset()
+    names = {"AVX2": "avx2", "AVX512F": "avx512f", "AVX512VNNI": "avx512_vnni"}
+    return frozenset(flag for key, flag in names.items() if feats.get(key))
+
+
+def is_x86() -> bool:
+    return platform.machine().lower() in _X86
+
+
+def has_vnni() -> bool:
+    """True when the CPU has VNNI (AVX-512 VNNI, AVX-VNNI or AMX-INT8)."""
+    return any(flag in cpu_flags() for flag in VNNI_FLAGS)
+
+
+def int8_kernels_saturate() -> bool:
+    """True on x86-64 without VNNI, where ONNX Runtime's fused S8S8 kernels lose accuracy."""
+    return is_x86() and not has_vnni()
+
+
+def cpu_summary() -> str:
+    """The CPU's name and its INT8-relevant flags, for figures and messages."""
+    flags = cpu_flags()
+    shown = [f for f in SHOWN_FLAGS if f in flags]
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} ({' '.join(shown) or 'no AVX2/AVX-512/VNNI flags'})"
+
+
+def qdq_precision(path: str | Path) -> str | None:
+    """``"int8"`` when the ONNX file holds QuantizeLinear/DequantizeLinear nodes (a Q/DQ model),
+    else ``None``; ``None`` too for a file ONNX cannot parse (the runtime then says why)."""
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return None
+    ops = {n.op_type for n in proto.graph.node}
+    return "int8" if ops & {"QuantizeLinear", "DequantizeLinear"} else None
+
+
+#: ONNX Runtime's session config key that keeps Q/DQ nodes unfused (quantized values, float maths).
+DISABLE_QDQ_FUSION = "session.disable_quant_qdq"
+
+
+def ort_int8_settings(session_options: Any, path: str | Path) -> str:
+    """Set up a CPU session of ``path`` so an INT8 Q/DQ model keeps its accuracy on this CPU.
+
+    Where the integer kernels saturate (x86-64 without VNNI) and the file is a Q/DQ model, Q/DQ
+    fusion is turned off (every other optimisation stays) and the returned line says so and what
+    is faster; otherwise nothing changes and ``""`` is returned.
+    """
+    if not int8_kernels_saturate() or qdq_precision(path) != "int8":
+        return ""
+    session_options.add_session_config_entry(DISABLE_QDQ_FUSION, "1")
+    return (
+        f"{path}: this CPU has no VNNI (avx512_vnni/avx_vnni), so ONNX Runtime's fused INT8 kernels "
+        "would saturate and lose accuracy; its Q/DQ nodes run as written instead (accurate, slower "
+        "than FP32); for speed: pip install openvino (--runtime openvino runs this file in INT8)"
+    )
+
+
+def _cuda_wanted(device: str) -> bool | None:
+    """True for ``--device cuda[:N]``, False for ``cpu``, None for ``auto``."""
+    spec = (device or "auto").strip().lower()
+    if spec == "cuda" or spec.startswith("cuda:"):
+        return True
+    return False if spec == "cpu" else None
+
+
+def auto_onnx_runtime(path: str | Path, device: str = "auto") -> tuple[str, str]:
+    """``--runtime auto`` for an ONNX model: (runtime name, why, in a few words).
+
+    The rule, from benchmarks/bench_cpu.py's figures (README, "CPU inference"): on a CUDA device
+    ONNX Runtime (its CUDA provider); on the CPU OpenVINO when it is installed, since it ran every
+    model measured at least as fast as ONNX Runtime in FP32 and an INT8 Q/DQ model 1.5-2x faster
+    than ONNX Runtime FP32 on AVX2 and on AVX-512 VNNI CPUs alike; else ONNX Runtime.
+    """
+    from segpipe._optional import available
+
+    cuda = _cuda_wanted(device)
+    if cuda:
+        return "onnxruntime", f"--device {device}"
+    if cuda is None and available("onnxruntime"):
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return "onnxruntime", "its CUDA provider is available"
+    int8 = qdq_precision(path) == "int8"
+    what = "INT8 Q/DQ model" if int8 else "model"
+    if not available("openvino"):
+        hint = "; pip install openvino runs it faster" if int8 else ""
+        return "onnxruntime", f"{what} on the CPU, openvino not installed{hint}"
+    gain = "in INT8, faster than ONNX Runtime FP32" if int8 else "at least as fast as ONNX Runtime"
+    return "openvino", f"{what} on the CPU: OpenVINO runs it {gain} (benchmarks/bench_cpu.py)"
