@@ -85,7 +85,10 @@ def test_openvino_matches_onnxruntime(models, batch):
         assert np.abs(a - b).max() < 1e-3  # FP32 kept (OpenVINO's bf16 default would differ more)
         assert (ovr.predict_labels(batch) == ort.predict_labels(batch)).all()
     # a fixed batch-1 uint8 graph with the argmax inside: looped and exact
-    with load_runner(models["labels"], "cpu", runtime="openvino") as ovr, load_runner(models["labels"]) as ort:
+    with (
+        load_runner(models["labels"], "cpu", runtime="openvino") as ovr,
+        load_runner(models["labels"]) as ort,
+    ):
         assert ovr.output_kind == "labels" and ovr.fixed_batch == 1 and ovr.fixed_size == (64, 64)
         x = batch[:, :, :64]
         assert (ovr(x) == ort(x)).all()
@@ -102,7 +105,9 @@ def test_openvino_ir_and_its_weights_file(models, batch):
 
 
 def test_runtime_refusals_are_one_line(models, tmp_path):
-    with pytest.raises(ConfigError, match=r"--runtime openvino: .*m\.pth is a PyTorch checkpoint.*export-onnx"):
+    with pytest.raises(
+        ConfigError, match=r"--runtime openvino: .*m\.pth is a PyTorch checkpoint.*export-onnx"
+    ):
         load_runner(models["pth"], "cpu", runtime="openvino")
     with pytest.raises(ConfigError, match="--runtime 'openvno'.*openvino"):
         runner_class(models["onnx"], "openvno")
@@ -119,7 +124,9 @@ def test_auto_picks_openvino_on_the_cpu_and_says_so(models, monkeypatch):
     rec = RecordingReporter()
     with load_runner(models["int8"], "cpu", runtime="auto", reporter=rec) as r:
         assert r.backend == "openvino"
-    assert rec.infos == [rec.infos[0]] and rec.infos[0].startswith("runtime: openvino (INT8 Q/DQ model on the CPU")
+    assert rec.infos == [rec.infos[0]] and rec.infos[0].startswith(
+        "runtime: openvino (INT8 Q/DQ model on the CPU"
+    )
     # a .pth stays with PyTorch; without openvino an ONNX model goes to ONNX Runtime, said so
     assert runner_class(models["pth"], "auto").backend == "pytorch"
     import segpipe._optional as optional
