@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from segpipe._optional import available
 from segpipe.benchmark import benchmark, latency_stats
 from segpipe.cli.app import app
 from segpipe.errors import ConfigError, SegpipeError
@@ -18,6 +19,9 @@ from segpipe.export.onnx import export_onnx
 from segpipe.modelinfo import ModelInfo
 from segpipe.models import create_model, save_checkpoint
 from segpipe.options import BenchmarkOptions, EvaluateOptions, OnnxExportOptions
+
+#: What --runtime auto runs an ONNX model with on the CPU (OpenVINO when installed).
+CPU_ONNX = "openvino" if available("openvino") else "onnxruntime"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -69,14 +73,14 @@ def test_pth_and_onnx_side_by_side(models: dict[str, Path], tmp_path: Path) -> N
     )
     result = benchmark(opts)
     pth, onx = result.models
-    assert (pth.backend, onx.backend) == ("pytorch", "onnxruntime")
+    assert (pth.backend, onx.backend) == ("pytorch", CPU_ONNX)
     for b in result.models:
         assert b.size == (64, 64) and b.batch == 1 and b.runs == 4 and b.device == "cpu"
         assert 0 < b.min_ms <= b.p50_ms <= b.p90_ms <= b.p99_ms
         assert b.throughput == pytest.approx(1000.0 / b.mean_ms)
         assert b.peak_memory_mb is None and b.miou is None  # CPU backends report no device memory
     data = json.loads(report.read_text())
-    assert [m["backend"] for m in data["models"]] == ["pytorch", "onnxruntime"]
+    assert [m["backend"] for m in data["models"]] == ["pytorch", CPU_ONNX]
     assert data["models"][1]["p90_ms"] == pytest.approx(onx.p90_ms) and data["runs"] == 4
     assert data["machine"]["cpu_count"] >= 1 and "onnxruntime" in data["machine"]
 
@@ -145,7 +149,7 @@ def test_cli_table(models: dict[str, Path], tmp_path: Path) -> None:
         "m.pth",
         "fixed.onnx",
         "pytorch cpu",
-        "onnxruntime cpu",
+        f"{CPU_ONNX} cpu",
         "1 x 64x64 fp32",
         "p99",
         "images/s",

@@ -12,6 +12,7 @@ import typer
 from inference_helpers import export_onnx, make_checkpoint
 from typer.testing import CliRunner
 
+from segpipe._optional import available
 from segpipe.cli.evaluate import evaluate_command
 from segpipe.data.dataset import find_samples, load_pair
 from segpipe.data.masks import MaskDecoder
@@ -21,6 +22,9 @@ from segpipe.evaluate import evaluate
 from segpipe.metrics import ConfusionMatrix
 from segpipe.options import EvaluateOptions
 from segpipe.palette import load_palette
+
+#: What the default --runtime auto runs an ONNX model with on the CPU (OpenVINO when installed).
+CPU_ONNX = "openvino" if available("openvino") else "onnxruntime"
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +129,7 @@ def test_colour_masks_and_onnx_backend(setup):
     masks = gt_masks(setup["colour"], palette=load_palette(setup["colour"] / "colors.csv"))
     expected = constant_model_iou(masks, 1)
     res = evaluate(EvaluateOptions(data_root=setup["colour"], model=setup["const1_onnx"]))
-    assert res.backend == "onnxruntime"
+    assert res.backend == CPU_ONNX
     np.testing.assert_allclose(res.iou, expected, equal_nan=True)
 
 
@@ -143,7 +147,7 @@ def test_class_map_and_ignore_index_as_in_training(setup, tmp_path):
 def test_pytorch_and_onnx_side_by_side(setup):
     a = evaluate(EvaluateOptions(data_root=setup["data"], model=setup["pth"]))
     b = evaluate(EvaluateOptions(data_root=setup["data"], model=setup["onnx"], batch_size=3))
-    assert (a.backend, b.backend) == ("pytorch", "onnxruntime")
+    assert (a.backend, b.backend) == ("pytorch", CPU_ONNX)
     agree = np.trace(a.confusion.matrix) - np.trace(b.confusion.matrix)
     assert abs(agree) <= 2  # at most a couple of near-tie pixels differ
     assert a.miou == pytest.approx(b.miou, abs=1e-3)

@@ -28,6 +28,7 @@ HEAVY = (
     "timm",
     "matplotlib",
     "tensorrt",
+    "openvino",
 )
 
 #: Installed first in the child: any import of torch fails there, as on a machine without it.
