@@ -14,7 +14,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         help="Label format: auto (detected, and said), seed, voc, cityscapes, ade20k, ultralytics, yolo, "
-        "coco, labelme, cvat, cvat_images, mapillary_vistas, common_semantic_segmentation, camvid "
+        "coco, coco_panoptic, labelme, cvat, cvat_images, mapillary_vistas, common_semantic_segmentation, camvid "
         "(segpipe data --formats lists them).",
         rich_help_panel=DATA_PANEL,
     ),

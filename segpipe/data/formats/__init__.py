@@ -56,6 +56,7 @@ FORMATS: dict[str, str] = {
     "mapillary_vistas": "segpipe.data.formats.mapillary:MapillaryReader",
     "common_semantic_segmentation": "segpipe.data.formats.common_semseg:CommonSemSegReader",
     "camvid": "segpipe.data.formats.camvid:CamvidReader",
+    "coco_panoptic": "segpipe.data.formats.coco_panoptic:CocoPanopticReader",
     "coco": "segpipe.data.formats.coco:CocoReader",
     "ultralytics": "segpipe.data.formats.ultralytics:UltralyticsReader",
     "yolo": "segpipe.data.formats.yolo:YoloReader",

@@ -104,10 +104,11 @@ def find_label_files(root: Path) -> list[Path]:
     return found
 
 
-def image_dirs(root: Path, label_file: Path, split: str | None) -> list[Path]:
-    """Where the images of ``label_file`` may be, most specific first."""
+def image_dirs(root: Path, label_file: Path, split: str | None, tag: str | None = None) -> list[Path]:
+    """Where the images of ``label_file`` may be, most specific first (``tag``: the file's
+    ``train2017`` part when its name is not ``instances_*``/``stuff_*``)."""
     m = _LABEL_FILE.match(label_file.name)
-    tag = m.group(2) if m else label_file.parent.name  # train2017 / valid
+    tag = tag or (m.group(2) if m else label_file.parent.name)  # train2017 / valid
     cands = [root / tag, root / "images" / tag]
     if split:
         cands += [root / "images" / split, root / split]
