@@ -41,6 +41,7 @@ from segpipe.data.formats._annotations import (
     read_text,
 )
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.safepaths import OUTSIDE_ENV, inside, is_within, outside_allowed
 from segpipe.errors import DataError, some
 
 IGNORE = 255
@@ -184,6 +185,11 @@ def load_config(path: Path) -> UltralyticsConfig:
     if raw_root:
         cand = Path(raw_root).expanduser()
         cand = cand if cand.is_absolute() else path.parent / cand
+        if cand.is_dir() and not is_within(cand, path.parent) and not outside_allowed():
+            raise DataError(
+                f"{path}: path {raw_root!r} lies outside the data root {path.parent} (refused; set "
+                f"{OUTSIDE_ENV}=1 to read images from there)"
+            )
         if cand.is_dir():
             root = cand
         else:
@@ -203,11 +209,9 @@ def split_images(cfg: UltralyticsConfig, entry: str, split: str) -> list[Path]:
         lines = [ln.strip() for ln in read_text(where).splitlines() if ln.strip()]
         if len(lines) > MAX_LIST_LINES:
             raise DataError(f"{where}: {len(lines)} lines, over the limit of {MAX_LIST_LINES}")
-        out = []
-        for ln in lines:
-            p = Path(ln)
-            out.append(p if p.is_absolute() else (where.parent / p))
-        return out
+        # every line stays inside the data set's folder (links followed), unless the user allowed
+        # otherwise (SEGPIPE_DATA_OUTSIDE_ROOT=1)
+        return [inside(cfg.root, ln, f"{where} line {i}: image", base=where.parent) for i, ln in enumerate(lines, 1)]
     raise DataError(f"{cfg.file} {split}: {where} does not exist (resolved against path {cfg.root})")
 
 
