@@ -159,7 +159,8 @@ def test_data_root_one_folder_too_deep_names_the_parent(
     root = voc_root if dataset == "voc" else cityscapes_root
     with pytest.raises(DataError) as e:
         detect_format(root / deep)
-    assert f"the parent folder {root.resolve()} is a {dataset} data set" in str(e.value)
+    what = "the folder two levels up," if "/" in deep else "the parent folder"
+    assert f"{what} {root.resolve()} is a {dataset} data set" in str(e.value)
     assert f"use --data-root {root.resolve()}" in str(e.value)
     r = cli("train", "--data-root", root / deep, "--num-classes", "3", "--epochs", "1")
     assert r.exit_code == 1 and f"is a {dataset} data set" in r.output
@@ -609,3 +610,40 @@ def test_mapillary_vistas_label_pngs(tmp_path: Path, version: str) -> None:
     im.save(p)
     with pytest.raises(DataError, match=rf"value 9 at pixel \(x=3, y=2\) is beyond the 4 classes of {config}"):
         reader.load(next(s for s in reader.samples() if s.label == p))
+
+
+def _broken(root: Path, kind: str) -> tuple[str, str]:
+    """A data set of ``kind`` with one broken label file: (file named, what the line says)."""
+    if kind == "vistas":
+        (root / "training" / "images").mkdir(parents=True)
+        (root / "training" / "v2.0" / "labels").mkdir(parents=True)
+        (root / "config_v2.0.json").write_text('{"labels": [{"name": "a", "color": [1, 2]}]}')
+        return "config_v2.0.json", "colour [1, 2] is not r, g, b"
+    if kind == "camvid_txt":
+        (root / "x_L.png").write_bytes(b"")
+        (root / "label_colors.txt").write_text("64 128 64\tAnimal\n1 2\tBad\n")
+        return "label_colors.txt", "line 2: expected 'R G B Name'"
+    if kind == "camvid_csv":
+        (root / "x_L.png").write_bytes(b"")
+        (root / "class_dict.csv").write_text("label,red,green,blue\nAnimal,64,128,64\n")
+        return "class_dict.csv", "is not name,r,g,b"
+    if kind == "css":
+        (root / "images").mkdir(parents=True)
+        (root / "masks").mkdir()
+        (root / "dataset_meta.json").write_text('["Void", "Road"]')
+        return "dataset_meta.json", "expected a JSON object"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations.xml").write_text('<?xml version="1.0"?>\n<annotations><meta><task><labels><label>')
+    return "annotations.xml", "not valid XML"
+
+
+@pytest.mark.parametrize("kind", ["vistas", "camvid_txt", "camvid_csv", "css", "cvat_xml"])
+def test_a_broken_label_file_is_one_line_naming_it(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / kind
+    root.mkdir()
+    name, says = _broken(root, kind)
+    r = cli("data", root)
+    assert r.exit_code == 1, r.output
+    line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and name in line[0] and says in line[0], r.output
+    assert "Traceback" not in r.output

@@ -59,12 +59,12 @@ def nearby(root: Path, detect: Callable[[Path], tuple[str, str] | None]) -> str 
         here = root.resolve()
     except OSError:
         return None
-    for up in (here.parent, here.parent.parent):
+    for up, what in ((here.parent, "the parent folder"), (here.parent.parent, "the folder two levels up,")):
         if up == here or up == up.parent:  # never offer the file system root
             break
         found = detect(up)
         if found:
-            return f"the parent folder {up} is a {found[0]} data set ({found[1]}): use --data-root {up}"
+            return f"{what} {up} is a {found[0]} data set ({found[1]}): use --data-root {up}"
     try:
         entries = itertools.islice(here.iterdir(), 50 * MAX_CHILDREN)
         children = sorted(itertools.islice((p for p in entries if p.is_dir()), MAX_CHILDREN))

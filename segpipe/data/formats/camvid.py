@@ -189,6 +189,8 @@ class CamvidReader(FormatReader):
         return out
 
     def samples(self) -> list[LabelledSample]:
+        if any(is_regular(self.root / f) for f in LABEL_FILES):
+            self.labels()  # a broken label file is said first
         lists = list_files(self.root)
         out = self._from_lists(lists) if lists else self._from_color_labels()
         if not out:

@@ -101,6 +101,7 @@ class MapillaryReader(FormatReader):
         return self._labels
 
     def samples(self) -> list[LabelledSample]:
+        self.labels()  # a broken config is said first
         _, labels, splits = self._version()
         out, missing = [], []
         for split_dir in splits:
