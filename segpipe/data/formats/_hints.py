@@ -34,17 +34,17 @@ def _has(folder: Path, pattern: str, limit: int = 200) -> bool:
 
 def not_segmentation(root: Path) -> str | None:
     """One line when ``root`` is a layout that cannot be a semantic-segmentation source."""
-    if (root / "Annotations").is_dir() and (root / "JPEGImages").is_dir() and _has(
-        root / "Annotations", "*.xml"
+    if (
+        (root / "Annotations").is_dir()
+        and (root / "JPEGImages").is_dir()
+        and _has(root / "Annotations", "*.xml")
     ):
         return (
             f"{root}: Pascal VOC detection (Annotations/*.xml boxes, no SegmentationClass/ masks) cannot "
             "train segmentation; export the masks (VOC 'SegmentationClass/', or CVAT's 'Segmentation "
             "mask 1.1' / 'CVAT for images 1.1' with polygons)"
         )
-    if (root / "leftImg8bit").is_dir() and not any(
-        (root / d).is_dir() for d in ("gtFine", "gtCoarse")
-    ):
+    if (root / "leftImg8bit").is_dir() and not any((root / d).is_dir() for d in ("gtFine", "gtCoarse")):
         return (
             f"{root}: Cityscapes images (leftImg8bit/) without labels; unpack gtFine_trainvaltest.zip "
             "beside it (gtFine/SPLIT/CITY/*_gtFine_labelIds.png)"

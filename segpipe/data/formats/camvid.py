@@ -9,7 +9,8 @@
 2. The SegNet layout that datumaro (and CVAT's "CamVid 1.0" export) reads and writes: list files
    ``SPLIT.txt`` of ``/SPLIT/NAME.png SPLITannot/NAME.png`` lines (quoted when a path holds a
    space; SegNet's own lists start with ``/SegNet/CamVid/``), ``SPLITannot/`` masks, optional
-   ``label_colors.txt`` (or datumaro's ``dataset_meta.json``).
+   ``label_colors.txt`` (or datumaro's ``dataset_meta.json``); without list files the
+   ``SPLIT/`` + ``SPLITannot/`` folders are paired by file name.
 
 Classes, as datumaro's ``make_camvid_categories`` gives them: the label map's labels with the one
 coloured 0,0,0 moved to id 0 (``background`` added at 0 when none is); without a label map, the
@@ -71,7 +72,20 @@ def split_of(folder: str) -> str | None:
 
 def list_files(root: Path) -> list[Path]:
     """``SPLIT.txt`` lists that have a ``SPLITannot/`` folder beside them."""
-    return [p for p in sorted(root.glob("*.txt")) if p.name != "label_colors.txt" and (root / f"{p.stem}annot").is_dir()]
+    return [
+        p
+        for p in sorted(root.glob("*.txt"))
+        if p.name != "label_colors.txt" and (root / f"{p.stem}annot").is_dir()
+    ]
+
+
+def annot_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """``(SPLIT/, SPLITannot/)`` folder pairs (SegNet's layout without its list files)."""
+    return [
+        (root / p.name[: -len("annot")], p)
+        for p in sorted(root.glob("*annot"))
+        if p.is_dir() and (root / p.name[: -len("annot")]).is_dir()
+    ]
 
 
 def color_labels(root: Path, limit: int = 100_000) -> list[Path]:
@@ -101,7 +115,7 @@ class CamvidReader(FormatReader):
 
     name = "camvid"
     description = "CamVid: NAME_L.png colour labels (label_colors.txt / class_dict.csv) or SegNet's SPLIT.txt + SPLITannot/"
-    layout = "*_L.png with label_colors.txt or class_dict.csv; or train.txt + trainannot/ (+ label_colors.txt)"
+    layout = "*_L.png with label_colors.txt or class_dict.csv; or train.txt / train/ + trainannot/ (+ label_colors.txt)"
     index_masks = True
 
     def __init__(self, root: str | Path, **kw: Any) -> None:
@@ -115,6 +129,9 @@ class CamvidReader(FormatReader):
         lists = list_files(root)
         if lists:
             return f"{lists[0].name} with {lists[0].stem}annot/ (CamVid, SegNet layout)"
+        pairs = annot_pairs(root)
+        if pairs:
+            return f"{pairs[0][0].name}/ with {pairs[0][1].name}/ (CamVid, SegNet layout)"
         maps = [f for f in ("label_colors.txt", "class_dict.csv") if is_regular(root / f)]
         if maps and color_labels(root, limit=2000):
             return f"*_L.png colour labels with {maps[0]} (CamVid)"
@@ -129,9 +146,13 @@ class CamvidReader(FormatReader):
                 self._source = found.name
             else:
                 first = next(iter(self.samples()), None)
-                self._segnet = first is not None and first.label is not None and not read_label(first.label)[1]
+                self._segnet = (
+                    first is not None and first.label is not None and not read_label(first.label)[1]
+                )
                 self._pairs = SEGNET_11 if self._segnet else CAMVID_32
-                self._source = "SegNet's CamVid (built in)" if self._segnet else "CamVid (built in, 32 classes)"
+                self._source = (
+                    "SegNet's CamVid (built in)" if self._segnet else "CamVid (built in, 32 classes)"
+                )
         return self._pairs
 
     def _from_lists(self, lists: list[Path]) -> list[LabelledSample]:
@@ -153,7 +174,9 @@ class CamvidReader(FormatReader):
                 name = f"{lst.stem}/{Path(parts[0]).stem}"
                 out.append(LabelledSample(name, paths[0], paths[1] if len(paths) > 1 else None, split))  # type: ignore[arg-type]
         if missing:
-            raise DataError(f"{len(missing)} list line(s) name a file that is not in {self.root}: {some(missing)}")
+            raise DataError(
+                f"{len(missing)} list line(s) name a file that is not in {self.root}: {some(missing)}"
+            )
         return out
 
     def _resolve(self, text: str, where: str) -> Path | None:
@@ -166,6 +189,22 @@ class CamvidReader(FormatReader):
                 if is_regular(p):
                     return p
         return None
+
+    def _from_folders(self) -> list[LabelledSample]:
+        out, missing = [], []
+        for images, annot in annot_pairs(self.root):
+            for mask in list_images(annot):
+                rel = mask.relative_to(annot).with_suffix("")
+                image = find_image(images / rel.parent, rel.name)
+                if image is None:
+                    missing.append(str(mask.relative_to(self.root)))
+                    continue
+                out.append(LabelledSample(f"{images.name}/{rel}", image, mask, split_of(images.name)))
+        if missing:
+            self.reporter.warn(
+                f"{len(missing)} mask(s) have no image of the same name and are left out: {some(missing)}"
+            )
+        return out
 
     def _from_color_labels(self) -> list[LabelledSample]:
         images: dict[str, list[Path]] = {}
@@ -185,14 +224,21 @@ class CamvidReader(FormatReader):
             split = split_of(label.parent.name) or split_of(image.parent.name)
             out.append(LabelledSample(stem if split is None else f"{split}/{stem}", image, label, split))
         if missing:
-            self.reporter.warn(f"{len(missing)} _L.png label(s) have no (single) image NAME.png and are left out: {some(missing)}")
+            self.reporter.warn(
+                f"{len(missing)} _L.png label(s) have no (single) image NAME.png and are left out: {some(missing)}"
+            )
         return out
 
     def samples(self) -> list[LabelledSample]:
         if any(is_regular(self.root / f) for f in LABEL_FILES):
             self.labels()  # a broken label file is said first
         lists = list_files(self.root)
-        out = self._from_lists(lists) if lists else self._from_color_labels()
+        if lists:
+            out = self._from_lists(lists)
+        elif annot_pairs(self.root):
+            out = self._from_folders()
+        else:
+            out = self._from_color_labels()
         if not out:
             raise DataError(f"{self.root}: no CamVid samples (SPLIT.txt lines, or NAME_L.png with NAME.png)")
         return sorted(out, key=lambda s: s.name)

@@ -132,7 +132,9 @@ class CommonSemSegReader(FormatReader):
                 name = key if d == self.root else f"{d.name}/{key}"
                 out.append(LabelledSample(name, image, mask, split))
         if orphans:
-            self.reporter.warn(f"{len(orphans)} mask(s) have no image under images/ and are left out: {some(orphans)}")
+            self.reporter.warn(
+                f"{len(orphans)} mask(s) have no image under images/ and are left out: {some(orphans)}"
+            )
         if not out:
             raise DataError(f"{self.root}: no masks/NAME.png with an images/NAME image")
         return sorted(out, key=lambda s: s.name)

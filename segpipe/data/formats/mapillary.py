@@ -32,7 +32,11 @@ from segpipe.data.safepaths import is_regular
 from segpipe.errors import DataError, some
 
 #: (config file, label folder under SPLIT/), newest first.
-VERSIONS = (("config_v2.0.json", "v2.0/labels"), ("config_v1.2.json", "v1.2/labels"), ("config.json", "labels"))
+VERSIONS = (
+    ("config_v2.0.json", "v2.0/labels"),
+    ("config_v1.2.json", "v1.2/labels"),
+    ("config.json", "labels"),
+)
 SPLIT_OF = {"training": "train", "train": "train", "validation": "val", "val": "val"}
 
 
@@ -83,7 +87,9 @@ class MapillaryReader(FormatReader):
         if found is None:
             return None
         config, labels, splits = found
-        return f"{config.name} with {splits[0].name}/images/ and {splits[0].name}/{labels}/ (Mapillary Vistas)"
+        return (
+            f"{config.name} with {splits[0].name}/images/ and {splits[0].name}/{labels}/ (Mapillary Vistas)"
+        )
 
     def _version(self) -> tuple[Path, str, list[Path]]:
         found = self._found or find_version(self.root)
@@ -114,9 +120,13 @@ class MapillaryReader(FormatReader):
                     continue
                 out.append(LabelledSample(f"{split_dir.name}/{rel}", image, label, split))
         if missing:
-            self.reporter.warn(f"{len(missing)} label PNG(s) have no image in SPLIT/images/ and are left out: {some(missing)}")
+            self.reporter.warn(
+                f"{len(missing)} label PNG(s) have no image in SPLIT/images/ and are left out: {some(missing)}"
+            )
         if not out:
-            raise DataError(f"{self.root}: no label PNG with an image under {', '.join(s.name for s in splits)}")
+            raise DataError(
+                f"{self.root}: no label PNG with an image under {', '.join(s.name for s in splits)}"
+            )
         return sorted(out, key=lambda s: s.name)
 
     def classes(self) -> ClassInfo:
@@ -128,4 +138,10 @@ class MapillaryReader(FormatReader):
         pairs = self.labels()
         source = self._version()[0].name
         arr, is_rgb = read_label(sample.label)
-        return check_below(decode(arr, is_rgb, pairs, sample.label, source), len(pairs), self.ignore_index, sample.label, source)
+        return check_below(
+            decode(arr, is_rgb, pairs, sample.label, source),
+            len(pairs),
+            self.ignore_index,
+            sample.label,
+            source,
+        )
