@@ -38,6 +38,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("data", "segpipe.cli.data:data_command"),
     ("build-trt", "segpipe.cli.build_trt:build_trt_command"),
     ("triton", "segpipe.cli.triton:triton_command"),
+    ("deepstream", "segpipe.cli.deepstream:deepstream_command"),
+    ("serve", "segpipe.cli.serve:serve_command"),
 ]
 
 #: The line ``segpipe --help`` shows for each command without importing it: the first paragraph of
@@ -55,6 +57,8 @@ SUMMARIES: dict[str, str] = {
     "data": "Show a data set's format, splits, classes (names, colours, pixel shares) and problems.",
     "build-trt": "Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it.",
     "triton": "Write a Triton model repository (config.pbtxt checked with Triton's ModelConfig, labels, model).",
+    "deepstream": "Write a DeepStream nvinfer config (segmentation), labels file and gst-launch pipeline for a model.",
+    "serve": "Serve a model over HTTP and gRPC with the Triton (KServe v2) protocol, batching requests.",
     "quantize": "Quantize an FP32 ONNX model to INT8 (Q/DQ, for TensorRT 10/11) and check it against FP32.",
 }
 

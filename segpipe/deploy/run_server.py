@@ -1,0 +1,206 @@
+"""Start, announce and stop ``segpipe serve`` (builtin KServe v2 server, or NVIDIA Triton via PyTriton).
+
+``--server pytriton`` runs the model inside a real Triton Inference Server (``nvidia-pytriton``,
+which ships ``tritonserver`` and its Python backend stub). The stub is linked against
+``libpython3.X.so.1.0`` and finds it through the dynamic loader: with an interpreter built without
+a shared libpython on the loader's path (pyenv, some venvs), it loads another patch release's
+library (the system's), whose C objects do not match the interpreter's standard library
+(``'_thread.RLock' object has no attribute '_recursion_count'`` with pyenv 3.11.7 over Debian's
+3.11.2), or none at all (``libpython3.12.so.1.0: cannot open shared object file``). Before
+starting Triton the interpreter's own ``LIBDIR`` is put first on ``LD_LIBRARY_PATH`` (inherited by
+tritonserver and the stub), which is what they need.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+from typing import Any
+
+from segpipe._optional import available, require
+from segpipe.errors import ConfigError, SegpipeError
+
+SERVERS = ("auto", "builtin", "pytriton")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _check_port(flag: str, port: int, allow_off: bool = False) -> None:
+    low = -1 if allow_off else 0
+    if not low <= port <= 65535:
+        raise ConfigError(f"{flag} {port}: use 0-65535{' (-1: off)' if allow_off else ''}")
+
+
+def run_server(
+    model: str | Path,
+    host: str = "127.0.0.1",
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    name: str | None = None,
+    max_batch: int = 8,
+    max_delay_ms: float = 5.0,
+    server: str = "auto",
+    device: str = "auto",
+) -> int:
+    """Serve ``model`` until SIGTERM / SIGINT / SIGHUP; returns the exit code (0 after a clean stop)."""
+    if server not in SERVERS:
+        raise ConfigError(f"--server {server!r}: use one of {', '.join(SERVERS)}")
+    _check_port("--http-port", http_port)
+    _check_port("--grpc-port", grpc_port, allow_off=True)
+    if server == "pytriton" or (server == "auto" and available("pytriton.triton")):
+        return run_pytriton(model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device)
+    return run_builtin(model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device)
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, handler)
+    return stop
+
+
+def run_builtin(
+    model: str | Path,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    name: str | None,
+    max_batch: int,
+    max_delay_ms: float,
+    device: str,
+) -> int:
+    """segpipe's own KServe v2 server (HTTP, and gRPC unless ``grpc_port`` is -1)."""
+    from segpipe.deploy.kserve_http import KServeHTTPServer
+    from segpipe.deploy.serve import ModelService
+
+    service = ModelService(model, name, max_batch, max_delay_ms, device)
+    grpc_server = None
+    try:
+        try:
+            httpd = KServeHTTPServer(host, http_port, service)
+        except OSError as e:
+            raise SegpipeError(
+                f"--http-port {http_port}: cannot listen on {host} ({e.strerror or e})"
+            ) from None
+        grpc_text = "gRPC off"
+        if grpc_port >= 0:
+            from segpipe.deploy.kserve_grpc import start_grpc
+
+            grpc_server, bound = start_grpc(service, host, grpc_port)
+            grpc_text = f"gRPC {host}:{bound}"
+        stop = _stop_event()
+        thread = threading.Thread(target=httpd.serve_forever, name="segpipe-http", daemon=True)
+        thread.start()
+        port = httpd.server_address[1]
+        _say(
+            f"serving {service.name} ({service.path}, {service.runner.backend}) at http://{host}:{port} "
+            f"and {grpc_text}; KServe v2 / Triton protocol, input IMAGE (UINT8 N x H x W x 3 RGB), output "
+            f"CLASS_MAP (INT32 N x H x W); dynamic batching up to {max_batch} images, {max_delay_ms:g} ms; "
+            f"health /v2/health/ready, metrics /metrics; SIGTERM or Ctrl-C stops"
+        )
+        while not stop.wait(0.2):
+            pass
+        httpd.shutdown()
+        httpd.server_close()
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=5).wait(10)
+        service.close()
+    s = service.stats
+    _say(
+        f"stopped: {s.requests} requests, {s.images} images in {s.batches} model calls, {s.failures} refused"
+    )
+    return 0
+
+
+def libpython_on_loader_path() -> str | None:
+    """Put this interpreter's shared-libpython folder first on ``LD_LIBRARY_PATH`` (for the Triton
+    Python backend stub, see the module docstring); returns the folder, or None when it has none."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    ldlib = sysconfig.get_config_var("LDLIBRARY") or ""
+    if not libdir or not ldlib.endswith(".so") and ".so." not in ldlib:
+        return None
+    if not any(Path(libdir).glob(f"libpython{sys.version_info.major}.{sys.version_info.minor}*.so*")):
+        return None
+    paths = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p and p != libdir]
+    os.environ["LD_LIBRARY_PATH"] = ":".join([libdir, *paths])
+    return libdir
+
+
+def run_pytriton(
+    model: str | Path,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    name: str | None,
+    max_batch: int,
+    max_delay_ms: float,
+    device: str,
+) -> int:
+    """The model inside NVIDIA Triton through PyTriton: Triton's dynamic batcher gathers requests of
+    one image size, the bound function runs them through the visualize path."""
+    import numpy as np
+
+    triton = require("pytriton.triton", "segpipe serve --server pytriton (pip install nvidia-pytriton)")
+    mc = require("pytriton.model_config", "segpipe serve --server pytriton")
+    from segpipe.deploy.serve import INPUT, OUTPUT
+    from segpipe.runtime.base import load_runner
+    from segpipe.runtime.pipeline import predict_arrays
+
+    if sys.platform != "linux":
+        raise SegpipeError("--server pytriton: PyTriton runs on Linux only; use --server builtin")
+    libpython_on_loader_path()
+    runner = load_runner(model, device=device)
+    name = name or Path(model).stem
+    lock = threading.Lock()
+
+    def infer(requests: list[Any]) -> list[dict[str, Any]]:
+        images = [img for r in requests for img in r[INPUT]]
+        with lock:
+            maps = predict_arrays(runner, images, batch_size=max(1, len(images)))
+        out, i = [], 0
+        for r in requests:
+            k = len(r[INPUT])
+            out.append({OUTPUT: np.stack(maps[i : i + k]).astype(np.int32)})
+            i += k
+        return out
+
+    config = triton.TritonConfig(
+        http_address=host,
+        http_port=http_port,
+        grpc_address=host,
+        grpc_port=max(grpc_port, 0),
+        metrics_port=0 if http_port == 0 else http_port + 2,
+        allow_metrics=True,
+    )
+    batcher = mc.DynamicBatcher(max_queue_delay_microseconds=int(max_delay_ms * 1000))
+    try:
+        with triton.Triton(config=config) as server:
+            server.bind(
+                model_name=name,
+                infer_func=infer,
+                inputs=[mc.Tensor(name=INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
+                outputs=[mc.Tensor(name=OUTPUT, dtype=np.int32, shape=(-1, -1))],
+                config=mc.ModelConfig(max_batch_size=max_batch, batcher=batcher),
+                strict=False,
+            )
+            _say(
+                f"serving {name} ({model}, {runner.backend}) in NVIDIA Triton (PyTriton) at "
+                f"http://{host}:{http_port}, gRPC {host}:{grpc_port}, metrics port {config.metrics_port}; "
+                "SIGTERM or Ctrl-C stops"
+            )
+            server.serve()
+    finally:
+        runner.close()
+    _say("stopped")
+    return 0

@@ -1,0 +1,195 @@
+"""``segpipe deepstream``: every key and value of the nvinfer config passes gst-nvinfer 9.1's rules
+(tests/nvinfer_rules.py), and nvinfer's documented pre-processing and segmentation parser, applied
+with the values read from the written config, give ``segpipe visualize``'s class map."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from deploy_helpers import SIZE, fake_engine, frames, make_models
+from nvinfer_rules import check_nvinfer_config
+
+from segpipe.deploy.deepstream import write_deepstream
+from segpipe.deploy.model import read_model_file
+from segpipe.errors import ConfigError
+
+W, H = SIZE
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_models(tmp_path_factory.mktemp("ds_models"))
+
+
+@pytest.fixture(scope="module")
+def written(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``segpipe deepstream`` run as a user runs it, on the dynamic probabilities model."""
+    out = tmp_path_factory.mktemp("ds_out")
+    run = subprocess.run(
+        [sys.executable, "-m", "segpipe", "deepstream", "-m", str(models["probs"]), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def nvinfer_preprocess(frame: np.ndarray, cfg: dict) -> np.ndarray:
+    """nvinfer's input for an RGB uint8 frame already at the network size: colour order
+    (model-color-format), ``y = net-scale-factor * (x - offsets[c])`` in float32, planar (order 0) or
+    interleaved (order 1), batch of one."""
+    x = frame.astype(np.float32)
+    x = {0: x, 1: x[..., ::-1], 2: x.mean(axis=-1, keepdims=True)}[cfg.get("model-color-format", 0)]
+    offsets = np.zeros(x.shape[-1], np.float32)
+    given = np.asarray(cfg.get("offsets", []), np.float32)
+    offsets[: len(given)] = given
+    y = np.float32(cfg.get("net-scale-factor", 1.0)) * (x - offsets)
+    if cfg.get("network-input-order", 0) == 0:
+        y = y.transpose(2, 0, 1)
+    return np.ascontiguousarray(y[None], dtype=np.float32)
+
+
+def nvinfer_parse(output: np.ndarray, cfg: dict) -> np.ndarray:
+    """nvinfer's default semantic-segmentation parser: per pixel the first class whose value is the
+    largest of those above segmentation-threshold, -1 where none is (C x H x W, order 0)."""
+    assert cfg.get("segmentation-output-order", 0) == 0
+    probs = output[0]
+    assert probs.shape[0] == cfg["num-detected-classes"]  # the parser's own check
+    above = np.where(probs > cfg.get("segmentation-threshold", 0.0), probs, -np.inf)
+    cls = above.argmax(axis=0)
+    return np.where(np.isfinite(above.max(axis=0)), cls, -1)
+
+
+def test_every_key_and_value_passes_nvinfer_rules(written: Path, models: dict[str, Path]) -> None:
+    config = written / "config_infer_primary_probs.txt"
+    cfg = check_nvinfer_config(config)
+    out_dims = [
+        d.dim_value or d.dim_param
+        for d in onnx.load(str(models["probs"])).graph.output[0].type.tensor_type.shape.dim
+    ]
+    assert cfg["network-type"] == 2
+    assert cfg["num-detected-classes"] == out_dims[1] == 3
+    assert cfg["infer-dims"] == [3, H, W]
+    assert cfg["network-input-order"] == 1 and cfg["model-color-format"] == 0  # NHWC RGB, as exported
+    assert cfg["net-scale-factor"] == 1.0 and cfg["offsets"] == [0.0, 0.0, 0.0]  # the graph normalises
+    assert (written / cfg["onnx-file"]).read_bytes() == models["probs"].read_bytes()
+    assert (written / cfg["labelfile-path"]).read_text().splitlines() == ["ground", "thing", "sky"]
+    assert cfg["output-blob-names"] == ["output"]
+    script = (written / "deepstream_pipeline.sh").read_text()
+    assert f'nvinfer config-file-path="$HERE/{config.name}"' in script
+    assert subprocess.run(["sh", "-n", str(written / "deepstream_pipeline.sh")]).returncode == 0
+
+
+def test_nvinfer_preprocessing_gives_visualize_class_map(
+    written: Path, models: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = check_nvinfer_config(written / "config_infer_primary_probs.txt")
+    images = frames(3, seed=7)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, img in enumerate(images):
+        cv2.imwrite(str(folder / f"f{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "vis"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segpipe",
+            "visualize",
+            "-m",
+            str(models["probs"]),
+            "-i",
+            str(folder),
+            "-o",
+            str(out),
+            "--save-labels",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    session = ort.InferenceSession(str(written / cfg["onnx-file"]), providers=["CPUExecutionProvider"])
+    classes_seen = set()
+    for i, img in enumerate(images):
+        (probs,) = session.run(None, {"input_1": nvinfer_preprocess(img, cfg)})
+        ds_map = nvinfer_parse(probs, cfg)
+        vis = cv2.imread(str(out / f"f{i}_labels.png"), cv2.IMREAD_UNCHANGED)
+        assert vis.shape == ds_map.shape == (H, W)
+        assert (ds_map >= 0).all()  # threshold 0: every pixel gets a class
+        np.testing.assert_array_equal(ds_map, vis)
+        classes_seen |= set(np.unique(vis).tolist())
+    assert len(classes_seen) > 1  # the comparison is between maps with several classes
+
+
+def test_normalising_outside_as_well_would_be_caught(written: Path, models: dict[str, Path]) -> None:
+    """What the config avoids: the checkpoint's normalisation in net-scale-factor/offsets on top of
+    the graph's. The pre-processing test above would see it (different probabilities)."""
+    info = read_model_file(models["probs"]).info
+    good = check_nvinfer_config(written / "config_infer_primary_probs.txt")
+    twice = dict(
+        good,
+        **{"net-scale-factor": 1 / (255 * float(np.mean(info.std))), "offsets": [255 * m for m in info.mean]},
+    )
+    session = ort.InferenceSession(str(models["probs"]), providers=["CPUExecutionProvider"])
+    img = frames(1, seed=1)[0]
+    (a,) = session.run(None, {"input_1": nvinfer_preprocess(img, good)})
+    (b,) = session.run(None, {"input_1": nvinfer_preprocess(img, twice)})
+    assert not np.allclose(a, b, atol=1e-3)
+
+
+def test_engine_and_fixed_batch_configs_pass_the_rules(models: dict[str, Path], tmp_path: Path) -> None:
+    engine = fake_engine(tmp_path, models["probs"], max_batch=4)
+    result = write_deepstream(read_model_file(engine), tmp_path / "eng", batch_size=4)
+    cfg = check_nvinfer_config(result.config)
+    assert cfg["model-engine-file"] == "probs.engine" and "onnx-file" not in cfg
+    assert cfg["batch-size"] == 4 and cfg["network-mode"] == 2  # the engine's FP16
+    fixed = check_nvinfer_config(write_deepstream(read_model_file(models["fixed"]), tmp_path / "fx").config)
+    assert fixed["batch-size"] == 1 and fixed["infer-dims"] == [3, H, W]
+    with pytest.raises(ConfigError, match="--batch-size 8: .* takes 1 to 4"):
+        write_deepstream(read_model_file(engine), tmp_path / "eng8", batch_size=8)
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("segmentation-treshold=0.5", "unknown key"),
+        ("network-type=2 # segmentation", "not an integer"),
+        ("network-input-order=2", "accepts [0, 1]"),
+        ("offsets=1;2;3;4;5", "range check"),
+        ("segmentation-threshold=-0.1", "range check"),
+    ],
+)
+def test_checker_refuses_what_nvinfer_refuses(written: Path, tmp_path: Path, line: str, problem: str) -> None:
+    text = (written / "config_infer_primary_probs.txt").read_text()
+    key = line.split("=")[0]
+    kept = [ln for ln in text.splitlines() if not ln.startswith(key + "=")]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\n".join([*kept, line]) + "\n")
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        check_nvinfer_config(bad)
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("logits", "outputs logits (negative ones never pass its threshold)"),
+        ("labels", "outputs a class map"),
+    ],
+)
+def test_models_nvinfer_cannot_parse_are_refused(
+    models: dict[str, Path], tmp_path: Path, kind: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        write_deepstream(read_model_file(models[kind]), tmp_path)
+    assert words in str(err.value) and "--output-kind probs" in str(err.value)
+    assert not list(tmp_path.iterdir())  # nothing written
