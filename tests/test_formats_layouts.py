@@ -233,7 +233,19 @@ class CvatXmlWriter:
         self.open(kind)
         self.leaf("id", "7")
         self.leaf("name", "segpipe test")
-        if subsets:
+        if subsets:  # a project: its tasks, one per subset, then the subset list
+            self.open("tasks")
+            for k, subset in enumerate(subsets):
+                self.open("task")
+                for tag, text in (
+                    ("id", str(k + 3)),
+                    ("name", f"task {k}"),
+                    ("mode", "annotation"),
+                    ("subset", subset),
+                ):
+                    self.leaf(tag, text)
+                self.close("task")
+            self.close("tasks")
             self.leaf("subsets", "\n".join(subsets))
         self.open("labels")
         for name, color in labels:

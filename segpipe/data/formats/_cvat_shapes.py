@@ -1,7 +1,9 @@
 """Drawing CVAT shapes into masks as CVAT's "Segmentation mask 1.1" export draws them (used by
 :mod:`segpipe.data.formats.cvat_xml`): polygons and (rotated) boxes through pycocotools'
 ``frPyObjects``, ellipses with ``cv2.ellipse``, masks from CVAT's RLE. Every coordinate is bounded
-(:func:`segpipe.data.safepaths.check_polygon`) before a C rasteriser sees it. No torch here.
+(:func:`segpipe.data.safepaths.check_polygon`) before a C rasteriser sees it, then rounded to
+float32 as datumaro (which CVAT's exporters go through) stores shape points: a point on a pixel's
+edge falls as it falls there. No torch here.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _poly_mask(flat: list[float], w: int, h: int, where: str) -> np.ndarray | No
         return None
     if len(flat) > 2 * MAX_POINTS:
         raise DataError(f"{where}: polygon of {len(flat) // 2} points (limit {MAX_POINTS})")
-    pts = check_polygon(flat, w, h, where)
+    pts = check_polygon(flat, w, h, where).astype(np.float32).astype(np.float64)  # as datumaro stores them
     with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning (copy=False)
         warnings.simplefilter("ignore", DeprecationWarning)
         rles = mask_utils.frPyObjects([pts.ravel().tolist()], h, w)
@@ -68,6 +70,9 @@ def shape_mask(kind: str, attrs: dict[str, str], w: int, h: int, where: str) -> 
         return _poly_mask(flat, w, h, where)
     if kind == "box":
         x0, y0, x1, y1 = (_float(attrs, k, where) for k in ("xtl", "ytl", "xbr", "ybr"))
+        check_polygon([x0, y0, x1, y1], w, h, where)
+        # datumaro's Bbox(x, y, w, h): corners x, y, x + w, y + h stored as float32
+        x0, y0, x1, y1 = np.array([x0, y0, x0 + (x1 - x0), y0 + (y1 - y0)], np.float32).tolist()
         corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
         angle = math.radians(float(attrs.get("rotation", "0") or 0))
         if angle:
