@@ -13,6 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layout_writers import (
+    CAMVID_SOME,
+    DM_LABELS,
+    cityscapes_truth,
+    label_map,
+    make_cityscapes_with_scripts,
+    make_cvat_xml,
+    noise,
+    paint,
+    save_bgr,
+    unpaint,
+    vistas_config,
+)
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -25,86 +38,12 @@ def cli(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
-
-
 def masks_of(root: Path, fmt: str = "auto", **kw: object) -> dict[str, np.ndarray]:
     reader = open_dataset(root, fmt, **kw)
     return {s.name: reader.load(s)[1] for s in reader.samples()}
 
 
 # ---- Cityscapes: labelTrainIds (MMSegmentation), labelIds, instanceIds only ------------------------
-CS_OBJECTS = [  # drawn in order, as cityscapesScripts draws a polygons JSON
-    ("road", [[0, 20], [63, 20], [63, 31], [0, 31]]),
-    ("sky", [[0, 0], [63, 0], [63, 9], [0, 9]]),
-    ("car", [[5, 14], [20, 14], [20, 25], [5, 25]]),
-    ("car", [[30, 15], [44, 15], [44, 24], [30, 24]]),  # a second instance: id 26002
-    ("cargroup", [[48, 16], [60, 16], [60, 22], [48, 22]]),  # a group: 26, no instance number
-    ("person", [[22, 10], [27, 10], [27, 28], [22, 28]]),
-    ("license plate", [[10, 20], [14, 20], [14, 22], [10, 22]]),  # id -1: not drawn
-    ("ego vehicle", [[0, 29], [63, 29], [63, 31], [0, 31]]),
-]
-
-
-def make_cityscapes_with_scripts(root: Path, keep: tuple[str, ...]) -> Path:
-    """A Cityscapes folder whose gtFine files cityscapesScripts writes from polygon JSONs
-    (``json2labelImg`` ids / trainIds, ``json2instanceImg``); ``keep``: which of labelIds,
-    labelTrainIds, instanceIds stay."""
-    scripts = pytest.importorskip("cityscapesscripts.preparation.json2labelImg")
-    inst = pytest.importorskip("cityscapesscripts.preparation.json2instanceImg")
-    annotation = pytest.importorskip("cityscapesscripts.helpers.annotation")
-    w, h = 64, 32
-    for split, city, n in (("train", "aachen", 2), ("val", "lindau", 1)):
-        img_dir, gt_dir = root / "leftImg8bit" / split / city, root / "gtFine" / split / city
-        img_dir.mkdir(parents=True)
-        gt_dir.mkdir(parents=True)
-        for i in range(n):
-            stem = f"{city}_{i:06d}_000019"
-            Image.fromarray(_noise(h, w, i)).save(img_dir / f"{stem}_leftImg8bit.png")
-            objects = [
-                {
-                    "label": lab,
-                    "polygon": [[x + i, y] for x, y in poly],
-                    "deleted": 0,
-                    "date": "",
-                    "id": k,
-                    "user": "x",
-                    "verified": 0,
-                }
-                for k, (lab, poly) in enumerate(CS_OBJECTS)
-            ]
-            js = gt_dir / f"{stem}_gtFine_polygons.json"
-            js.write_text(json.dumps({"imgHeight": h, "imgWidth": w, "objects": objects}))
-            if "labelIds" in keep:
-                scripts.json2labelImg(str(js), str(gt_dir / f"{stem}_gtFine_labelIds.png"), "ids")
-            if "labelTrainIds" in keep:
-                scripts.json2labelImg(str(js), str(gt_dir / f"{stem}_gtFine_labelTrainIds.png"), "trainIds")
-            if "instanceIds" in keep:  # json2instanceImg's image, saved 16-bit as the release ships it
-                # (Pillow >= 11 no longer writes its mode-I image to PNG as 16 bits by itself)
-                ann = annotation.Annotation()
-                ann.fromJsonFile(str(js))
-                ids = np.asarray(inst.createInstanceImage(ann, "ids"), dtype=np.int64)
-                Image.fromarray(ids.astype(np.uint16)).save(gt_dir / f"{stem}_gtFine_instanceIds.png")
-    return root
-
-
-def cityscapes_truth(root: Path) -> dict[str, np.ndarray]:
-    """Train ids from the labelIds files through cityscapesScripts' own labels table."""
-    from cityscapesscripts.helpers.labels import id2label
-
-    out = {}
-    for p in sorted((root / "gtFine").glob("*/*/*_gtFine_labelIds.png")):
-        ids = np.asarray(Image.open(p))
-        lut = np.full(256, 255, np.uint8)
-        for i, lab in id2label.items():
-            if 0 <= i < 256 and 0 <= lab.trainId < 255:
-                lut[i] = lab.trainId
-        name = f"{p.parts[-3]}/{p.parts[-2]}/{p.name[: -len('_gtFine_labelIds.png')]}"
-        out[name] = lut[ids]
-    return out
-
-
 def test_cityscapes_label_train_ids_and_instance_ids_only_equal_label_ids(tmp_path: Path) -> None:
     full = make_cityscapes_with_scripts(tmp_path / "all", ("labelIds", "labelTrainIds", "instanceIds"))
     truth = cityscapes_truth(full)
@@ -196,170 +135,6 @@ def test_layouts_without_masks_say_why_in_one_line(tmp_path: Path) -> None:
 
 
 # ---- CVAT for images 1.1 XML -------------------------------------------------------------------------
-class CvatXmlWriter:
-    """The XML as CVAT's ``XmlAnnotationWriter`` writes it: ``XMLGenerator`` (utf-8), two-space
-    indents, attributes in CVAT's order, coordinates as ``{:.2f}``, mask RLE as ``1, 2, 3``."""
-
-    def __init__(self, f) -> None:
-        from xml.sax.saxutils import XMLGenerator
-
-        self.gen, self.level = XMLGenerator(f, "utf-8"), 0
-        self.gen.startDocument()
-        self.gen.startElement("annotations", {})
-        self.level = 1
-        self.leaf("version", "1.1")
-
-    def indent(self) -> None:
-        self.gen.ignorableWhitespace("\n" + "  " * self.level)
-
-    def leaf(self, tag: str, text: str) -> None:
-        self.indent()
-        self.gen.startElement(tag, {})
-        self.gen.characters(text)
-        self.gen.endElement(tag)
-
-    def open(self, tag: str, attrs: dict[str, str] | None = None) -> None:
-        self.indent()
-        self.gen.startElement(tag, attrs or {})
-        self.level += 1
-
-    def close(self, tag: str) -> None:
-        self.level -= 1
-        self.indent()
-        self.gen.endElement(tag)
-
-    def meta(self, kind: str, labels: list[tuple[str, str]], subsets: list[str] | None = None) -> None:
-        self.open("meta")
-        self.open(kind)
-        self.leaf("id", "7")
-        self.leaf("name", "segpipe test")
-        if subsets:  # a project: its tasks, one per subset, then the subset list
-            self.open("tasks")
-            for k, subset in enumerate(subsets):
-                self.open("task")
-                for tag, text in (
-                    ("id", str(k + 3)),
-                    ("name", f"task {k}"),
-                    ("mode", "annotation"),
-                    ("subset", subset),
-                ):
-                    self.leaf(tag, text)
-                self.close("task")
-            self.close("tasks")
-            self.leaf("subsets", "\n".join(subsets))
-        self.open("labels")
-        for name, color in labels:
-            self.open("label")
-            self.leaf("name", name)
-            self.leaf("color", color)
-            self.leaf("type", "any")
-            self.open("attributes")
-            self.open("attribute")
-            self.leaf("name", "occluded_by")  # an attribute's <name> is not a label
-            self.leaf("input_type", "text")
-            self.close("attribute")
-            self.close("attributes")
-            self.close("label")
-        self.close("labels")
-        self.close(kind)
-        self.leaf("dumped", "2026-01-01 00:00:00.000000+00:00")
-        self.close("meta")
-
-    def shape(self, tag: str, label: str, z: int, **geometry: object) -> None:
-        attrs = {"label": label, "source": "manual", "occluded": "0"}
-        for k, v in geometry.items():
-            attrs[k] = f"{v:.2f}" if isinstance(v, float) else str(v)
-        attrs["z_order"] = str(z)
-        self.open(tag, attrs)
-        self.close(tag)
-
-    def end(self) -> None:
-        self.level -= 1
-        self.indent()
-        self.gen.endElement("annotations")
-        self.gen.endDocument()
-
-
-def cvat_points(pts: list[tuple[float, float]]) -> str:
-    return ";".join(f"{x:.2f},{y:.2f}" for x, y in pts)
-
-
-def cvat_rle(mask: np.ndarray) -> str:
-    """CVAT's mask RLE: run lengths over the box, row by row, starting with a run of 0s."""
-    flat = mask.ravel().astype(int)
-    runs, cur, n = [], 0, 0
-    for v in flat:
-        if v == cur:
-            n += 1
-        else:
-            runs.append(n)
-            cur, n = v, 1
-    runs.append(n)
-    return f"{runs}"[1:-1]
-
-
-CVAT_LABELS = [("car", "#fa3253"), ("person", "#ff00cc"), ("road", "#7a7a7a")]
-
-
-def make_cvat_xml(root: Path, project: bool = False) -> dict[str, np.ndarray]:
-    """A CVAT for images 1.1 export (task, or project with subsets) and the class maps it means,
-    painted independently: rectangles as slices, the RLE decoded pixel by pixel, the ellipse with
-    OpenCV as CVAT's EllipsesToMasks does."""
-    import cv2
-
-    w, h = 48, 40
-    ids = {"background": 0, "car": 1, "person": 2, "road": 3}
-    blob = np.zeros((12, 10), bool)
-    blob[2:9, 1:8] = True
-    blob[5, 3] = False
-    images = [("a.jpg", "Train"), ("sub/b.png", "Validation"), ("c.jpg", "Train")]
-    root.mkdir(parents=True)
-    truth = {}
-    with open(root / "annotations.xml", "w", encoding="utf-8") as f:
-        xml = CvatXmlWriter(f)
-        xml.meta("project" if project else "task", CVAT_LABELS, ["Train", "Validation"] if project else None)
-        for k, (name, subset) in enumerate(images):
-            attrs = {"id": str(k), "name": name}
-            if project:
-                attrs.update(subset=subset, task_id="3")
-            attrs.update(width=str(w), height=str(h))
-            xml.open("image", attrs)
-            expect = np.zeros((h, w), np.uint8)
-            if name != "c.jpg":  # c.jpg: no shapes, all background
-                off = 2 * k
-                xml.shape("polygon", "road", 0, points=cvat_points([(0, 30), (48, 30), (48, 40), (0, 40)]))
-                expect[30:40, :] = ids["road"]
-                xml.shape("mask", "car", 2, rle=cvat_rle(blob), left=20 + off, top=25, width=10, height=12)
-                box = np.zeros((h, w), bool)
-                box[25:37, 20 + off : 30 + off] = blob
-                xml.shape("box", "car", 1, xtl=float(4 + off), ytl=5.0, xbr=20.0, ybr=15.0)
-                expect[5:15, 4 + off : 20] = ids["car"]
-                xml.shape("polygon", "person", 1, points=cvat_points([(10, 8), (16, 8), (16, 34), (10, 34)]))
-                expect[8:34, 10:16] = ids["person"]  # same z as the box, later: on top
-                expect[box] = ids["car"]  # z 2: over the road
-                # rotated by 90 degrees about its centre (20, 23): x 17..23, y 13..33; z 0 but
-                # drawn after the road (CVAT appends rotated boxes), under everything at z >= 1
-                xml.shape("box", "road", 0, xtl=10.0, ytl=20.0, xbr=30.0, ybr=26.0, rotation=90.0)
-                rot = np.zeros((h, w), bool)
-                rot[13:33, 17:23] = True
-                low = np.isin(expect, [0, ids["road"]]) & rot
-                expect[low] = ids["road"]
-                xml.shape("ellipse", "person", 3, cx=38.0, cy=10.0, rx=6.0, ry=4.0, rotation=30.0)
-                ell = np.zeros((h, w), np.uint8)
-                cv2.ellipse(ell, (38, 10), (6, 4), 30.0, 0, 360, 255, thickness=-1)
-                expect[ell > 0] = ids["person"]
-                xml.shape("polyline", "road", 5, points=cvat_points([(0, 0), (47, 39)]))
-                xml.shape("points", "car", 5, points=cvat_points([(1, 1)]))
-            xml.close("image")
-            folder = root / "images" / (subset if project else "")
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(_noise(h, w, k)).save(folder / name)
-            stem = name.rsplit(".", 1)[0]
-            truth[f"{subset}/{stem}" if project else stem] = expect
-        xml.end()
-    return truth
-
-
 @pytest.mark.parametrize("project", [False, True])
 def test_cvat_xml_shapes_become_the_class_maps_cvat_draws(tmp_path: Path, project: bool) -> None:
     root = tmp_path / "cvat"
@@ -408,7 +183,7 @@ def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "--format cvat_images" in r.output
     xml = (root / "annotations.xml").read_text()
     (root / "annotations.xml").write_text(xml.replace('label="person"', 'label="bike"', 1))
-    Image.fromarray(_noise(40, 48)).save(root / "images" / "a.jpg")
+    Image.fromarray(noise(40, 48)).save(root / "images" / "a.jpg")
     reader = open_dataset(root)
     with pytest.raises(DataError, match=r"label 'bike' is not in <meta> labels"):
         [reader.load(s) for s in reader.samples()]
@@ -432,41 +207,6 @@ def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
 
 
 # ---- colour-mask layouts: datumaro common semantic segmentation, CamVid, Mapillary Vistas -----------
-def _paint(ids: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
-    return np.array(colors, np.uint8)[ids]
-
-
-def _unpaint(rgb: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
-    """The independent decoding: each pixel's colour looked up in a dict."""
-    lookup = {c: i for i, c in enumerate(colors)}
-    return np.array([[lookup[tuple(int(v) for v in px)] for px in row] for row in rgb], np.uint8)
-
-
-def _label_map(seed: int, n: int, h: int = 12, w: int = 16) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    ids = np.zeros((h, w), np.uint8)
-    for c in range(1, n):
-        y, x = rng.integers(0, h - 4), rng.integers(0, w - 4)
-        ids[y : y + 4, x : x + 5] = c
-    return ids
-
-
-def save_bgr(path: Path, rgb: np.ndarray) -> None:
-    """As datumaro's save_image writes a painted mask: OpenCV, BGR."""
-    import cv2
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
-
-
-DM_LABELS = [
-    ("Void", (0, 0, 0)),
-    ("Animal", (64, 128, 64)),
-    ("Archway", (192, 0, 128)),
-    ("Road", (128, 64, 128)),
-]
-
-
 @pytest.mark.parametrize("layout", ["flat", "splits", "prefixed"])
 def test_common_semantic_segmentation(tmp_path: Path, layout: str) -> None:
     root = tmp_path / "css"
@@ -483,11 +223,11 @@ def test_common_semantic_segmentation(tmp_path: Path, layout: str) -> None:
         (d / "images").mkdir(parents=True)
         (d / "dataset_meta.json").write_text(json.dumps(meta, indent=2))
         for i in range(2):
-            ids = _label_map(i + len(split), len(colors))
+            ids = label_map(i + len(split), len(colors))
             img, gt = (f"image_{i:04d}", f"gt_{i:04d}") if layout == "prefixed" else (f"{i:04d}", f"{i:04d}")
-            Image.fromarray(_noise(*ids.shape, i)).save(d / "images" / f"{img}.png")
-            save_bgr(d / "masks" / f"{gt}.png", _paint(ids, colors))
-            truth[f"{split}/{i:04d}" if split else f"{i:04d}"] = _unpaint(
+            Image.fromarray(noise(*ids.shape, i)).save(d / "images" / f"{img}.png")
+            save_bgr(d / "masks" / f"{gt}.png", paint(ids, colors))
+            truth[f"{split}/{i:04d}" if split else f"{i:04d}"] = unpaint(
                 np.asarray(Image.open(d / "masks" / f"{gt}.png").convert("RGB")), colors
             )
     assert detect_format(root)[0] == "common_semantic_segmentation"
@@ -509,14 +249,6 @@ def test_common_semantic_segmentation(tmp_path: Path, layout: str) -> None:
         reader.load(sample)
 
 
-CAMVID_SOME = [
-    ("Animal", (64, 128, 64)),
-    ("Building", (128, 0, 0)),
-    ("Car", (64, 0, 128)),
-    ("Void", (0, 0, 0)),
-]
-
-
 @pytest.mark.parametrize("layout", ["original", "kaggle", "datumaro", "segnet", "segnet_no_lists"])
 def test_camvid_layouts(tmp_path: Path, layout: str) -> None:
     root = tmp_path / "camvid"
@@ -536,17 +268,17 @@ def test_camvid_layouts(tmp_path: Path, layout: str) -> None:
     for split, names in (("train", ["0001TP_006690", "0001TP_006720"]), ("val", ["0016E5_07959"])):
         lines = []
         for k, stem in enumerate(names):
-            ids = _label_map(k + len(split), len(colors))
-            image = _noise(*ids.shape, k)
+            ids = label_map(k + len(split), len(colors))
+            image = noise(*ids.shape, k)
             if layout == "original":
                 (root / "701_StillsRaw_full").mkdir(exist_ok=True)
                 Image.fromarray(image).save(root / "701_StillsRaw_full" / f"{stem}.png")
-                save_bgr(root / "LabeledApproved_full" / f"{stem}_L.png", _paint(ids, colors))
+                save_bgr(root / "LabeledApproved_full" / f"{stem}_L.png", paint(ids, colors))
                 name, label = stem, root / "LabeledApproved_full" / f"{stem}_L.png"
             elif layout == "kaggle":
                 (root / split).mkdir(exist_ok=True)
                 Image.fromarray(image).save(root / split / f"{stem}.png")
-                save_bgr(root / f"{split}_labels" / f"{stem}_L.png", _paint(ids, colors))
+                save_bgr(root / f"{split}_labels" / f"{stem}_L.png", paint(ids, colors))
                 name, label = f"{split}/{stem}", root / f"{split}_labels" / f"{stem}_L.png"
             else:
                 (root / split).mkdir(exist_ok=True)
@@ -554,7 +286,7 @@ def test_camvid_layouts(tmp_path: Path, layout: str) -> None:
                 (root / f"{split}annot").mkdir(exist_ok=True)
                 label = root / f"{split}annot" / f"{stem}.png"
                 if layout == "datumaro":
-                    save_bgr(label, _paint(ids, colors))
+                    save_bgr(label, paint(ids, colors))
                     lines.append(f"/{split}/{stem}.png {split}annot/{stem}.png")
                 else:  # SegNet: grey indices 0..11 (11 unlabelled), lists with SegNet's own paths
                     seg = ids.copy()
@@ -566,7 +298,7 @@ def test_camvid_layouts(tmp_path: Path, layout: str) -> None:
                 expect = np.asarray(Image.open(label)).copy()
                 expect[expect == 11] = 255
             else:
-                expect = _unpaint(np.asarray(Image.open(label).convert("RGB")), colors)
+                expect = unpaint(np.asarray(Image.open(label).convert("RGB")), colors)
             truth[name] = expect
         if lines and layout != "segnet_no_lists":
             (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
@@ -593,32 +325,12 @@ def test_camvid_list_paths_stay_inside_the_root(tmp_path: Path) -> None:
         open_dataset(root).samples()
 
 
-def _vistas_config(n: int) -> dict:
-    names = ["animal--bird", "construction--flat--road", "object--vehicle--car", "void--unlabeled"][:n]
-    colors = [(165, 42, 42), (128, 64, 128), (0, 0, 142), (0, 0, 0)][:n]
-    return {
-        "labels": [
-            {
-                "color": list(c),
-                "instances": True,
-                "readable": nm.split("--")[-1].title(),
-                "name": nm,
-                "evaluate": True,
-            }
-            for nm, c in zip(names, colors, strict=True)
-        ],
-        "version": "2.0",
-        "mapping": "public",
-        "folder_structure": "{split}/{content}/{key:.{22}}.{ext}",
-    }
-
-
 @pytest.mark.parametrize("version", ["v2.0", "v1.2", "v1.1"])
 def test_mapillary_vistas_label_pngs(tmp_path: Path, version: str) -> None:
     root = tmp_path / "vistas"
     config = {"v2.0": "config_v2.0.json", "v1.2": "config_v1.2.json", "v1.1": "config.json"}[version]
     labels_dir = {"v2.0": "v2.0/labels", "v1.2": "v1.2/labels", "v1.1": "labels"}[version]
-    cfg = _vistas_config(4)
+    cfg = vistas_config(4)
     root.mkdir()
     (root / config).write_text(json.dumps(cfg))
     palette = [v for lab in cfg["labels"] for v in lab["color"]]
@@ -628,8 +340,8 @@ def test_mapillary_vistas_label_pngs(tmp_path: Path, version: str) -> None:
         (root / split / labels_dir).mkdir(parents=True)
         for k in range(2):
             key = f"{split[:3]}{k}Kq2tT8dDvA5b0Ltgg"
-            ids = _label_map(k + len(split), 4)
-            Image.fromarray(_noise(*ids.shape, k)).save(root / split / "images" / f"{key}.jpg")
+            ids = label_map(k + len(split), 4)
+            Image.fromarray(noise(*ids.shape, k)).save(root / split / "images" / f"{key}.jpg")
             im = Image.fromarray(ids, mode="P")  # as Vistas ships them: 8-bit palette PNGs
             im.putpalette(palette + [0] * (768 - len(palette)))
             im.save(root / split / labels_dir / f"{key}.png")
