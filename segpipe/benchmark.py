@@ -1,12 +1,17 @@
-"""``segpipe benchmark``: latency, throughput, peak memory and (optionally) mIoU of model files.
+"""``segpipe benchmark``: latency, throughput, peak memory, agreement with FP32 and (optionally)
+mIoU of model files, each on one or several backends.
 
-Any backend the runtime knows (``.pth`` with PyTorch, ``.onnx`` with ONNX Runtime, ``.engine``
-with TensorRT) is opened with :func:`~segpipe.runtime.base.load_runner` and called on the same
-random batch: ``warmup`` untimed calls, then ``runs`` timed ones. A call is what a user's program
-pays per batch: uint8 NHWC pixels in, numpy logits or class map out, copies to and from the device
-included (the runners return host arrays, so every timed call is complete when it returns).
-With a data set, each model's mIoU is computed by :func:`segpipe.evaluate.evaluate`, the code
-behind ``segpipe evaluate``.
+Every model x runtime (``--runtime``: ``auto``, names, or ``all`` that can read each file) is opened
+with :func:`~segpipe.runtime.base.load_runner` and called on the same random batch. Timing is
+steady (:mod:`segpipe.timing`): each is warmed up until its timings settle (at least ``warmup``
+calls), then the candidates are timed one call each per round, ``runs`` rounds, in rotating
+order, so a slow phase of a shared machine hits all of them; the median and its spread
+(interquartile range / median) are reported, and a figure whose spread exceeds
+:data:`~segpipe.timing.SPREAD_LIMIT` is marked unsteady instead of printed as a plain figure.
+A call is what a user's program pays per batch: uint8 NHWC pixels in, numpy logits or class map
+out, copies to and from the device included. Each row's argmax agreement with the first FP32 row
+of the same input is computed on the timed batch. With a data set, each row's mIoU is computed
+by :func:`segpipe.evaluate.evaluate`, the code behind ``segpipe evaluate``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +32,16 @@ from segpipe.errors import CheckpointError, ConfigError, SegpipeError, shorten
 from segpipe.machine import machine_info
 from segpipe.options import BenchmarkOptions
 from segpipe.progress import Reporter
-from segpipe.units import size_text, speed_text
+from segpipe.timing import SPREAD_LIMIT, interleaved, is_steady, latency_stats, warm_up
+from segpipe.units import size_text
 from segpipe.utils import atomic_write_text
+
+__all__ = ["BenchmarkResult", "ModelBenchmark", "benchmark", "latency_stats", "write_report"]
 
 
 @dataclass
 class ModelBenchmark:
-    """The figures of one model file."""
+    """The figures of one model file on one backend."""
 
     model: str
     backend: str
@@ -42,7 +50,7 @@ class ModelBenchmark:
     size: tuple[int, int]
     batch: int
     runs: int
-    #: Per-call latency statistics in milliseconds.
+    #: Per-call latency statistics in milliseconds (``spread``: interquartile range / median).
     mean_ms: float
     std_ms: float
     p50_ms: float
@@ -60,6 +68,29 @@ class ModelBenchmark:
     inference: str = ""
     #: The model file's size in MB.
     size_mb: float = 0.0
+    p10_ms: float = 0.0
+    p25_ms: float = 0.0
+    p75_ms: float = 0.0
+    spread: float = 0.0
+    #: False when the spread is above SPREAD_LIMIT: the latency figures are not to be trusted.
+    steady: bool = True
+    #: Untimed calls made before timing, and whether the timings had settled by then.
+    warmup_calls: int = 0
+    settled: bool = True
+    #: Argmax agreement (0..1) with the reference FP32 row on the timed batch (None: no reference).
+    agreement: float | None = None
+    #: The row it was compared with ("model (backend)"); "" for the reference itself.
+    reference: str = ""
+
+    label = property(lambda self: f"{Path(self.model).name} ({self.backend})")
+
+    def latency_text(self) -> str:  # the median, unless the spread is too wide to trust it
+        return f"{self.p50_ms:.2f}" if self.steady else "unsteady"
+
+    def agreement_text(self) -> str:
+        if self.agreement is None:
+            return "-"
+        return "reference" if not self.reference else f"{100 * self.agreement:.2f}%"
 
     def row(self) -> list[Any]:
         """A table row (see :data:`COLUMNS`)."""
@@ -69,12 +100,12 @@ class ModelBenchmark:
             f"{self.backend} {self.device}",
             f"{self.batch} x {size_text(self.size, label=False)} {self.precision}"
             + (f" {self.inference}" if self.inference else ""),
-            f"{self.mean_ms:.2f}",
-            f"{self.p50_ms:.2f}",
-            f"{self.p90_ms:.2f}",
-            f"{self.p99_ms:.2f}",
-            f"{self.throughput:.1f}",
+            self.latency_text(),
+            f"{self.p10_ms:.2f}-{self.p90_ms:.2f}",
+            f"{100 * self.spread:.0f}%" + ("" if self.steady else " (too wide)"),
+            f"{self.throughput:.1f}" if self.steady else dash,
             dash if self.peak_memory_mb is None else f"{self.peak_memory_mb:.0f}",
+            self.agreement_text(),
             dash if self.miou is None else f"{self.miou:.4f}",
         ]
 
@@ -84,19 +115,19 @@ COLUMNS = [
     "model",
     "backend",
     "input (N x W x H)",
-    "mean ms",
-    "p50",
-    "p90",
-    "p99",
+    "median ms",
+    "p10-p90 ms",
+    "spread",
     "images/s",
     "peak MB",
+    "argmax vs FP32",
     "mIoU",
 ]
 
 
 @dataclass
 class BenchmarkResult:
-    """Every model's figures plus what they were measured on."""
+    """Every row's figures plus what they were measured on."""
 
     models: list[ModelBenchmark]
     warmup: int
@@ -113,26 +144,11 @@ class BenchmarkResult:
             "warmup": self.warmup,
             "runs": self.runs,
             "threads": self.threads,
+            "spread_limit": SPREAD_LIMIT,
             "data_root": self.data_root,
             "machine": self.machine,
             "models": [{**asdict(m), "size": list(m.size)} for m in self.models],
         }
-
-
-def latency_stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
-    """mean, std, min and the 50th / 90th / 99th percentiles (linear interpolation) of latencies."""
-    a = np.asarray(samples_ms, dtype=np.float64)
-    if a.size == 0:
-        raise ValueError("no latency samples")
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {
-        "mean_ms": float(a.mean()),
-        "std_ms": float(a.std()),
-        "min_ms": float(a.min()),
-        "p50_ms": float(p50),
-        "p90_ms": float(p90),
-        "p99_ms": float(p99),
-    }
 
 
 def _runner_device(runner: Any) -> str:
@@ -146,7 +162,7 @@ def _runner_device(runner: Any) -> str:
     return "cuda" if runner.backend == "tensorrt" else str(runner.device)
 
 
-def _call(runner: Any, images: np.ndarray, what: str, fn: Any = None) -> np.ndarray:
+def _call(runner: Any, images: np.ndarray, what: str, fn: Any = None) -> Any:
     try:
         return runner(images) if fn is None else fn(images)
     except SegpipeError:
@@ -174,15 +190,17 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _open_runner(path: Path, opts: BenchmarkOptions, *, lenient: bool, **extra: Any) -> Any:
-    """The runner of one model file with the benchmark's model options (device, bare-state_dict
-    description, trust, and --mean/--std/--input-layout for ONNX files without metadata)."""
+def _open_runner(path: Path, opts: BenchmarkOptions, *, lenient: bool, runtime: str | None = None,
+                 **extra: Any) -> Any:  # fmt: skip
+    """The runner of one model file with the benchmark's model options (device, runtime,
+    bare-state_dict description, trust, and --mean/--std/--input-layout for ONNX files without
+    metadata)."""
     from segpipe.runtime.base import load_runner
 
     return load_runner(
         path,
         device=opts.device,
-        runtime=opts.runtime,
+        runtime=runtime or opts.runtime,
         num_classes=opts.num_classes,
         arch=opts.arch,
         encoder=opts.encoder,
@@ -195,66 +213,90 @@ def _open_runner(path: Path, opts: BenchmarkOptions, *, lenient: bool, **extra: 
     )
 
 
-def benchmark_model(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> ModelBenchmark:
-    """Time one model file as described in the module docstring (mIoU left ``None``)."""
-    from segpipe.runtime.pipeline import network_size
+@dataclass
+class _Candidate:
+    """One model x runtime, open and ready to be called."""
 
-    reporter = reporter or Reporter()
+    path: Path
+    runner: Any
+    call: Callable[[], Any]
+    labels: Callable[[], np.ndarray]
+    batch: int
+    size: tuple[int, int]
+    load_seconds: float
+
+
+def _prepare(path: Path, runtime: str, opts: BenchmarkOptions, reporter: Reporter, stack: Any) -> _Candidate:
+    """Open ``path`` with ``runtime`` and build its timed call on the benchmark's random input."""
+    from segpipe.runtime.base import to_labels
+    from segpipe.runtime.pipeline import network_size, predict_arrays
+
     extra = {"threads": opts.threads} if opts.threads else {}
     t0 = time.perf_counter()
-    runner = _open_runner(path, opts, lenient=len(opts.models) > 1, reporter=reporter, **extra)
-    with runner, _torch_threads(opts.threads):
-        load_seconds = time.perf_counter() - t0
-        width, height = network_size(runner, opts.size)
-        rng = np.random.default_rng(opts.seed)
-        spec, fn, batch, timed_size = opts.spec, None, opts.batch, (width, height)
-        if spec.plain:
-            images = rng.integers(0, 256, (opts.batch, height, width, 3), dtype=np.uint8)
-            what = f"a batch of {opts.batch} at {size_text((width, height))}"
-        else:  # one whole image per call through the sliding window / TTA, windows batched
-            from segpipe.runtime.pipeline import predict_arrays
+    lenient = len(opts.models) > 1 or "," in opts.runtime or opts.runtime == "all"
+    runner = stack.enter_context(_open_runner(path, opts, lenient=lenient, runtime=runtime, reporter=reporter,
+                                              **extra))  # fmt: skip
+    load_seconds = time.perf_counter() - t0
+    width, height = network_size(runner, opts.size)
+    rng = np.random.default_rng(opts.seed)  # the same images for every candidate of one size
+    spec, fn, batch, timed = opts.spec, None, opts.batch, (width, height)
+    if spec.plain:
+        images = rng.integers(0, 256, (opts.batch, height, width, 3), dtype=np.uint8)
+        what = f"a batch of {opts.batch} at {size_text((width, height))}"
+    else:  # one whole image per call through the sliding window / TTA, windows batched
+        timed, batch = opts.image_size or (2 * width, 2 * height), 1
+        images = rng.integers(0, 256, (1, timed[1], timed[0], 3), dtype=np.uint8)
+        what = f"a {size_text(timed)} image ({spec.describe()})"
 
-            timed_size = opts.image_size or (2 * width, 2 * height)
-            images = rng.integers(0, 256, (1, timed_size[1], timed_size[0], 3), dtype=np.uint8)
-            what = f"a {size_text(timed_size)} image ({spec.describe()})"
-            batch = 1
+        def fn(x: np.ndarray) -> list[np.ndarray]:
+            return predict_arrays(runner, list(x), (width, height), batch_size=opts.batch, spec=spec)
 
-            def fn(x: np.ndarray) -> list[np.ndarray]:
-                return predict_arrays(runner, list(x), (width, height), batch_size=opts.batch, spec=spec)
+    last: dict[str, Any] = {}  # the latest output: the agreement needs no extra call
 
-        times: list[float] = []
-        with reporter.task(
-            f"benchmark {path.name} ({runner.backend})", total=opts.warmup + opts.runs
-        ) as task:
-            for _ in range(opts.warmup):
-                _call(runner, images, what, fn)
-                task.advance(phase="warm-up")
-            for _ in range(opts.runs):
-                start = time.perf_counter()
-                _call(runner, images, what, fn)
-                times.append((time.perf_counter() - start) * 1000.0)
-                task.advance(ms=times[-1])
-        peak = runner.peak_memory_bytes()
-        stats = latency_stats(times)
-        return ModelBenchmark(
-            model=str(path),
-            backend=runner.backend,
-            precision=runner.info.precision,
-            output_kind=runner.output_kind,
-            size=timed_size,
-            batch=batch,
-            runs=opts.runs,
-            throughput=batch * len(times) / (sum(times) / 1000.0),
-            peak_memory_mb=None if peak is None else peak / 2**20,
-            load_seconds=load_seconds,
-            device=_runner_device(runner),
-            inference=spec.describe(),
-            size_mb=path.stat().st_size / 1e6,
-            **stats,
+    def call() -> None:
+        last["out"] = _call(runner, images, what, fn)
+
+    def labels() -> np.ndarray:
+        out = last["out"]
+        return np.stack(out) if fn is not None else to_labels(out, runner.info.mode, runner.output_kind)
+
+    return _Candidate(path, runner, call, labels, batch, timed, load_seconds)
+
+
+def plan(opts: BenchmarkOptions) -> list[tuple[Path, str]]:
+    """(model, runtime) pairs: ``auto`` one per model; ``all`` every installed runtime that reads
+    each file; names: those of them that read each file (a file none of them reads: ``auto``)."""
+    from segpipe.runtime.base import runtimes_for
+
+    names = [n for n in opts.runtime.split(",") if n]
+    pairs: list[tuple[Path, str]] = []
+    for path in opts.models:
+        readers = runtimes_for(path)
+        chosen = readers if names == ["all"] else [n for n in names if n in readers]
+        pairs += [(Path(path), name) for name in (chosen or ["auto"])]
+    if names not in (["auto"], ["all"]):
+        unused = [n for n in names if n != "auto" and not any(r == n for _, r in pairs)]
+        if unused:
+            raise ConfigError(
+                f"--runtime {unused[0]}: none of the models is a file it reads (or it is not installed)"
+            )
+    return pairs
+
+
+def _agreements(rows: list[ModelBenchmark], labels: list[np.ndarray]) -> None:
+    """Each row's argmax agreement with the first FP32 row whose class maps have its shape."""
+    for row, lab in zip(rows, labels, strict=True):
+        ref = next(
+            (i for i, r in enumerate(rows) if r.precision == "fp32" and labels[i].shape == lab.shape), None
         )
+        if ref is None:
+            continue
+        row.agreement = float((labels[ref] == lab).mean())
+        row.reference = "" if rows[ref] is row else rows[ref].label
 
 
-def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None) -> float:
+def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None,
+               runtime: str | None = None) -> float:  # fmt: skip
     """mIoU of one model on ``opts.data_root``, through ``segpipe evaluate``'s code."""
     from segpipe.evaluate import evaluate
     from segpipe.options import EvaluateOptions
@@ -276,12 +318,12 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
         tta_scales=opts.tta_scales,
     )
     # opened here: --mean/--std/--input-layout apply only to models without metadata
-    with _open_runner(path, opts, lenient=True) as runner:
+    with _open_runner(path, opts, lenient=True, runtime=runtime) as runner:
         return float(evaluate(eval_opts, reporter, runner=runner).miou)
 
 
 def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> BenchmarkResult:
-    """Benchmark every model of ``opts`` one after the other; write ``opts.report`` when asked."""
+    """Benchmark every model x runtime of ``opts`` in interleaved rounds; write ``opts.report``."""
     from segpipe.runtime.base import runner_class
 
     reporter = reporter or Reporter()
@@ -292,14 +334,55 @@ def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> Bench
     if opts.data_root is not None and not Path(opts.data_root).is_dir():
         what = "is a file, not a folder" if Path(opts.data_root).is_file() else "folder does not exist"
         raise ConfigError(f"--data-root {opts.data_root}: {what}")
-    results = []
-    for path in opts.models:
-        bench = benchmark_model(Path(path), opts, reporter)
-        if opts.data_root is not None:
-            bench.miou = model_miou(Path(path), opts, reporter)
-        results.append(bench)
+    pairs = plan(opts)
+    rows: list[ModelBenchmark] = []
+    with contextlib.ExitStack() as stack:
+        cands = [_prepare(path, runtime, opts, reporter, stack) for path, runtime in pairs]
+        stack.enter_context(_torch_threads(opts.threads))
+        warm = []
+        for c in cands:
+            with reporter.task(f"warm-up {c.path.name} ({c.runner.backend})", transient=True):
+                warm.append(warm_up(c.call, opts.warmup))
+        with reporter.task(f"benchmark ({len(cands)} x {opts.runs} calls, interleaved)",
+                           total=len(cands) * opts.runs) as task:  # fmt: skip
+            times = interleaved([c.call for c in cands], opts.runs, on_call=lambda i, ms: task.advance(ms=ms))
+        labels = [np.asarray(c.labels()) for c in cands]
+        for c, w, t in zip(cands, warm, times, strict=True):
+            stats = latency_stats(t)
+            peak = c.runner.peak_memory_bytes()
+            rows.append(
+                ModelBenchmark(
+                    model=str(c.path),
+                    backend=c.runner.backend,
+                    precision=c.runner.info.precision,
+                    output_kind=c.runner.output_kind,
+                    size=c.size,
+                    batch=c.batch,
+                    runs=opts.runs,
+                    throughput=c.batch * len(t) / (sum(t) / 1000.0),
+                    peak_memory_mb=None if peak is None else peak / 2**20,
+                    load_seconds=c.load_seconds,
+                    device=_runner_device(c.runner),
+                    inference=opts.spec.describe(),
+                    size_mb=c.path.stat().st_size / 1e6,
+                    steady=is_steady(stats),
+                    warmup_calls=w.calls,
+                    settled=w.settled,
+                    **stats,
+                )
+            )
+    _agreements(rows, labels)
+    unsteady = [r.label for r in rows if not r.steady]
+    if unsteady:
+        reporter.warn(
+            f"{', '.join(unsteady)}: timings spread more than {100 * SPREAD_LIMIT:.0f}% of the median "
+            "(a busy machine?): marked unsteady; more --runs or a quieter machine give a figure"
+        )
+    if opts.data_root is not None:
+        for row, (path, runtime) in zip(rows, pairs, strict=True):
+            row.miou = model_miou(path, opts, reporter, runtime)
     result = BenchmarkResult(
-        results,
+        rows,
         opts.warmup,
         opts.runs,
         str(opts.data_root) if opts.data_root is not None else None,
@@ -314,48 +397,3 @@ def benchmark(opts: BenchmarkOptions, reporter: Reporter | None = None) -> Bench
 def write_report(result: BenchmarkResult, path: str | Path) -> Path:
     """The figures as JSON, written atomically."""
     return atomic_write_text(path, json.dumps(result.to_dict(), indent=2) + "\n")
-
-
-# ---- the precision ladder ------------------------------------------------------------------------
-PRECISION_ORDER = ("fp32", "fp16", "int8")
-#: Header of :func:`precision_ladder` rows.
-LADDER_COLUMNS = ["precision", "model", "backend", "size MB", "mean ms", "vs FP32", "mIoU", "mIoU vs FP32"]
-
-
-def precision_ladder(result: BenchmarkResult) -> list[list[str]]:
-    """FP32, FP16 and INT8 models of one backend side by side: size, latency and mIoU, each also
-    relative to the FP32 model of the same backend (speed-up, mIoU points).
-
-    Empty unless some backend has models of two or more precisions (the ladder compares those).
-    """
-    by_backend: dict[str, list[ModelBenchmark]] = {}
-    for m in result.models:
-        by_backend.setdefault(m.backend, []).append(m)
-    rows: list[list[str]] = []
-    for backend, models in by_backend.items():
-        if len({m.precision for m in models}) < 2:
-            continue
-        models = sorted(
-            models, key=lambda m: PRECISION_ORDER.index(m.precision) if m.precision in PRECISION_ORDER else 9
-        )
-        base = next((m for m in models if m.precision == "fp32"), None)
-        for m in models:
-            speed = "-" if base is None else "reference" if m is base else speed_text(base.mean_ms, m.mean_ms)
-            if m.miou is None:
-                miou = delta = "-"
-            else:
-                miou = f"{m.miou:.4f}"
-                delta = "-" if base is None or base.miou is None else f"{100 * (m.miou - base.miou):+.2f} pt"
-            rows.append(
-                [
-                    m.precision.upper(),
-                    Path(m.model).name,
-                    backend,
-                    f"{m.size_mb:.2f}",
-                    f"{m.mean_ms:.2f}",
-                    speed,
-                    miou,
-                    delta,
-                ]
-            )
-    return rows

@@ -107,7 +107,7 @@ def test_threads_apply_to_the_run_only(models: dict[str, Path], monkeypatch: pyt
 
     monkeypatch.setattr(TorchRunner, "__call__", spy_call)
     result = benchmark(BenchmarkOptions(models=(models["pth"],), warmup=0, runs=2, device="cpu", threads=2))
-    assert seen == [2, 2] and torch.get_num_threads() == before
+    assert seen == [2, 2] and torch.get_num_threads() == before  # no extra call for the agreement
     assert result.to_dict()["threads"] == 2
 
 
@@ -151,7 +151,9 @@ def test_cli_table(models: dict[str, Path], tmp_path: Path) -> None:
         "pytorch cpu",
         f"{CPU_ONNX} cpu",
         "1 x 64x64 fp32",
-        "p99",
+        "p10-p90 ms",
+        "spread",
+        "argmax vs FP32",
         "images/s",
         "wrote benchmark report",
     ):
@@ -178,3 +180,26 @@ def test_bad_input_is_one_line(models: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         BenchmarkOptions(models=())
     assert issubclass(ConfigError, SegpipeError)
+
+
+@pytest.mark.skipif(not available("openvino"), reason="openvino is not installed")
+def test_backends_side_by_side_with_agreement(models: dict[str, Path]) -> None:
+    """--runtime all: every installed backend that reads each file, one row each, interleaved."""
+    opts = BenchmarkOptions(
+        models=(models["pth"], models["fixed"]), runtime="all", warmup=1, runs=3, device="cpu"
+    )
+    result = benchmark(opts)
+    assert [(Path(m.model).name, m.backend) for m in result.models] == [
+        ("m.pth", "pytorch"),
+        ("fixed.onnx", "onnxruntime"),
+        ("fixed.onnx", "openvino"),
+    ]
+    ref, *others = result.models
+    assert ref.agreement == 1.0 and ref.agreement_text() == "reference"
+    for m in others:  # the same FP32 model on other backends: the same masks but for near-ties
+        assert m.reference == "m.pth (pytorch)" and m.agreement > 0.99
+        assert m.runs == 3 and m.warmup_calls >= 1
+    with pytest.raises(ConfigError, match="--runtime tensorrt: none of the models"):
+        benchmark(opts.replace(runtime="tensorrt"))
+    with pytest.raises(ConfigError, match="--runtime all,openvino: 'all' stands alone"):
+        BenchmarkOptions(models=(models["pth"],), runtime="all,openvino")

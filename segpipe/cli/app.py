@@ -50,7 +50,7 @@ SUMMARIES: dict[str, str] = {
     "export-onnx": "Export a checkpoint to a deployable, verified ONNX model "
     "(NHWC RGB 0-255 in, normalisation inside).",
     "info": "Show a model file's architecture, encoder, classes (names, colours), input, precision, I/O.",
-    "benchmark": "Latency (mean, p50, p90, p99), throughput and peak memory of model files, any backend.",
+    "benchmark": "Median latency with its spread, throughput and agreement with FP32 of models x backends, side by side.",
     "visualize": "Run a model over images and write colour masks at each image's own size, plus a legend.",
     "evaluate": "Score a model (.pth, .onnx or .engine) on a labelled data set: "
     "mIoU, per-class IoU, accuracy.",

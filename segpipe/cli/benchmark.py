@@ -21,7 +21,6 @@ from segpipe.cli.common import (
     OverlapOpt,
     ReportOpt,
     RichReporter,
-    RuntimeOpt,
     SizeOpt,
     StdOpt,
     TileOpt,
@@ -54,13 +53,31 @@ def benchmark_command(
         "batch"
     ],
     warmup: Annotated[
-        int, typer.Option("--warmup", help="Untimed calls first.", rich_help_panel=RUN)
+        int,
+        typer.Option(
+            "--warmup",
+            help="Untimed calls first: at least this many, then until the timings settle (0: none).",
+            rich_help_panel=RUN,
+        ),
     ] = _DEFAULTS["warmup"],
-    runs: Annotated[int, typer.Option("--runs", help="Timed calls.", rich_help_panel=RUN)] = _DEFAULTS[
-        "runs"
-    ],
+    runs: Annotated[
+        int,
+        typer.Option(
+            "--runs", help="Timed rounds: one call of every model and backend each.", rich_help_panel=RUN
+        ),
+    ] = _DEFAULTS["runs"],
     device: DeviceOpt = _DEFAULTS["device"],
-    runtime: RuntimeOpt = _DEFAULTS["runtime"],
+    runtime: Annotated[
+        str,
+        typer.Option(
+            "--runtime",
+            metavar="NAMES",
+            help="Backends that run each model, side by side: auto (the fastest available for the file "
+            "on this device), names joined by commas (onnxruntime,openvino: each that reads the file) "
+            "or all (every installed one that reads it).",
+            rich_help_panel=HARDWARE_PANEL,
+        ),
+    ] = _DEFAULTS["runtime"],
     threads: Annotated[
         int,
         typer.Option(
@@ -102,7 +119,7 @@ def benchmark_command(
         ),
     ] = None,
 ) -> None:
-    """Latency (mean, p50, p90, p99), throughput and peak memory of model files, any backend."""
+    """Median latency with its spread, throughput and agreement with FP32 of models x backends, side by side."""
     from segpipe.benchmark import benchmark
     from segpipe.options import parse_tta
 
@@ -152,7 +169,8 @@ def render(result: Any) -> None:
     from segpipe.cli.common import SafeConsole
 
     table = Table(
-        title=f"segpipe benchmark ({result.warmup} warm-up + {result.runs} timed calls per model)",
+        title=f"segpipe benchmark (warm-up until settled, at least {result.warmup} calls; {result.runs} "
+        "rounds, interleaved; spread = IQR / median)",
         title_justify="left",
     )
     for col in COLUMNS:
@@ -171,17 +189,73 @@ def render(result: Any) -> None:
     render_ladder(result, out)
 
 
+# ---- the precision ladder ------------------------------------------------------------------------
+PRECISION_ORDER = ("fp32", "fp16", "int8")
+#: Header of :func:`precision_ladder` rows.
+LADDER_COLUMNS = [
+    "precision", "model", "backend", "size MB", "median ms", "vs FP32", "argmax vs FP32", "mIoU", "mIoU vs FP32",
+]  # fmt: skip
+
+
+def precision_ladder(result: Any) -> list[list[str]]:
+    """FP32, FP16 and INT8 models of one backend side by side: size, latency and mIoU, each also
+    relative to the FP32 model of the same backend (speed-up, mIoU points).
+
+    Empty unless some backend has models of two or more precisions (the ladder compares those).
+    """
+    from segpipe.units import speed_text
+
+    by_backend: dict[str, list[Any]] = {}
+    for m in result.models:
+        by_backend.setdefault(m.backend, []).append(m)
+    rows: list[list[str]] = []
+    for backend, models in by_backend.items():
+        if len({m.precision for m in models}) < 2:
+            continue
+        models = sorted(
+            models, key=lambda m: PRECISION_ORDER.index(m.precision) if m.precision in PRECISION_ORDER else 9
+        )
+        base = next((m for m in models if m.precision == "fp32"), None)
+        for m in models:
+            if base is None:
+                speed = "-"
+            elif m is base:
+                speed = "reference"
+            elif not (m.steady and base.steady):
+                speed = "unsteady"
+            else:
+                speed = speed_text(base.p50_ms, m.p50_ms)
+            if m.miou is None:
+                miou = delta = "-"
+            else:
+                miou = f"{m.miou:.4f}"
+                delta = "-" if base is None or base.miou is None else f"{100 * (m.miou - base.miou):+.2f} pt"
+            rows.append(
+                [
+                    m.precision.upper(),
+                    Path(m.model).name,
+                    backend,
+                    f"{m.size_mb:.2f}",
+                    m.latency_text(),
+                    speed,
+                    m.agreement_text(),
+                    miou,
+                    delta,
+                ]
+            )
+    return rows
+
+
 def render_ladder(result: Any, out: Any = None) -> None:
     """The precision ladder (FP32, FP16, INT8 of one backend side by side), when there is one."""
     from rich.table import Table
-
-    from segpipe.benchmark import LADDER_COLUMNS, precision_ladder
 
     rows = precision_ladder(result)
     if not rows:
         return
     table = Table(
-        title="precision ladder (same backend; vs FP32: faster or slower, and mIoU points)",
+        title="precision ladder (same backend; vs FP32: faster or slower by the median, argmax "
+        "agreement on the timed batch, mIoU points)",
         title_justify="left",
     )
     for col in LADDER_COLUMNS:

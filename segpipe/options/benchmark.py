@@ -27,7 +27,8 @@ class BenchmarkOptions:
     #: Timed calls.
     runs: int = 20
     device: str = "auto"
-    #: Backend that runs each model (``auto``: the fastest available for the file on ``device``).
+    #: Backends that run each model, comma-separated: ``auto`` (the fastest available for the file on
+    #: ``device``), names (``onnxruntime,openvino``: each that reads the file), or ``all`` installed.
     runtime: str = "auto"
     #: CPU threads of PyTorch and ONNX Runtime (0: their defaults, one per core).
     threads: int = 0
@@ -62,7 +63,12 @@ class BenchmarkOptions:
         check_fields(self)
         _check_spec_fields(self)
         _check_foreign_flags(self)
-        object.__setattr__(self, "runtime", check_runtime(self.runtime))
+        names = [
+            check_runtime(n) if n.strip().lower() != "all" else "all" for n in str(self.runtime).split(",")
+        ]
+        if "all" in names and len(names) > 1:
+            raise ConfigError(f"--runtime {self.runtime}: 'all' stands alone")
+        object.__setattr__(self, "runtime", ",".join(dict.fromkeys(names)))
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) <= 0):
             raise ConfigError(
                 f"--image-size {' '.join(map(str, self.image_size))}: give WIDTH HEIGHT, both positive"

@@ -234,6 +234,23 @@ def _file_kind(path: Path) -> str | None:
     return kind
 
 
+#: The Python package each runtime needs.
+_RUNTIME_PACKAGES = {
+    "pytorch": "torch",
+    "onnxruntime": "onnxruntime",
+    "openvino": "openvino",
+    "tensorrt": "tensorrt",
+}
+
+
+def runtimes_for(path: str | Path) -> list[str]:
+    """The installed runtimes that read ``path`` (``benchmark --runtime all``), in RUNTIMES order."""
+    from segpipe._optional import available
+
+    kind = _file_kind(Path(path))
+    return [n for n, (_, kinds) in RUNTIMES.items() if kind in kinds and available(_RUNTIME_PACKAGES[n])]
+
+
 def runner_class(
     path: str | Path, runtime: str | None = None, device: str = "auto", reporter: Any = None
 ) -> type[Runner]:
