@@ -119,6 +119,9 @@ def test_data_root_one_folder_too_high_names_the_data_set(voc_root: Path, tmp_pa
     (top / "VOC2012").symlink_to(voc_root, target_is_directory=True)
     with pytest.raises(DataError, match=r"the folder .*VOC2012 is a voc data set .*use --data-root"):
         detect_format(top)
+    (top / "VOC2007").symlink_to(voc_root, target_is_directory=True)
+    with pytest.raises(DataError, match=r"its sub-folders VOC2007/ \(voc\), VOC2012/ \(voc\) are data sets"):
+        detect_format(top)
 
 
 def test_layouts_without_masks_say_why_in_one_line(tmp_path: Path) -> None:
@@ -405,3 +408,21 @@ def test_a_broken_label_file_is_one_line_naming_it(tmp_path: Path, kind: str) ->
     line = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
     assert len(line) == 1 and name in line[0] and says in line[0], r.output
     assert "Traceback" not in r.output
+
+
+def test_cvat_xml_the_same_image_twice_is_one_sample_with_both_shapes(tmp_path: Path) -> None:
+    root = tmp_path / "cvat"
+    (root / "images" / "Train").mkdir(parents=True)
+    Image.fromarray(noise(10, 10)).save(root / "images" / "Train" / "a.png")
+    image = '<image id="{}" name="a.png" subset="Train" task_id="{}" width="10" height="10">{}</image>'
+    (root / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><project><labels>'
+        "<label><name>a</name></label><label><name>b</name></label></labels></project></meta>"
+        + image.format(0, 1, '<box label="a" occluded="0" xtl="0" ytl="0" xbr="4" ybr="4" z_order="0"/>')
+        + image.format(1, 2, '<box label="b" occluded="0" xtl="5" ytl="5" xbr="9" ybr="9" z_order="0"/>')
+        + "</annotations>"
+    )
+    reader = open_dataset(root)
+    (sample,) = reader.samples()
+    mask = reader.load(sample)[1]
+    assert (mask[0:4, 0:4] == 1).all() and (mask[5:9, 5:9] == 2).all() and mask[4, 4] == 0

@@ -74,4 +74,7 @@ def nearby(root: Path, detect: Callable[[Path], tuple[str, str] | None]) -> str 
     if len(hits) == 1:
         child, found = hits[0]
         return f"the folder {child} is a {found[0]} data set ({found[1]}): use --data-root {child}"
+    if hits:
+        listed = ", ".join(f"{c.name}/ ({f[0]})" for c, f in hits[:6])
+        return f"its sub-folders {listed} are data sets: use --data-root {hits[0][0]} (or another of them)"
     return None

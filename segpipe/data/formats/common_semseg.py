@@ -50,7 +50,7 @@ def subset_dirs(root: Path) -> list[Path]:
     if is_dataset(root):
         return [root]
     try:
-        return sorted(p for p in root.iterdir() if p.is_dir() and is_dataset(p))
+        return sorted(m.parent for m in root.glob(f"*/{META}") if is_dataset(m.parent))
     except OSError:
         return []
 

@@ -277,6 +277,14 @@ class CvatXmlReader(FormatReader):
                 stem = img.name.rsplit(".", 1)[0] if "." in Path(img.name).name else img.name
                 name = f"{subset}/{stem}" if img.subset else stem
                 split = SPLIT_OF.get((subset or "").lower())
+                if (
+                    name in self._index
+                ):  # the same image twice (two tasks of a project): one item, as datumaro
+                    first = self._index[name][0]
+                    if first is not img:
+                        first.shapes.extend(img.shapes)
+                        img.shapes = []
+                    continue
                 out.append(LabelledSample(name, image, px.path, split, key=name))
                 self._index[name] = (img, px.path)
         if missing:
