@@ -200,6 +200,20 @@ def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="CVAT for video 1.1 .* export the task as 'CVAT for images 1.1'"):
         open_dataset(video).samples()
+    lines = tmp_path / "lines"
+    (lines / "images").mkdir(parents=True)
+    Image.fromarray(noise(8, 8)).save(lines / "images" / "a.png")
+    (lines / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task><labels>'
+        '<label><name>lane</name></label></labels></task></meta><image id="0" name="a.png" width="8" '
+        'height="8"><polyline label="lane" occluded="0" points="0.00,0.00;7.00,7.00" z_order="0"/></image>'
+        "</annotations>"
+    )
+    r = cli("data", lines)
+    assert (
+        r.exit_code == 1
+        and "no <image> holds a polygon, box, ellipse or mask (1 polyline have no area)" in r.output
+    )
     bomb = tmp_path / "bomb"
     bomb.mkdir()
     (bomb / "annotations.xml").write_text(

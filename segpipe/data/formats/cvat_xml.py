@@ -28,7 +28,8 @@ The class maps are the ones CVAT's own "Segmentation mask 1.1" export draws from
 * drawn in ascending ``z_order``, later shapes on top at equal ``z_order`` (rotated boxes after the
   others, as CVAT's ``RotatedBoxesToPolygons`` appends them); undrawn pixels are background;
 * polylines, points, skeletons, cuboids and tags have no area and are left out (one warning
-  counts them), as in CVAT's Segmentation mask export; so are shapes without a ``label``;
+  counts them), as in CVAT's Segmentation mask export; so are shapes without a ``label``; an
+  export with no shape that has an area is refused in one line;
 * ``subset`` Train/Validation/Test (project exports) give the splits; an image without shapes is
   all background. "CVAT for video 1.1" (``<track>`` elements) is refused in one line.
 
@@ -230,13 +231,20 @@ class CvatXmlReader(FormatReader):
             files = xml_files(self.root)
             if not files:
                 raise DataError(f"{self.root}: no annotations.xml (CVAT for images 1.1 export)")
-            self._parsed = [parse_xml(p) for p in files]
+            parsed = [parse_xml(p) for p in files]
             skipped: dict[str, int] = {}
-            for px in self._parsed:
+            for px in parsed:
                 for k, n in px.skipped.items():
                     skipped[k] = skipped.get(k, 0) + n
+            what = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
+            if not any(img.shapes for px in parsed for img in px.images):
+                raise DataError(
+                    f"{files[0]}: no <image> holds a polygon, box, ellipse or mask"
+                    + (f" ({what} have no area)" if what else "")
+                    + ": nothing to learn segmentation from; annotate areas in CVAT and export again"
+                )
+            self._parsed = parsed
             if skipped:
-                what = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
                 self.reporter.warn(
                     f"{self.root}: {what} have no area and are left out (as in CVAT's Segmentation mask export)"
                 )
