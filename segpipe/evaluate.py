@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.data.formats import ClassInfo, LabelledSample, open_for_options, resolve_format, select_split
+from segpipe.data.formats import ClassInfo, LabelledSample, open_for_options, resolve_format
+from segpipe.data.heldout import select_for_model
 from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
 from segpipe.metrics import ConfusionMatrix
@@ -49,6 +50,8 @@ class EvalResult:
     inference: str = ""
     #: What the user must know to read the figures (e.g. the model's classes are not the data set's).
     warnings: list[str] = field(default_factory=list)
+    #: Which images were read, said to the model (held out by training, ...); "" when nothing to say.
+    selection: str = ""
 
     @property
     def iou(self) -> np.ndarray:
@@ -95,6 +98,7 @@ class EvalResult:
             "seconds": round(self.seconds, 3),
             "inference": self.inference or "resize",
             "warnings": list(self.warnings),
+            "images_from": self.selection or None,
             "segpipe_version": __version__,
         }
 
@@ -204,7 +208,14 @@ def evaluate(
             reporter=reporter,
             default_palette=model_palette_or_default(opts, info),
         )
-        samples = select_split(reader.samples(), opts.split, Path(opts.data_root))
+        samples, caution, selection = select_for_model(
+            reader.samples(), opts.split, Path(opts.data_root), info.data_split, opts.model
+        )
+        if selection and caution:
+            reporter.warn(selection)
+            warnings.append(selection)
+        elif selection:
+            reporter.info(selection)
         data = reader.classes()
         palette = data_classes_palette(opts, info, data)
         colours = opts.colors is not None or (
@@ -251,6 +262,7 @@ def evaluate(
         time.perf_counter() - start,
         spec.describe(),
         warnings,
+        selection or "",
     )
 
 

@@ -45,6 +45,9 @@ class ModelInfo:
         output_kind: ``logits`` (N×C×H×W), ``probs`` (N×C×H×W) or ``labels`` (N×H×W class map).
         min_side: smallest width and height the network takes (0: no limit beyond the output
             stride); set for dynamic-size graphs of models with a minimum (PAN: 128).
+        data_split: how training split its data (:func:`segpipe.data.heldout.split_record`: kind,
+            source folder name, seed, val_fraction, image counts, digest of the sample names), so
+            ``evaluate`` reads the held-out images back; ``None`` when unknown.
     """
 
     arch: str
@@ -65,6 +68,7 @@ class ModelInfo:
     output_kind: str = "logits"
     min_side: int = 0
     segpipe_version: str = field(default=__version__)
+    data_split: dict[str, Any] | None = None
 
     @property
     def out_channels(self) -> int:

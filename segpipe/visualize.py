@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from segpipe.data.formats import FormatReader, LabelledSample, open_dataset, select_split
+from segpipe.data.heldout import select_for_model
 from segpipe.errors import DataError, SegpipeError, some
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
@@ -229,6 +230,16 @@ def visualize(
     with runner if owned else contextlib.nullcontext(runner):
         size = network_size(runner, opts.size)
         info = runner.info
+        if reader is not None:  # which images: the ones training held out, by default
+            paths, caution, selection = select_for_model(
+                paths,
+                opts.split,
+                Path(opts.data_root),
+                info.data_split,
+                opts.model,  # type: ignore[arg-type]
+            )
+            if selection:
+                (reporter.warn if caution else reporter.info)(selection)
         palette = model_palette(info, opts.colors, reporter)
         ensure_dir(out_dir)
         spec = opts.spec
@@ -281,7 +292,7 @@ def visualize(
 
 
 def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatReader, list[LabelledSample]]:
-    """The reader of ``opts.data_root`` and the samples of the split asked for (default ``val``)."""
+    """The reader of ``opts.data_root`` and all its samples."""
     reader = open_dataset(
         opts.data_root,  # type: ignore[arg-type]
         opts.format,
@@ -295,7 +306,9 @@ def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatRea
     )
     if opts.format == "auto":
         reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
-    return reader, select_split(reader.samples(), opts.split, Path(opts.data_root))  # type: ignore[arg-type]
+    samples = reader.samples()
+    select_split(samples, opts.split, Path(opts.data_root))  # type: ignore[arg-type]  # a wrong --split: before the model loads
+    return reader, samples  # the images are chosen once the model says how it was trained
 
 
 def _refuse_writing_over_inputs(

@@ -170,11 +170,12 @@ def test_sigint_mid_epoch_saves_last_and_the_resumed_run_ends_the_same(split, tm
     assert len(lines) == 1 and "interrupted by SIGINT at epoch 2, step" in lines[0], err[-3000:]
     assert "Traceback" not in err
     last = out / "last.pth"
-    assert f"resume with: segpipe train --model {last} --config {out / 'options.yaml'}" in lines[0]
+    assert "run the same command with --resume (or: " in lines[0]  # --output-dir named the folder
+    assert f"(or: segpipe train --model {last} --config {out / 'options.yaml'}" in lines[0]
     state = torch.load(last, weights_only=True)["train_state"]
     assert state["epoch"] == 1 and state["step"] in (2, 3), state["step"]  # one epoch done, part of the next
     # resume with the command the line gives, with loader workers this time (persistent)
-    resume = shlex.split(lines[0].split("resume with: ", 1)[1])[2:] + ["--workers", "2"]
+    resume = shlex.split(lines[0].split("(or: ", 1)[1].removesuffix(")"))[2:] + ["--workers", "2"]
     r = runner.invoke(app, ["train", *resume])
     assert r.exit_code == 0, r.output
     assert "going on at epoch 2 of 3, after the" in r.output

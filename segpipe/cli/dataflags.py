@@ -54,7 +54,8 @@ SplitOpt = Annotated[
     str | None,
     typer.Option(
         "--split",
-        help="train, val, test or all (default: val when the data set ships one, else all).",
+        help="train, val, test or all (default: val when the data set ships one, else the images "
+        "the model's training held out, else all).",
         rich_help_panel=DATA_PANEL,
         show_default=False,
     ),

@@ -263,7 +263,8 @@ class VisualizeOptions(_PredictOptions):
     #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
     recursive: bool = False
     #: A labelled data set (any format) instead of ``images``: its images (``split``: default
-    #: ``val`` when it ships one) are predicted, and ``side_by_side`` shows the ground truth too.
+    #: ``val`` when it ships one, else the images the model's training held out) are predicted,
+    #: and ``side_by_side`` shows the ground truth too.
     data_root: Path | None = None
 
     def __post_init__(self) -> None:

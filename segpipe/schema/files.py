@@ -72,6 +72,19 @@ PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUT_KINDS = ("logits", "probs", "labels")
 
 
+class DataSplitFile(BaseModel):
+    """How training split its data (:func:`segpipe.data.heldout.split_record`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+    kind: Literal["fraction", "own", "val_root"]
+    source: Name = ""  # type: ignore[valid-type]
+    seed: _ranged(StrictInt, Range(-(1 << 63), 1 << 64)) = 0  # type: ignore[valid-type]
+    val_fraction: _ranged(Float, Range(0, 1)) = 0.0  # type: ignore[valid-type]
+    images: _ranged(StrictInt, Range(0, 1 << 40)) = 0  # type: ignore[valid-type]
+    val: _ranged(StrictInt, Range(0, 1 << 40)) = 0  # type: ignore[valid-type]
+    digest: text(64) = ""  # type: ignore[valid-type]
+
+
 class ModelInfoFile(BaseModel):
     """:class:`~segpipe.modelinfo.ModelInfo` as files hold it; unknown keys are ignored."""
 
@@ -97,6 +110,7 @@ class ModelInfoFile(BaseModel):
     output_kind: Literal["logits", "probs", "labels"] = "logits"
     min_side: _ranged(StrictInt, Range(0, MAX_SIDE)) = 0  # type: ignore[valid-type]
     segpipe_version: Short = "unknown"  # type: ignore[valid-type]
+    data_split: DataSplitFile | None = None
 
     @model_validator(mode="after")
     def _one_per_class(self) -> ModelInfoFile:
@@ -252,7 +266,10 @@ def read_model_info(data: Any, source: str) -> dict[str, Any]:
         model = ModelInfoFile.model_validate(dict(data))
     except ValidationError as e:
         raise CheckpointError(error_line(e, source)) from None
-    return {name: getattr(model, name) for name in model.model_fields_set}
+    fields = {name: getattr(model, name) for name in model.model_fields_set}
+    if isinstance(fields.get("data_split"), BaseModel):
+        fields["data_split"] = fields["data_split"].model_dump(mode="json")
+    return fields
 
 
 def read_metadata(props: Mapping[str, str], source: str) -> dict[str, Any] | None:

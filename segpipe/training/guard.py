@@ -143,13 +143,19 @@ class StopGuard:
         self._previous.clear()
 
 
-def resume_hint(last_path: Path, options_path: Path, dataset: str | None = None) -> str:
-    """How to go on from ``last_path``, as one clause (``dataset``: the run's ``--dataset``, which a
-    config file cannot set)."""
+def resume_hint(
+    last_path: Path, options_path: Path, dataset: str | None = None, resume_flags: str = "--resume"
+) -> str:
+    """How to go on from ``last_path``, as one clause: the same command with ``resume_flags``
+    (``--resume``, plus ``--output-dir RUN`` when the command did not name the run's folder), or
+    the explicit command (``dataset``: the run's ``--dataset``, which a config file cannot set)."""
     if under_elastic():
         return f"resume by running the same command with --model {last_path} (or add --resume)"
     extra = f" --dataset {dataset}" if dataset else ""
-    return f"resume with: segpipe train --model {last_path} --config {options_path}{extra}"
+    return (
+        f"to go on, run the same command with {resume_flags} "
+        f"(or: segpipe train --model {last_path} --config {options_path}{extra})"
+    )
 
 
 def nonfinite_message(

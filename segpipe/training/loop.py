@@ -51,6 +51,7 @@ from segpipe.training.outputs import (
 from segpipe.training.recipe import closing_logger, report_recipe
 from segpipe.training.runlog import plot_curves, write_metrics_csv
 from segpipe.training.sampling import EpochSampler, SeededDataset, step_seed
+from segpipe.training.setup import resume_flags
 from segpipe.training.state import (
     RunResult,
     TrainerSetup,
@@ -274,7 +275,9 @@ class Trainer(TrainerSetup):
 
     def _interrupted(self, where: str, last: Path) -> TrainingInterrupted:
         cause = self.guard.signal_name if self.guard.requested else "a stop signal to another process"
-        hint = resume_hint(last, self.run_dir / "options.yaml", self.opts.dataset)
+        hint = resume_hint(
+            last, self.run_dir / "options.yaml", self.opts.dataset, resume_flags(self.opts, self.run_dir)
+        )
         return TrainingInterrupted(
             f"interrupted by {cause} {where}; saved {last}; {hint}", self.guard.exit_code, last
         )

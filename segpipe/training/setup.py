@@ -22,6 +22,7 @@ from segpipe.data.classes import data_classes_count
 from segpipe.data.classes import resolve_classes as resolve_data_classes
 from segpipe.data.dataset import DatasetStats, scan_samples
 from segpipe.data.formats import ClassInfo, FormatReader, open_for_options
+from segpipe.data.heldout import split_by_fraction, split_record
 from segpipe.data.masks import load_class_map
 from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
@@ -150,11 +151,12 @@ def build_datasets(
     reporter: Reporter,
     scan: bool = True,
     reader: FormatReader | None = None,
-) -> tuple[Dataset, Dataset | None, DatasetStats | None, np.ndarray | None]:
+) -> tuple[Dataset, Dataset | None, DatasetStats | None, np.ndarray | None, dict[str, Any] | None]:
     """Train and validation datasets, checked up front (``scan``: decode every pair once; in a
     distributed run only rank 0 does, and reports what it finds to the others), the scan's
     pixel counts per class (all images) and those of the training images alone (for
-    ``--class-weights inverse``; None without a scan).
+    ``--class-weights inverse``; None without a scan), and the record of the split the model
+    files carry (:func:`segpipe.data.heldout.split_record`; None for ``--dataset``).
 
     With ``--dataset module:Class`` the class is built as ``Class(root=, split="train"|"val",
     transform=)`` and must return (image H×W×3 uint8 RGB tensor, mask H×W int tensor) pairs.
@@ -165,7 +167,7 @@ def build_datasets(
     if opts.dataset:
         train = _custom_dataset(opts.dataset, opts.data_root, "train", train_tf)
         val = _custom_dataset(opts.dataset, opts.val_root or opts.data_root, "val", eval_tf)
-        return train, (val if len(val) else None), None, None
+        return train, (val if len(val) else None), None, None, None
     reader = reader or open_train_data(opts, reporter)
     assert reader is not None
     reader.num_classes = num_classes
@@ -176,21 +178,19 @@ def build_datasets(
         val_reader.num_classes = num_classes
         train_samples = [s for s in samples if s.split != "test"]
         val_samples = [s for s in val_reader.samples() if s.split != "test"]
+        kind, pool = "val_root", train_samples
     elif any(s.split == "val" for s in samples):
         train_samples = [s for s in samples if s.split == "train"]
         val_samples = [s for s in samples if s.split == "val"]
+        kind, pool = "own", [s for s in samples if s.split != "test"]
         reporter.info(
             f"{opts.data_root}: the data set's own split, {len(train_samples)} training and "
             f"{len(val_samples)} validation images (--val-fraction applies without one)"
         )
     else:
         samples = [s for s in samples if s.split != "test"]
-        order = np.random.default_rng(opts.seed).permutation(len(samples))
-        n_val = int(round(len(samples) * opts.val_fraction))
-        if opts.val_fraction > 0 and len(samples) >= 2:
-            n_val = min(max(1, n_val), len(samples) - 1)
-        val_samples = [samples[i] for i in sorted(order[:n_val])]
-        train_samples = [samples[i] for i in sorted(order[n_val:])]
+        train_samples, val_samples = split_by_fraction(samples, opts.seed, opts.val_fraction)
+        kind, pool = "fraction", samples
     if not train_samples:
         raise DataError(f"no training images left in {opts.data_root} after the validation split")
     stats = train_pixels = None
@@ -206,7 +206,8 @@ def build_datasets(
             )
     train = SegDataset(train_samples, reader, train_tf)
     val = SegDataset(val_samples, val_reader, eval_tf) if val_samples else None
-    return train, val, stats, train_pixels
+    record = split_record(kind, opts.data_root, pool, len(val_samples), opts.seed, opts.val_fraction)
+    return train, val, stats, train_pixels, record
 
 
 def resumable(ckpt: Checkpoint | None) -> bool:
@@ -234,6 +235,47 @@ def resolve_run_dir(opts: TrainOptions, resume_from: Path | None) -> Path:
         candidate = base.with_name(f"{opts.model_name}-{i}")
         i += 1
     return candidate
+
+
+def resume_flags(opts: TrainOptions, run: Path) -> str:
+    """What to add to the command that trained into ``run`` to go on from its ``last.pth``:
+    ``--resume``, with ``--output-dir RUN`` when the command did not name that folder and
+    ``--resume`` alone would look in ``runs/<model_name>``."""
+    default = Path("runs") / opts.model_name
+    if opts.output_dir is not None or Path(run).resolve() == default.resolve():
+        return "--resume"
+    return f"--resume --output-dir {run}"
+
+
+def earlier_run_note(opts: TrainOptions, run: Path) -> tuple[bool, str] | None:
+    """(interrupted, one line) when a new run goes to ``runs/<model_name>-N`` because the folder
+    before it holds an earlier run: which, whether it was interrupted, and how to go on from it."""
+    import torch
+
+    default = Path("runs") / opts.model_name
+    suffix = Path(run).name.removeprefix(f"{opts.model_name}-")
+    if Path(run).parent != default.parent or not suffix.isdigit():
+        return None
+    chain = [default] + [default.with_name(f"{opts.model_name}-{i}") for i in range(2, int(suffix))]
+    earlier = next((p for p in reversed(chain) if holds_run(p)), None)
+    if earlier is None:
+        return None
+    state = ""
+    try:
+        ckpt = torch.load(earlier / "last.pth", map_location="cpu", weights_only=True, mmap=True)
+        ts, saved = ckpt["train_state"], ckpt["options"]
+        done, total, patience = int(ts["epoch"]), int(saved["epochs"]), int(saved.get("patience") or 0)
+        early = patience and done - int(ts.get("best_epoch") or 0) >= patience  # early stopping
+        if int(ts.get("step") or 0) or (done < total and not early):
+            state = f"stopped after epoch {done} of {total}"
+    except Exception:  # no or unreadable last.pth: an earlier run, state unknown
+        pass
+    if not state:
+        return False, f"{earlier} holds an earlier run; this one goes to {run} (nothing is written over)"
+    return True, (
+        f"{earlier} holds an interrupted run ({state}); this one starts over in {run}. To go on from "
+        f"that one instead, stop this and run the same command with {resume_flags(opts, earlier)}"
+    )
 
 
 def claim_run_dir(opts: TrainOptions, resume_from: Path | None) -> tuple[Path, RunLock]:

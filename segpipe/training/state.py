@@ -50,6 +50,7 @@ from segpipe.training.setup import (
     auto_resume_path,
     build_datasets,
     claim_run_dir,
+    earlier_run_note,
     open_train_data,
     resolve_classes,
     resumable,
@@ -138,6 +139,10 @@ class TrainerSetup:
         self.start_ckpt = self._start_checkpoint(opts)
         resuming = resumable(self.start_ckpt) and not opts.finetune
         run, self.run_lock = claim_run_dir(opts, self.start_ckpt.path if resuming else None)  # type: ignore[union-attr]
+        if opts.output_dir is None and not resuming:
+            note = earlier_run_note(opts, run)
+            if note is not None:
+                (self.reporter.warn if note[0] else self.reporter.info)(note[1])
         return opts, run
 
     def _start_checkpoint(self, opts: TrainOptions) -> Checkpoint | None:
@@ -197,9 +202,10 @@ class TrainerSetup:
         self.logger_kind = resolve_logger(opts.logger)
         # --class-weights inverse: every rank scans (the counts are the same on all of them)
         by_frequency = opts.class_weights in ("inverse", "sqrt-inverse")
-        self.train_set, self.val_set, self.stats, train_pixels = build_datasets(
+        self.train_set, self.val_set, self.stats, train_pixels, split = build_datasets(
             opts, num, palette, self.reporter, scan=env.is_main or by_frequency, reader=reader
         )
+        self.info = self.info.replace(data_split=split)  # evaluate reads the held-out images back
         self.class_weights = resolve_class_weights(
             opts.class_weights, num, train_pixels, opts.class_weight_cap, names
         )
