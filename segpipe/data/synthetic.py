@@ -64,12 +64,15 @@ def make_dataset(
     mask_suffix: str = "_color_mask",
     seed: int = 0,
     jpeg_quality: int = 90,
+    natural: bool = False,
 ) -> Path:
     """Write ``count`` pairs under ``root/images`` and ``root/indexes``; returns ``root``.
 
     ``size`` is (width, height). Index masks are single-channel PNGs; with ``color_masks`` they are
     RGB colours of ``palette`` (default :func:`sample_palette`, extended to ``num_classes``), and the
-    palette is written to ``root/colors.csv``.
+    palette is written to ``root/colors.csv``. ``natural``: photo-like scenes
+    (:func:`segpipe.data.scenes.make_scene`: textured ground, objects in natural colours varying per
+    instance) instead of flat class tints.
     """
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -79,8 +82,12 @@ def make_dataset(
     if color_masks:
         save_palette(pal, root / "colors.csv")
     width, height = size
+    if natural:
+        from segpipe.data.scenes import make_scene as draw
+    else:
+        draw = make_sample
     for i in range(count):
-        image, mask = make_sample(rng, width, height, num_classes)
+        image, mask = draw(rng, width, height, num_classes)
         name = f"sample_{i:03d}"
         params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_ext in (".jpg", ".jpeg") else []
         cv2.imwrite(
