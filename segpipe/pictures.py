@@ -2,8 +2,9 @@
 
 Each keeps the image's own pixels somewhere a test (or a person) can find them: the overlay at
 ``[0:H, 0:W]`` of its picture, the side-by-side panels at ``[SIDE_TITLE:, :W]`` and
-``[SIDE_TITLE:, W + SIDE_GAP:]`` once scaled (:func:`side_scale`). Used by :mod:`segpipe.visualize`
-and the demo.
+``[SIDE_TITLE:, W + SIDE_GAP:]``, H and W once scaled (:func:`overlay_scale`, :func:`side_scale`:
+small images are scaled up by a whole factor, the masks by nearest neighbour). Used by
+:mod:`segpipe.visualize` and the demo.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from segpipe.palette import IGNORE_COLOR, Palette
+from segpipe.palette import IGNORE_COLOR, Palette, overlay
 
 SIDE_GAP = 12  #: white pixels between the panels of a side-by-side picture
 SIDE_TITLE = 24  #: height of the title strip above each panel
@@ -27,9 +28,12 @@ def draw_legend(
     palette: Palette, counts: Sequence[int] | np.ndarray, ignored: int = 0, clear: int | None = None
 ) -> np.ndarray:
     """An RGB legend: one row per class with a non-zero count (swatch, name, share of pixels);
-    ``ignored`` > 0 (ignored pixels in a ground truth shown beside it) adds an "ignored" row;
-    class ``clear`` (the background an overlay leaves as the photo) gets an empty swatch and
-    "(not drawn)"."""
+    ``ignored`` > 0 (ignored pixels in a ground truth shown beside it) adds an "ignored" row.
+
+    One style for every picture: a swatch is the class's colour as the masks draw it, in a grey
+    frame. Class ``clear`` (the background an overlay leaves as the photo) keeps its swatch, struck
+    through, and its row says "(not drawn)": the same colour as in ``legend.png`` and the masks, and
+    no doubt that the overlay shows the photo there."""
     counts = np.asarray(counts, dtype=np.int64)
     total = max(int(counts.sum()), 1)
     present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
@@ -38,10 +42,12 @@ def draw_legend(
         f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" + (" (not drawn)" if i == clear else "")
         for i in present
     ] or ["(no class)"]
-    swatches = [None if i == clear else tuple(int(c) for c in palette.colors[i]) for i in present] or [None]
+    swatches = [tuple(int(c) for c in palette.colors[i]) for i in present] or [None]
+    struck = [i == clear for i in present] or [False]
     if ignored > 0:
         texts.append("ignored (ground truth)")
         swatches.append(IGNORE_COLOR)
+        struck.append(False)
     width = 36 + max(cv2.getTextSize(t, font, scale, thick)[0][0] for t in texts) + 8
     img = np.full((row * len(texts) + 8, width, 3), 255, dtype=np.uint8)
     for r, text in enumerate(texts):
@@ -49,7 +55,9 @@ def draw_legend(
         color = swatches[r]
         if color is not None:
             cv2.rectangle(img, (6, y + 3), (26, y + row - 3), color, -1)
-        if color is not None or texts[r].endswith("(not drawn)"):
+            if struck[r]:  # not drawn in this picture: the swatch crossed out, in both greys
+                cv2.line(img, (7, y + row - 4), (25, y + 4), (255, 255, 255), 3, cv2.LINE_AA)
+                cv2.line(img, (7, y + row - 4), (25, y + 4), (96, 96, 96), 1, cv2.LINE_AA)
             cv2.rectangle(img, (6, y + 3), (26, y + row - 3), (96, 96, 96), 1)
         cv2.putText(img, text, (34, y + row - 7), font, scale, (0, 0, 0), thick, cv2.LINE_AA)
     return img
@@ -63,6 +71,36 @@ def with_legend(picture: np.ndarray, legend: np.ndarray) -> np.ndarray:
     canvas[:h, :w] = picture
     canvas[:lh, w + SIDE_GAP :] = legend
     return canvas
+
+
+def overlay_scale(width: int, legend_width: int) -> int:
+    """The whole factor an overlay of a ``width``-pixel image is scaled by: as a side-by-side
+    picture's panels (:func:`side_scale`, one panel), and never narrower than its legend."""
+    return max(side_scale(width, legend_width, panels=1), math.ceil(legend_width / max(width, 1)))
+
+
+def _grow(a: np.ndarray, k: int) -> np.ndarray:
+    """Nearest-neighbour scaling by a whole factor (any dtype: class maps, colour masks)."""
+    return a if k == 1 else np.repeat(np.repeat(a, k, axis=0), k, axis=1)
+
+
+def overlay_picture(
+    image: np.ndarray,
+    mask: np.ndarray,
+    labels: np.ndarray,
+    legend: np.ndarray,
+    alpha: float,
+    background: int | None = None,
+    outline: bool = False,
+) -> np.ndarray:
+    """The colour ``mask`` blended on ``image`` (:func:`segpipe.palette.overlay`) with the legend
+    beside it (:func:`with_legend`). A small image is first scaled up by :func:`overlay_scale`
+    (the photo smoothly, the mask and class map by nearest neighbour, so class edges stay sharp)."""
+    k = overlay_scale(image.shape[1], legend.shape[1])
+    if k > 1:
+        image = cv2.resize(image, (image.shape[1] * k, image.shape[0] * k), interpolation=cv2.INTER_LINEAR)
+        mask, labels = _grow(mask, k), _grow(labels, k)
+    return with_legend(overlay(image, mask, alpha, labels, background=background, outline=outline), legend)
 
 
 def side_scale(width: int, legend_width: int, panels: int = 2) -> int:

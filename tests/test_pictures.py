@@ -158,16 +158,50 @@ def test_video_frames_leave_the_background_as_the_frame() -> None:
     np.testing.assert_array_equal(frame[outside], image[outside])
 
 
-def test_overlay_legend_shows_the_undrawn_background_as_an_empty_swatch() -> None:
-    """Overlays leave class 0 as the photo: its legend row must not show a filled colour swatch."""
-    from segpipe.pictures import draw_legend
-
+def test_one_legend_style_the_undrawn_background_struck_through() -> None:
+    """legend.png and an overlay's legend draw the background's swatch alike (its mask colour, the
+    same frame); the overlay, which leaves it as the photo, strikes it through and says so."""
     counts = [50, 30, 20]
-    filled = draw_legend(PALETTE, counts)
+    plain = draw_legend(PALETTE, counts)
     clear = draw_legend(PALETTE, counts, clear=0)
-    row0 = (slice(4 + 5, 4 + 22 - 5), slice(8, 25))  # inside the first row's swatch
-    assert (filled[row0] == PALETTE.colors[0]).all()
-    assert (clear[row0] == 255).all()  # empty: the paper shows through
+    corner = (slice(4 + 4, 4 + 8), slice(8, 12))  # top-left of the first swatch, off the stroke
+    assert (plain[corner] == PALETTE.colors[0]).all()
+    assert (clear[corner] == PALETTE.colors[0]).all()  # the same colour as in legend.png
+    frame = (slice(4 + 3, 4 + 22 - 2), slice(6, 27))
+    np.testing.assert_array_equal(plain[4 + 3, 6:27], clear[4 + 3, 6:27])  # the same grey frame
+    swatch0 = clear[frame]
+    assert (swatch0 == 255).all(axis=2).sum() > 10  # the white stroke across it
+    assert not (plain[frame] == 255).all(axis=2).any()  # legend.png's is not struck
     row1 = (slice(4 + 22 + 5, 4 + 44 - 5), slice(8, 25))
-    assert (clear[row1] == PALETTE.colors[1]).all()  # the drawn classes keep theirs
-    assert clear.shape[1] > filled.shape[1]  # room for "(not drawn)"
+    np.testing.assert_array_equal(clear[row1], plain[row1])  # drawn classes: identical rows
+    assert (clear[row1] == PALETTE.colors[1]).all()
+    assert clear.shape[1] > plain.shape[1]  # room for "(not drawn)"
+
+
+@pytest.mark.parametrize(("w", "h", "names"), [(96, 96, 3), (128, 128, 21), (60, 40, 2), (1200, 600, 3)])
+def test_overlay_picture_is_scaled_like_side_by_side(w: int, h: int, names: int) -> None:
+    """A 96-128 px overlay is no longer a thumbnail beside a larger legend: it is scaled up by the
+    side-by-side rule (whole factor, at least 900 px in all), and is never narrower than its legend;
+    the mask's class edges stay sharp (nearest neighbour)."""
+    from segpipe.pictures import overlay_picture, overlay_scale
+
+    rng = np.random.default_rng(2)
+    palette = Palette(
+        tuple(f"a long class name {i}" for i in range(names)),
+        tuple((i * 11, 200 - i * 9, 90) for i in range(names)),
+    )
+    image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    labels = (np.arange(w)[None, :] * names // w).repeat(h, 0).astype(np.uint8)
+    legend = draw_legend(palette, np.bincount(labels.ravel(), minlength=names), clear=0)
+    pic = overlay_picture(image, colorize(labels, palette), labels, legend, 1.0, background=0)
+    k = overlay_scale(w, legend.shape[1])
+    assert pic.shape == (max(h * k, legend.shape[0]), w * k + SIDE_GAP + legend.shape[1], 3)
+    assert w * k >= legend.shape[1] and pic.shape[1] >= SIDE_MIN_WIDTH or k == 1
+    smaller = w * (k - 1)  # the next smaller factor would break one of the two
+    assert k == 1 or smaller < legend.shape[1] or smaller + SIDE_GAP + legend.shape[1] < SIDE_MIN_WIDTH
+    # alpha 1: the drawn classes are the mask, pixel blocks of k x k, the background the photo
+    drawn = np.repeat(np.repeat(labels != 0, k, 0), k, 1)
+    big = np.repeat(np.repeat(colorize(labels, palette), k, 0), k, 1)
+    np.testing.assert_array_equal(pic[: h * k, : w * k][drawn], big[drawn])
+    if k == 1:
+        np.testing.assert_array_equal(pic[:h, :w][~drawn], image[~drawn])
