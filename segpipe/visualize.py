@@ -5,7 +5,8 @@ Per input image ``NAME.ext`` (sub-folders kept with ``recursive``), in ``output_
 * ``NAME_mask.png``: the colour mask at the image's original resolution (palette colours, lossless);
 * ``NAME_overlay.png`` with ``overlay=ALPHA``: the mask blended on the image, background (class 0)
   left as the photo unless ``overlay_background``, region outlines with ``outline``, the legend of
-  the image's classes to the right;
+  the image's classes to the right (small images scaled up by a whole factor, as side-by-side
+  pictures are, so that the picture is never narrower than its legend);
 * ``NAME_side.png`` with ``side_by_side``: image and mask next to each other, with the legend
   (small images scaled up to about 900 px wide);
 * ``NAME_labels.png`` with ``save_labels``: the class-index PNG (uint8, uint16 above 256 classes);
@@ -23,6 +24,7 @@ the legend of the frame's classes, at the source frame rate (see :mod:`segpipe.v
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,8 +40,8 @@ from segpipe.data.heldout import select_for_model
 from segpipe.errors import DataError, SegpipeError, some
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
-from segpipe.palette import Palette, colorize, fit_palette, load_palette, overlay
-from segpipe.pictures import draw_legend, side_by_side, with_legend
+from segpipe.palette import Palette, colorize, fit_palette, load_palette
+from segpipe.pictures import draw_legend, overlay_picture, side_by_side
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
 from segpipe.runtime.pipeline import list_images, network_size, open_runner, predict
@@ -74,6 +76,20 @@ class VisualizeResult:
     frames: int = 0  # video frames predicted and written
     video_seconds: float = 0.0  # wall time spent on the videos (reading, predicting, writing)
     inference: str = ""  # sliding window / TTA used ("" for plain resizing)
+    folders: dict[Path, int] = field(default_factory=dict)  # folder -> files written into it
+
+    def wrote(self, folder: Path, files: int = 1) -> None:
+        """Count ``files`` written into ``folder``."""
+        self.files += files
+        self.folders[folder] = self.folders.get(folder, 0) + files
+
+    def where(self) -> str:
+        """Where the files went, every folder named: ``7 file(s) to runs/vis`` or
+        ``7 file(s): 6 to runs/vis/val, 1 to runs/vis`` (most first)."""
+        if len(self.folders) <= 1:
+            return f"{self.files} file(s) to {next(iter(self.folders), self.output_dir)}"
+        ranked = sorted(self.folders.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        return f"{self.files} file(s): " + ", ".join(f"{n} to {folder}" for folder, n in ranked)
 
     @property
     def images_per_second(self) -> float:
@@ -180,9 +196,9 @@ def _render(
     legend = draw_legend(palette, counts)
     if opts.overlay is not None:
         background = None if opts.overlay_background else BACKGROUND
-        blended = overlay(image, mask, opts.overlay, labels, background=background, outline=opts.outline)
         shown = legend if background is None else draw_legend(palette, counts, clear=background)
-        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), with_legend(blended, shown))
+        picture = overlay_picture(image, mask, labels, shown, opts.overlay, background, opts.outline)
+        write_png(out_stem.with_name(f"{out_stem.name}_overlay.png"), picture)
         files += 1
     if opts.side_by_side:
         gt, side_legend = None, legend
@@ -262,13 +278,15 @@ def visualize(
         for video in videos:
             t_video = time.perf_counter()
             frame_count = video_frame_count(video)
+            background = None if opts.overlay_background else BACKGROUND
             with reporter.task(f"{video.name} ({runner.backend}, frames)", total=frame_count) as task:
                 done = visualize_video(
                     runner,
                     video,
                     output_path(out_dir / stems[video], video),
                     palette,
-                    draw_legend=draw_legend,
+                    # the legend of pictures' overlays: the undrawn background struck through
+                    draw_legend=functools.partial(draw_legend, clear=background),
                     size=size,
                     spec=spec,
                     alpha=0.5 if opts.overlay is None else opts.overlay,
@@ -276,16 +294,16 @@ def visualize(
                     workers=opts.workers,
                     ignore_index=info.ignore_index,
                     task=task,
-                    background=None if opts.overlay_background else BACKGROUND,
+                    background=background,
                 )
             result.videos.append(done.output)
             result.frames += done.frames
-            result.files += 1
+            result.wrote(done.output.parent)
             totals[: len(done.counts)] += done.counts
             result.video_seconds += time.perf_counter() - t_video
     if result.images or result.frames:
         result.legend = write_png(out_dir / "legend.png", draw_legend(palette, totals))
-        result.files += 1
+        result.wrote(out_dir)
     result.class_pixels = {palette.names[i]: int(totals[i]) for i in np.flatnonzero(totals)}
     result.seconds = time.perf_counter() - start
     return result
@@ -355,11 +373,11 @@ def _visualize_images(
     ``reader``, ``paths`` are its samples and the ground truth goes beside the prediction."""
     out_dir = Path(opts.output_dir)
     info = runner.info
-    writers: deque[Future] = deque()
+    writers: deque[tuple[Path, Future]] = deque()
 
-    def collect(fut: Future) -> None:
-        nfiles, counts = fut.result()
-        result.files += nfiles
+    def collect(job: tuple[Path, Future]) -> None:
+        nfiles, counts = job[1].result()
+        result.wrote(job[0], nfiles)
         result.images += 1
         totals[: len(counts)] += counts
 
@@ -383,11 +401,8 @@ def _visualize_images(
                 task.advance()
                 continue
             stem = out_dir / stems[pred.key]
-            writers.append(
-                pool.submit(
-                    _render, opts, palette, stem, pred.image, pred.labels, info.ignore_index, pred.extra
-                )
-            )
+            args = (opts, palette, stem, pred.image, pred.labels, info.ignore_index, pred.extra)
+            writers.append((stem.parent, pool.submit(_render, *args)))
             while len(writers) > 2 * opts.workers + opts.batch_size:
                 collect(writers.popleft())
             task.advance()

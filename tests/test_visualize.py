@@ -15,7 +15,7 @@ from segpipe.cli.visualize import visualize_command
 from segpipe.data.synthetic import make_sample
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, load_palette, overlay
-from segpipe.pictures import SIDE_GAP, SIDE_TITLE, draw_legend, side_scale
+from segpipe.pictures import SIDE_GAP, SIDE_TITLE, draw_legend, overlay_scale, side_scale
 from segpipe.progress import RecordingReporter
 from segpipe.visualize import visualize
 
@@ -81,11 +81,18 @@ def test_one_image_every_output(models, tmp_path):
     palette = Palette(CLASS_NAMES, COLORS)
     counts = np.bincount(labels.ravel(), minlength=3)
     np.testing.assert_array_equal(legend, draw_legend(palette, counts))
-    # the overlay's legend says the background is not drawn (an empty swatch, "(not drawn)")
+    # the overlay's legend says the background is not drawn (its swatch struck through, "(not drawn)")
     clear = draw_legend(palette, counts, clear=0)
-    assert over.shape == (max(50, clear.shape[0]), 90 + SIDE_GAP + clear.shape[1], 3)
-    np.testing.assert_array_equal(over[:50, :90], overlay(image, mask, 0.4, labels, background=0))
-    np.testing.assert_array_equal(over[: clear.shape[0], 90 + SIDE_GAP :], clear)
+    # a small image's overlay is scaled up by a whole factor like the side-by-side picture (the
+    # photo smoothly, the mask by nearest neighbour): never narrower than its legend
+    ko = overlay_scale(90, clear.shape[1])
+    assert ko > 1 and 90 * ko >= clear.shape[1] and over.shape[1] >= 900
+    assert over.shape == (max(50 * ko, clear.shape[0]), 90 * ko + SIDE_GAP + clear.shape[1], 3)
+    big = cv2.resize(image, (90 * ko, 50 * ko), interpolation=cv2.INTER_LINEAR)
+    big_labels = cv2.resize(labels, (90 * ko, 50 * ko), interpolation=cv2.INTER_NEAREST)
+    expected = overlay(big, np.array(COLORS, dtype=np.uint8)[big_labels], 0.4, big_labels, background=0)
+    np.testing.assert_array_equal(over[: 50 * ko, : 90 * ko], expected)
+    np.testing.assert_array_equal(over[: clear.shape[0], 90 * ko + SIDE_GAP :], clear)
     side = read_rgb(out / "street_side.png")
     # small images are scaled up by a whole factor so that the picture is worth opening
     k = side_scale(90, legend.shape[1])
@@ -323,3 +330,27 @@ def test_colorize_lut_path_equals_indexing_path():
     assert tuple(fast[0, 0]) == (224, 224, 192) and tuple(fast[1, 0]) == (0, 0, 0)
     wide = labels.astype(np.uint16) + 200
     np.testing.assert_array_equal(colorize(wide, palette), colorize(wide.astype(np.int64), palette))
+
+
+def test_the_last_line_names_every_folder_written(models, cityscapes_root, tmp_path):
+    """Pictures of a data set go into its sub-folders (Cityscapes' cities, COCO's and YOLO's
+    val/), the run's legend into the output folder: the closing line names each, with counts."""
+    out = tmp_path / "vis"
+    result = visualize(
+        VisualizeOptions(
+            images=cityscapes_root, data_root=cityscapes_root, model=models["pth"], output_dir=out
+        )
+    )
+    masks = sorted(out.rglob("*_mask.png"))
+    assert masks and {p.parent for p in masks} == {out / "val" / "frankfurt"}
+    assert result.folders == {out / "val" / "frankfurt": len(masks), out: 1}  # the masks, legend.png
+    assert (
+        result.where() == f"{len(masks) + 1} file(s): {len(masks)} to {out / 'val' / 'frankfurt'}, 1 to {out}"
+    )
+    res = cli("--data-root", cityscapes_root, "-m", models["pth"], "-o", tmp_path / "v2", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"{len(masks)} to {tmp_path / 'v2' / 'val' / 'frankfurt'}, 1 to {tmp_path / 'v2'}" in text, text
+    # one folder: said as before
+    one = visualize(VisualizeOptions(images=masks[0], model=models["pth"], output_dir=tmp_path / "flat"))
+    assert one.where() == f"2 file(s) to {tmp_path / 'flat'}"

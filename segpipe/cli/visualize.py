@@ -232,7 +232,7 @@ def visualize_command(
     if result.class_pixels:
         console.print("classes present: " + ", ".join(result.class_pixels))
     console.print(
-        f"[green]wrote[/] {result.files} file(s) to {escape(str(result.output_dir))}"
+        f"[green]wrote[/] {escape(result.where())}"
         + (f" (legend: {escape(str(result.legend))})" if result.legend else ""),
         markup=True,
     )
