@@ -7,6 +7,9 @@
   writes (TensorRT version, GPU, precision, optimisation profile). tensorrt is never imported:
   an engine alone cannot be read without deserialising it on a GPU.
 
+A folder (a run folder, say) is listed instead: the model files in it and one level of sub-folders
+below, with their kinds and sizes.
+
 The file's first bytes decide which of these it is (a checkpoint named ``.bin`` is read as a
 checkpoint); the suffix only when the content is not recognised. Nothing here runs a model;
 reading a checkpoint uses ``torch.load(weights_only=True)``.
@@ -49,7 +52,8 @@ class ModelDescription:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (for ``segpipe info --json``)."""
+        """Plain JSON types (for ``segpipe info --json``); ``normalisation`` in pixel units, as
+        ``--mean``/``--std`` take them (``model_info`` keeps the file's own 0-1 values)."""
         return {
             "path": str(self.path),
             "kind": self.kind,
@@ -57,10 +61,26 @@ class ModelDescription:
             "model_info": self.info.to_dict() if self.info is not None else None,
             "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.inputs],
             "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.outputs],
+            "normalisation": None
+            if self.info is None
+            else {"mean": pixel_units(self.info.mean), "std": pixel_units(self.info.std), "units": "0-255"},
             "opset": self.opset,
             "details": self.details,
             "notes": self.notes,
         }
+
+
+def pixel_units(values: tuple[float, ...]) -> list[float]:
+    """A model's mean or std (stored for 0-1 pixels) in the flags' pixel units (0-255), rounded
+    off float noise: ImageNet's mean (0.485, 0.456, 0.406) -> [123.675, 116.28, 103.53]."""
+    return [float(f"{v * 255:.6g}") for v in values]
+
+
+def normalisation_text(info: ModelInfo) -> str:
+    """``mean (123.675, 116.28, 103.53), std (58.395, 57.12, 57.375) in pixel units (0-255)``:
+    the units ``--mean``/``--std`` take, so a value can be copied into them."""
+    fmt = lambda vs: "(" + ", ".join(f"{v:g}" for v in pixel_units(vs)) + ")"  # noqa: E731
+    return f"mean {fmt(info.mean)}, std {fmt(info.std)} in pixel units (0-255), as --mean/--std take them"
 
 
 def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
@@ -68,6 +88,8 @@ def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
     p = Path(path)
     suffix = p.suffix.lower()
     known = CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES
+    if p.is_dir():
+        return describe_folder(p)
     if suffix not in known and not_a_model(p):
         raise CheckpointError(not_a_model(p))
     if suffix not in known:
@@ -89,6 +111,55 @@ def describe_model(path: str | Path, trust: bool = False) -> ModelDescription:
         desc.notes.append(
             f"read as a {KIND_NAMES[kind]} from its content, whatever its suffix {suffix!r} suggests"
         )
+    return desc
+
+
+#: How many model files a folder's description names (the count says the rest).
+FOLDER_LISTED = 20
+
+
+def _model_files(folder: Path) -> list[tuple[Path, str]]:
+    """(path, kind) of the model files in ``folder`` and its sub-folders (one level), sorted; a
+    ``.bin`` only when its content is a model (the suffix is too common to go by)."""
+    by_suffix = {s: "torch" for s in CHECKPOINT_SUFFIXES} | {s: "onnx" for s in ONNX_SUFFIXES}
+    by_suffix |= {s: "tensorrt" for s in ENGINE_SUFFIXES}
+    found = []
+    for sub in [folder, *sorted(d for d in folder.iterdir() if d.is_dir() and not d.is_symlink())]:
+        for f in sorted(sub.iterdir()):
+            kind = by_suffix.get(f.suffix.lower())
+            if kind is None or not f.is_file():
+                continue
+            sniffed = sniff_model_kind(f)
+            if f.suffix.lower() == ".bin" and sniffed is None:
+                continue
+            found.append((f, sniffed or kind))
+    return found
+
+
+def describe_folder(folder: Path) -> ModelDescription:
+    """What a folder holds: its model files (and those one sub-folder down), kind and size each;
+    one line naming the folder when it holds none."""
+    from segpipe.units import human_bytes
+
+    try:
+        models = _model_files(folder)
+    except OSError as e:
+        raise CheckpointError(f"{folder}: cannot list the folder ({e.strerror or e})") from e
+    known = CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES[:-1]
+    if not models:
+        raise CheckpointError(
+            f"{folder} is a folder and holds no model file ({', '.join(known)}), nor do its "
+            "sub-folders; name a model file: segpipe info FOLDER/best.pth"
+        )
+    sizes = [f.stat().st_size for f, _ in models]
+    desc = ModelDescription(folder, "folder", sum(sizes) / 1e6)
+    desc.details["model files"] = len(models)
+    for (f, kind), size in list(zip(models, sizes, strict=True))[:FOLDER_LISTED]:
+        desc.details[f.relative_to(folder).as_posix()] = f"{KIND_NAMES[kind]}, {human_bytes(size)}"
+    if len(models) > FOLDER_LISTED:
+        desc.details["..."] = f"{len(models) - FOLDER_LISTED} more"
+    first = models[0][0]
+    desc.notes.append(f"{folder} is a folder: segpipe info {first} describes one of its models")
     return desc
 
 

@@ -192,3 +192,49 @@ def test_bad_files_are_one_line(tmp_path: Path) -> None:
         res = CliRunner().invoke(app, ["info", str(path)])
         lines = [ln for ln in res.output.splitlines() if ln.strip()]
         assert res.exit_code == 1 and len(lines) == 1 and str(path.name) in lines[0], res.output
+
+
+def test_a_folder_lists_its_model_files(files: dict[str, Path], tmp_path: Path) -> None:
+    """``segpipe info runs/demo/train``: the folder and the model files in it (kind, size), not an
+    'unknown model file type' error; a folder without models is one line naming it."""
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    for name in ("best.pth", "last.pth"):
+        (run / name).write_bytes(files["ckpt"].read_bytes())
+    (run / "export" / "model.onnx").write_bytes(files["onnx"].read_bytes())
+    (run / "metrics.csv").write_text("epoch\n1\n")
+    (run / "notes.bin").write_bytes(b"not a model")  # .bin goes by content: left out
+    desc = describe_model(run)
+    assert desc.kind == "folder" and desc.details["model files"] == 3
+    size = files["ckpt"].stat().st_size
+    assert desc.details["best.pth"].startswith("PyTorch checkpoint") and "notes.bin" not in desc.details
+    assert desc.details["export/model.onnx"].startswith("ONNX model")
+    assert desc.size_mb == pytest.approx((2 * size + files["onnx"].stat().st_size) / 1e6)
+    res = CliRunner().invoke(app, ["info", str(run)])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    for text in ("folder", "best.pth", "last.pth", "export/model.onnx", f"segpipe info {run / 'best.pth'}"):
+        assert text in out, text
+    assert "unknown model file type" not in out
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    res = CliRunner().invoke(app, ["info", str(empty)])
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code == 1 and len(lines) == 1 and "empty is a folder" in lines[0], res.output
+
+
+def test_normalisation_in_the_flags_pixel_units(files: dict[str, Path]) -> None:
+    """info shows mean/std in the units --mean/--std take (0-255), so they can be copied over."""
+    info = describe_model(files["ckpt"]).info
+    assert info is not None and max(info.std) < 1  # the file keeps 0-1 values (the contract)
+    expected = [round(v * 255, 3) for v in info.mean]
+    for path in (files["ckpt"], files["onnx"]):
+        res = CliRunner().invoke(app, ["info", str(path)])
+        assert res.exit_code == 0, res.output
+        out = " ".join(res.output.split())
+        assert "mean (" + ", ".join(f"{v:g}" for v in expected) in out, out
+        assert "pixel units (0-255)" in out
+        assert f"{info.mean[0]:.4g}" not in out  # no 0-1 values left
+        data = json.loads(CliRunner().invoke(app, ["info", "--json", str(path)]).output)
+        assert data["normalisation"]["mean"] == pytest.approx(expected)
+        assert data["normalisation"]["std"] == pytest.approx([v * 255 for v in info.std])

@@ -160,6 +160,8 @@ def test_plain_onnx_gives_the_checkpoint_miou_through_the_cli(models, tmp_path):
     assert miou["plain"] == pytest.approx(miou["pth"], abs=1e-4)
     res = cli("evaluate", "--data-root", data, "--model", models["pth"], "--mean", 0, 0, 0, "--std", 1, 1, 1)
     assert res.exit_code == 1 and "carries its own normalisation" in res.output
+    # said in the flags' units, not the 0-1 values the checkpoint stores
+    assert "in pixel units (0-255)" in " ".join(res.output.split()), res.output
 
 
 def test_input_layout_is_asked_for_when_the_shape_does_not_show_it(models):

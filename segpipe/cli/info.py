@@ -13,7 +13,12 @@ from segpipe.units import human_bytes, output_layout, size_text, tensor_text
 
 
 def info_command(
-    paths: Annotated[list[Path], typer.Argument(metavar="FILE", help="Model files: .pth, .onnx or .engine.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE", help="Model files: .pth, .onnx or .engine (a folder: the model files in it)."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     trust_checkpoint: TrustCheckpointOpt = False,
 ) -> None:
@@ -35,6 +40,8 @@ def render(desc: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from segpipe.info import normalisation_text
+
     table = Table(show_header=False, title=str(desc.path), title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -51,7 +58,7 @@ def render(desc: Any) -> None:
         else:
             feed = f"{info.layout}, RGB 0-255, {info.input_dtype}, {info.in_channels} channels"
         table.add_row("input", feed)
-        table.add_row("normalisation", f"mean {_nums(info.mean)}, std {_nums(info.std)}")
+        table.add_row("normalisation", normalisation_text(info))
         table.add_row("output stride", str(info.output_stride))
         table.add_row("precision", info.precision)
         table.add_row("output", info.output_kind)
@@ -82,7 +89,3 @@ def render(desc: Any) -> None:
         console.print(classes)
     for note in desc.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", markup=True)
-
-
-def _nums(values: tuple[float, ...]) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"

@@ -89,7 +89,8 @@ class TorchRunner(Runner):
             if not ckpt.is_bare:
                 raise CheckpointError(
                     f"--mean/--std: {self.path} is a segpipe checkpoint and carries its own normalisation "
-                    f"(mean {info.mean}, std {info.std} of 0-1 pixels); the flags are for files without it"
+                    f"({normalization_note(np.asarray(info.mean) * 255, np.asarray(info.std) * 255)}); "
+                    "the flags are for files without it"
                 )
             m, s = check_normalization(mean, std, self.path)
             info = info.replace(mean=tuple(float(v) / 255 for v in m), std=tuple(float(v) / 255 for v in s))
