@@ -198,6 +198,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         palette=sample_palette(),
         image_ext=".jpg",
         seed=123,
+        natural=True,  # the bundled sample's photo-like scenes (scripts/make_sample_data.py)
     )
     ev = run_guarded(evaluate, EvaluateOptions(data_root=heldout, model=best, device=device), reporter)
     print_result(ev)

@@ -2,7 +2,7 @@
 
 Each image is a textured ground (grass, moss, soil or slate: low-frequency noise under a lighting
 gradient) with a few objects in natural colours that vary per instance: discs are shaded fruit or
-balls (oranges, yellows, browns), boxes are cardboard or wood with grain and a darker rim, stripes
+balls (yellows, limes, oranges), boxes are cardboard or wood with grain and a darker rim, stripes
 are pipes (steel, white or pale-blue plastic) with a cylinder's shading. The palette colours appear
 only in the masks, so an overlay of a prediction on the photo shows the prediction, not the photo.
 Each class keeps its own look (shape, texture, hue range), so a small network trained from scratch
@@ -18,11 +18,13 @@ import numpy as np
 _GROUNDS = (
     ((46, 82, 34), (112, 150, 62)),  # grass
     ((70, 80, 40), (128, 130, 74)),  # moss / olive
-    ((58, 44, 34), (112, 90, 66)),  # dark soil
+    ((40, 32, 26), (88, 70, 54)),  # dark soil
     ((52, 62, 76), (104, 116, 128)),  # slate
 )
-_DISC_COLORS = ((240, 150, 30), (245, 205, 50), (215, 95, 35), (200, 160, 80), (250, 180, 110))
-_BOX_COLORS = ((196, 156, 106), (160, 112, 64), (214, 184, 140), (130, 86, 50))
+# saturated fruit and balls (yellow, lime, orange) against desaturated cardboard and wood: the
+# classes stay apart in colour as well as shape, so a few dozen training steps learn them
+_DISC_COLORS = ((245, 205, 40), (200, 225, 60), (245, 140, 25), (235, 185, 30))
+_BOX_COLORS = ((178, 150, 112), (150, 122, 94), (208, 190, 152), (160, 140, 120))
 _PIPE_COLORS = ((196, 202, 210), (236, 236, 228), (170, 198, 222), (150, 156, 164))
 
 
@@ -32,7 +34,7 @@ def _noise(rng: np.random.Generator, width: int, height: int, cells: int) -> np.
     return np.clip(cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC), 0, 1)
 
 
-def _jitter(rng: np.random.Generator, colors: tuple, spread: float = 18.0) -> np.ndarray:
+def _jitter(rng: np.random.Generator, colors: tuple, spread: float = 12.0) -> np.ndarray:
     """One of ``colors``, mixed towards another and shifted a little: every instance differs."""
     a, b = (np.array(colors[int(i)], np.float32) for i in rng.integers(0, len(colors), 2))
     return np.clip(a + rng.uniform(0, 0.4) * (b - a) + rng.normal(0, spread, 3), 0, 255)
@@ -69,7 +71,7 @@ def _box(rng, image, region, xx, yy) -> None:
 
 
 def _pipe(rng, image, region, p0, p1, half, xx, yy) -> None:
-    base = _jitter(rng, _PIPE_COLORS, spread=10.0)
+    base = _jitter(rng, _PIPE_COLORS, spread=8.0)
     (x0, y0), (x1, y1) = p0, p1
     length = max(np.hypot(x1 - x0, y1 - y0), 1e-6)
     across = ((xx - x0) * (y1 - y0) - (yy - y0) * (x1 - x0)) / length / max(half, 1)
