@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from segpipe.data.formats import FormatReader, LabelledSample, open_dataset, select_split
@@ -41,21 +40,16 @@ from segpipe.errors import DataError, SegpipeError, some
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import VisualizeOptions
 from segpipe.palette import Palette, colorize, fit_palette, load_palette
-from segpipe.pictures import draw_legend, overlay_picture, side_by_side
+from segpipe.pictures import PNG_PARAMS, draw_legend, overlay_picture, side_by_side, write_png  # noqa: F401
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
 from segpipe.runtime.pipeline import list_images, network_size, open_runner, predict
-from segpipe.utils import atomic_write_bytes, ensure_dir
+from segpipe.utils import ensure_dir
 from segpipe.video import VIDEO_EXTS, is_video, list_videos, open_video, output_path, visualize_video
 
-# Fastest zlib level and one fixed PNG filter ("up"): about 4x quicker to encode than libpng's
-# adaptive filtering for the same size on masks (OpenCV >= 4.10 has the flag; older ones ignore it).
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 #: The class an overlay leaves transparent (unless ``overlay_background``): class 0, the
 #: background of seg and binary masks.
 BACKGROUND = 0
-if hasattr(cv2, "IMWRITE_PNG_FILTER"):
-    PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 
 
 @dataclass
@@ -125,18 +119,6 @@ def model_palette(info: ModelInfo, colors: str | Path | None, reporter: Reporter
     ):
         palette = Palette(tuple(info.class_names), palette.colors, palette.source)
     return palette
-
-
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    """Encode an RGB (or single-channel) image as PNG and write it atomically."""
-    img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    ok, buf = cv2.imencode(".png", img, PNG_PARAMS)
-    if not ok:
-        raise SegpipeError(f"cannot encode {path} as PNG")
-    try:
-        return atomic_write_bytes(path, buf.tobytes())
-    except OSError as e:
-        raise SegpipeError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 def list_inputs(images: Path, recursive: bool = False) -> tuple[list[Path], list[Path]]:
