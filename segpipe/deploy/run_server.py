@@ -184,6 +184,8 @@ def run_pytriton(
         allow_metrics=True,
     )
     batcher = mc.DynamicBatcher(max_queue_delay_microseconds=int(max_delay_ms * 1000))
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # PyTriton's serve() stops cleanly on SIGINT only
+        signal.signal(sig, signal.default_int_handler)
     try:
         with triton.Triton(config=config) as server:
             server.bind(
