@@ -19,6 +19,9 @@ INSTALL_HINTS = {
     "modelopt": "pip install nvidia-modelopt --extra-index-url https://pypi.nvidia.com",
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for the CUDA provider)",
     "openvino": 'pip install "segpipe[openvino]" (or pip install openvino)',
+    "tritonclient": 'pip install "segpipe[triton]" (tritonclient)',
+    "grpc": 'pip install "segpipe[triton]" (grpcio)',
+    "pytriton": 'pip install "segpipe[pytriton]" (nvidia-pytriton: Linux, numpy < 2)',
 }
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from deploy_helpers import frames, make_models
 
+from segpipe._optional import available
+
 tclient_http = pytest.importorskip("tritonclient.http")
 tclient_grpc = pytest.importorskip("tritonclient.grpc")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -228,6 +230,11 @@ def test_sigterm_stops_cleanly(server: Server) -> None:
         (["--server", "triton"], "--server 'triton': use one of auto, builtin, pytriton"),
         (["--http-port", "70000"], "--http-port 70000: use 0-65535"),
         (["--max-batch", "0"], "--max-batch 0: must be at least 1"),
+        pytest.param(
+            ["--server", "pytriton"],
+            "segpipe serve --server pytriton): pip install",
+            marks=pytest.mark.skipif(available("pytriton.triton"), reason="pytriton is installed here"),
+        ),
     ],
 )
 def test_bad_flags_are_one_line(model: Path, args: list[str], message: str) -> None:

@@ -6,8 +6,9 @@
   built and checked with Triton's own ``ModelConfig`` protobuf from ``tritonclient``);
 * :mod:`segpipe.deploy.deepstream`: a DeepStream ``nvinfer`` configuration (semantic
   segmentation, ``network-type=2``), its labels file and a pipeline that runs it;
-* :mod:`segpipe.deploy.serve`: ``segpipe serve``, a KServe v2 (Triton protocol) server in front of
-  any segpipe model file, with dynamic batching.
+* :mod:`segpipe.deploy.serve` (the batched model), :mod:`~segpipe.deploy.kserve_http`,
+  :mod:`~segpipe.deploy.kserve_grpc` and :mod:`~segpipe.deploy.run_server`: ``segpipe serve``, the
+  KServe v2 / Triton protocol in front of any segpipe model file, or NVIDIA Triton via PyTriton.
 
 Nothing here imports torch.
 """

@@ -151,7 +151,7 @@ def run_pytriton(
     one image size, the bound function runs them through the visualize path."""
     import numpy as np
 
-    triton = require("pytriton.triton", "segpipe serve --server pytriton (pip install nvidia-pytriton)")
+    triton = require("pytriton.triton", "segpipe serve --server pytriton")
     mc = require("pytriton.model_config", "segpipe serve --server pytriton")
     from segpipe.deploy.serve import INPUT, OUTPUT
     from segpipe.runtime.base import load_runner
