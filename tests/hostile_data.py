@@ -29,9 +29,12 @@ NAME_KINDS = {
 }
 #: Things done to the files of a correct folder.
 FILE_KINDS = ("symlink_out", "fifo_image", "fifo_label", "name_newline", "name_non_utf8")
-FORMATS = ("coco", "voc", "cvat", "labelme", "ultralytics", "yolo", "cityscapes", "ade20k", "seed")
+FORMATS = (
+    "coco", "voc", "cvat", "labelme", "ultralytics", "yolo", "cityscapes", "ade20k", "seed",
+    "cvat_images", "camvid", "mapillary_vistas", "common_semantic_segmentation",
+)  # fmt: skip
 #: Formats whose label files name the images (NAME_KINDS apply).
-NAMING = ("coco", "voc", "cvat", "labelme", "ultralytics")
+NAMING = ("coco", "voc", "cvat", "labelme", "ultralytics", "cvat_images", "camvid")
 
 
 def sandbox(base: Path) -> tuple[Path, Path, Path]:
@@ -127,6 +130,43 @@ def build(fmt: str, root: Path, name: str = "a") -> dict[str, Path]:
         _png(root / "images" / "b.png", _image())
         _png(root / "indexes" / "b_color_mask.png", _mask())
         return {"image": root / "images" / "b.png", "label": root / "indexes" / "b_color_mask.png"}
+    return build_layouts(fmt, root, name)
+
+
+def build_layouts(fmt: str, root: Path, name: str) -> dict[str, Path]:
+    """:func:`build` for the layouts of tests/test_formats_layouts.py."""
+    from xml.sax.saxutils import quoteattr
+
+    if fmt == "cvat_images":
+        _png(root / "images" / "b.png", _image())
+        poly = '<polygon label="t" occluded="0" points="1.00,1.00;6.00,1.00;6.00,6.00" z_order="0"/>'
+        images = "".join(
+            f'<image id="{k}" name={quoteattr(n + ".png")} width="8" height="8">{poly}</image>'
+            for k, n in enumerate(["b"] + ([name] if name != "a" else []))
+        )
+        label = root / "annotations.xml"
+        xml = '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task><labels>'
+        xml += f"<label><name>t</name></label></labels></task></meta>{images}</annotations>"
+        label.write_bytes(xml.encode("utf-8", "surrogateescape"))
+        return {"image": root / "images" / "b.png", "label": label}
+    if fmt == "camvid":
+        _png(root / "train" / "b.png", _image())
+        _png(root / "trainannot" / "b.png", np.dstack([np.zeros((8, 8), np.uint8)] * 2 + [_mask(255)]))
+        (root / "label_colors.txt").write_text("0 0 0 Void\n255 0 0 thing\n")
+        lines = "/train/b.png trainannot/b.png\n" + (f"{name}.png trainannot/b.png\n" if name != "a" else "")
+        (root / "train.txt").write_bytes(os.fsencode(lines))
+        return {"image": root / "train" / "b.png", "label": root / "trainannot" / "b.png", "list": root / "train.txt"}
+    if fmt == "mapillary_vistas":
+        labels = [{"name": "bg", "color": [0, 0, 0]}, {"name": "t", "color": [255, 0, 0]}]
+        (root / "config_v2.0.json").write_text(json.dumps({"labels": labels}))
+        _png(root / "training" / "images" / "b.png", _image())
+        _png(root / "training" / "v2.0" / "labels" / "b.png", _mask())
+        return {"image": root / "training" / "images" / "b.png", "label": root / "training" / "v2.0" / "labels" / "b.png"}
+    if fmt == "common_semantic_segmentation":
+        (root / "dataset_meta.json").write_text(json.dumps({"label_map": {"0": "bg", "1": "t"}}))
+        _png(root / "images" / "b.png", _image())
+        _png(root / "masks" / "b.png", _mask())
+        return {"image": root / "images" / "b.png", "label": root / "masks" / "b.png"}
     raise ValueError(fmt)
 
 

@@ -22,6 +22,7 @@ Splits come from the folder or list names (train/val/test). No torch here.
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from segpipe.data.formats._labelmaps import (
     read_label_colors,
 )
 from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
-from segpipe.data.safepaths import inside, is_regular
+from segpipe.data.safepaths import check_regular, inside, is_regular
 from segpipe.errors import DataError, some
 
 CAMVID_32: LabelMap = [
@@ -180,14 +181,20 @@ class CamvidReader(FormatReader):
         return out
 
     def _resolve(self, text: str, where: str) -> Path | None:
-        """A list path: as written under the root, else its last two parts (SegNet's lists name
-        ``/SegNet/CamVid/train/NAME.png``); confined to the root."""
+        """A list path: as written under the root (a leading ``/`` is the root, as datumaro reads
+        it), else its last two parts (SegNet's lists name ``/SegNet/CamVid/train/NAME.png``);
+        confined to the root. An absolute path that names an existing file outside the root is
+        refused as such."""
         parts = Path(text.lstrip("/")).parts
         for cand in (Path(*parts) if parts else None, Path(*parts[-2:]) if len(parts) > 2 else None):
             if cand is not None:
                 p = inside(self.root, str(cand), where, allow_outside=self.outside_root)
-                if is_regular(p):
+                if os.path.lexists(p):
+                    check_regular(p, "file", where)  # a FIFO or device: said as such
                     return p
+        if text.startswith("/") and os.path.lexists(text):
+            p = inside(self.root, text, where, allow_outside=self.outside_root)
+            return p if is_regular(p) else None
         return None
 
     def _from_folders(self) -> list[LabelledSample]:

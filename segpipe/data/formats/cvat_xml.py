@@ -39,6 +39,7 @@ writes none), and the file size is bounded (``SEGPIPE_MAX_LABEL_MB``). No torch 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ import numpy as np
 from segpipe.data.formats._annotations import check_image_size, check_label_file_size
 from segpipe.data.formats._cvat_shapes import shape_mask
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
-from segpipe.data.safepaths import inside, is_regular, open_regular
+from segpipe.data.safepaths import check_regular, inside, is_regular, open_regular
 from segpipe.errors import DataError, some
 
 AREA_SHAPES = ("polygon", "box", "ellipse", "mask")
@@ -204,8 +205,8 @@ def hex_color(value: str | None) -> tuple[int, int, int] | None:
 def xml_files(root: Path) -> list[Path]:
     """``annotations.xml``, else the ``*.xml`` files of the root with an ``<annotations>`` root."""
     main = root / "annotations.xml"
-    if looks_like_cvat(main):
-        return [main]
+    if looks_like_cvat(main) or (os.path.lexists(main) and not is_regular(main)):
+        return [main]  # (a FIFO or device there is said as such when read)
     return [p for p in sorted(root.glob("*.xml"))[:50] if looks_like_cvat(p)]
 
 
@@ -275,7 +276,8 @@ class CvatXmlReader(FormatReader):
                     (
                         p
                         for c in candidates
-                        if is_regular(p := inside(self.root, c, where, allow_outside=self.outside_root))
+                        if os.path.lexists(p := inside(self.root, c, where, allow_outside=self.outside_root))
+                        and check_regular(p, "image", where)
                     ),
                     None,
                 )
