@@ -26,6 +26,7 @@ No torch here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import stat
@@ -193,6 +194,39 @@ def inside(
             f"(refused; set {OUTSIDE_ENV}=1 to allow it)"
         )
     return p
+
+
+def confine_samples(root: Path, samples: list[Any], outside_root: bool, seen: set[tuple[str, str, str]]) -> list[Any]:
+    """``samples`` (:class:`~segpipe.data.formats.base.LabelledSample`) checked: image and label
+    resolve inside ``root`` (links followed; unless ``outside_root``) and are regular files (a FIFO,
+    device or folder is one line, never opened); names made safe to build output paths from (no
+    ``..``, absolute part or control character; one line when two samples end up with the same
+    name). ``seen``: the samples already checked (skipped)."""
+    out: list[Any] = []
+    names: dict[str, Any] = {}
+    for s in samples:
+        key = (s.name, os.fspath(s.image), os.fspath(s.label) if s.label is not None else "")
+        if key not in seen:
+            where = f"{shown(s.label or s.image)}: sample {shown(s.name)}"
+            for what, p in (("image", s.image), ("label", s.label)):
+                if p is None:
+                    continue
+                if not outside_root and not is_within(p, root):
+                    raise DataError(
+                        f"{where}: {what} {shown(p)} resolves outside the data root {shown(root)} "
+                        f"(refused; set {OUTSIDE_ENV}=1 to allow it)"
+                    )
+                check_regular(p, what, where)
+            seen.add(key)
+        clean = safe_relname(s.name)
+        if clean != s.name:
+            s = dataclasses.replace(s, name=clean)
+        other = names.get(clean)
+        if other is not None and other is not s:
+            raise DataError(f"{shown(s.image)} and {shown(other.image)} both give the sample name {shown(clean)}")
+        names[clean] = s
+        out.append(s)
+    return out
 
 
 # ---- output names -------------------------------------------------------------------------------------

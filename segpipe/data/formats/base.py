@@ -6,7 +6,6 @@ sets through these readers without importing it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import stat
@@ -109,6 +108,18 @@ class FormatReader:
 
             samples._confined = True  # type: ignore[attr-defined]
             cls.samples = samples  # type: ignore[method-assign]
+        own_classes = cls.__dict__.get("classes")
+        if own_classes is not None and not getattr(own_classes, "_confined", False):
+
+            @functools.wraps(own_classes)
+            def classes(self: FormatReader) -> ClassInfo:
+                info = own_classes(self)
+                if (info.num_classes or 0) > safepaths.MAX_CLASSES:
+                    safepaths.check_class_count(info.num_classes, f"{safepaths.shown(self.root)} ({info.source})")
+                return info
+
+            classes._confined = True  # type: ignore[attr-defined]
+            cls.classes = classes  # type: ignore[method-assign]
 
     #: Registry name, also the ``--format`` value.
     name: ClassVar[str] = ""
@@ -210,34 +221,7 @@ class FormatReader:
         are regular files (a FIFO, device or folder is one line, never opened); names made safe to
         build output paths from (no ``..``, absolute part or control character; one line when two
         samples end up with the same name)."""
-        out: list[LabelledSample] = []
-        names: dict[str, LabelledSample] = {}
-        for s in samples:
-            key = (s.name, os.fspath(s.image), os.fspath(s.label) if s.label is not None else "")
-            if key not in self._confined:
-                where = f"{safepaths.shown(s.label or s.image)}: sample {safepaths.shown(s.name)}"
-                for what, p in (("image", s.image), ("label", s.label)):
-                    if p is None:
-                        continue
-                    if not self.outside_root and not safepaths.is_within(p, self.root):
-                        raise DataError(
-                            f"{where}: {what} {safepaths.shown(p)} resolves outside the data root "
-                            f"{safepaths.shown(self.root)} (refused; set {safepaths.OUTSIDE_ENV}=1 to allow it)"
-                        )
-                    safepaths.check_regular(p, what, where)
-                self._confined.add(key)
-            clean = safepaths.safe_relname(s.name)
-            if clean != s.name:
-                s = dataclasses.replace(s, name=clean)
-            other = names.get(clean)
-            if other is not None and other is not s:
-                raise DataError(
-                    f"{safepaths.shown(s.image)} and {safepaths.shown(other.image)} both give the sample "
-                    f"name {safepaths.shown(clean)}"
-                )
-            names[clean] = s
-            out.append(s)
-        return out
+        return safepaths.confine_samples(self.root, samples, self.outside_root, self._confined)
 
     def set_ignore_index(self, value: int) -> None:
         """Change the value written for ignored pixels (``segpipe data`` picks 65535 above 255
