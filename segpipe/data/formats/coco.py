@@ -64,6 +64,7 @@ from segpipe.data.formats._coco import (  # noqa: F401 - rle_string_counts re-ex
     to_rle,
 )
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.safepaths import open_regular
 from segpipe.errors import DataError, some
 
 _LABEL_FILE = re.compile(r"^(instances|stuff)_(.+)\.json$", re.IGNORECASE)
@@ -83,9 +84,9 @@ def _coco_head(path: Path) -> bool:
     """The first 64 KB of ``path`` name COCO's top-level lists (``images`` and ``categories`` or
     ``annotations``)."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "label file") as f:  # a FIFO is not COCO, and never blocks
             head = f.read(65536)
-    except OSError:
+    except (OSError, DataError):
         return False
     return b'"images"' in head and (b'"categories"' in head or b'"annotations"' in head)
 

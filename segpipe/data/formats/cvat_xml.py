@@ -89,9 +89,9 @@ def looks_like_cvat(path: Path) -> bool:
     if not is_regular(path):
         return False
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "label file") as f:  # O_NONBLOCK: a FIFO swapped in never blocks
             head = f.read(512)
-    except OSError:
+    except (OSError, DataError):
         return False
     return b"<annotations>" in head or b"<annotations " in head
 
