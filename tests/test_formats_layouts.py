@@ -200,6 +200,9 @@ def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="CVAT for video 1.1 .* export the task as 'CVAT for images 1.1'"):
         open_dataset(video).samples()
+    (root / "annotations.xml").write_text(xml.replace('rotation="90.00"', 'rotation="ninety"'))
+    with pytest.raises(DataError, match=r"<box>: z_order '0' or rotation 'ninety' is not a number"):
+        open_dataset(root).samples()
     lines = tmp_path / "lines"
     (lines / "images").mkdir(parents=True)
     Image.fromarray(noise(8, 8)).save(lines / "images" / "a.png")

@@ -54,6 +54,13 @@ from segpipe.data.safepaths import check_regular, inside, is_regular, open_regul
 from segpipe.errors import DataError, some
 
 AREA_SHAPES = ("polygon", "box", "ellipse", "mask")
+#: The attributes kept of each shape that has an area (what drawing it needs).
+KEEP = {
+    "polygon": ("points",),
+    "box": ("xtl", "ytl", "xbr", "ybr", "rotation"),
+    "ellipse": ("cx", "cy", "rx", "ry", "rotation"),
+    "mask": ("rle", "left", "top", "width", "height"),
+}
 NO_AREA = ("polyline", "points", "skeleton", "cuboid", "tag")
 SPLIT_OF = {
     "train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -104,20 +111,38 @@ def parse_xml(path: Path) -> CvatXml:
     stack: list[str] = []
     text: list[str] = []
     label: dict[str, str] = {}
-    state: dict[str, Any] = {"image": None, "tracks": 0, "root": None}
+    state: dict[str, Any] = {"image": None, "tracks": 0}
     skipped: dict[str, int] = {}
 
     def refuse(*_: Any) -> None:
         raise DataError(f"{path}: holds a DOCTYPE or entity declaration, which CVAT never writes (refused)")
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        if state["root"] is None:
-            state["root"] = tag
-            if tag != "annotations":
-                raise DataError(f"{path}: root element is <{tag}>, not CVAT's <annotations>")
-        parent = stack[-1] if stack else ""
+        parent = stack[-1] if stack else None
         stack.append(tag)
+        if parent == "image":  # a shape: the hot path
+            img: CvatImage | None = state["image"]
+            keep = KEEP.get(tag)
+            if img is None:
+                return
+            if keep is None or not attrs.get("label"):
+                what = tag if keep is None else "unlabelled shape"
+                skipped[what] = skipped.get(what, 0) + 1
+                return
+            rotation = attrs.get("rotation")
+            try:
+                z = int(attrs.get("z_order", "0"))
+                late = int(tag == "box" and rotation is not None and float(rotation) != 0)
+            except ValueError:
+                raise DataError(
+                    f"{path} <image name={img.name!r}> <{tag}>: z_order {attrs.get('z_order')!r} or "
+                    f"rotation {rotation!r} is not a number"
+                ) from None
+            img.shapes.append((tag, attrs["label"], z, late, {k: attrs[k] for k in keep if k in attrs}))
+            return
         text.clear()
+        if parent is None and tag != "annotations":
+            raise DataError(f"{path}: root element is <{tag}>, not CVAT's <annotations>")
         if tag == "label" and parent == "labels":
             label.clear()
             label["_open"] = "1"
@@ -136,25 +161,12 @@ def parse_xml(path: Path) -> CvatXml:
                 ) from None
             check_image_size(w, h, where)
             state["image"] = CvatImage(name, w, h, attrs.get("subset"))
-        elif parent == "image" and state["image"] is not None:
-            if tag in AREA_SHAPES and not attrs.get("label"):
-                skipped["unlabelled shape"] = skipped.get("unlabelled shape", 0) + 1
-            elif tag in AREA_SHAPES:
-                img: CvatImage = state["image"]
-                try:
-                    z = int(attrs.get("z_order", "0"))
-                except ValueError:
-                    raise DataError(
-                        f"{path} <image name={img.name!r}> <{tag}>: z_order {attrs['z_order']!r}"
-                    ) from None
-                late = int(tag == "box" and float(attrs.get("rotation", "0") or 0) != 0)
-                img.shapes.append((tag, attrs.get("label", ""), z, late, dict(attrs)))
-            else:
-                skipped[tag] = skipped.get(tag, 0) + 1
 
     def end(tag: str) -> None:
         stack.pop()
         parent = stack[-1] if stack else ""
+        if parent == "image":
+            return
         if parent == "label" and label.get("_open") and tag in ("name", "color", "parent"):
             label[tag] = "".join(text).strip()
         elif tag == "label" and label.get("_open"):
@@ -168,6 +180,7 @@ def parse_xml(path: Path) -> CvatXml:
         text.clear()
 
     parser = expat.ParserCreate()
+    parser.buffer_text = True
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text.append
