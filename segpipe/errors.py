@@ -12,7 +12,22 @@ from collections.abc import Iterable
 
 
 class SegpipeError(Exception):
-    """Base class: a user-facing error whose message is one line."""
+    """Base class: a user-facing error whose message is one line.
+
+    The command line's one error handler (:func:`segpipe.cli.common.reported_errors`) prints it as
+    ``HEADING: message`` and exits with :attr:`exit_code`; it prints nothing when :attr:`reported`
+    (the line was printed already, e.g. by a launched process), nor on the ranks other than 0 of a
+    distributed run when :attr:`collective` (rank 0 reports it for all).
+    """
+
+    #: The process exit code the command line ends with.
+    exit_code: int = 1
+    #: The one line was printed already: exit quietly.
+    reported: bool = False
+    #: Every rank of a distributed run raises it: only rank 0 prints it.
+    collective: bool = False
+    #: The word before the message (``error``; a stopped run says ``stopped``).
+    heading: str = "error"
 
 
 class DataError(SegpipeError):

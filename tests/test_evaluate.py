@@ -212,5 +212,5 @@ def test_mask_value_beyond_the_classes_names_the_file(setup, tmp_path):
 def test_options_validate():
     with pytest.raises(ConfigError, match="--mask-type rgb"):
         EvaluateOptions(data_root="d", model="m.pth", mask_type="rgb")
-    with pytest.raises(ConfigError, match="--batch-size 0"):
+    with pytest.raises(ConfigError, match="--batch 0"):
         EvaluateOptions(data_root="d", model="m.pth", batch_size=0)

@@ -100,9 +100,9 @@ def test_metavars_as_users_write_them() -> None:
     assert "FILE" in row("export-onnx", "--output")
     assert "KIND" in row("export-onnx", "--output-kind")
     usage = next(ln for ln in texts["info"].splitlines() if "Usage:" in ln)
-    assert usage.rstrip().endswith("FILE...")
+    assert usage.rstrip().endswith(("FILE...", "[FILE]..."))  # or --model FILE
     usage = next(ln for ln in texts["quantize"].splitlines() if "Usage:" in ln)
-    assert usage.rstrip().endswith("MODEL")
+    assert usage.rstrip().endswith(("MODEL", "[MODEL]"))  # the positional model (or --model FILE)
 
 
 def test_old_spellings_are_named_once_and_still_parse() -> None:

@@ -110,7 +110,7 @@ def test_engine_options_defaults_and_validation(tmp_path):
         "input_1": (1, 2, 3, 4)
     }
     bad = [
-        ({"onnx": "m.engine"}, "--onnx m.engine"),
+        ({"onnx": "m.engine"}, "--model m.engine"),
         ({"onnx": "m.onnx", "engine": "m.onnx"}, "overwrite"),
         ({"onnx": "m.onnx", "workspace_mib": 0}, "--workspace 0"),
         ({"onnx": "m.onnx", "opt_level": 6}, "--opt-level 6"),

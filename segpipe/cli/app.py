@@ -16,7 +16,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
 from segpipe import __version__
@@ -81,7 +80,7 @@ class LazyGroup(TidyHelpMixin, TyperGroup):
             self._targets[name] = target
             self.commands.setdefault(name, _Summary(name=name, help=SUMMARIES.get(name, "")))
 
-    def load(self, name: str) -> _click.Command:
+    def load(self, name: str) -> TyperCommand:
         """Import command ``name`` and replace its stand-in with the real typer command."""
         cmd = self.commands[name]
         if isinstance(cmd, _Summary):
@@ -94,13 +93,24 @@ class LazyGroup(TidyHelpMixin, TyperGroup):
             self.commands[name] = cmd
         return cmd
 
-    def resolve_command(
-        self, ctx: _click.Context, args: list[str]
-    ) -> tuple[str | None, _click.Command | None, list[str]]:
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> tuple[str | None, Any, list[str]]:
         name, cmd, rest = super().resolve_command(ctx, args)
         if name is not None and isinstance(cmd, _Summary):
             cmd = self.load(name)
         return name, cmd, rest
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Usage errors (a wrong flag, value or command, a missing option) as one line for every
+        caller -- the console script and typer's CliRunner alike -- instead of click's box."""
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as e:  # click's ClickException family (public since typer 0.28)
+            code = _usage_error(e)
+        except typer.Abort:
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 app = typer.Typer(
@@ -188,11 +198,7 @@ def main() -> None:
         sys.stdout = _GuardedStdout(sys.stdout)
     try:
         try:
-            code = app(standalone_mode=False)
-        except _click.exceptions.ClickException as e:  # a usage error: one line, as every error is
-            code = _usage_error(e)
-        except typer.Abort:
-            code = 1
+            code = app(standalone_mode=False)  # usage errors: one line (LazyGroup.main)
         finally:
             if sys.stdout is not None:
                 sys.stdout.flush()  # buffered output to a full disk fails here

@@ -2,163 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from segpipe.cli.common import (
-    HARDWARE_PANEL,
-    INFERENCE_PANEL,
-    MODEL_PANEL,
-    ArchOpt,
-    DeviceOpt,
-    EncoderOpt,
-    InputLayoutOpt,
-    MeanOpt,
-    NumClassesOpt,
-    OverlapOpt,
-    ReportOpt,
-    RichReporter,
-    SizeOpt,
-    StdOpt,
-    TileOpt,
-    TrustCheckpointOpt,
-    TtaOpt,
-    console,
-    print_written,
-    run_guarded,
-)
-from segpipe.options import BenchmarkOptions
-
-_DEFAULTS = {
-    f.name: f.default for f in dataclasses.fields(BenchmarkOptions) if f.default is not dataclasses.MISSING
-}
-RUN = "Run"
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import RichReporter, console, print_written
+from segpipe.options.benchmark import BenchmarkOptions
+from segpipe.options.flags import QuietFlag
+from segpipe.options.inference import TtaFlag
 
 
-def benchmark_command(
-    models: Annotated[
-        list[Path],
-        typer.Option(
-            "--model",
-            "-m",
-            help="A model file (.pth, .onnx, .engine); repeat to compare several.",
-            rich_help_panel=MODEL_PANEL,
-        ),
-    ],
-    size: SizeOpt = None,
-    batch: Annotated[int, typer.Option("--batch", "--batch-size", help="Images per call.")] = _DEFAULTS[
-        "batch"
-    ],
-    warmup: Annotated[
-        int,
-        typer.Option(
-            "--warmup",
-            help="Untimed calls first: at least this many, then until the timings settle (0: none).",
-            rich_help_panel=RUN,
-        ),
-    ] = _DEFAULTS["warmup"],
-    runs: Annotated[
-        int,
-        typer.Option(
-            "--runs", help="Timed rounds: one call of every model and backend each.", rich_help_panel=RUN
-        ),
-    ] = _DEFAULTS["runs"],
-    device: DeviceOpt = _DEFAULTS["device"],
-    runtime: Annotated[
-        str,
-        typer.Option(
-            "--runtime",
-            metavar="NAMES",
-            help="Backends that run each model, side by side: auto (the fastest available for the file "
-            "on this device), names joined by commas (onnxruntime,openvino: each that reads the file) "
-            "or all (every installed one that reads it).",
-            rich_help_panel=HARDWARE_PANEL,
-        ),
-    ] = _DEFAULTS["runtime"],
-    threads: Annotated[
-        int,
-        typer.Option(
-            "--threads",
-            help="CPU threads of PyTorch and ONNX Runtime (0: one per core).",
-            rich_help_panel=HARDWARE_PANEL,
-        ),
-    ] = _DEFAULTS["threads"],
-    data_root: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-root",
-            "--data_root",
-            help="Also compute each model's mIoU on this data set.",
-            show_default=False,
-        ),
-    ] = None,
-    report: ReportOpt = None,
-    num_classes: NumClassesOpt = None,
-    arch: ArchOpt = None,
-    encoder: EncoderOpt = None,
-    trust_checkpoint: TrustCheckpointOpt = False,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    input_layout: InputLayoutOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the table.")] = False,
-    tile: TileOpt = None,
-    overlap: OverlapOpt = _DEFAULTS["overlap"],
-    tta: TtaOpt = None,
-    image_size: Annotated[
-        tuple[int, int] | None,
-        typer.Option(
-            "--image-size",
-            metavar="W H",
-            help="With --tile/--tta: time whole images of this size (default twice the network's "
-            "width and height); --batch is then windows per call.",
-            show_default=False,
-            rich_help_panel=INFERENCE_PANEL,
-        ),
-    ] = None,
-) -> None:
+@command(BenchmarkOptions, TtaFlag, QuietFlag)
+def benchmark_command(flags: Flags) -> None:
     """Median latency with its spread, throughput and agreement with FP32 of models x backends, side by side."""
     from segpipe.benchmark import benchmark
-    from segpipe.options import parse_tta
 
-    def build() -> BenchmarkOptions:
-        flip, scales = parse_tta(tta)
-        return BenchmarkOptions(
-            models=tuple(models),
-            size=tuple(size) if size else None,
-            batch=batch,
-            warmup=warmup,
-            runs=runs,
-            device=device,
-            runtime=runtime,
-            threads=threads,
-            data_root=data_root,
-            report=report,
-            num_classes=num_classes,
-            arch=arch,
-            encoder=encoder,
-            trust_checkpoint=trust_checkpoint,
-            tile=tuple(tile) if tile else None,
-            overlap=overlap,
-            tta_flip=flip,
-            tta_scales=scales,
-            image_size=tuple(image_size) if image_size else None,
-            mean=mean,
-            std=std,
-            input_layout=input_layout,
-        )
-
-    opts = run_guarded(build)
-    if report is not None:
+    opts = flags.build(BenchmarkOptions, **TtaFlag.fields(flags.tta))
+    if opts.report is not None:
         from segpipe.outpaths import check_output_file
 
-        run_guarded(check_output_file, report, "--report", tuple(models), "report.json")
-    result = run_guarded(benchmark, opts, RichReporter(quiet=quiet))
-    render(result)
-    if report is not None:
-        print_written(report, "benchmark report")
+        check_output_file(opts.report, "--report", opts.models, "report.json")
+    render(benchmark(opts, RichReporter(quiet=flags.quiet)))
+    if opts.report is not None:
+        print_written(opts.report, "benchmark report")
 
 
 def render(result: Any) -> None:

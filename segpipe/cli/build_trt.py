@@ -10,219 +10,65 @@ imported inside the command so ``segpipe --help`` stays fast.
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Any
 
-import typer
 from rich.markup import escape
 
-from segpipe.cli.common import RichReporter, console, err_console, print_written, run_guarded
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import RichReporter, console, err_console, print_written
+from segpipe.errors import ConfigError
+from segpipe.options.declare import flag
+from segpipe.options.engine import BUILD, EngineOptions
 
-_SHAPES = "Shapes"
-_BUILD = "Build"
-_VERIFY = "Verification"
-_TRTEXEC = "trtexec"
+TRTEXEC = "trtexec"
+
+
+@dataclass(frozen=True)
+class TrtexecFlags:
+    """build-trt's flags that no EngineOptions field holds: trtexec's command line and binary."""
+
+    explicit_batch: bool = flag(
+        "--explicitBatch", default=False, help="Accepted for old command lines and ignored.", panel=BUILD
+    )
+    print_trtexec: bool = flag(
+        "--print-trtexec", default=False, help="Print the equivalent trtexec command and exit.", panel=TRTEXEC
+    )
+    trt_version: int | None = flag(
+        "--trt-version",
+        default=None,
+        help="TensorRT major for --print-trtexec: 8, 10 or 11 (default: installed).",
+        panel=TRTEXEC,
+        metavar="N",
+    )
+    use_trtexec: bool = flag(
+        "--use-trtexec", default=False, help="Build with the trtexec binary on PATH.", panel=TRTEXEC
+    )
 
 
 def _note(message: str) -> None:
     err_console.print(f"[cyan]note:[/] {escape(message)}", markup=True, highlight=False)
 
 
-def build_trt_command(
-    onnx: Annotated[
-        Path, typer.Option("--onnx", help="ONNX model from `segpipe export-onnx`.", show_default=False)
-    ],
-    engine: Annotated[
-        Path | None,
-        typer.Option(
-            "--engine", "--saveEngine", help="Engine file to write; default: beside the ONNX, .engine."
-        ),
-    ] = None,
-    shapes: Annotated[
-        str | None,
-        typer.Option(
-            "--shapes",
-            help="Input shape NAME:NxHxWxC, e.g. input_1:1x640x1280x3 (min = max = this).",
-            rich_help_panel=_SHAPES,
-        ),
-    ] = None,
-    min_shapes: Annotated[
-        str | None,
-        typer.Option("--min-shapes", "--minShapes", help="Smallest shapes.", rich_help_panel=_SHAPES),
-    ] = None,
-    opt_shapes: Annotated[
-        str | None,
-        typer.Option("--opt-shapes", "--optShapes", help="Shapes to tune for.", rich_help_panel=_SHAPES),
-    ] = None,
-    max_shapes: Annotated[
-        str | None,
-        typer.Option("--max-shapes", "--maxShapes", help="Largest shapes.", rich_help_panel=_SHAPES),
-    ] = None,
-    batch: Annotated[
-        int | None,
-        typer.Option(
-            "--batch",
-            min=1,
-            help="Batch to tune for when the ONNX batch axis is dynamic (default 1).",
-            rich_help_panel=_SHAPES,
-            show_default=False,
-        ),
-    ] = None,
-    max_batch: Annotated[
-        int | None,
-        typer.Option(
-            "--max-batch",
-            min=1,
-            help="Largest batch when the ONNX batch axis is dynamic (default 8; min is 1).",
-            rich_help_panel=_SHAPES,
-            show_default=False,
-        ),
-    ] = None,
-    workspace: Annotated[
-        int | None,
-        typer.Option(
-            "--workspace", help="Workspace memory limit in MiB (default: TensorRT's).", rich_help_panel=_BUILD
-        ),
-    ] = None,
-    fp16: Annotated[
-        bool,
-        typer.Option(
-            "--fp16",
-            help="FP16 engine (BuilderFlag.FP16 on TensorRT 10, ModelOpt AutoCast on 11).",
-            rich_help_panel=_BUILD,
-        ),
-    ] = False,
-    int8: Annotated[
-        bool,
-        typer.Option(
-            "--int8",
-            help="INT8 engine: needs a Q/DQ graph (`segpipe export-onnx --int8`), built strongly typed.",
-            rich_help_panel=_BUILD,
-        ),
-    ] = False,
-    timing_cache: Annotated[
-        Path | None,
-        typer.Option(
-            "--timing-cache",
-            "--timingCacheFile",
-            help="Timing cache to reuse and update.",
-            rich_help_panel=_BUILD,
-        ),
-    ] = None,
-    opt_level: Annotated[
-        int,
-        typer.Option(
-            "--opt-level",
-            "--builderOptimizationLevel",
-            min=0,
-            max=5,
-            help="Builder optimisation level 0-5.",
-            rich_help_panel=_BUILD,
-        ),
-    ] = 3,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", help="Show TensorRT's log.", rich_help_panel=_BUILD)
-    ] = False,
-    explicit_batch: Annotated[
-        bool,
-        typer.Option(
-            "--explicitBatch", help="Accepted for old command lines and ignored.", rich_help_panel=_BUILD
-        ),
-    ] = False,
-    verify: Annotated[
-        bool,
-        typer.Option(
-            "--verify/--no-verify", help="Compare the engine with ONNX Runtime.", rich_help_panel=_VERIFY
-        ),
-    ] = True,
-    verify_images: Annotated[
-        Path | None,
-        typer.Option(
-            "--verify-images",
-            help="Folder of pictures to verify on (default: random).",
-            rich_help_panel=_VERIFY,
-        ),
-    ] = None,
-    min_agreement: Annotated[
-        float | None,
-        typer.Option(
-            "--min-agreement",
-            help="Minimum argmax agreement (default 0.999 fp32, 0.99 fp16, 0.98 int8).",
-            rich_help_panel=_VERIFY,
-            show_default=False,
-        ),
-    ] = None,
-    print_trtexec: Annotated[
-        bool,
-        typer.Option(
-            "--print-trtexec", help="Print the equivalent trtexec command and exit.", rich_help_panel=_TRTEXEC
-        ),
-    ] = False,
-    trt_version: Annotated[
-        int | None,
-        typer.Option(
-            "--trt-version",
-            help="TensorRT major for --print-trtexec: 8, 10 or 11 (default: installed).",
-            rich_help_panel=_TRTEXEC,
-            show_default=False,
-        ),
-    ] = None,
-    use_trtexec: Annotated[
-        bool,
-        typer.Option(
-            "--use-trtexec", help="Build with the trtexec binary on PATH.", rich_help_panel=_TRTEXEC
-        ),
-    ] = False,
-) -> None:
+@command(EngineOptions, TrtexecFlags)
+def build_trt_command(flags: Flags) -> None:
     """Build a TensorRT engine from an ONNX model, verify it and write NAME.engine.json beside it."""
-    from segpipe.errors import ConfigError
-    from segpipe.tensorrt.build import EngineOptions, build_engine, engine_summary
-    from segpipe.tensorrt.trtexec import run_trtexec, trtexec_command
-
     started = time.perf_counter()
-    if explicit_batch:
+    if flags.explicit_batch:
         _note(
             "--explicitBatch is ignored: networks are always explicit-batch "
             "(TensorRT 10 ignores the flag, TensorRT 11 removed it)"
         )
-    opts = run_guarded(
-        EngineOptions,
-        onnx=onnx,
-        engine=engine,
-        shapes=shapes,
-        min_shapes=min_shapes,
-        opt_shapes=opt_shapes,
-        max_shapes=max_shapes,
-        workspace_mib=workspace,
-        fp16=fp16,
-        int8=int8,
-        batch=batch,
-        max_batch=max_batch,
-        timing_cache=timing_cache,
-        opt_level=opt_level,
-        verbose=verbose,
-        verify=verify,
-        verify_images=verify_images,
-        min_agreement=min_agreement,
-    )
-    if not print_trtexec:
-        from segpipe.outpaths import check_output_file
-
-        run_guarded(check_output_file, opts.engine, "--engine", (opts.onnx,), "model.engine")
-    if print_trtexec:
-        if trt_version is not None and trt_version not in (8, 10, 11):
-            run_guarded(_raise, ConfigError(f"--trt-version {trt_version}: expected 8, 10 or 11"))
-        major = trt_version or _installed_trt_major()
-        if major is None:
-            major = 10
-            _note("no TensorRT found: printing the TensorRT 10 command (choose with --trt-version 8|10|11)")
-        cmd = run_guarded(trtexec_command, opts, major)
-        for note in cmd.notes:
-            _note(note)
-        console.print(str(cmd), markup=False, highlight=False)
+    opts = flags.build(EngineOptions)
+    if flags.print_trtexec:
+        _print_trtexec(opts, flags.trt_version)
         return
-    reporter = RichReporter()
-    path = run_guarded(run_trtexec if use_trtexec else build_engine, opts, reporter)
+    from segpipe.outpaths import check_output_file
+    from segpipe.tensorrt.build import build_engine, engine_summary
+    from segpipe.tensorrt.trtexec import run_trtexec
+
+    check_output_file(opts.engine, "--engine", (opts.onnx,), "model.engine")
+    path = (run_trtexec if flags.use_trtexec else build_engine)(opts, RichReporter())
     info = engine_summary(path)
     print_written(path, "engine")
     sidecar = path.with_name(path.name + ".json")
@@ -238,11 +84,23 @@ def build_trt_command(
     )
 
 
-def _raise(exc: Exception) -> None:
-    raise exc
+def _print_trtexec(opts: EngineOptions, trt_version: int | None) -> None:
+    """``--print-trtexec``: the trtexec command line of these options, for TensorRT 8, 10 or 11."""
+    from segpipe.tensorrt.trtexec import trtexec_command
+
+    if trt_version is not None and trt_version not in (8, 10, 11):
+        raise ConfigError(f"--trt-version {trt_version}: expected 8, 10 or 11")
+    major = trt_version or _installed_trt_major()
+    if major is None:
+        major = 10
+        _note("no TensorRT found: printing the TensorRT 10 command (choose with --trt-version 8|10|11)")
+    cmd = trtexec_command(opts, major)
+    for note in cmd.notes:
+        _note(note)
+    console.print(str(cmd), markup=False, highlight=False)
 
 
-def _describe(p: dict) -> str:
+def _describe(p: dict[str, Any]) -> str:
     """``1x640x1280x3 NHWC`` (static) or ``min .. opt .. max .. NHWC`` from a sidecar profile entry."""
     from segpipe.units import shape_text
 

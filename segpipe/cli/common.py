@@ -1,8 +1,9 @@
 """What every command shares: the rich consoles, the reporter, the error handler and option aliases.
 
-Each command module parses its flags, builds the stage's options object, calls the core inside
-:func:`run_guarded` and renders the result. Errors of type :class:`SegpipeError` become one red
-line and exit code 1; ``--debug`` (or ``SEGPIPE_DEBUG=1``) shows the full traceback instead.
+Each command module's body (made a typer command by :mod:`segpipe.cli.binder`) builds the stage's
+options object, calls the core and renders the result; :func:`reported_errors`, the one error
+handler, turns a :class:`SegpipeError` into one red line and its exit code; ``--debug`` (or
+``SEGPIPE_DEBUG=1``) shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,8 +33,6 @@ from rich.table import Table
 from segpipe.errors import SegpipeError
 from segpipe.progress import Reporter, Task
 from segpipe.schema import has_controls, printable
-
-T = TypeVar("T")
 
 # Consoles resolve sys.stdout / sys.stderr at write time, so typer's CliRunner captures them.
 # Paths, class names and error texts come from users and files: nothing printed is read as rich
@@ -109,16 +107,45 @@ def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(printable(message))}", markup=True)
 
 
-def run_guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call the core; SegpipeError -> one red line and exit 1 (traceback with --debug)."""
+def process_rank() -> int:
+    """This process's rank in a distributed run started by torch elastic (torchrun or segpipe's
+    launcher), else 0 (the environment rule of :func:`segpipe.training.distributed.under_elastic`)."""
+    elastic = "TORCHELASTIC_RUN_ID" in os.environ or (
+        "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ
+    )
     try:
-        return fn(*args, **kwargs)
+        return int(os.environ.get("RANK", 0)) if elastic else 0
+    except ValueError:
+        return 0
+
+
+@contextlib.contextmanager
+def reported_errors(interrupted: str = "interrupted") -> Iterator[None]:
+    """The one error handler of every command (the binder runs each command body inside it).
+
+    A :class:`SegpipeError` becomes one line, ``error: message`` (its :attr:`~SegpipeError.heading`),
+    and its :attr:`~SegpipeError.exit_code`; nothing is printed when it was
+    :attr:`~SegpipeError.reported` already, or on ranks other than 0 for a
+    :attr:`~SegpipeError.collective` one (other ranks prefix theirs with ``[rank N]``). Ctrl-C is
+    ``interrupted`` and exit code 130. ``--debug``: the traceback instead.
+    """
+    try:
+        yield
     except SegpipeError as e:
         if is_debug():
             raise
-        raise fail(one_line(e)) from None
+        rank = process_rank()
+        if e.reported or (rank and e.collective):
+            raise typer.Exit(e.exit_code) from None
+        text = f"[rank {rank}] {one_line(e)}" if rank else one_line(e)
+        if e.heading == "error":
+            raise fail(text, e.exit_code) from None
+        err_console.print(f"[bold yellow]{e.heading}:[/] {escape(text)}", markup=True)
+        raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
-        raise fail("interrupted", code=130) from None
+        if is_debug():
+            raise
+        raise (fail(interrupted, code=130) if not process_rank() else typer.Exit(130)) from None
 
 
 class _RichTask(Task):
@@ -204,193 +231,3 @@ def print_written(path: Path, what: str = "") -> None:
     else:
         amount = human_bytes(path.stat().st_size if path.is_file() else 0)
     console.print(f"[green]wrote[/] {escape(printable(f'{label}{path}'))} ({amount})", markup=True)
-
-
-# ---- shared option aliases (one place, grouped in --help with rich_help_panel) -------------------
-# Each alias carries the flag spellings, type and help; the default stays at the use site
-# (``size: SizeOpt = None``). Help texts are written to be true for every command that uses them:
-# where one command means something narrower, it keeps its own declaration.
-MODEL_PANEL = "Model"
-HARDWARE_PANEL = "Hardware"
-
-ModelFileOpt = Annotated[
-    Path,
-    typer.Option(
-        "--model",
-        "--model_name",
-        "-m",
-        metavar="FILE",
-        help="Model file: .pth, .onnx or .engine (the original --model_name means this file here; "
-        "in train it names the run).",
-        show_default=False,
-        rich_help_panel=MODEL_PANEL,
-    ),
-]
-SizeOpt = Annotated[
-    tuple[int, int] | None,
-    typer.Option(
-        "--size",
-        metavar="W H",
-        help='Network input size as WIDTH HEIGHT (width first; 1280,640 1280x640 "(1280, 640)" work '
-        "too), multiples of the output stride; default: the model's own.",
-        show_default=False,
-    ),
-]
-ReportOpt = Annotated[
-    Path | None,
-    typer.Option("--report", metavar="FILE", help="Write the figures as JSON here.", show_default=False),
-]
-BatchSizeOpt = Annotated[
-    int, typer.Option("--batch-size", "--batch_size", metavar="N", help="Images per model call.")
-]
-
-# describe a bare state_dict (or an ONNX model without segpipe metadata); segpipe files describe themselves
-NumClassesOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--num-classes",
-        "--num_classes",
-        metavar="N",
-        help="Bare state_dict / ONNX without metadata: number of classes "
-        "(otherwise checked against the model's own).",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
-    ),
-]
-ArchOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--arch",
-        metavar="NAME",
-        help="Bare state_dict: smp architecture (default Unet).",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
-    ),
-]
-EncoderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--encoder",
-        "--backend",
-        metavar="NAME",
-        help="Bare state_dict: smp encoder (default efficientnet-b0).",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
-    ),
-]
-ModeOpt = Annotated[
-    str,
-    typer.Option(
-        "--mode",
-        metavar="MODE",
-        help="Bare state_dict / ONNX without metadata: seg, binary or multilabel.",
-        rich_help_panel=MODEL_PANEL,
-    ),
-]
-TrustCheckpointOpt = Annotated[
-    bool,
-    typer.Option(
-        "--trust-checkpoint",
-        help="Allow .pth files that need full unpickling (it can run code: trusted files only).",
-        rich_help_panel=MODEL_PANEL,
-    ),
-]
-
-# how to feed an ONNX model without segpipe metadata (a plain torch.onnx.export): never guessed
-MeanOpt = Annotated[
-    tuple[float, float, float] | None,
-    typer.Option(
-        "--mean",
-        metavar="R G B",
-        help="ONNX without segpipe metadata (or a bare state_dict): input = (pixel - mean) / std, "
-        "in pixel units 0-255; ImageNet (smp, torchvision): --mean 123.675 116.28 103.53 "
-        "--std 58.395 57.12 57.375; pixels as they are: --mean 0 0 0 --std 1 1 1.",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
-    ),
-]
-StdOpt = Annotated[
-    tuple[float, float, float] | None,
-    typer.Option(
-        "--std",
-        metavar="R G B",
-        help="With --mean: the divisor, in pixel units 0-255.",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
-    ),
-]
-InputLayoutOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--input-layout",
-        metavar="LAYOUT",
-        help="ONNX without segpipe metadata whose input shape does not show it: nchw or nhwc.",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
-    ),
-]
-
-DeviceOpt = Annotated[
-    str,
-    typer.Option(
-        "--device", metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=HARDWARE_PANEL
-    ),
-]
-RuntimeOpt = Annotated[
-    str,
-    typer.Option(
-        "--runtime",
-        metavar="NAME",
-        help="Backend that runs the model: auto (the fastest available for the file on this device, "
-        "said in one line), pytorch, onnxruntime, openvino or tensorrt.",
-        rich_help_panel=HARDWARE_PANEL,
-    ),
-]
-WorkersOpt = Annotated[
-    int,
-    typer.Option(
-        "--workers",
-        metavar="N",
-        help="Image decoding threads (and writing, for commands that write pictures).",
-        rich_help_panel=HARDWARE_PANEL,
-    ),
-]
-
-# sliding window and test-time augmentation (visualize, evaluate, benchmark)
-INFERENCE_PANEL = "Sliding window and TTA"
-TileOpt = Annotated[
-    tuple[int, int] | None,
-    typer.Option(
-        "--tile",
-        metavar="W H",
-        help="Sliding-window inference: cover each image with overlapping W x H windows (image "
-        "pixels), each run at the network size, outputs averaged where they overlap; 0 0: windows "
-        "of the network size.",
-        show_default=False,
-        rich_help_panel=INFERENCE_PANEL,
-    ),
-]
-OverlapOpt = Annotated[
-    float,
-    typer.Option(
-        "--overlap",
-        metavar="NUM",
-        help="Fraction of a window shared with its neighbour (with --tile).",
-        rich_help_panel=INFERENCE_PANEL,
-    ),
-]
-TtaOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--tta",
-        metavar="SPEC",
-        help="Test-time augmentation, averaged: flip (horizontal), scales=0.75,1,1.25 (models that "
-        "take other sizes); repeat or join with + to combine.",
-        show_default=False,
-        rich_help_panel=INFERENCE_PANEL,
-    ),
-]
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()

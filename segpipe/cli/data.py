@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from dataclasses import dataclass
 
 import typer
 
-from segpipe.cli.common import console, print_written, run_guarded, warn
-from segpipe.cli.dataflags import (
-    CrowdsOpt,
-    FormatOpt,
-    ImagesDirOpt,
-    MasksDirOpt,
-    MaskSuffixOpt,
-    ReduceZeroLabelOpt,
-)
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import console, print_written, warn
+from segpipe.options.data import DataOptions
+from segpipe.options.declare import flag
 
 
-def _list_formats(value: bool) -> None:
+def _list_formats() -> None:
     """``--formats``: every layout segpipe reads, with the files that identify it; then exit."""
-    if not value:
-        return
     from rich.text import Text
 
     from segpipe.data.formats import formats_listing
@@ -33,56 +25,20 @@ def _list_formats(value: bool) -> None:
     raise typer.Exit()
 
 
-def data_command(
-    data_root: Annotated[
-        Path, typer.Argument(help="The data set folder, any label format.", show_default=False)
-    ],
-    format_: FormatOpt = "auto",
-    class_names: Annotated[
-        str | None, typer.Option("--class-names", help="Comma-separated class names.", show_default=False)
-    ] = None,
-    num_classes: Annotated[
-        int | None,
-        typer.Option("--num-classes", help="Class count (default: the data's).", show_default=False),
-    ] = None,
-    colors: Annotated[
-        Path | None, typer.Option("--colors", help="Palette CSV id,name,r,g,b.", show_default=False)
-    ] = None,
-    reduce_zero_label: ReduceZeroLabelOpt = None,
-    crowds: CrowdsOpt = "ignore",
-    ignore_index: Annotated[
-        int | None,
-        typer.Option(
-            "--ignore-index",
-            help="Mask value of ignored pixels (written as such by --export-masks). "
-            "Default: 255 (65535 above 255 classes).",
-            min=0,
-            max=65535,
-            show_default=False,
-        ),
-    ] = None,
-    images_dir: ImagesDirOpt = "images",
-    masks_dir: MasksDirOpt = "indexes",
-    mask_suffix: MaskSuffixOpt = "_color_mask",
-    export_masks: Annotated[
-        Path | None,
-        typer.Option(
-            "--export-masks",
-            help="Write the seed layout (images/, indexes/ index masks, colors.csv) to this new folder.",
-            show_default=False,
-        ),
-    ] = None,
-    formats: Annotated[
-        bool,
-        typer.Option(
-            "--formats",
-            help="List every label layout segpipe reads and the files that identify it, then exit.",
-            callback=_list_formats,
-            is_eager=True,
-            expose_value=False,
-        ),
-    ] = False,
-) -> None:
+@dataclass(frozen=True)
+class FormatsFlag:
+    """``segpipe data --formats``."""
+
+    formats: bool = flag(
+        "--formats",
+        default=False,
+        help="List every label layout segpipe reads and the files that identify it, then exit.",
+        action=_list_formats,
+    )
+
+
+@command(DataOptions, FormatsFlag)
+def data_command(flags: Flags) -> None:
     """Show a data set's format, splits, classes (names, colours, pixel shares) and problems."""
     from rich.table import Table
     from rich.text import Text
@@ -93,23 +49,23 @@ def data_command(
     from segpipe.data.inspect import scan_data
     from segpipe.palette import load_palette
 
+    opts = flags.build(DataOptions)
     reporter = RichReporter()
-    names = tuple(n.strip() for n in class_names.split(",") if n.strip()) if class_names else None
-    reader = run_guarded(
-        open_dataset,
-        data_root,
-        format_,
-        reduce_zero_label=reduce_zero_label,
-        crowds=crowds,
-        ignore_index=ignore_index,
+    reader = open_dataset(
+        opts.data_root,
+        opts.format,
+        reduce_zero_label=opts.reduce_zero_label,
+        crowds=opts.crowds,
+        ignore_index=opts.ignore_index,
         reporter=reporter,
-        images_dir=images_dir,
-        masks_dir=masks_dir,
-        mask_suffix=mask_suffix,
-        palette=run_guarded(load_palette, colors) if colors is not None else None,
+        images_dir=opts.images_dir,
+        masks_dir=opts.masks_dir,
+        mask_suffix=opts.mask_suffix,
+        palette=load_palette(opts.colors) if opts.colors is not None else None,
     )
-    console.print(f"{data_root}: {reader.name} format ({reader.detected})")
-    report = run_guarded(scan_data, reader, names, num_classes, reporter, ignore_index is not None)
+    console.print(f"{opts.data_root}: {reader.name} format ({reader.detected})")
+    names, has_ignore = opts.class_names or None, opts.ignore_index is not None
+    report = scan_data(reader, names, opts.num_classes, reporter, has_ignore)
     console.print("samples: " + ", ".join(f"{n} {split}" for split, n in report.splits.items()))
     total = max(int(report.pixels.sum()) + report.ignored, 1)
     table = Table(title=f"classes (names: {report.classes.source})", title_justify="left")
@@ -131,6 +87,6 @@ def data_command(
         warn(f"... and {len(report.problems) - 20} more problems")
     if not report.problems:
         console.print("no problems found")
-    if export_masks is not None:
-        out = run_guarded(do_export, reader, reader.samples(), report.classes, export_masks, reporter)
+    if opts.export_masks is not None:
+        out = do_export(reader, reader.samples(), report.classes, opts.export_masks, reporter)
         print_written(out, "seed layout")

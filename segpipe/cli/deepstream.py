@@ -2,39 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
-import typer
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import console, print_written
+from segpipe.cli.triton import DEPLOY_MODEL
+from segpipe.options import flags as F
+from segpipe.options.declare import flag
 
-from segpipe.cli.common import console, print_written, run_guarded
-from segpipe.cli.triton import DeployModelOpt
+
+@dataclass(frozen=True)
+class DeepstreamFlags:
+    """``segpipe deepstream``'s flags."""
+
+    model: Path = DEPLOY_MODEL()
+    output: Path = flag(
+        "--output",
+        "-o",
+        default=Path("deepstream"),
+        help="Folder for the config, labels, model and pipeline.",
+        metavar="DIR",
+    )
+    batch: int | None = F.BATCH(
+        default=None, help="nvinfer batch-size (default: the model's fixed batch, else 1).", panel=None
+    )
+    gpu_id: int = flag("--gpu-id", default=0, help="GPU nvinfer runs on.", metavar="N")
 
 
-def deepstream_command(
-    model: DeployModelOpt,
-    output: Annotated[
-        Path,
-        typer.Option(
-            "--output", "-o", metavar="DIR", help="Folder for the config, labels, model and pipeline."
-        ),
-    ] = Path("deepstream"),
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size",
-            help="nvinfer batch-size (default: the model's fixed batch, else 1).",
-            show_default=False,
-        ),
-    ] = None,
-    gpu_id: Annotated[int, typer.Option("--gpu-id", help="GPU nvinfer runs on.")] = 0,
-) -> None:
+@command(DeepstreamFlags)
+def deepstream_command(flags: Flags) -> None:
     """Write a DeepStream nvinfer config (segmentation), labels file and gst-launch pipeline for a model."""
     from segpipe.deploy.deepstream import DEEPSTREAM_VERSION, write_deepstream
     from segpipe.deploy.model import read_model_file
 
-    found = run_guarded(read_model_file, model)
-    result = run_guarded(write_deepstream, found, output, batch_size=batch_size, gpu_id=gpu_id)
+    found = read_model_file(flags.model)
+    result = write_deepstream(found, flags.output, batch_size=flags.batch, gpu_id=flags.gpu_id)
     print_written(result.model, "model")
     print_written(result.labels, "labels")
     print_written(result.config, f"nvinfer config (DeepStream {DEEPSTREAM_VERSION})")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.markup import escape
 from rich.text import Text
 
-from segpipe.cli.common import RichReporter, console, run_guarded
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import RichReporter, console
+from segpipe.options import flags as F
+from segpipe.options.declare import flag
 from segpipe.units import human_bytes
 
 #: resnet18 rather than segpipe's default efficientnet-b0: the demo trains from scratch (no weights
@@ -60,8 +63,7 @@ def _precision_ladder_step(
             "3b. FP16 and INT8 ONNX (INT8 calibrated on the sample images, gated against FP32)", style="bold"
         )
     )
-    half = run_guarded(
-        export_onnx,
+    half = export_onnx(
         OnnxExportOptions(model=best, output=output_dir / "demo.fp16.onnx", half=True, verify_random=2),
         reporter,
     )
@@ -85,24 +87,30 @@ def _precision_ladder_step(
     return [fp32, half.path, int8.path]
 
 
-def demo_command(
-    output_dir: Annotated[
-        Path, typer.Option("--output-dir", help="Where the demo writes everything.")
-    ] = Path("runs/demo"),
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs on the sample data.")] = 12,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet", "-q", help="Only warnings, errors and the closing summary (no bars, no tables)."
-        ),
-    ] = False,
-) -> None:
+@dataclass(frozen=True)
+class DemoFlags:
+    """``segpipe demo``'s flags."""
+
+    output_dir: Path = flag(
+        "--output-dir", default=Path("runs/demo"), help="Where the demo writes everything.", metavar="DIR"
+    )
+    epochs: int = flag("--epochs", default=12, help="Training epochs on the sample data.", metavar="N")
+    device: str = F.DEVICE(panel=None)
+    quiet: bool = flag(
+        "--quiet",
+        "-q",
+        default=False,
+        help="Only warnings, errors and the closing summary (no bars, no tables).",
+    )
+
+
+@command(DemoFlags)
+def demo_command(flags: Flags) -> None:
     """Run the pipeline end to end on the bundled sample data (81 s on a quiet 2-core CPU)."""
-    reporter = RichReporter(quiet=quiet)
-    console.quiet = quiet  # every step's lines and tables; warnings and errors go to stderr still
+    reporter = RichReporter(quiet=flags.quiet)
+    console.quiet = flags.quiet  # every step's lines and tables; warnings and errors go to stderr still
     try:
-        _run_demo(output_dir, epochs, device, reporter)
+        _run_demo(flags.output_dir, flags.epochs, flags.device, reporter)
     finally:
         console.quiet = False
 
@@ -128,15 +136,14 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     from segpipe.training import train
     from segpipe.visualize import visualize
 
-    run_guarded(check_output_dir, output_dir, "--output-dir", output_dir == Path("runs/demo"))
+    check_output_dir(output_dir, "--output-dir", output_dir == Path("runs/demo"))
     data = sample_data_root()
     for sub in ("train", "visualize", "visualize_onnx", "heldout"):
         shutil.rmtree(output_dir / sub, ignore_errors=True)
     t0 = time.perf_counter()
 
     console.rule(Text("1. train", style="bold"))
-    opts = run_guarded(
-        TrainOptions,
+    opts = TrainOptions(
         data_root=data,
         colors=data / "colors.csv",
         num_classes=4,
@@ -157,7 +164,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         "The model starts from random weights (no download), so the first epochs score low; "
         "train says why the early validation loss is so high when it happens."
     )
-    result = run_guarded(train, opts, reporter)
+    result = train(opts, reporter)
     best = result.best_path
     console.print(
         f"[bold green]trained[/] {result.epochs_done} epochs; validation mIoU {result.best_miou:.3f} "
@@ -171,8 +178,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     sample_images.mkdir(parents=True)
     for img in sorted((data / "images").iterdir())[:4]:
         shutil.copy(img, sample_images / img.name)
-    vis = run_guarded(
-        visualize,
+    vis = visualize(
         VisualizeOptions(
             images=sample_images,
             model=best,
@@ -200,7 +206,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         seed=123,
         natural=True,  # the bundled sample's photo-like scenes (scripts/make_sample_data.py)
     )
-    ev = run_guarded(evaluate, EvaluateOptions(data_root=heldout, model=best, device=device), reporter)
+    ev = evaluate(EvaluateOptions(data_root=heldout, model=best, device=device), reporter)
     print_result(ev)
     write_report(ev, output_dir / "evaluate_pth.json")
     plot_confusion(ev, output_dir / "confusion_matrix.png")
@@ -211,16 +217,14 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     )
 
     console.rule(Text("3. export to ONNX (verified against PyTorch)", style="bold"))
-    exported = run_guarded(
-        export_onnx,
+    exported = export_onnx(
         OnnxExportOptions(
             model=best, output=output_dir / "demo.onnx", verify_images=data / "images", verify_max_images=4
         ),
         reporter,
     )
     render_result(exported)
-    vis_onnx = run_guarded(
-        visualize,
+    vis_onnx = visualize(
         VisualizeOptions(
             images=sample_images, model=exported.path, output_dir=output_dir / "visualize_onnx", device=device
         ),
@@ -231,9 +235,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         f"{escape(str(vis_onnx.output_dir))}",
         markup=True,
     )
-    ev_onnx = run_guarded(
-        evaluate, EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter
-    )
+    ev_onnx = evaluate(EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter)
     console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
     ladder = _precision_ladder_step(best, exported.path, data / "images", heldout, output_dir, reporter)
 
@@ -243,15 +245,14 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     if reason is None:
         from segpipe.tensorrt.build import EngineOptions, build_engine
 
-        engine = run_guarded(build_engine, EngineOptions(onnx=exported.path, fp16=True), reporter)
+        engine = build_engine(EngineOptions(onnx=exported.path, fp16=True), reporter)
         console.print(f"[green]wrote[/] engine {escape(str(engine))}", markup=True)
         models.append(engine)
     else:
         console.print(f"[yellow]skipped[/] building a TensorRT engine: {escape(reason)}", markup=True)
 
     console.rule(Text("5. benchmark", style="bold"))
-    bench = run_guarded(
-        benchmark,
+    bench = benchmark(
         BenchmarkOptions(
             models=tuple(models),
             warmup=2,

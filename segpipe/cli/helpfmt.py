@@ -7,8 +7,8 @@ which at 80 columns cuts them. :func:`tidy_help` fixes all of that in one place 
 (and the root group), once, when the command is built:
 
 - flags show no value; other options show their ``metavar`` (``FILE``, ``DIR``, ``W H``, ``N``,
-  ``NAME``, ``LIST``: set in the shared aliases of :mod:`segpipe.cli.common`), else one derived
-  from the type (``N`` for integers, ``X`` for decimals, ``PATH``, ``TEXT``);
+  ``NAME``, ``LIST``: declared with each flag, :mod:`segpipe.options.flags`), else one derived
+  from the type (``N`` for integers, ``NUM`` for decimals, ``PATH``, ``TEXT``);
 - arguments read ``MODEL`` / ``FILE...`` in the usage line and the panel;
 - the name column shows the option's first long name and its short flag only; the other spellings
   (the original tool's ``--data_root``, trtexec's ``--saveEngine``) still parse and are named once
@@ -22,63 +22,12 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from typer import _click
 from typer.core import TyperArgument, TyperOption
 
-#: Spellings accepted for old command lines but not advertised (each has a clearer one in --help).
+#: Spellings accepted for old command lines but not advertised (each has a clearer one in --help);
+#: a declared flag names its own (``Flag.hidden``), which the binder hands over as ``HIDDEN_ATTR``.
 HIDDEN_SPELLINGS = frozenset({"--model_in", "--model-in"})
-
-
-#: The value each option takes, as a user writes it, by the option's first long name: the same flag
-#: means the same kind of value in every command. An option's own ``metavar=`` wins (the shared
-#: aliases in :mod:`segpipe.cli.common` set theirs); an option not listed gets one from its type.
-METAVARS: dict[str, str] = {
-    **dict.fromkeys(
-        ("--data-root", "--val-root", "--output-dir", "--verify-images", "--calib-images"), "DIR"
-    ),
-    **dict.fromkeys(
-        (
-            "--model",
-            "--colors",
-            "--class-map",
-            "--config",
-            "--report",
-            "--confusion-matrix",
-            "--onnx",
-            "--engine",
-            "--timing-cache",
-            "--model-out",
-            "--output",
-        ),
-        "FILE",
-    ),
-    "--images": "FILE|DIR",
-    **dict.fromkeys(("--model-name", "--encoder", "--arch", "--images-dir", "--masks-dir"), "NAME"),
-    **dict.fromkeys(("--class-names", "--keep-fp32"), "LIST"),
-    **dict.fromkeys(("--shapes", "--min-shapes", "--opt-shapes", "--max-shapes"), "SHAPES"),
-    "--mask-suffix": "SUFFIX",
-    "--dataset": "MODULE:CLASS",
-    "--device": "DEVICE",
-    "--mode": "MODE",
-    "--loss": "LOSS",
-    "--class-weights": "WEIGHTS",
-    "--encoder-weights": "WEIGHTS",
-    "--augment": "PRESET",
-    "--output-kind": "KIND",
-    "--input-dtype": "DTYPE",
-    "--amp-dtype": "DTYPE",
-    "--input-layout": "LAYOUT",
-    "--exporter": "NAME",
-    "--quantizer": "NAME",
-    "--calib-method": "METHOD",
-    "--optimizer": "NAME",
-    "--scheduler": "NAME",
-    "--logger": "NAME",
-    "--mask-type": "TYPE",
-    "--format": "FORMAT",
-    "--split": "SPLIT",
-    "--export-masks": "DIR",
-}
+HIDDEN_ATTR = "segpipe_hidden"
 
 
 def _type_metavar(annotation: Any) -> str:
@@ -106,16 +55,20 @@ def _type_metavar(annotation: Any) -> str:
 class _Option(TyperOption):
     """A typer option whose help column shows its metavar, and nothing for a flag."""
 
-    def display_type_rich(self, ctx: _click.Context) -> str | None:
+    def display_type_rich(self, ctx: Any) -> str | None:
         if self.is_flag:
             return None
         return self.metavar
+
+    def get_error_hint(self, ctx: Any = None) -> str:
+        """Errors name the spellings --help shows (``'--batch'``), not the hidden ones."""
+        return " / ".join(f"'{o}'" for o in shown_opts(self) or self.opts)
 
 
 class _Argument(TyperArgument):
     """A typer argument shown as ``FILE...`` (usage line and panel), never as ``{paths}...``."""
 
-    def display_type_rich(self, ctx: _click.Context) -> str | None:
+    def display_type_rich(self, ctx: Any) -> str | None:
         return None
 
     def _usage_display_name(self) -> str:
@@ -127,26 +80,32 @@ class _Argument(TyperArgument):
         return self.display_name_raw + ("..." if self.nargs != 1 else "")
 
 
-def shown_opts(param: _click.Parameter) -> list[str]:
+def _hidden(param: Any) -> frozenset[str]:
+    """Spellings of ``param`` never shown: :data:`HIDDEN_SPELLINGS` and its declared hidden ones."""
+    return HIDDEN_SPELLINGS | frozenset(getattr(param, HIDDEN_ATTR, ()))
+
+
+def shown_opts(param: Any) -> list[str]:
     """The spellings ``--help`` shows: the first long name and the short flags."""
-    longs = [o for o in param.opts if o.startswith("--") and o not in HIDDEN_SPELLINGS]
-    shorts = [o for o in param.opts if not o.startswith("--")]
+    hidden = _hidden(param)
+    longs = [o for o in param.opts if o.startswith("--") and o not in hidden]
+    shorts = [o for o in param.opts if not o.startswith("--") and o not in hidden]
     return longs[:1] + shorts
 
 
-def other_spellings(param: _click.Parameter) -> list[str]:
+def other_spellings(param: Any) -> list[str]:
     """The long spellings accepted but not in the name column (and not hidden)."""
-    shown = set(shown_opts(param))
-    return [o for o in param.opts if o.startswith("--") and o not in shown and o not in HIDDEN_SPELLINGS]
+    shown, hidden = set(shown_opts(param)), _hidden(param)
+    return [o for o in param.opts if o.startswith("--") and o not in shown and o not in hidden]
 
 
-def tidy_help(params: Iterable[_click.Parameter]) -> None:
+def tidy_help(params: Iterable[Any]) -> None:
     """Give each parameter the help display described in the module docstring (once, in place)."""
     for param in params:
         if isinstance(param, TyperOption) and type(param) is TyperOption:
             param.__class__ = _Option  # same object and state; only how help draws it changes
             if param.metavar is None and not param.is_flag:
-                param.metavar = METAVARS.get(param.opts[0]) or _type_metavar(param.type_descriptor.annotation)
+                param.metavar = _type_metavar(param.type_descriptor.annotation)
             if param.is_flag and param.secondary_opts:
                 # "--channels-last/--no-channels-last": the negative spelling in the text, not in a
                 # column of its own that 80 columns cut ("--no-persistent-wor…")
@@ -165,7 +124,7 @@ def tidy_help(params: Iterable[_click.Parameter]) -> None:
 
 
 @contextlib.contextmanager
-def help_names(params: Iterable[_click.Parameter]) -> Iterator[None]:
+def help_names(params: Iterable[Any]) -> Iterator[None]:
     """While help is drawn, each option lists only :func:`shown_opts` (parsing keeps them all)."""
     saved = []
     for param in params:
@@ -183,16 +142,20 @@ def help_names(params: Iterable[_click.Parameter]) -> Iterator[None]:
 class TidyHelpMixin:
     """Mixed into segpipe's command and group classes: :func:`tidy_help` and :func:`help_names`."""
 
-    params: list[_click.Parameter]
+    params: list[Any]
 
-    def get_params(self, ctx: _click.Context) -> list[_click.Parameter]:  # pragma: no cover - typing
+    def get_params(self, ctx: Any) -> list[Any]:  # pragma: no cover - typing
         return super().get_params(ctx)  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        declared = getattr(getattr(self, "callback", None), HIDDEN_ATTR, {})  # set by the binder
+        for param in self.params:
+            if param.name in declared:
+                setattr(param, HIDDEN_ATTR, frozenset(declared[param.name]))
         tidy_help(self.params)
 
-    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         params = self.get_params(ctx)  # with --help, which click adds here
         tidy_help(params)
         with help_names(params):

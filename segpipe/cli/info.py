@@ -1,32 +1,40 @@
-"""``segpipe info PATH...``: what a ``.pth``, ``.onnx`` or ``.engine`` file holds."""
+"""``segpipe info FILE...``: what a ``.pth``, ``.onnx`` or ``.engine`` file holds."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from segpipe.cli.common import TrustCheckpointOpt, console, run_guarded
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import console
+from segpipe.options import flags as F
+from segpipe.options.declare import flag
 from segpipe.units import human_bytes, output_layout, size_text, tensor_text
 
 
-def info_command(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="FILE", help="Model files: .pth, .onnx or .engine (a folder: the model files in it)."
-        ),
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    trust_checkpoint: TrustCheckpointOpt = False,
-) -> None:
+@dataclass(frozen=True)
+class InfoFlags:
+    """``segpipe info``'s flags: the model files (positional, or ``--model`` repeated)."""
+
+    models: tuple[Path, ...] = F.MODEL(
+        argument=True,
+        argument_name="FILE",
+        cli_type=list[Path],
+        help="Model files: .pth, .onnx or .engine (a folder: the model files in it).",
+    )
+    as_json: bool = flag("--json", default=False, help="Print JSON instead of tables.")
+    trust_checkpoint: bool = F.TRUST_CHECKPOINT()
+
+
+@command(InfoFlags)
+def info_command(flags: Flags) -> None:
     """Show a model file's architecture, encoder, classes (names, colours), input, precision, I/O."""
     from segpipe.info import describe_model
 
-    descriptions = [run_guarded(describe_model, p, trust=trust_checkpoint) for p in paths]
-    if as_json:
+    descriptions = [describe_model(p, trust=flags.trust_checkpoint) for p in flags.models]
+    if flags.as_json:
         data: Any = [d.to_dict() for d in descriptions]
         console.print_json(json.dumps(data[0] if len(data) == 1 else data, default=str))
         return

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from typer import _click
+import typer
 from typer.core import TyperCommand, TyperOption
 
 from segpipe.cli.common import fail
@@ -33,7 +33,7 @@ def parse_size(text: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def is_size_option(param: _click.Parameter) -> bool:
+def is_size_option(param: Any) -> bool:
     """True for an option declared ``tuple[int, int]`` (two integers)."""
     descriptor = getattr(param, "type_descriptor", None)
     annotation = getattr(descriptor, "annotation", None)
@@ -99,7 +99,12 @@ class SizeCommand(TidyHelpMixin, TyperCommand):
                 if param.metavar is None:
                     param.metavar = "W H"
 
-    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if self._size_flags and not ctx.resilient_parsing:
             args = normalize_size_args(args, self._size_flags)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except typer.TyperException as e:  # "--overlay requires an argument": this command's help
+            if getattr(e, "ctx", None) is not ctx:
+                e.ctx = ctx
+            raise

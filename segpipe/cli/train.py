@@ -2,126 +2,67 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import typer
 from rich.markup import escape
 
-from segpipe.cli import train_flags as flag
-from segpipe.cli.common import console, err_console, fail, is_debug, one_line, run_guarded, warn
-from segpipe.options import TrainOptions
-
-_DEFAULTS = {
-    f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING
-}
+from segpipe.cli.binder import Flags, command
+from segpipe.cli.common import console, is_debug, process_rank, warn
+from segpipe.errors import SegpipeError
+from segpipe.options.declare import flag
+from segpipe.options.train import RUN, TrainOptions
 
 
-def _d(name: str) -> Any:
-    """The default shown in --help, read from TrainOptions (defaults live there only)."""
-    value = _DEFAULTS.get(name)
-    return value if value is not None else None
+@dataclass(frozen=True)
+class ConfigFlag:
+    """``--config FILE.yaml``: TrainOptions from a file, the flags typed on the command line win."""
+
+    config: Path | None = flag(
+        "--config",
+        default=None,
+        help="YAML file of options; flags on the command line win. It cannot set --trust-checkpoint "
+        "or --dataset (they run code).",
+        panel=RUN,
+        metavar="FILE",
+    )
 
 
-def train_command(
-    ctx: typer.Context,
-    data_root: flag.DataRootOpt = None,  # type: ignore[assignment]  # required, or from --config
-    num_classes: flag.NumClassesOpt = None,
-    size: flag.SizeOpt = None,
-    val_fraction: flag.ValFractionOpt = _d("val_fraction"),
-    val_root: flag.ValRootOpt = None,
-    class_names: flag.ClassNamesOpt = None,
-    colors: flag.ColorsOpt = None,
-    ignore_index: flag.IgnoreIndexOpt = None,
-    mask_suffix: flag.MaskSuffixOpt = _d("mask_suffix"),
-    images_dir: flag.ImagesDirOpt = _d("images_dir"),
-    masks_dir: flag.MasksDirOpt = _d("masks_dir"),
-    format_: flag.FormatOpt = _d("format"),
-    reduce_zero_label: flag.ReduceZeroLabelOpt = None,
-    crowds: flag.CrowdsOpt = _d("crowds"),
-    mask_type: flag.MaskTypeOpt = _d("mask_type"),
-    class_map: flag.ClassMapOpt = None,
-    dataset: flag.DatasetOpt = None,
-    model: flag.ModelOpt = None,
-    finetune: flag.FinetuneOpt = False,
-    mode: flag.ModeOpt = _d("mode"),
-    encoder: flag.EncoderOpt = _d("encoder"),
-    arch: flag.ArchOpt = _d("arch"),
-    encoder_weights: flag.EncoderWeightsOpt = _d("encoder_weights"),
-    trust_checkpoint: flag.TrustCheckpointOpt = False,
-    use_mixup: flag.UseMixupOpt = False,
-    mixup_alpha: flag.MixupAlphaOpt = _d("mixup_alpha"),
-    augment: flag.AugmentOpt = _d("augment"),
-    epochs: flag.EpochsOpt = _d("epochs"),
-    batch_size: flag.BatchSizeOpt = _d("batch_size"),
-    lr: flag.LrOpt = _d("lr"),
-    weight_decay: flag.WeightDecayOpt = _d("weight_decay"),
-    optimizer: flag.OptimizerOpt = _d("optimizer"),
-    scheduler: flag.SchedulerOpt = _d("scheduler"),
-    loss: flag.LossOpt = _d("loss"),
-    patience: flag.PatienceOpt = _d("patience"),
-    skip_nonfinite: flag.SkipNonfiniteOpt = False,
-    class_weights: flag.ClassWeightsOpt = "none",
-    class_weight_cap: flag.ClassWeightCapOpt = _d("class_weight_cap"),
-    ema: flag.EmaOpt = False,
-    ema_decay: flag.EmaDecayOpt = _d("ema_decay"),
-    warmup_epochs: flag.WarmupEpochsOpt = _d("warmup_epochs"),
-    model_name: flag.ModelNameOpt = _d("model_name"),
-    workers: flag.WorkersOpt = None,
-    device: flag.DeviceOpt = _d("device"),
-    amp: flag.AmpOpt = False,
-    seed: flag.SeedOpt = _d("seed"),
-    output_dir: flag.OutputDirOpt = None,
-    config: flag.ConfigOpt = None,
-    exist_ok: flag.ExistOkOpt = False,
-    resume: flag.ResumeOpt = False,
-    logger: flag.LoggerOpt = _d("logger"),
-    log_every: flag.LogEveryOpt = _d("log_every"),
-    devices: flag.DevicesOpt = _d("devices"),
-    max_restarts: flag.MaxRestartsOpt = _d("max_restarts"),
-    sync_bn: flag.SyncBnOpt = False,
-    amp_dtype: flag.AmpDtypeOpt = _d("amp_dtype"),
-    compile_: flag.CompileOpt = False,
-    channels_last: flag.ChannelsLastOpt = _d("channels_last"),
-    persistent_workers: flag.PersistentWorkersOpt = _d("persistent_workers"),
-    deterministic: flag.DeterministicOpt = False,
-) -> None:
+@command(TrainOptions, ConfigFlag, interrupted="interrupted before training started; nothing was written")
+def train_command(flags: Flags) -> None:
     """Train a segmentation model on DATA_ROOT, any label format (see --format)."""
-    rank = _rank()
-    guard = run_guarded if rank == 0 else _quiet_on_error  # rank 0 speaks for all about bad flags
-    opts = guard(build_options, ctx, config)
-    if rank == 0:
-        run_guarded(_check_run_folder, opts)
+    rank = process_rank()
+    try:
+        opts = build_options(flags)
+        if rank == 0:
+            _check_run_folder(opts)
+    except SegpipeError as e:
+        e.reported = e.reported or rank > 0  # every rank parses the same flags: rank 0 speaks for all
+        raise
     if opts.devices > 1 and is_debug():
         os.environ["SEGPIPE_DEBUG"] = "1"  # the launched processes show tracebacks too
-    result = _guarded_train(opts, rank)
+    result = _train(opts)
     from segpipe.training.launch import LAUNCHED_ENV
 
     if rank == 0 and not os.environ.get(LAUNCHED_ENV):
         console.print(f"[bold green]done:[/] {escape(summary(result))}", markup=True)
 
 
-def build_options(ctx: typer.Context, config: Path | None) -> TrainOptions:
-    """TrainOptions from ``--config`` (if any) overlaid with every flag typed on the command line
-    (by name: each flag's parameter is the TrainOptions field of the same name)."""
+def build_options(flags: Flags) -> TrainOptions:
+    """TrainOptions from ``--config`` (if any) overlaid with every flag typed on the command line."""
     from segpipe.errors import ConfigError
     from segpipe.options import load_config
 
-    explicit = {
-        name.rstrip("_"): value
-        for name, value in ctx.params.items()
-        if name != "config" and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-    }
-    if explicit.get("class_names") is not None:
-        explicit["class_names"] = tuple(n.strip() for n in explicit["class_names"].split(",") if n.strip())
+    config = flags.config
+    explicit = flags.fields_of(TrainOptions, only_given=True)
     values = load_config(config) if config is not None else {}
     if not os.environ.get("SEGPIPE_LAUNCHED"):  # launch.LAUNCHED_ENV: the launcher's own config is trusted
         _command_line_only(config, values, explicit)
     from_file = set(values) - set(explicit)
     values.update(explicit)
-    if "data_root" not in values:
+    if values.get("data_root") is None:
         raise ConfigError("--data-root is required (on the command line or in --config)")
     try:
         fmt = values.get("format", "auto")
@@ -201,63 +142,19 @@ def _command_line_only(config: Path | None, values: dict[str, Any], explicit: di
         )
 
 
-def _rank() -> int:
-    """This process's rank under torchrun (0 otherwise)."""
-    from segpipe.training.distributed import under_elastic, world_from_env
-
-    return world_from_env()[0] if under_elastic() else 0
-
-
-def _quiet_on_error(fn: Any, *args: Any) -> Any:
-    """Ranks other than 0 leave option errors to rank 0 (every rank parses the same flags)."""
-    from segpipe.errors import SegpipeError
-
-    try:
-        return fn(*args)
-    except SegpipeError:
-        if is_debug():
-            raise
-        raise typer.Exit(1) from None
-
-
-def _guarded_train(opts: TrainOptions, rank: int) -> Any:
-    """Train; every failure one line and an exit code: 1 for errors, 128 + signal when stopped.
-
-    In a distributed run, rank 0 speaks for all: other ranks stay quiet about failures rank 0
-    reports (bad input, a non-finite loss, a stop signal) and prefix their own with their rank.
-    """
+def _train(opts: TrainOptions) -> Any:
+    """Train; a lost connection to the other processes of a distributed run is said in one line
+    (every other failure is a SegpipeError the command line's one handler reports)."""
     from segpipe.cli.common import RichReporter
-    from segpipe.errors import SegpipeError
     from segpipe.training import train
     from segpipe.training.distributed import is_comm_error, under_elastic
-    from segpipe.training.guard import TrainingInterrupted
 
     try:
         return train(opts, RichReporter())
-    except TrainingInterrupted as e:
-        if rank == 0 and not e.reported:
-            err_console.print(f"[bold yellow]stopped:[/] {escape(one_line(e))}", markup=True)
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:  # before training started (no checkpoint to write yet)
-        if is_debug():
-            raise
-        raise (  # noqa: B904 - one line, no chained traceback
-            fail("interrupted before training started; nothing was written", code=130)
-            if rank == 0
-            else typer.Exit(130)
-        )
-    except SegpipeError as e:
-        if is_debug():
-            raise
-        code = int(getattr(e, "exit_code", 1))
-        if getattr(e, "reported", False) or (rank > 0 and getattr(e, "collective", False)):
-            raise typer.Exit(code) from None
-        raise fail(f"[rank {rank}] {one_line(e)}" if rank else one_line(e), code) from None
     except RuntimeError as e:
-        if is_debug() or not (under_elastic() and is_comm_error(e)):
+        if not (under_elastic() and is_comm_error(e)):
             raise
-        prefix = f"[rank {rank}] " if rank else ""
-        raise fail(
-            f"{prefix}lost contact with the other training processes ({type(e).__name__}): one of them "
+        raise SegpipeError(
+            f"lost contact with the other training processes ({type(e).__name__}): one of them "
             "probably failed, see its error above (--debug for the traceback)"
-        ) from None
+        ) from e

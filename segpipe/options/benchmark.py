@@ -8,8 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.errors import ConfigError
+from segpipe.options import flags as F
 from segpipe.options.base import ClassCount, Seed, Size, check_fields
+from segpipe.options.declare import flag
 from segpipe.options.inference import InferenceSpec, _check_foreign_flags, _check_spec_fields, check_runtime
+
+RUN = "Run"
 
 
 @dataclass(frozen=True)
@@ -17,47 +21,83 @@ class BenchmarkOptions:
     """Everything ``segpipe benchmark`` needs. Sizes are (width, height) in pixels."""
 
     #: Model files to compare, any backend (``.pth``, ``.onnx``, ``.engine``).
-    models: tuple[Path, ...]
+    models: tuple[Path, ...] = F.MODEL(
+        help="A model file (.pth, .onnx, .engine); repeat to compare several.",
+        cli_type=list[Path],
+        parse=tuple,
+    )
     #: Input size (W, H); default each model's own.
-    size: Size | None = None
+    size: Size | None = F.SIZE()
     #: Images per call.
-    batch: int = 1
+    batch: int = F.BATCH(default=1, help="Images per call.")
     #: Untimed calls before timing (lets cuDNN / TensorRT / ONNX Runtime settle).
-    warmup: int = 5
+    warmup: int = flag(
+        "--warmup",
+        default=5,
+        help="Untimed calls first: at least this many, then until the timings settle (0: none).",
+        panel=RUN,
+        metavar="N",
+    )
     #: Timed calls.
-    runs: int = 20
-    device: str = "auto"
+    runs: int = flag(
+        "--runs",
+        default=20,
+        help="Timed rounds: one call of every model and backend each.",
+        panel=RUN,
+        metavar="N",
+    )
+    device: str = F.DEVICE()
     #: Backends that run each model, comma-separated: ``auto`` (the fastest available for the file on
     #: ``device``), names (``onnxruntime,openvino``: each that reads the file), or ``all`` installed.
-    runtime: str = "auto"
+    runtime: str = F.RUNTIME(
+        metavar="NAMES",
+        help="Backends that run each model, side by side: auto (the fastest available for the file "
+        "on this device), names joined by commas (onnxruntime,openvino: each that reads the file) "
+        "or all (every installed one that reads it).",
+    )
     #: CPU threads of PyTorch and ONNX Runtime (0: their defaults, one per core).
-    threads: int = 0
-    #: A dataset (original layout) to compute each model's mIoU on (as ``segpipe evaluate`` does).
-    data_root: Path | None = None
+    threads: int = flag(
+        "--threads",
+        default=0,
+        help="CPU threads of PyTorch and ONNX Runtime (0: one per core).",
+        panel=F.HARDWARE_PANEL,
+        metavar="N",
+    )
+    #: A labelled data set to compute each model's mIoU on (as ``segpipe evaluate`` does).
+    data_root: Path | None = F.DATA_ROOT(
+        default=None, help="Also compute each model's mIoU on this data set."
+    )
     #: Write the figures as JSON here.
-    report: Path | None = None
+    report: Path | None = F.REPORT()
     #: Describe a bare state_dict / an ONNX model without metadata.
-    num_classes: ClassCount | None = None
-    arch: str | None = None
-    encoder: str | None = None
-    trust_checkpoint: bool = False
+    num_classes: ClassCount | None = F.NUM_CLASSES()
+    arch: str | None = F.ARCH()
+    encoder: str | None = F.ENCODER()
+    trust_checkpoint: bool = F.TRUST_CHECKPOINT()
     seed: Seed = 0
     #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
-    tile: tuple[int, int] | None = None
+    tile: tuple[int, int] | None = F.TILE()
     #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
-    overlap: float = 0.25
-    #: Test-time augmentation: also average the horizontally flipped input.
+    overlap: float = F.OVERLAP()
+    #: Test-time augmentation: also average the horizontally flipped input (``--tta``).
     tta_flip: bool = False
-    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    #: Test-time augmentation: input scales averaged (1.0: the network size; ``--tta``).
     tta_scales: tuple[float, ...] = (1.0,)
     #: With ``tile`` or TTA: the (W, H) of the random image timed; default twice the network's
     #: width and height (four times its area).
-    image_size: Size | None = None
+    image_size: Size | None = flag(
+        "--image-size",
+        default=None,
+        metavar="W H",
+        help="With --tile/--tta: time whole images of this size (default twice the network's "
+        "width and height); --batch is then windows per call.",
+        panel=F.INFERENCE_PANEL,
+    )
     #: As in :class:`VisualizeOptions`: feeding an ONNX model without segpipe metadata (models
     #: that describe themselves ignore them, with a warning, when several are compared).
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    input_layout: str | None = None
+    mean: tuple[float, float, float] | None = F.MEAN()
+    std: tuple[float, float, float] | None = F.STD()
+    input_layout: str | None = F.INPUT_LAYOUT()
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -84,9 +124,9 @@ class BenchmarkOptions:
             ("warmup", self.warmup, 0),
             ("threads", self.threads, 0),
         )
-        for flag, value, low in checks:
+        for name, value, low in checks:
             if value < low:
-                raise ConfigError(f"--{flag} {value}: must be at least {low}")
+                raise ConfigError(f"--{name} {value}: must be at least {low}")
 
     @property
     def spec(self) -> InferenceSpec:

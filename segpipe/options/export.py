@@ -9,11 +9,14 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
+from segpipe.options import flags as F
 from segpipe.options.base import ClassCount, Seed, Size, check_fields
+from segpipe.options.declare import flag
 
 ONNX_EXPORTERS = ("auto", "torchscript", "dynamo")
 ONNX_OUTPUT_KINDS = ("logits", "probs", "labels")
 ONNX_INPUT_DTYPES = ("float32", "uint8")
+GRAPH, VERIFY = "Graph", "Verification"
 
 
 @dataclass(frozen=True)
@@ -22,55 +25,125 @@ class OnnxExportOptions:
 
     #: The checkpoint to export: a segpipe checkpoint, or a bare state_dict (then ``arch``,
     #: ``encoder`` and ``num_classes`` describe it; defaults Unet / efficientnet-b0 / the head's).
-    model: Path
-    #: The ONNX file to write; default beside the checkpoint with the suffix ``.onnx``.
-    output: Path | None = None
+    model: Path = F.MODEL(hidden=("--model_in", "--model-in"), help="Checkpoint to export (.pth).")
+    #: The ONNX file to write; default beside the checkpoint with the suffix ``.onnx``. The command
+    #: line reads file names and the original ``--output logits|probs|labels`` here (cli/export_onnx).
+    output: Path | None = flag(
+        "--output",
+        "-o",
+        hidden=("--model-out", "--model_out"),
+        default=None,
+        cli_type=list[str],
+        metavar="FILE",
+        help="ONNX file to write (default: beside the checkpoint, .onnx). The original "
+        "--output logits|probs|labels still works, as --output-kind.",
+    )
     #: Checked against a segpipe checkpoint; describes a bare state_dict.
-    num_classes: ClassCount | None = None
-    arch: str | None = None
-    encoder: str | None = None
+    num_classes: ClassCount | None = F.NUM_CLASSES()
+    arch: str | None = F.ARCH()
+    encoder: str | None = F.ENCODER()
     #: ``seg``, ``binary`` or ``multilabel`` (bare state_dicts only; checkpoints say it themselves).
-    mode: str = "seg"
+    mode: str = F.MODE()
     #: Input size (W, H) of the graph; default the training size stored in the checkpoint.
-    size: Size | None = None
+    size: Size | None = F.SIZE(
+        help="WIDTH HEIGHT of the graph (default: the training size in the checkpoint).", panel=GRAPH
+    )
     #: ``float32`` (pixel values 0-255) or ``uint8``.
-    input_dtype: str = "float32"
+    input_dtype: str = flag(
+        "--input-dtype",
+        default="float32",
+        help="float32 (pixels 0-255) or uint8.",
+        panel=GRAPH,
+        metavar="DTYPE",
+    )
     #: ``logits`` (N×C×H×W), ``probs`` (softmax / sigmoid inside the graph) or ``labels`` (N×H×W).
-    output_kind: str = "logits"
+    output_kind: str = flag(
+        "--output-kind",
+        default="logits",
+        metavar="KIND",
+        help="What the graph returns: logits (N x C x H x W, the default), probs, or labels "
+        "(the N x H x W class map, argmax inside the graph).",
+        show_default=False,
+        panel=GRAPH,
+    )
     #: Batch size of the graph (the example batch when the batch axis is dynamic).
-    batch: int = 1
+    batch: int = F.BATCH(default=1, help="Batch size of the graph.", panel=GRAPH)
     #: Make the batch axis dynamic.
-    dynamic_batch: bool = False
+    dynamic_batch: bool = flag("--dynamic-batch", default=False, help="Dynamic batch axis.", panel=GRAPH)
     #: Make the H and W axes dynamic (sizes must still be multiples of the output stride).
-    dynamic_size: bool = False
+    dynamic_size: bool = flag("--dynamic-size", default=False, help="Dynamic H and W axes.", panel=GRAPH)
     #: ONNX opset; default 17 with the TorchScript exporter, 18 with the dynamo exporter.
-    opset: int | None = None
+    opset: int | None = flag(
+        "--opset",
+        default=None,
+        help="ONNX opset (default 17; 18 with --exporter dynamo).",
+        panel=GRAPH,
+        metavar="N",
+    )
     #: FP16 graph with FP32 input and output (casts at the ends).
-    half: bool = False
+    half: bool = flag(
+        "--half",
+        default=False,
+        help="FP16 graph with FP32 input and output (for TensorRT FP16 engines).",
+        panel=GRAPH,
+    )
     #: Run onnx-simplifier (on failure the unsimplified graph is kept, with one warning).
-    simplify: bool = True
+    simplify: bool = flag("--simplify/--no-simplify", default=True, help="Run onnx-simplifier.", panel=GRAPH)
     #: Check the graph and compare ONNX Runtime with PyTorch before keeping the file.
-    verify: bool = True
+    verify: bool = flag(
+        "--verify/--no-verify",
+        default=True,
+        help="Check and compare ONNX Runtime with PyTorch before keeping the file.",
+        panel=VERIFY,
+    )
     #: A folder of real images to verify on, besides random ones.
-    verify_images: Path | None = None
+    verify_images: Path | None = flag(
+        "--verify-images",
+        default=None,
+        help="Folder of real images to verify on too.",
+        panel=VERIFY,
+        metavar="DIR",
+    )
     #: Random images to verify on.
-    verify_random: int = 2
+    verify_random: int = flag(
+        "--verify-random", default=2, help="Random images to verify on.", panel=VERIFY, metavar="N"
+    )
     #: Most images read from ``verify_images``.
     verify_max_images: int = 8
     #: Smallest argmax agreement accepted (0..1); default 0.999 (FP32) or 0.99 (FP16).
-    min_agreement: float | None = None
+    min_agreement: float | None = flag(
+        "--min-agreement",
+        default=None,
+        help="Smallest argmax agreement accepted (default 0.999; 0.99 with --half).",
+        panel=VERIFY,
+        metavar="NUM",
+    )
     #: ``auto`` (default: TorchScript, and the dynamo exporter, opset 18, for a graph TorchScript
     #: cannot express; said in a note), ``torchscript`` (fast, any opset from 11, plain dynamic
     #: axes; no fallback) or ``dynamo`` (opset 18 and newer).
-    exporter: str = "auto"
+    exporter: str = flag(
+        "--exporter",
+        default="auto",
+        help="auto (TorchScript; dynamo where TorchScript cannot express the graph), torchscript or dynamo.",
+        panel=GRAPH,
+        metavar="NAME",
+    )
     #: Class names (one per class) written into the ONNX metadata; default the checkpoint's, else
     #: ``class_0``... (bare state_dicts).
-    class_names: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] | None = F.CLASS_NAMES(
+        help="Comma-separated class names for the ONNX metadata (default: the checkpoint's; "
+        "class_0... for a bare state_dict).",
+        panel=F.MODEL_PANEL,
+    )
     #: Palette CSV whose colours (and names, when no ``class_names``) the ONNX metadata carries;
     #: default the checkpoint's colours, else the colors.csv shipped with segpipe.
-    colors: Path | None = None
+    colors: Path | None = F.COLORS(
+        help="Palette CSV (as train's) whose colours, and names unless --class-names, the ONNX "
+        "metadata carries (default: the checkpoint's).",
+        panel=F.MODEL_PANEL,
+    )
     #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
-    trust_checkpoint: bool = False
+    trust_checkpoint: bool = F.TRUST_CHECKPOINT()
     #: Seed of the random verification images.
     seed: Seed = 0
 

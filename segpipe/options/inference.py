@@ -11,7 +11,9 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
+from segpipe.options import flags as F
 from segpipe.options.base import ClassCount, Size, check_fields
+from segpipe.options.declare import flag
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,26 @@ def parse_tta(values: list[str] | tuple[str, ...] | str | None) -> tuple[bool, t
     return flip, scales
 
 
+@dataclass(frozen=True)
+class TtaFlag:
+    """``--tta``, read into the ``tta_flip`` / ``tta_scales`` fields by :meth:`fields`."""
+
+    tta: list[str] | None = flag(
+        "--tta",
+        default=None,
+        metavar="SPEC",
+        help="Test-time augmentation, averaged: flip (horizontal), scales=0.75,1,1.25 (models that "
+        "take other sizes); repeat or join with + to combine.",
+        panel=F.INFERENCE_PANEL,
+    )
+
+    @staticmethod
+    def fields(values: list[str] | None) -> dict[str, Any]:
+        """``{"tta_flip": ..., "tta_scales": ...}`` of the ``--tta`` values."""
+        flip, scales = parse_tta(values)
+        return {"tta_flip": flip, "tta_scales": scales}
+
+
 def _flag_error(flag: str, value: Any, why: str) -> ConfigError:
     return ConfigError(f"--{flag} {value}: {why}")
 
@@ -118,7 +140,7 @@ def _check_model_flags(opts: Any) -> None:
     if opts.size is not None and (len(opts.size) != 2 or min(opts.size) <= 0):
         raise _flag_error("size", " ".join(map(str, opts.size)), "give WIDTH HEIGHT, both positive")
     if opts.batch_size < 1:
-        raise _flag_error("batch-size", opts.batch_size, "must be at least 1")
+        raise _flag_error("batch", opts.batch_size, "must be at least 1")
     if opts.workers < 1:
         raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
     object.__setattr__(opts, "runtime", check_runtime(opts.runtime))
@@ -140,18 +162,18 @@ def check_runtime(value: str) -> str:
 
 def _check_foreign_flags(opts: Any) -> None:
     """``mean``/``std``/``input_layout``: how to feed an ONNX model without segpipe metadata."""
-    for flag in ("mean", "std"):
-        value = getattr(opts, flag)
+    for name in ("mean", "std"):
+        value = getattr(opts, name)
         if value is None:
             continue
         values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
         if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             raise _flag_error(
-                flag, " ".join(map(str, values)), "give 3 numbers, R G B, in pixel units (0-255)"
+                name, " ".join(map(str, values)), "give 3 numbers, R G B, in pixel units (0-255)"
             )
-        if flag == "std" and min(values) <= 0:
-            raise _flag_error(flag, " ".join(map(str, values)), "every value must be above 0")
-        object.__setattr__(opts, flag, tuple(float(v) for v in values))
+        if name == "std" and min(values) <= 0:
+            raise _flag_error(name, " ".join(map(str, values)), "every value must be above 0")
+        object.__setattr__(opts, name, tuple(float(v) for v in values))
     if (opts.mean is None) != (opts.std is None):
         given, missing = ("mean", "std") if opts.std is None else ("std", "mean")
         raise _flag_error(given, " ".join(map(str, getattr(opts, given))), f"give --{missing} too")
@@ -171,48 +193,49 @@ def _check_spec_fields(opts: Any) -> None:
 @dataclass(frozen=True, kw_only=True)
 class _PredictOptions:
     """The fields ``visualize`` and ``evaluate`` share: how the model is opened and fed, and how a
-    labelled data set is read. Keyword-only, so each command's own fields keep their positions."""
+    labelled data set is read. Keyword-only, so each command's own fields keep their positions.
+    Each field is declared with its command-line flag (:mod:`segpipe.options.flags`)."""
 
     #: Images per model call.
-    batch_size: int = 4
-    device: str = "auto"
+    batch_size: int = F.BATCH()
+    device: str = F.DEVICE()
     #: Backend that runs the model: ``auto`` (the fastest available for the file on ``device``,
     #: said in one line), ``pytorch``, ``onnxruntime``, ``openvino`` or ``tensorrt``.
-    runtime: str = "auto"
+    runtime: str = F.RUNTIME()
     #: Image decoding threads (they run while the model works).
-    workers: int = 2
+    workers: int = F.WORKERS()
     #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
-    arch: str | None = None
-    encoder: str | None = None
-    mode: str = "seg"
+    arch: str | None = F.ARCH()
+    encoder: str | None = F.ENCODER()
+    mode: str = F.MODE()
     #: Allow full unpickling of a checkpoint holding Python objects (only for trusted files).
-    trust_checkpoint: bool = False
+    trust_checkpoint: bool = F.TRUST_CHECKPOINT()
     #: Sliding-window inference: window (W, H) in image pixels (``(0, 0)``: the network size).
-    tile: tuple[int, int] | None = None
+    tile: tuple[int, int] | None = F.TILE()
     #: Fraction of a sliding window shared with its neighbour (0 <= overlap < 1).
-    overlap: float = 0.25
-    #: Test-time augmentation: also average the horizontally flipped input.
+    overlap: float = F.OVERLAP()
+    #: Test-time augmentation: also average the horizontally flipped input (``--tta``).
     tta_flip: bool = False
-    #: Test-time augmentation: input scales averaged (1.0: the network size).
+    #: Test-time augmentation: input scales averaged (1.0: the network size; ``--tta``).
     tta_scales: tuple[float, ...] = (1.0,)
     #: An ONNX model without segpipe metadata (or a bare state_dict): its input is
     #: ``(pixel - mean) / std`` per RGB channel, in pixel units (0-255).
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    mean: tuple[float, float, float] | None = F.MEAN()
+    std: tuple[float, float, float] | None = F.STD()
     #: An ONNX model without segpipe metadata whose input shape does not show it: ``nchw``/``nhwc``.
-    input_layout: str | None = None
+    input_layout: str | None = F.INPUT_LAYOUT()
     #: Label format of the data set (``auto``: detected), as in training.
-    format: str = "auto"
+    format: str = F.FORMAT()
     #: Split read: ``train``, ``val``, ``test`` or ``all``; None: ``val`` when the format ships
     #: one, else every sample.
-    split: str | None = None
+    split: str | None = F.SPLIT()
     #: 0 -> ignore, others minus 1 (index masks); None: the format's default (on for ADE20K).
-    reduce_zero_label: bool | None = None
+    reduce_zero_label: bool | None = F.REDUCE_ZERO_LABEL()
     #: COCO crowd regions: ``ignore`` (where no object covers them) or ``class``, as in training.
-    crowds: str = "ignore"
-    images_dir: str = "images"
-    masks_dir: str = "indexes"
-    mask_suffix: str = "_color_mask"
+    crowds: str = F.CROWDS()
+    images_dir: str = F.IMAGES_DIR()
+    masks_dir: str = F.MASKS_DIR()
+    mask_suffix: str = F.MASK_SUFFIX()
 
     def _check_shared(self) -> None:
         check_fields(self)
@@ -237,35 +260,91 @@ class VisualizeOptions(_PredictOptions):
     """Everything ``segpipe visualize`` needs. Sizes are (width, height) in pixels."""
 
     #: One image, or a folder of images (PNG, JPEG, BMP, TIFF).
-    images: Path
+    images: Path = flag(
+        "--images",
+        "--images_path",
+        "-i",
+        required=False,
+        help="One image or a folder of images.",
+        metavar="FILE|DIR",
+        show_default=False,
+    )
     #: Any model file: ``.pth`` checkpoint, ``.onnx`` model or TensorRT ``.engine``.
-    model: Path
+    model: Path = F.MODEL(names=F.MODEL_FILE_NAMES, help=F.MODEL_FILE_HELP)
     #: Where the pictures go (created if needed).
-    output_dir: Path = Path("runs/visualize")
+    output_dir: Path = flag(
+        "--output-dir",
+        "--output_dir",
+        "-o",
+        hidden=("--output",),
+        default=Path("runs/visualize"),
+        help="Folder the pictures are written to.",
+        panel=F.OUTPUT_PANEL,
+        metavar="DIR",
+    )
     #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
-    num_classes: ClassCount | None = None
+    num_classes: ClassCount | None = F.NUM_CLASSES()
     #: Network input size (W, H); default the model's own (training / export size).
-    size: Size | None = None
+    size: Size | None = F.SIZE()
     #: Palette CSV; default the model's colours, else the colors.csv shipped with segpipe.
-    colors: Path | None = None
+    colors: Path | None = F.COLORS(
+        help="Palette CSV (id,name,r,g,b); default: the model's colours, else the colors.csv shipped "
+        "with segpipe.",
+        panel=F.OUTPUT_PANEL,
+    )
     #: Also write the mask blended on the image with this opacity (0..1).
-    overlay: float | None = None
+    overlay: float | None = flag(
+        "--overlay",
+        default=None,
+        metavar="ALPHA",
+        help="Also write the mask blended on the image (opacity 0-1), legend beside it; the "
+        "background class (0) stays as the photo.",
+        panel=F.OUTPUT_PANEL,
+    )
     #: Also write image and mask next to each other.
-    side_by_side: bool = False
+    side_by_side: bool = flag(
+        "--side-by-side",
+        default=False,
+        help="Also write image and mask next to each other.",
+        panel=F.OUTPUT_PANEL,
+    )
     #: Also write the class-index PNG (uint8, uint16 above 256 classes).
-    save_labels: bool = False
+    save_labels: bool = flag(
+        "--save-labels", default=False, help="Also write the class-index PNG.", panel=F.OUTPUT_PANEL
+    )
     #: Overlays blend the background class (0) too; by default it is left as the photo.
-    overlay_background: bool = False
+    overlay_background: bool = flag(
+        "--overlay-background",
+        default=False,
+        help="Overlays blend the background class too.",
+        panel=F.OUTPUT_PANEL,
+    )
     #: Overlays draw each region's outline in its class colour.
-    outline: bool = False
+    outline: bool = flag(
+        "--outline",
+        default=False,
+        help="Overlays outline each region in its class colour.",
+        panel=F.OUTPUT_PANEL,
+    )
     #: Also write NAME_legend.png per image (one legend.png per run is always written).
-    legend_per_image: bool = False
+    legend_per_image: bool = flag(
+        "--legend-per-image",
+        default=False,
+        help="Also write NAME_legend.png per image (one legend.png per run is always written).",
+        panel=F.OUTPUT_PANEL,
+    )
     #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
-    recursive: bool = False
+    recursive: bool = flag(
+        "--recursive", "-r", default=False, help="Read sub-folders too; keep their structure in the output."
+    )
     #: A labelled data set (any format) instead of ``images``: its images (``split``: default
     #: ``val`` when it ships one, else the images the model's training held out) are predicted,
     #: and ``side_by_side`` shows the ground truth too.
-    data_root: Path | None = None
+    data_root: Path | None = F.DATA_ROOT(
+        default=None,
+        help="A labelled data set (any --format) instead of --images: its val images, ground truth "
+        "beside the prediction with --side-by-side.",
+    )
 
     def __post_init__(self) -> None:
         self._check_shared()
@@ -277,24 +356,35 @@ class VisualizeOptions(_PredictOptions):
 class EvaluateOptions(_PredictOptions):
     """Everything ``segpipe evaluate`` needs (same dataset layout and decoding as training)."""
 
-    data_root: Path
+    data_root: Path = F.DATA_ROOT()
     #: Any model file: ``.pth``, ``.onnx`` or ``.engine``.
-    model: Path
+    model: Path = F.MODEL(names=F.MODEL_FILE_NAMES, help=F.MODEL_FILE_HELP)
     #: Network input size (W, H); default the model's own. Metrics are computed at each mask's size.
-    size: Size | None = None
-    #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
-    num_classes: ClassCount | None = None
-    #: Palette CSV to decode colour masks; default DATA_ROOT/colors.csv, else the model's colours.
-    colors: Path | None = None
-    class_map: Path | None = None
-    #: Label ignored by the metrics; default the model's (255).
-    ignore_index: int | None = None
-    #: ``auto``, ``index`` or ``color``.
-    mask_type: str = "auto"
+    size: Size | None = F.SIZE()
     #: Write the figures as JSON here.
-    report: Path | None = None
+    report: Path | None = F.REPORT(panel=F.OUTPUT_PANEL)
     #: Draw the row-normalised confusion matrix (PNG) here.
-    confusion_matrix: Path | None = None
+    confusion_matrix: Path | None = flag(
+        "--confusion-matrix",
+        default=None,
+        help="Draw the normalised confusion matrix (PNG) here.",
+        panel=F.OUTPUT_PANEL,
+        metavar="FILE",
+    )
+    #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
+    num_classes: ClassCount | None = F.NUM_CLASSES()
+    #: Palette CSV to decode colour masks; default DATA_ROOT/colors.csv, else the model's colours.
+    colors: Path | None = F.COLORS(
+        help="Palette CSV (id,name,r,g,b) decoding colour masks; default: DATA_ROOT/colors.csv, "
+        "else the model's colours, else the colors.csv shipped with segpipe."
+    )
+    class_map: Path | None = F.CLASS_MAP(help="Class remapping file (as in training).")
+    #: Label ignored by the metrics; default the model's (255).
+    ignore_index: int | None = F.IGNORE_INDEX(
+        help="Label left out of the metrics (default: the model's, 255)."
+    )
+    #: ``auto``, ``index`` or ``color``.
+    mask_type: str = F.MASK_TYPE()
 
     def __post_init__(self) -> None:
         self._check_shared()

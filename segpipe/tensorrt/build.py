@@ -46,8 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from segpipe._optional import require
-from segpipe.errors import CheckpointError, ConfigError, DependencyError, ExportError
+from segpipe.errors import CheckpointError, DependencyError, ExportError
 from segpipe.modelinfo import ModelInfo
+from segpipe.options.engine import EngineOptions
 from segpipe.progress import Reporter
 from segpipe.tensorrt.gpu import gpu_description
 from segpipe.tensorrt.log import ParserIssue, build_logger, format_parser_issues, parser_issues
@@ -61,10 +62,8 @@ from segpipe.tensorrt.precision import (
 from segpipe.tensorrt.shapes import (
     ProfileShape,
     Shapes,
-    ShapesArg,
     TensorSpec,
     derive_profile,
-    normalize_shapes,
     onnx_io,
     profile_notes,
 )
@@ -74,7 +73,7 @@ from segpipe.tensorrt.sidecar import (
     read_sidecar,
     write_sidecar,
 )
-from segpipe.tensorrt.verify import default_min_agreement, verify_engine
+from segpipe.tensorrt.verify import verify_engine
 from segpipe.utils import atomic_path, atomic_write_bytes
 
 __all__ = [
@@ -86,84 +85,6 @@ __all__ = [
     "inspect_onnx",
     "trt_major_version",
 ]
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Options of :func:`build_engine` (and of ``segpipe build-trt``); validated on creation."""
-
-    onnx: Path
-    """The ONNX model (``segpipe export-onnx`` output: input ``input_1`` NHWC, output ``output``)."""
-    engine: Path | None = None
-    """Where the engine goes; default: beside the ONNX with suffix ``.engine``."""
-    shapes: ShapesArg = None
-    """trtexec ``--shapes``: the opt shape per input (``input_1:1x640x1280x3``); min = max = opt."""
-    min_shapes: ShapesArg = None
-    """Smallest shapes of the profile (with ``opt_shapes``/``shapes`` and ``max_shapes``)."""
-    opt_shapes: ShapesArg = None
-    """Shapes TensorRT tunes for (same role as ``shapes``; give one of the two)."""
-    max_shapes: ShapesArg = None
-    """Largest shapes of the profile."""
-    workspace_mib: int | None = None
-    """Workspace memory pool limit in MiB; ``None``: TensorRT's default (the device memory)."""
-    fp16: bool = False
-    """FP16 engine: ``BuilderFlag.FP16`` on 10.x, ModelOpt AutoCast on 11.x (or an FP16 graph)."""
-    int8: bool = False
-    """Ask for an INT8 engine: the graph must carry Q/DQ nodes (an INT8 graph is built INT8 anyway)."""
-    batch: int | None = None
-    """Batch the profile is tuned for (opt) when the ONNX batch axis is dynamic; default 1."""
-    max_batch: int | None = None
-    """Largest batch of the profile when the ONNX batch axis is dynamic; default 8 (min is 1)."""
-    timing_cache: Path | None = None
-    """Timing cache file: loaded when it exists, saved after the build (speeds up rebuilds)."""
-    opt_level: int = 3
-    """Builder optimisation level 0-5 (TensorRT's default 3; higher builds slower, may run faster)."""
-    verbose: bool = False
-    """Forward TensorRT's verbose log to the reporter."""
-    verify: bool = True
-    """Compare the built engine with ONNX Runtime before writing it (needs the GPU it was built on)."""
-    verify_images: Path | None = None
-    """Folder of pictures for verification; default: seeded random images."""
-    min_agreement: float | None = None
-    """Minimum argmax agreement with ONNX Runtime, 0-1; default 0.999 (fp32) or 0.99 (fp16)."""
-
-    def __post_init__(self) -> None:
-        onnx = Path(self.onnx)
-        object.__setattr__(self, "onnx", onnx)
-        if onnx.suffix.lower() != ".onnx":
-            raise ConfigError(f"--onnx {onnx}: expected an .onnx file")
-        engine = Path(self.engine) if self.engine is not None else onnx.with_suffix(".engine")
-        if engine.resolve() == onnx.resolve():
-            raise ConfigError(f"--engine {engine}: would overwrite the ONNX model")
-        object.__setattr__(self, "engine", engine)
-        for name, flag in (
-            ("shapes", "--shapes"),
-            ("min_shapes", "--min-shapes"),
-            ("opt_shapes", "--opt-shapes"),
-            ("max_shapes", "--max-shapes"),
-        ):
-            object.__setattr__(self, name, normalize_shapes(getattr(self, name), flag) or None)
-        if self.workspace_mib is not None and int(self.workspace_mib) <= 0:
-            raise ConfigError(f"--workspace {self.workspace_mib}: must be a positive number of MiB")
-        if not 0 <= int(self.opt_level) <= 5:
-            raise ConfigError(f"--opt-level {self.opt_level}: must be between 0 and 5")
-        for name, flag in (("batch", "--batch"), ("max_batch", "--max-batch")):
-            value = getattr(self, name)
-            if value is not None and int(value) < 1:
-                raise ConfigError(f"{flag} {value}: must be a positive number of images")
-        if self.batch is not None and self.max_batch is not None and int(self.batch) > int(self.max_batch):
-            raise ConfigError(f"--batch {self.batch} is larger than --max-batch {self.max_batch}")
-        if self.min_agreement is not None and not 0.0 < float(self.min_agreement) <= 1.0:
-            raise ConfigError(f"--min-agreement {self.min_agreement}: must be in (0, 1], e.g. 0.999")
-        for name in ("timing_cache", "verify_images"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, Path(value) if value is not None else None)
-
-    def agreement_threshold(self, precision: str) -> float:
-        """``min_agreement`` or the default for the engine precision."""
-        return (
-            float(self.min_agreement) if self.min_agreement is not None else default_min_agreement(precision)
-        )
 
 
 @dataclass(frozen=True)

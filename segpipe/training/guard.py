@@ -71,6 +71,7 @@ class TrainingInterrupted(SegpipeError):
     """A stop signal ended the run after ``last.pth`` was written. ``exit_code`` is 128 + signal."""
 
     collective = True
+    heading = "stopped"
 
     def __init__(
         self, message: str, exit_code: int = 130, last_path: Path | None = None, reported: bool = False

@@ -1,0 +1,129 @@
+"""One declaration per option: how a field of an options class appears on the command line.
+
+A field of an options dataclass carries its command-line form in its metadata::
+
+    @dataclass(frozen=True)
+    class QuantizeOptions:
+        #: Most images calibrated on (after the held-out ones are set aside).
+        calib_count: int = flag("--calib-count", default=64, help="Most images calibrated on.",
+                                panel=CALIB, metavar="N")
+
+:func:`flag` returns a ``dataclasses.field`` (the default lives there, nowhere else) whose
+``metadata["flag"]`` is a :class:`Flag`: the spellings (the first is the one ``--help`` shows,
+``hidden`` ones are accepted but never shown), the help text, the ``--help`` panel, the metavar,
+how a command-line value becomes the field's value (``parse``), and whether the flag is required.
+A flag several options classes share (the data flags, how a model is fed) is one :class:`Flag`
+object declared once (:mod:`segpipe.options.flags`) and placed in each class with
+``field: T = SHARED()`` (overrides allowed, e.g. a command's own help).
+
+The command line is generated from these declarations by :mod:`segpipe.cli.binder` (typer); this
+module imports neither typer nor torch, so options stay a plain library and ``--help`` stays fast.
+The options class's own checks (``__post_init__``) validate the values, one line naming the flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class _Unset:
+    """No value declared (``dataclasses.MISSING`` cannot be a dataclass field's default)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "No value": pass it to :meth:`Flag.__call__` to drop a shared flag's default (``default=UNSET,
+#: default_factory=...``).
+UNSET: Any = _Unset()
+_MISSING: Any = UNSET
+
+
+@dataclass(frozen=True)
+class Flag:
+    """The command-line form of one option (see the module docstring)."""
+
+    #: Spellings; ``names[0]`` is shown in ``--help``, the other long ones are listed as "also".
+    names: tuple[str, ...]
+    help: str = ""
+    panel: str | None = None
+    metavar: str | None = None
+    #: Spellings accepted for old command lines but never shown (``--model_in``, ``--onnx``).
+    hidden: tuple[str, ...] = ()
+    #: The field's default (``MISSING``: the option is required unless ``required=False``).
+    default: Any = _MISSING
+    default_factory: Any = _MISSING
+    #: Command-line value -> field value (``"a,b"`` -> ``("a", "b")``); None: as typed.
+    parse: Callable[[Any], Any] | None = None
+    #: The type the command line reads, when it differs from the field's (e.g. ``str`` for a list).
+    cli_type: Any = None
+    #: The default the command line shows and passes, when it differs from the field's (a tuple
+    #: field read as ``"input,head"``); None with a ``default_factory`` field: the factory's.
+    cli_default: Any = _MISSING
+    required: bool | None = None
+    show_default: bool | None = None
+    #: Also a positional argument (``segpipe quantize MODEL``); ``names`` still work as the option.
+    argument: bool = False
+    #: The positional argument's name in the usage line (default: the field's name, upper case).
+    argument_name: str | None = None
+    #: Hidden from ``--help`` altogether (still parsed).
+    hide: bool = False
+    #: A flag that acts and exits before anything else is parsed (``--formats``, ``--version``):
+    #: called when the flag is given; it holds no value.
+    action: Callable[[], None] | None = None
+
+    def __call__(self, **changes: Any) -> Any:
+        """A dataclass field for this flag, with ``changes`` (help, default, ...) applied."""
+        spec = dataclasses.replace(self, **changes) if changes else self
+        kwargs: dict[str, Any] = {"metadata": {"flag": spec}}
+        if spec.default is not _MISSING:
+            kwargs["default"] = spec.default
+        elif spec.default_factory is not _MISSING:
+            kwargs["default_factory"] = spec.default_factory
+        return dataclasses.field(**kwargs)
+
+    def but(self, **changes: Any) -> Flag:
+        """This flag with ``changes`` (a shared flag narrowed for a group of commands)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_required(self) -> bool:
+        if self.required is not None:
+            return self.required
+        return self.default is _MISSING and self.default_factory is _MISSING and self.cli_default is _MISSING
+
+    @property
+    def shown_default(self) -> Any:
+        """What the command line passes when the flag is not given."""
+        if self.cli_default is not _MISSING:
+            return self.cli_default
+        if self.default is not _MISSING:
+            return self.default
+        return None
+
+
+def flag(*names: str, **spec: Any) -> Any:
+    """A dataclass field declared with its command-line form: ``flag("--epochs", default=30,
+    help=..., panel=...)``; see :class:`Flag` for the keywords."""
+    return Flag(names=tuple(names), **spec)()
+
+
+def declared(cls: type) -> dict[str, Flag]:
+    """The flags of an options class (or of any dataclass), by field name, in field order."""
+    return {
+        f.name: f.metadata["flag"]
+        for f in dataclasses.fields(cls)
+        if isinstance(f.metadata.get("flag"), Flag)
+    }
+
+
+def comma_list(value: str | None) -> tuple[str, ...] | None:
+    """``"a, b,c"`` -> ``("a", "b", "c")`` (``parse`` of the comma-separated flags)."""
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)):
+        return tuple(value)
+    return tuple(n.strip() for n in str(value).split(",") if n.strip())

@@ -1,0 +1,137 @@
+"""One declaration per option (issue 26): every flag comes from a ``flag()`` declaration beside the
+options field it fills, the typer commands are generated from them by ``segpipe.cli.binder``, and a
+flag means the same thing (same value kind) in every command that takes it."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import segpipe
+from segpipe.cli.app import COMMANDS, app
+from segpipe.options.declare import Flag, declared, flag
+
+CLI = Path(segpipe.__file__).parent / "cli"
+#: Command modules not made by the binder yet (to shrink to nothing).
+NOT_YET = {"app.py"}
+
+
+def test_no_flag_is_declared_outside_the_binder() -> None:
+    """``typer.Option(`` / ``typer.Argument(`` appear in segpipe/cli/binder.py only: a new flag is a
+    ``flag()`` declaration on an options field, never a typer parameter written by hand."""
+    offenders = []
+    for path in sorted(CLI.glob("*.py")):
+        if path.name == "binder.py" or path.name in NOT_YET:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for n, line in enumerate(text.splitlines(), 1):
+            if re.search(r"\btyper\.(Option|Argument)\(|\b(Option|Argument)\(", line):
+                offenders.append(f"{path.name}:{n}: {line.strip()}")
+    assert not offenders, "declare these with segpipe.options.declare.flag():\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(
+    "name,target", [c for c in COMMANDS if c[1].split(":")[0].rsplit(".", 1)[1] + ".py" not in NOT_YET]
+)
+def test_every_command_is_generated_from_declarations(name: str, target: str) -> None:
+    module, func = target.split(":")
+    cmd = getattr(importlib.import_module(module), func)
+    assert callable(getattr(cmd, "body", None)), f"{name}: not made by segpipe.cli.binder.command"
+    params = [p for p in cmd.__signature__.parameters if p != "ctx"]
+    assert params, name
+
+
+def test_declaration_is_a_dataclass_field_with_its_default() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        epochs: int = flag("--epochs", default=30, help="Epochs.", metavar="N")
+        names: tuple[str, ...] | None = flag(
+            "--names", default=None, parse=lambda v: tuple(v.split(",")), cli_type=str
+        )
+
+    assert Opts().epochs == 30
+    spec = declared(Opts)["epochs"]
+    assert isinstance(spec, Flag) and spec.names == ("--epochs",) and not spec.is_required
+    from segpipe.cli.binder import Flags, command
+
+    seen = {}
+
+    @command(Opts)
+    def demo(flags: Flags) -> None:
+        seen["opts"] = flags.build(Opts)
+        seen["given"] = set(flags.given)
+
+    import typer
+
+    sub = typer.Typer()
+    sub.command()(demo)
+    sub.command("other")(lambda: None)  # two commands: typer keeps the name
+    r = CliRunner().invoke(sub, ["demo", "--names", "a,b"])
+    assert r.exit_code == 0, r.output
+    assert seen["opts"] == Opts(epochs=30, names=("a", "b")) and seen["given"] == {"names"}
+
+
+def test_a_shared_flag_reads_the_same_value_kind_everywhere() -> None:
+    """``--model`` is a FILE, ``--data-root`` a DIR, ``-o`` the file written, in every command."""
+    kinds: dict[str, set[str]] = {}
+    for _, target in COMMANDS:
+        module, func = target.split(":")
+        if module.rsplit(".", 1)[1] + ".py" in NOT_YET:
+            continue
+        cmd = getattr(importlib.import_module(module), func)
+        for p in cmd.__signature__.parameters.values():
+            info = getattr(p.annotation, "__metadata__", [None])[-1]
+            decls = getattr(info, "param_decls", None) or ()
+            if not decls or type(info).__name__ != "OptionInfo":
+                continue
+            kinds.setdefault(decls[0], set()).add(str(info.metavar))
+    for flag_name in ("--model", "--data-root", "--output", "--batch", "--colors", "--num-classes"):
+        assert len(kinds.get(flag_name, set())) <= 1, (flag_name, kinds.get(flag_name))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["evaluate", "--batch-size", "2"],  # the one batch flag is --batch; the others are hidden
+        ["evaluate", "--batch_size", "2"],
+        ["quantize", "--model", "nope.onnx", "--min-agreement", "0.9"],  # INT8 threshold: hidden old name
+        ["quantize", "nope.onnx", "--calib-method", "minmax"],  # the positional model still works
+        ["export-onnx", "--model_in", "nope.pth", "--model_out", "x.onnx", "--batch-size", "1"],
+        ["visualize", "-o", "out", "--batch-size", "2"],
+    ],
+)
+def test_old_spellings_still_parse(args: list[str]) -> None:
+    r = CliRunner().invoke(app, [*args, "--help"])
+    assert r.exit_code == 0 and "No such option" not in r.output, r.output
+
+
+def test_hidden_spellings_are_not_shown() -> None:
+    evaluate = CliRunner().invoke(app, ["evaluate", "--help"], terminal_width=100).output
+    assert "--batch " in evaluate and "--batch-size" not in evaluate and "--batch_size" not in evaluate
+    quantize = CliRunner().invoke(app, ["quantize", "--help"], terminal_width=100).output
+    assert "--int8-min-agreement" in quantize and "--min-agreement " not in quantize.replace("int8-min", "")
+    assert "[required]" in quantize  # --calib-images
+
+
+def test_adding_an_option_is_one_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ARCHITECTURE.md's example: quantize --seed is the one flag() on QuantizeOptions.seed."""
+    import segpipe.export.quantize as q
+
+    seen = {}
+
+    def fake_quantize(opts, reporter):  # the stage itself is tested in test_quantize
+        seen["seed"] = opts.seed
+        raise q.ExportError("stop here")
+
+    monkeypatch.setattr(q, "quantize", fake_quantize)
+    help_text = CliRunner().invoke(app, ["quantize", "--help"], terminal_width=100).output
+    assert "--seed" in help_text and "Seed of the held-out images" in help_text
+    r = CliRunner().invoke(app, ["quantize", "m.onnx", "--calib-images", ".", "--seed", "3"])
+    assert seen == {"seed": 3} and r.exit_code == 1 and "stop here" in r.output, r.output
+    r = CliRunner().invoke(app, ["quantize", "m.onnx", "--calib-images", ".", "--seed", "-1"])
+    assert r.exit_code == 1 and r.output.strip() == "error: --seed -1: must be within 0..4294967295"
