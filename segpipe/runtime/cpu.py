@@ -17,6 +17,7 @@ model on the CPU when it is installed) runs the same file faster than either.
 from __future__ import annotations
 
 import functools
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,15 @@ def cpu_summary() -> str:
     return f"{name} ({' '.join(shown) or 'no AVX2/AVX-512/VNNI flags'})"
 
 
+#: ``target`` of the calibration record of segpipe.export.quantize_cpu's files.
+CPU_TARGET = "cpu-onnxruntime (U8S8, 7-bit weights: no saturation without VNNI)"
+CALIBRATION_KEY = "segpipe.calibration"
+
+
 def qdq_precision(path: str | Path) -> str | None:
     """``"int8"`` when the ONNX file holds QuantizeLinear/DequantizeLinear nodes (a Q/DQ model),
-    else ``None``; ``None`` too for a file ONNX cannot parse (the runtime then says why)."""
+    ``"int8-cpu"`` when it is one quantized for CPUs without VNNI (``quantize_cpu``), else
+    ``None``; ``None`` too for a file ONNX cannot parse (the runtime then says why)."""
     try:
         import onnx
 
@@ -89,7 +96,14 @@ def qdq_precision(path: str | Path) -> str | None:
     except Exception:
         return None
     ops = {n.op_type for n in proto.graph.node}
-    return "int8" if ops & {"QuantizeLinear", "DequantizeLinear"} else None
+    if not ops & {"QuantizeLinear", "DequantizeLinear"}:
+        return None
+    raw = next((p.value for p in proto.metadata_props if p.key == CALIBRATION_KEY), "")
+    try:
+        record = json.loads(raw) if 0 < len(raw) < (1 << 20) else {}
+    except (ValueError, RecursionError):
+        record = {}
+    return "int8-cpu" if isinstance(record, dict) and record.get("target") == CPU_TARGET else "int8"
 
 
 #: ONNX Runtime's session config key that keeps Q/DQ nodes unfused (quantized values, float maths).
@@ -101,7 +115,8 @@ def ort_int8_settings(session_options: Any, path: str | Path) -> str:
 
     Where the integer kernels saturate (x86-64 without VNNI) and the file is a Q/DQ model, Q/DQ
     fusion is turned off (every other optimisation stays) and the returned line says so and what
-    is faster; otherwise nothing changes and ``""`` is returned.
+    is faster; otherwise (a file quantized for such CPUs included: its 7-bit weights cannot
+    saturate) nothing changes and ``""`` is returned.
     """
     if not int8_kernels_saturate() or qdq_precision(path) != "int8":
         return ""
@@ -139,7 +154,7 @@ def auto_onnx_runtime(path: str | Path, device: str = "auto") -> tuple[str, str]
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
             return "onnxruntime", "its CUDA provider is available"
-    int8 = qdq_precision(path) == "int8"
+    int8 = qdq_precision(path) is not None
     what = "INT8 Q/DQ model" if int8 else "model"
     if not available("openvino"):
         hint = "; pip install openvino runs it faster" if int8 else ""
