@@ -120,13 +120,21 @@ def test_runtime_refusals_are_one_line(models, tmp_path):
     assert "junk.onnx is not a model OpenVINO can load" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_auto_picks_openvino_on_the_cpu_and_says_so(models, monkeypatch):
-    rec = RecordingReporter()
-    with load_runner(models["int8"], "cpu", runtime="auto", reporter=rec) as r:
-        assert r.backend == "openvino"
-    assert rec.infos == [rec.infos[0]] and rec.infos[0].startswith(
-        "runtime: openvino (INT8 Q/DQ model on the CPU"
-    )
+def _cpu(monkeypatch, vnni: bool) -> None:
+    """Pretend to be an x86-64 CPU with or without VNNI."""
+    flags = {"avx2", "avx512f", "avx512_vnni"} if vnni else {"avx2"}
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(cpu, "is_x86", lambda: True)
+
+
+def test_auto_picks_openvino_on_a_vnni_cpu_and_says_so(models, monkeypatch):
+    _cpu(monkeypatch, vnni=True)
+    for name, what in (("int8", "INT8 Q/DQ model"), ("onnx", "model")):
+        rec = RecordingReporter()
+        with load_runner(models[name], "cpu", runtime="auto", reporter=rec) as r:
+            assert r.backend == "openvino"
+        assert len(rec.infos) == 1 and rec.infos[0].startswith(f"runtime: openvino ({what} on the CPU")
+        assert not rec.warnings
     # a .pth stays with PyTorch; without openvino an ONNX model goes to ONNX Runtime, said so
     assert runner_class(models["pth"], "auto").backend == "pytorch"
     import segpipe._optional as optional
@@ -135,6 +143,23 @@ def test_auto_picks_openvino_on_the_cpu_and_says_so(models, monkeypatch):
     rec = RecordingReporter()
     assert runner_class(models["int8"], "auto", "cpu", rec) is OnnxRunner
     assert "openvino not installed" in rec.infos[0]
+
+
+def test_auto_keeps_an_s8s8_file_accurate_on_a_cpu_without_vnni(models, monkeypatch):
+    """OpenVINO's AVX2 INT8 kernels saturate on a TensorRT-shaped file too (bench_cpu.py --isa AVX2):
+    auto runs it on ONNX Runtime with the Q/DQ unfused, and says both things."""
+    _cpu(monkeypatch, vnni=False)
+    rec = RecordingReporter()
+    with load_runner(models["int8"], "cpu", runtime="auto", reporter=rec) as r:
+        assert r.backend == "onnxruntime"
+        assert r.session.get_session_options().get_session_config_entry(cpu.DISABLE_QDQ_FUSION) == "1"
+    assert "CPU without VNNI" in rec.infos[0] and len(rec.warnings) == 1
+    # FP32 still goes to OpenVINO; asked for explicitly, OpenVINO runs the INT8 file with a warning
+    assert runner_class(models["onnx"], "auto", "cpu").backend == "openvino"
+    rec = RecordingReporter()
+    with load_runner(models["int8"], "cpu", runtime="openvino", reporter=rec) as r:
+        assert r.backend == "openvino"
+    assert len(rec.warnings) == 1 and "OpenVINO's INT8 kernels saturate" in rec.warnings[0]
 
 
 def test_auto_falls_back_to_onnxruntime_when_openvino_cannot_load_it(models, batch):
@@ -165,7 +190,7 @@ def _int8_session_config(path, monkeypatch, flags):
 def test_int8_on_a_cpu_without_vnni_keeps_its_accuracy_and_says_so(models, monkeypatch, flags, batch):
     value, warnings, runner = _int8_session_config(models["int8"], monkeypatch, flags)
     assert value == "1"  # Q/DQ run as written: no saturating integer kernels
-    assert len(warnings) == 1 and "no VNNI" in warnings[0] and "openvino" in warnings[0]
+    assert len(warnings) == 1 and "no VNNI" in warnings[0] and "CPU file" in warnings[0]
     assert runner.int8_note == warnings[0]
     # an FP32 model on the same CPU is left alone
     value, warnings, _ = _int8_session_config(models["onnx"], monkeypatch, flags)

@@ -124,7 +124,8 @@ def ort_int8_settings(session_options: Any, path: str | Path) -> str:
     return (
         f"{path}: this CPU has no VNNI (avx512_vnni/avx_vnni), so ONNX Runtime's fused INT8 kernels "
         "would saturate and lose accuracy; its Q/DQ nodes run as written instead (accurate, slower "
-        "than FP32); for speed: pip install openvino (--runtime openvino runs this file in INT8)"
+        "than FP32); for INT8 speed on this CPU quantize a CPU file (segpipe.export.quantize_cpu: "
+        "7-bit weights, no saturation)"
     )
 
 
@@ -140,9 +141,12 @@ def auto_onnx_runtime(path: str | Path, device: str = "auto") -> tuple[str, str]
     """``--runtime auto`` for an ONNX model: (runtime name, why, in a few words).
 
     The rule, from benchmarks/bench_cpu.py's figures (README, "CPU inference"): on a CUDA device
-    ONNX Runtime (its CUDA provider); on the CPU OpenVINO when it is installed, since it ran every
-    model measured at least as fast as ONNX Runtime in FP32 and an INT8 Q/DQ model 1.5-2x faster
-    than ONNX Runtime FP32 on AVX2 and on AVX-512 VNNI CPUs alike; else ONNX Runtime.
+    ONNX Runtime (its CUDA provider). On the CPU, OpenVINO when it is installed: FP32 at least as
+    fast as ONNX Runtime, INT8 several times faster than ONNX Runtime FP32 with the accuracy of the
+    gate's emulation, except for a TensorRT-shaped (S8S8) INT8 file on a CPU without VNNI, where
+    OpenVINO's integer kernels saturate like ONNX Runtime's (measured with its AVX2 kernels): that
+    file runs on ONNX Runtime with its Q/DQ unfused (:func:`ort_int8_settings`: accurate, slower);
+    the CPU-targeted file (``quantize_cpu``) is the fast INT8 there. Without OpenVINO: ONNX Runtime.
     """
     from segpipe._optional import available
 
@@ -154,10 +158,28 @@ def auto_onnx_runtime(path: str | Path, device: str = "auto") -> tuple[str, str]
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
             return "onnxruntime", "its CUDA provider is available"
-    int8 = qdq_precision(path) is not None
-    what = "INT8 Q/DQ model" if int8 else "model"
+    precision = qdq_precision(path)
+    what = {"int8": "INT8 Q/DQ model", "int8-cpu": "INT8 model quantized for CPUs"}.get(
+        precision or "", "model"
+    )
+    if precision == "int8" and int8_kernels_saturate():
+        return "onnxruntime", (
+            f"{what} on a CPU without VNNI, whose INT8 kernels saturate in OpenVINO and ONNX Runtime "
+            "alike: Q/DQ run unfused for accuracy"
+        )
     if not available("openvino"):
-        hint = "; pip install openvino runs it faster" if int8 else ""
+        hint = "; pip install openvino runs it faster" if precision else ""
         return "onnxruntime", f"{what} on the CPU, openvino not installed{hint}"
-    gain = "in INT8, faster than ONNX Runtime FP32" if int8 else "at least as fast as ONNX Runtime"
+    gain = "in INT8, faster than ONNX Runtime FP32" if precision else "at least as fast as ONNX Runtime"
     return "openvino", f"{what} on the CPU: OpenVINO runs it {gain} (benchmarks/bench_cpu.py)"
+
+
+def openvino_int8_note(path: str | Path) -> str:
+    """The warning for OpenVINO running a TensorRT-shaped INT8 file where its kernels saturate."""
+    if not int8_kernels_saturate() or qdq_precision(path) != "int8":
+        return ""
+    return (
+        f"{path}: this CPU has no VNNI, so OpenVINO's INT8 kernels saturate on this S8S8 (TensorRT) "
+        "file and the masks lose accuracy; --runtime onnxruntime runs it accurately (slower), or "
+        "quantize a CPU file (segpipe.export.quantize_cpu: 7-bit weights, no saturation)"
+    )

@@ -69,7 +69,11 @@ class OpenVinoRunner(OnnxRunner):
     def _open(self, device: str, threads: int, reporter: Reporter | None) -> tuple[list, list, dict]:
         ov = require("openvino", "--runtime openvino")
         target = ov_device(device)
-        self.int8_note = ""
+        from segpipe.runtime.cpu import openvino_int8_note
+
+        self.int8_note = openvino_int8_note(self.path) if self.path.suffix.lower() == ".onnx" else ""
+        if self.int8_note and reporter is not None:
+            reporter.warn(self.int8_note)
         if self.path.suffix.lower() == ".xml" and not self.path.with_suffix(".bin").is_file():
             raise CheckpointError(
                 f"{self.path}: OpenVINO IR needs its weights {self.path.with_suffix('.bin').name} next to it"
