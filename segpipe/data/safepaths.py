@@ -204,19 +204,38 @@ def confine_samples(root: Path, samples: list[Any], outside_root: bool, seen: se
     name). ``seen``: the samples already checked (skipped)."""
     out: list[Any] = []
     names: dict[str, Any] = {}
+    real_root = _real(root).rstrip(os.sep) + os.sep
+    folders: dict[str, str] = {}  # folder -> its real path (a data set has few folders, many files)
+
+    def check(p: Path, what: str, where: str) -> None:
+        text = os.fspath(p)
+        if "\x00" in text:
+            raise DataError(f"{where}: {what} {shown(text)} holds a NUL character")
+        folder, name = os.path.split(text)
+        if folder not in folders:
+            folders[folder] = _real(folder or ".")
+        full = os.path.join(folders[folder], name)
+        try:
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode) or name in ("", ".", ".."):
+                full, st = _real(full), os.stat(full)
+        except OSError as e:
+            raise DataError(f"{where}: cannot read {what} {shown(text)}: {e.strerror or e}") from None
+        if not outside_root and not (full + os.sep).startswith(real_root):
+            raise DataError(
+                f"{where}: {what} {shown(text)} resolves outside the data root {shown(root)} "
+                f"(refused; set {OUTSIDE_ENV}=1 to allow it)"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{where}: {what} {shown(text)} is {kind_of(st.st_mode)}, not a regular file")
+
     for s in samples:
         key = (s.name, os.fspath(s.image), os.fspath(s.label) if s.label is not None else "")
         if key not in seen:
             where = f"{shown(s.label or s.image)}: sample {shown(s.name)}"
-            for what, p in (("image", s.image), ("label", s.label)):
-                if p is None:
-                    continue
-                if not outside_root and not is_within(p, root):
-                    raise DataError(
-                        f"{where}: {what} {shown(p)} resolves outside the data root {shown(root)} "
-                        f"(refused; set {OUTSIDE_ENV}=1 to allow it)"
-                    )
-                check_regular(p, what, where)
+            check(s.image, "image", where)
+            if s.label is not None:
+                check(s.label, "label", where)
             seen.add(key)
         clean = safe_relname(s.name)
         if clean != s.name:
