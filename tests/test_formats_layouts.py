@@ -200,6 +200,11 @@ def test_cvat_xml_problems_are_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="CVAT for video 1.1 .* export the task as 'CVAT for images 1.1'"):
         open_dataset(video).samples()
+    odd = xml.replace('points="0.00,30.00;', 'points="0.00,30.00;7;', 1)
+    (root / "annotations.xml").write_text(odd)
+    reader = open_dataset(root)
+    with pytest.raises(DataError, match=r"<polygon label='road'>: 9 coordinates, not x,y pairs"):
+        [reader.load(s) for s in reader.samples()]
     (root / "annotations.xml").write_text(xml.replace('rotation="90.00"', 'rotation="ninety"'))
     with pytest.raises(DataError, match=r"<box>: z_order '0' or rotation 'ninety' is not a number"):
         open_dataset(root).samples()
@@ -266,6 +271,11 @@ def test_common_semantic_segmentation(tmp_path: Path, layout: str) -> None:
     save_bgr(bad, rgb)
     sample = next(s for s in reader.samples() if s.label == bad)
     with pytest.raises(DataError, match=r"colour 1,2,3 at pixel \(x=2, y=1\) is not in dataset_meta.json"):
+        reader.load(sample)
+    import cv2  # a 16-bit colour mask: its values are not the 8-bit colours of the label map
+
+    cv2.imwrite(str(bad), (rgb.astype(np.uint16) * 257)[:, :, ::-1])
+    with pytest.raises(DataError, match="a uint16 colour mask; colour masks are 8 bits a channel"):
         reader.load(sample)
 
 

@@ -31,6 +31,8 @@ def _float(attrs: dict[str, str], key: str, where: str) -> float:
 def _poly_mask(flat: list[float], w: int, h: int, where: str) -> np.ndarray | None:
     from pycocotools import mask as mask_utils
 
+    if len(flat) % 2:
+        raise DataError(f"{where}: {len(flat)} coordinates, not x,y pairs")
     if len(flat) < 6:  # fewer than 3 points: no area (pycocotools would read 4 values as a box)
         return None
     if len(flat) > 2 * MAX_POINTS:

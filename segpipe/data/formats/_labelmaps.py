@@ -122,6 +122,8 @@ def read_label(path: Path) -> tuple[np.ndarray, bool]:
     from segpipe.data.maskio import read_mask_file
 
     raw = read_mask_file(path)
+    if raw.ndim == 3 and raw.dtype != np.uint8:
+        raise DataError(f"{path}: a {raw.dtype} colour mask; colour masks are 8 bits a channel")
     if raw.ndim == 3:
         if raw.shape[2] < 3:
             return as_index_array(np.ascontiguousarray(raw[:, :, 0]), path), False
