@@ -52,6 +52,8 @@ def shown(value: object) -> str:
     """``value`` (a str, bytes or path) as one printable line: control characters (newline, ESC,
     NUL...), backslashes and bytes that are not UTF-8 escaped (``\\n``, ``\\x1b``, ``\\udcff``)."""
     text = os.fsdecode(value) if isinstance(value, (bytes, os.PathLike)) else str(value)
+    if text.isascii() and text.isprintable() and "\\" not in text:  # nothing to escape (most paths)
+        return text
     out = []
     for ch in text:
         o = ord(ch)
@@ -169,7 +171,11 @@ def _real(p: str | os.PathLike[str]) -> str:
 
 def is_within(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
     """``path`` resolves (links followed) to ``folder`` or below it."""
-    rp, rf = _real(path), _real(folder)
+    return within_real(_real(path), _real(folder))
+
+
+def within_real(rp: str, rf: str) -> bool:
+    """Resolved path ``rp`` is resolved folder ``rf`` or below it."""
     return rp == rf or rp.startswith(rf.rstrip(os.sep) + os.sep)
 
 
@@ -261,6 +267,10 @@ def safe_relname(name: str | os.PathLike[str]) -> str:
     part, no leading ``/``, control characters and bytes that are not UTF-8 replaced by ``_``.
     Names that are already clean come back unchanged."""
     text = os.fspath(name).replace("\\", "/")
+    if text.isascii() and text.isprintable():  # the common case, checked without a loop per character
+        quick = text.split("/")
+        if all(p not in ("", ".", "..") and p == p.strip() for p in quick):
+            return text
     parts = [_clean_part(p) for p in text.split("/") if p not in ("", ".", "..")]
     parts = [p if p not in (".", "..") else "_" for p in parts]
     return "/".join(parts) or "_"

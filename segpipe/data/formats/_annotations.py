@@ -15,6 +15,7 @@ No torch here.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -66,9 +67,14 @@ def check_label_file_size(path: Path) -> None:
 def read_json(path: Path) -> Any:
     """Parse a JSON label file (size bounded); one-line error naming the file and the position."""
     check_label_file_size(path)
+    collecting = gc.isenabled()
     try:
         with open_regular(path, "label file") as f:
-            return json.load(f)
+            data = f.read()
+        # parsed JSON holds no reference cycles: the cyclic collector has nothing to find while
+        # json builds millions of containers (a COCO train file: ~1/4 of its parse time)
+        gc.disable()
+        return json.loads(data)
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -79,6 +85,9 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: JSON nested too deeply") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def read_text(path: Path) -> str:

@@ -71,8 +71,8 @@ def check_structure(data: Any, path: Path) -> None:
         check_image_size(
             im.get("width"), im.get("height"), f"{path} images[{i}] (id {im['id']}) width/height"
         )
-    for i, a in enumerate(data["annotations"]):
-        if not (isinstance(a, dict) and _int(a.get("image_id")) and _int(a.get("category_id"))):
+    for i, a in enumerate(data["annotations"]):  # (type() is: 860k annotations in COCO train)
+        if type(a) is not dict or type(a.get("image_id")) is not int or type(a.get("category_id")) is not int:
             raise DataError(f"{path}: annotations[{i}] needs integer 'image_id' and 'category_id'")
 
 

@@ -45,6 +45,7 @@ No torch here.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -209,7 +210,8 @@ class CocoReader(FormatReader):
                     missing.append(str(image))
                     continue
                 self._images[key] = (f, im)
-                name = str(Path(split or "") / Path(im["file_name"]).with_suffix(""))
+                stem = os.path.splitext(im["file_name"])[0]  # (str ops: 118k images in COCO train)
+                name = f"{split}/{stem}" if split else stem
                 out[key] = LabelledSample(name, image, f, split, key)
             self._count(f, data["annotations"])
             for a in data["annotations"]:
@@ -232,9 +234,16 @@ class CocoReader(FormatReader):
         """Say how many annotations of ``f`` are crowds and how many have no mask; refuse a file
         set where none has one (a detection export), or list it among :meth:`data_problems` when
         :attr:`survey` is set (``segpipe data``)."""
-        total = len(anns)
-        masked = sum(1 for a in anns if has_mask(a))
-        crowds = sum(1 for a in anns if is_crowd(a) and has_mask(a))
+        total, masked, crowds, area = len(anns), 0, 0, 0.0
+        for a in anns:  # one pass, no call per annotation (860k in COCO train)
+            seg = a.get("segmentation")
+            if seg is None or seg == [] or seg == {}:
+                continue
+            masked += 1
+            if a.get("iscrowd", 0) in (1, True):
+                crowds += 1
+                ar = a.get("area")
+                area += ar if isinstance(ar, (int, float)) else 0.0
         if total and not masked:
             line = (
                 f"{f}: none of its {total} annotation(s) has a mask ('segmentation' missing or empty: "
@@ -250,7 +259,6 @@ class CocoReader(FormatReader):
                 "or empty: boxes only) and draw nothing"
             )
         if crowds:
-            area = sum(float(a.get("area") or 0) for a in anns if is_crowd(a) and has_mask(a))
             if self.crowds == "ignore":
                 self.reporter.warn(
                     f"{f}: {crowds} of {total} annotation(s) are crowds (iscrowd 1, {area:,.0f} pixels by "
@@ -304,7 +312,8 @@ class CocoReader(FormatReader):
         width, height = check_image_size(im.get("width"), im.get("height"), f"{f} image id {im['id']}")
         cls_of = self.class_of()
         top = max(len(cls_of), self.ignore_index)
-        out = np.zeros((height, width), dtype=np.uint8 if top <= 255 else np.uint16)
+        # column-major like pycocotools' decoded masks: each layer is copied in without a stride
+        out = np.zeros((height, width), dtype=np.uint8 if top <= 255 else np.uint16, order="F")
         layers: list[tuple[int, int, int, Any]] = []
         with warnings.catch_warnings():  # pycocotools' own numpy-2 DeprecationWarning (copy=False)
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -322,8 +331,8 @@ class CocoReader(FormatReader):
                 layers.append((0 if crowd else 1, -int(mask_utils.area(rle)), value, rle))
             # crowd (ignore) first, then objects largest first: a stable sort keeps file order on ties
             for _, _, value, rle in sorted(layers, key=lambda t: (t[0], t[1])):
-                out[mask_utils.decode(rle).astype(bool)] = value
+                np.copyto(out, value, where=mask_utils.decode(rle).view(bool))  # decode: 0/1 uint8
         if any(t[0] == 0 for t in layers) and self.ignore_index > 0:
             self.crowd_pixels += int(np.count_nonzero(out == self.ignore_index))
         self.pixels_read += out.size
-        return out
+        return np.ascontiguousarray(out)
