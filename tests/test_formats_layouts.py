@@ -135,6 +135,9 @@ def test_layouts_without_masks_say_why_in_one_line(tmp_path: Path) -> None:
     (cs / "leftImg8bit" / "train" / "aachen").mkdir(parents=True)
     with pytest.raises(DataError, match="without labels; unpack gtFine_trainvaltest.zip"):
         detect_format(cs)
+    (cs / "gtCoarse" / "train_extra").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"coarse labels only \(gtCoarse/\); segpipe reads the fine ones"):
+        detect_format(cs)
 
 
 # ---- CVAT for images 1.1 XML -------------------------------------------------------------------------

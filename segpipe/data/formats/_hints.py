@@ -44,7 +44,12 @@ def not_segmentation(root: Path) -> str | None:
             "train segmentation; export the masks (VOC 'SegmentationClass/', or CVAT's 'Segmentation "
             "mask 1.1' / 'CVAT for images 1.1' with polygons)"
         )
-    if (root / "leftImg8bit").is_dir() and not any((root / d).is_dir() for d in ("gtFine", "gtCoarse")):
+    if (root / "leftImg8bit").is_dir() and (root / "gtCoarse").is_dir() and not (root / "gtFine").is_dir():
+        return (
+            f"{root}: Cityscapes with coarse labels only (gtCoarse/); segpipe reads the fine ones: unpack "
+            "gtFine_trainvaltest.zip beside it (gtFine/SPLIT/CITY/*_gtFine_labelIds.png)"
+        )
+    if (root / "leftImg8bit").is_dir() and not (root / "gtFine").is_dir():
         return (
             f"{root}: Cityscapes images (leftImg8bit/) without labels; unpack gtFine_trainvaltest.zip "
             "beside it (gtFine/SPLIT/CITY/*_gtFine_labelIds.png)"
