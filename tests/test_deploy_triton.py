@@ -3,6 +3,8 @@ and its tensors, types and batching equal the model file's, read here straight f
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +142,60 @@ def test_no_metadata_is_refused(models: dict[str, Path], tmp_path: Path) -> None
     onnx.save(proto, str(bare))
     with pytest.raises(SegpipeError, match="no segpipe metadata"):
         read_model_file(bare)
+
+
+def _tritonserver() -> list[str] | None:
+    """A Triton server command: ``SEGPIPE_TRITONSERVER`` (a command line, e.g. ``env
+    LD_LIBRARY_PATH=... /path/tritonserver --backend-directory=...``) or ``tritonserver`` on PATH."""
+    import os
+    import shlex
+    import shutil
+
+    given = os.environ.get("SEGPIPE_TRITONSERVER")
+    if given:
+        return shlex.split(given)
+    found = shutil.which("tritonserver")
+    return [found] if found else None
+
+
+@pytest.mark.skipif(_tritonserver() is None, reason="no Triton server (set SEGPIPE_TRITONSERVER)")
+def test_tritonserver_reads_the_repository(models: dict[str, Path], tmp_path: Path) -> None:
+    """The real server parses every written config.pbtxt (strictly: --disable-auto-complete-config)
+    and loads the models; where its onnxruntime backend is missing (PyTriton's bundled server ships
+    only the python backend) loading stops there, after the configs were read."""
+    repo = tmp_path / "repo"
+    for key in ("probs", "fixed"):
+        write_triton_repo(read_model_file(models[key]), repo)
+    ports = []
+    for _ in range(2):  # free loopback ports (tritonserver takes no port 0)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    cmd = [
+        *_tritonserver(),
+        f"--model-repository={repo}",
+        "--disable-auto-complete-config",
+        "--http-address=127.0.0.1",
+        f"--http-port={ports[0]}",
+        "--grpc-address=127.0.0.1",
+        f"--grpc-port={ports[1]}",
+        "--allow-metrics=false",
+        "--exit-on-error=true",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    loaded, log = set(), []
+    try:
+        for line in proc.stdout:
+            log.append(line)
+            m = re.search(r"successfully loaded '(\w+)'", line)
+            if m:
+                loaded.add(m.group(1))
+            if loaded == {"probs", "fixed"} or "creating server" in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait(30)
+    text = "".join(log)
+    assert "failed to read text proto" not in text and "Poll failed" not in text, text[-3000:]
+    missing = re.findall(r"unable to find backend library for backend '(\w+)'", text)
+    assert loaded == {"probs", "fixed"} or set(missing) == {"onnxruntime"}, text[-3000:]
