@@ -213,6 +213,15 @@ def test_malformed_json_and_unknown_paths(server: Server) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{base}/v2/models/nope/ready", timeout=30)
     assert err.value.code == 404
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.http, timeout=30)
+    conn.putrequest("POST", "/v2/models/seg/infer")
+    conn.putheader("Content-Length", "-5")  # would read to the end of the stream: refused at once
+    conn.endheaders()
+    reply = conn.getresponse()
+    assert reply.status == 400 and b"is not a size" in reply.read()
+    conn.close()
 
 
 def test_sigterm_stops_cleanly(server: Server) -> None:

@@ -139,7 +139,15 @@ class KServeHandler(BaseHTTPRequestHandler):
         service: ModelService = self.server.service
         path = self.path.split("?", 1)[0]
         m = _INFER.match(path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            return self._error(
+                400, f"Content-Length {str(self.headers.get('Content-Length'))[:20]!r} is not a size"
+            )
         if length > MAX_REQUEST_BYTES + (1 << 20):
             self.close_connection = True
             return self._error(400, f"request of {length} bytes; at most {MAX_REQUEST_BYTES >> 20} MiB")
@@ -197,3 +205,15 @@ class KServeHTTPServer(ThreadingHTTPServer):
     def __init__(self, host: str, port: int, service: ModelService) -> None:
         self.service = service
         super().__init__((host, port), KServeHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line on stderr for a connection that failed (none for a client that went away),
+        instead of socketserver's traceback."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        sys.stderr.write(
+            f"segpipe serve: a request from {client_address[0]} failed: {type(exc).__name__}: {exc}\n"
+        )
