@@ -14,18 +14,27 @@ from inference_helpers import export_onnx, tiny_info, tiny_model
 SIZE = (96, 64)  # W x H (multiples of the stride, 32): different, so a swapped axis shows
 
 
+_MADE: dict[str, Path] = {}
+
+
 def make_models(folder: Path) -> dict[str, Path]:
-    """``probs`` (dynamic batch and size), ``fixed`` (batch 1, 64x48, probs), ``logits`` (dynamic),
-    ``labels`` (uint8 in, class map out, dynamic)."""
+    """``probs`` (dynamic batch and size), ``fixed`` (batch 1, 96x64, probs), ``logits`` (dynamic),
+    ``labels`` (uint8 in, class map out, dynamic). Exported once per test session (the first
+    caller's ``folder``); treat them as read-only."""
+    if _MADE and all(p.is_file() for p in _MADE.values()):
+        return dict(_MADE)
     info = tiny_info(size=SIZE)
     model = tiny_model(info, seed=3)
     folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "probs": export_onnx(model, info, folder / "probs.onnx", output="probs"),
-        "fixed": export_onnx(model, info, folder / "fixed.onnx", dynamic=False, output="probs"),
-        "logits": export_onnx(model, info, folder / "logits.onnx", output="logits"),
-        "labels": export_onnx(model, info, folder / "labels.onnx", output="labels", uint8=True),
-    }
+    _MADE.update(
+        {
+            "probs": export_onnx(model, info, folder / "probs.onnx", output="probs"),
+            "fixed": export_onnx(model, info, folder / "fixed.onnx", dynamic=False, output="probs"),
+            "logits": export_onnx(model, info, folder / "logits.onnx", output="logits"),
+            "labels": export_onnx(model, info, folder / "labels.onnx", output="labels", uint8=True),
+        }
+    )
+    return dict(_MADE)
 
 
 def fake_engine(folder: Path, onnx_path: Path, max_batch: int = 4) -> Path:
