@@ -241,11 +241,15 @@ _KNOWN_PROPS = {
 
 def _describe_int8(proto: Any, props: dict[str, str], desc: ModelDescription) -> None:
     """Q/DQ node counts and the calibration record of an INT8 graph (``segpipe quantize``)."""
+    from segpipe.export.qdq_graph import quantized_for
     from segpipe.export.quantize import qdq_counts, read_calibration
 
     counts = qdq_counts(proto)
     if sum(counts.values()):
         desc.details["quantization"] = ", ".join(f"{n} {op}" for op, n in counts.items())
+        target = quantized_for(proto)
+        if target:
+            desc.details["quantized for"] = target
     cal = read_calibration(props)
     if cal is not None:
         desc.details["calibration"] = (

@@ -252,3 +252,13 @@ def test_usage_errors_are_one_line_on_stderr(args: list[str], expected: str) -> 
     assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert "-h for help" in lines[0] and "╭" not in r.stderr
+
+
+def test_no_timing_in_help(helps: tuple[int, dict[str, str]]) -> None:
+    """A duration measured on one machine is not a promise ('the demo takes 81 s' took 374 s on a
+    loaded one): help texts carry none; the README gives figures with their machine and load."""
+    _, texts = helps
+    timing = re.compile(r"\b\d+(\.\d+)?\s?(s|ms|sec|seconds?|min|minutes?|hours?)\b")
+    for name, text in texts.items():
+        found = timing.search(_flat(text))
+        assert found is None, f"segpipe {name} --help: {found.group(0) if found else ''}"

@@ -370,3 +370,28 @@ def test_gate_on_miou_drop(fp32_onnx: Path, tmp_path: Path) -> None:
     assert not out.exists()
     res = quantize(opts.replace(max_miou_drop=100.0))
     assert res.miou_int8 < res.miou_fp32 and out.exists()
+
+
+def test_info_says_what_the_int8_file_was_quantized_for(fp32_onnx: Path, tmp_path: Path) -> None:
+    """Read from the graph itself: TensorRT's signed symmetric per-channel Q/DQ, or the U8S8 form
+    ONNX Runtime's CPU kernels prefer (which TensorRT does not take)."""
+    import onnx
+
+    from segpipe.export.quantize import graph_io, quantize_ort
+    from segpipe.info import describe_model
+    from segpipe.modelinfo import ModelInfo
+
+    proto = onnx.load(str(fp32_onnx))
+    info = ModelInfo.from_metadata({p.key: p.value for p in proto.metadata_props})
+    io_ = graph_io(proto, info, fp32_onnx)
+    calib = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3)).astype(np.float32)
+    s8 = tmp_path / "s8.onnx"
+    quantize_ort(fp32_onnx, s8, io_, calib, "minmax", [])
+    said = describe_model(s8).details["quantized for"]
+    assert said.startswith("TensorRT") and "S8S8" in said and "symmetric" in said
+    assert "weights per output channel" in said
+    u8 = tmp_path / "u8.onnx"
+    quantize_ort(fp32_onnx, u8, io_, calib, "minmax", [], activation="uint8")
+    said = describe_model(u8).details["quantized for"]
+    assert said.startswith("ONNX Runtime on the CPU: U8S8") and "not TensorRT" in said
+    assert "quantized for" not in describe_model(fp32_onnx).details

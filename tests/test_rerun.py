@@ -65,3 +65,51 @@ def test_rerun_after_interrupt_says_how_to_resume(
     assert any(
         "runs/job-2 holds an interrupted run" in w and "--output-dir runs/job-2" in w for w in rec.warnings
     )
+
+
+def test_demo_twice_keeps_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second demo goes to a new folder and says so (the pipeline itself replaced by a stand-in
+    that writes what the demo writes: the real double run is the slow test below)."""
+    from typer.testing import CliRunner
+
+    from segpipe.cli import demo
+    from segpipe.cli.app import app
+
+    ran: list[Path] = []
+
+    def fake_run(output_dir: Path, epochs: int, device: str, reporter: object) -> None:
+        ran.append(output_dir)
+        (output_dir / "train").mkdir(parents=True)
+        (output_dir / "train" / "best.pth").write_text(str(len(ran)))
+
+    monkeypatch.setattr(demo, "_run_demo", fake_run)
+    monkeypatch.chdir(tmp_path)
+    first = CliRunner().invoke(app, ["demo", "--quiet"])
+    assert first.exit_code == 0 and ran == [Path("runs/demo")] and "earlier demo" not in first.output
+    second = CliRunner().invoke(app, ["demo", "--quiet"])
+    assert second.exit_code == 0 and ran[-1] == Path("runs/demo-2"), second.output
+    assert (tmp_path / "runs/demo/train/best.pth").read_text() == "1"  # the first run as it was
+    line = " ".join(second.output.split())
+    assert "runs/demo holds an earlier demo, kept as it is: this one goes to runs/demo-2" in line
+    assert "to replace it instead, delete runs/demo first" in line
+    # a third, and a named folder: the next free name each time
+    CliRunner().invoke(app, ["demo", "--quiet"])
+    assert ran[-1] == Path("runs/demo-3")
+    CliRunner().invoke(app, ["demo", "--quiet", "--output-dir", "runs/demo-2"])
+    assert ran[-1] == Path("runs/demo-2-2")
+
+
+@pytest.mark.slow
+def test_demo_twice_end_to_end(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    out = tmp_path / "demo"
+    args = ["demo", "--output-dir", str(out), "--epochs", "1", "--quiet", "--device", "cpu"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert (tmp_path / "demo-2" / "train" / "best.pth").is_file() and "demo-2" in r.output

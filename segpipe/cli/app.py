@@ -44,7 +44,7 @@ COMMANDS: list[tuple[str, str]] = [
 #: The line ``segpipe --help`` shows for each command without importing it: the first paragraph of
 #: the command function's docstring (tests/test_startup.py keeps the two equal).
 SUMMARIES: dict[str, str] = {
-    "demo": "Run the pipeline end to end on the bundled sample data (81 s on a quiet 2-core CPU).",
+    "demo": "Run the pipeline end to end on the bundled sample data.",
     "train": "Train a segmentation model on DATA_ROOT, any label format (see --format).",
     "export-onnx": "Export a checkpoint to a deployable, verified ONNX model "
     "(NHWC RGB 0-255 in, normalisation inside).",

@@ -87,6 +87,38 @@ def _precision_ladder_step(
     return [fp32, half.path, int8.path]
 
 
+#: What a demo writes in its folder: one of them there means the folder holds an earlier demo.
+DEMO_OUTPUTS = (
+    "train",
+    "visualize",
+    "visualize_onnx",
+    "heldout",
+    "sample_images",
+    "demo.onnx",
+    "evaluate_pth.json",
+    "benchmark.json",
+)
+
+
+def fresh_output_dir(output_dir: Path) -> tuple[Path, str | None]:
+    """(the folder this demo writes, one line when it is not ``output_dir``): a folder holding an
+    earlier demo is never written over; the next free ``NAME-2``, ``NAME-3``... is taken instead."""
+
+    def holds_demo(folder: Path) -> bool:
+        return folder.is_dir() and any((folder / name).exists() for name in DEMO_OUTPUTS)
+
+    if not holds_demo(output_dir):
+        return output_dir, None
+    i = 2
+    while holds_demo(output_dir.with_name(f"{output_dir.name}-{i}")):
+        i += 1
+    new = output_dir.with_name(f"{output_dir.name}-{i}")
+    return new, (
+        f"{output_dir} holds an earlier demo, kept as it is: this one goes to {new} "
+        f"(to replace it instead, delete {output_dir} first)"
+    )
+
+
 @dataclass(frozen=True)
 class DemoFlags:
     """``segpipe demo``'s flags."""
@@ -106,11 +138,14 @@ class DemoFlags:
 
 @command(DemoFlags)
 def demo_command(flags: Flags) -> None:
-    """Run the pipeline end to end on the bundled sample data (81 s on a quiet 2-core CPU)."""
+    """Run the pipeline end to end on the bundled sample data."""
     reporter = RichReporter(quiet=flags.quiet)
+    output_dir, moved = fresh_output_dir(flags.output_dir)
+    if moved:
+        console.print(escape(moved))  # before --quiet silences the steps: where everything goes
     console.quiet = flags.quiet  # every step's lines and tables; warnings and errors go to stderr still
     try:
-        _run_demo(flags.output_dir, flags.epochs, flags.device, reporter)
+        _run_demo(output_dir, flags.epochs, flags.device, reporter)
     finally:
         console.quiet = False
 

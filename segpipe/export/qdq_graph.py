@@ -183,3 +183,60 @@ def ensure_node_names(proto: Any) -> None:
                 name += "_"
             node.name = name
             used.add(name)
+
+
+def quantized_for(proto: Any) -> str | None:
+    """What a Q/DQ graph was quantized for, in words, read from the graph itself (zero-point types
+    and values, weight scales per channel or per tensor); ``None`` for a graph without Q/DQ."""
+    from onnx import numpy_helper
+
+    init = {i.name: i for i in proto.graph.initializer}
+    producer = {out: node for node in proto.graph.node for out in node.output}
+    # what the convolutions read as weights (through a DQ, or a Q -> DQ pair)
+    conv_weights = {n.input[1] for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm")}
+    dq_of = {n.input[0]: n.output[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    acts: set[str] = set()
+    weights: set[str] = set()
+    symmetric, per_channel, per_tensor = True, 0, 0
+    for node in proto.graph.node:
+        if node.op_type not in Q_OPS:
+            continue
+        source = node.input[0]
+        is_weight = source in init or (
+            node.op_type == "QuantizeLinear" and source in producer and producer[source].op_type == "Constant"
+        )
+        if node.op_type == "DequantizeLinear" and source in producer and producer[source].op_type in Q_OPS:
+            continue  # the DQ of an activation's Q pair: its Q says it
+        if node.op_type == "DequantizeLinear" and source not in init:
+            continue
+        zp = (
+            numpy_helper.to_array(init[node.input[2]])
+            if len(node.input) > 2 and node.input[2] in init
+            else None
+        )
+        kind = str(zp.dtype) if zp is not None else "uint8"  # ONNX: no zero point means uint8
+        symmetric = symmetric and (zp is None or not zp.any()) and kind != "uint8"
+        (weights if is_weight else acts).add(kind)
+        feeds_conv = node.output[0] in conv_weights or dq_of.get(node.output[0]) in conv_weights
+        if is_weight and feeds_conv and len(node.input) > 1 and node.input[1] in init:
+            if numpy_helper.to_array(init[node.input[1]]).size > 1:
+                per_channel += 1
+            else:
+                per_tensor += 1
+    if not acts and not weights:
+        return None
+    if per_channel and per_tensor:
+        w_scale = "per output channel (some per tensor)"
+    else:
+        w_scale = "per output channel" if per_channel else "per tensor"
+    if acts <= {"int8"} and weights <= {"int8"} and symmetric:
+        return (
+            "TensorRT 10/11 (explicit Q/DQ, built strongly typed): S8S8, signed INT8 activations and "
+            f"weights, symmetric (every zero point 0), weights {w_scale}"
+        )
+    if "uint8" in acts:
+        return (
+            "ONNX Runtime on the CPU: U8S8, unsigned asymmetric INT8 activations, signed weights "
+            f"{w_scale}; not TensorRT, which takes signed symmetric INT8 only"
+        )
+    return f"INT8 Q/DQ: activations {', '.join(sorted(acts)) or '-'}, weights {', '.join(sorted(weights)) or '-'} {w_scale}"
