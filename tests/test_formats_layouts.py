@@ -113,6 +113,14 @@ def test_data_root_one_folder_too_deep_names_the_parent(
     assert r.exit_code == 1 and f"is a {dataset} data set" in r.output
 
 
+def test_data_root_that_is_a_file_of_a_data_set_names_its_folder(tmp_path: Path) -> None:
+    root = tmp_path / "cvat"
+    make_cvat_xml(root)
+    r = cli("data", root / "annotations.xml")
+    assert r.exit_code == 1
+    assert f"is a file, not a folder; the parent folder {root.resolve()} is a cvat_images data set" in r.output
+
+
 def test_data_root_one_folder_too_high_names_the_data_set(voc_root: Path, tmp_path: Path) -> None:
     top = tmp_path / "VOCdevkit"
     top.mkdir()

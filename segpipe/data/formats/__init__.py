@@ -134,6 +134,21 @@ def _one_format(root: Path) -> tuple[str, str] | None:
     return (pick[0][0], pick[0][1]) if len(pick) == 1 else None
 
 
+def _check_root(root: Path) -> None:
+    """:func:`check_root`; a file inside a data set (``annotations.xml``, ``data.yaml``) also names
+    the folder that is the data set."""
+    try:
+        check_root(root)
+    except DataError as e:
+        if root.is_file():
+            from segpipe.data.formats._hints import nearby
+
+            hint = nearby(root, _one_format)
+            if hint:
+                raise DataError(f"{e}; {hint}") from None
+        raise
+
+
 def detect_format(root: str | Path) -> tuple[str, str]:
     """(format name, reason) of the data root. A specific format wins over a generic one (the
     seed layout, YOLO labels...); two specific (or, with none, two generic) matches are one line
@@ -143,7 +158,7 @@ def detect_format(root: str | Path) -> tuple[str, str]:
     from segpipe.data.formats._hints import FORMATS_HINT, nearby, not_segmentation
 
     root = Path(root)
-    check_root(root)  # missing, a file, a FIFO or a device: one line
+    _check_root(root)  # missing, a file, a FIFO or a device: one line
     if next(root.iterdir(), None) is None:
         raise DataError(f"data root {root} is an empty folder")
     pick = _matches(root)
@@ -169,7 +184,7 @@ def resolve_format(root: str | Path, format: str = "auto", **options: Any) -> tu
         raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
     root_p = Path(root)
     if os.path.exists(root_p) and not root_p.is_dir():
-        check_root(root_p)  # a file, a FIFO, a device: one line saying which
+        _check_root(root_p)  # a file, a FIFO, a device: one line saying which
     custom_layout = any(options.get(k) not in (None, v) for k, v in SEED_LAYOUT.items() if k != "mask_type")
     if fmt == "auto" and custom_layout:  # --images-dir/--masks-dir/--mask-suffix describe the seed layout
         return "seed", "--images-dir/--masks-dir/--mask-suffix"
@@ -184,7 +199,7 @@ def resolve_format(root: str | Path, format: str = "auto", **options: Any) -> tu
         raise ConfigError(
             f"--format {fmt}: this install cannot read it (use {', '.join(available_formats())})"
         )
-    check_root(root_p)
+    _check_root(root_p)
     return fmt, "--format"
 
 
