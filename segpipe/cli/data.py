@@ -19,9 +19,11 @@ def _list_formats() -> None:
     from segpipe.data.formats import formats_listing
 
     console.print("Label formats (--format NAME; auto tries them in this order and says which it chose):")
-    for name, description, layout in formats_listing():
-        console.print(Text(f"  {name:<12} {description}"))
-        console.print(Text(f"  {'':<12} files: {layout}"))
+    rows = formats_listing()
+    width = max(len(name) for name, _, _ in rows)
+    for name, description, layout in rows:
+        console.print(Text(f"  {name:<{width}}  {description}"))
+        console.print(Text(f"  {'':<{width}}  files: {layout}"))
     raise typer.Exit()
 
 
