@@ -159,6 +159,10 @@ def run_pytriton(
 
     if sys.platform != "linux":
         raise SegpipeError("--server pytriton: PyTriton runs on Linux only; use --server builtin")
+    if http_port == 0 or grpc_port == 0:
+        raise ConfigError(
+            "--server pytriton: Triton takes fixed ports; give --http-port and --grpc-port (not 0)"
+        )
     libpython_on_loader_path()
     runner = load_runner(model, device=device)
     name = name or Path(model).stem
@@ -179,8 +183,9 @@ def run_pytriton(
         http_address=host,
         http_port=http_port,
         grpc_address=host,
-        grpc_port=max(grpc_port, 0),
-        metrics_port=0 if http_port == 0 else http_port + 2,
+        allow_grpc=grpc_port >= 0,
+        grpc_port=grpc_port if grpc_port >= 0 else 8001,
+        metrics_port=http_port + 2,
         allow_metrics=True,
     )
     batcher = mc.DynamicBatcher(max_queue_delay_microseconds=int(max_delay_ms * 1000))
@@ -198,7 +203,7 @@ def run_pytriton(
             )
             _say(
                 f"serving {name} ({model}, {runner.backend}) in NVIDIA Triton (PyTriton) at "
-                f"http://{host}:{http_port}, gRPC {host}:{grpc_port}, metrics port {config.metrics_port}; "
+                f"http://{host}:{http_port}, {f'gRPC {host}:{grpc_port}' if grpc_port >= 0 else 'gRPC off'}, metrics port {config.metrics_port}; "
                 "SIGTERM or Ctrl-C stops"
             )
             server.serve()
