@@ -155,7 +155,7 @@ def test_engine_and_fixed_batch_configs_pass_the_rules(models: dict[str, Path], 
     assert cfg["batch-size"] == 4 and cfg["network-mode"] == 2  # the engine's FP16
     fixed = check_nvinfer_config(write_deepstream(read_model_file(models["fixed"]), tmp_path / "fx").config)
     assert fixed["batch-size"] == 1 and fixed["infer-dims"] == [3, H, W]
-    with pytest.raises(ConfigError, match="--batch-size 8: .* takes 1 to 4"):
+    with pytest.raises(ConfigError, match="--batch 8: .* takes 1 to 4"):
         write_deepstream(read_model_file(engine), tmp_path / "eng8", batch_size=8)
 
 

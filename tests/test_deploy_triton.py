@@ -115,7 +115,7 @@ def test_check_catches_dims_out_of_step(models: dict[str, Path], tmp_path: Path)
     [
         (["-m", "{ckpt}"], "not .pth (export it first: segpipe export-onnx)"),
         (["-m", "{probs}", "--name", "../up"], "--name '../up': a Triton model name"),
-        (["-m", "{probs}", "--max-batch-size", "0"], "--max-batch-size 0: must be at least 1"),
+        (["-m", "{probs}", "--max-batch", "0"], "--max-batch 0: must be at least 1"),
     ],
 )
 def test_cli_errors_are_one_line(

@@ -89,10 +89,10 @@ def nvinfer_properties(
         width, height = info.input_size  # a dynamic-size graph: the size it was exported at
     batch = model.fixed_batch or batch_size or 1
     if batch_size is not None and model.fixed_batch is not None and batch_size != model.fixed_batch:
-        raise ConfigError(f"--batch-size {batch_size}: {model.path} is fixed to batch {model.fixed_batch}")
+        raise ConfigError(f"--batch {batch_size}: {model.path} is fixed to batch {model.fixed_batch}")
     top = min(model.max_batch or MAX_BATCH, MAX_BATCH)
     if not 1 <= batch <= top:
-        raise ConfigError(f"--batch-size {batch}: {model.path} takes 1 to {top}")
+        raise ConfigError(f"--batch {batch}: {model.path} takes 1 to {top}")
     return [
         ("gpu-id", str(gpu_id)),
         ("gie-unique-id", "1"),

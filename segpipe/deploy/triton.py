@@ -88,7 +88,7 @@ def build_config(
     """The ``ModelConfig`` message for ``model`` served as ``name`` (see the module docstring)."""
     pb = model_config_pb2()
     if max_batch_size < 1:
-        raise ConfigError(f"--max-batch-size {max_batch_size}: must be at least 1")
+        raise ConfigError(f"--max-batch {max_batch_size}: must be at least 1")
     if queue_delay_us < 0:
         raise ConfigError(f"--queue-delay-us {queue_delay_us}: must be 0 or more")
     if instance_kind not in INSTANCE_KINDS:
