@@ -94,6 +94,7 @@ def test_no_format_is_one_short_line_pointing_at_the_listing(tmp_path: Path) -> 
     for name in available_formats():  # every format, with the files that identify it
         assert f"  {name} " in listing.output
         assert reader_class(name).layout in listing.output.replace("\n", "")
+    assert "Pascal VOC detection: Annotations/*.xml" in listing.output
 
 
 @pytest.mark.parametrize(

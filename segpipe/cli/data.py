@@ -16,7 +16,7 @@ def _list_formats() -> None:
     """``--formats``: every layout segpipe reads, with the files that identify it; then exit."""
     from rich.text import Text
 
-    from segpipe.data.formats import formats_listing
+    from segpipe.data.formats import formats_listing, refused_layouts
 
     console.print("Label formats (--format NAME; auto tries them in this order and says which it chose):")
     rows = formats_listing()
@@ -24,6 +24,9 @@ def _list_formats() -> None:
     for name, description, layout in rows:
         console.print(Text(f"  {name:<{width}}  {description}"))
         console.print(Text(f"  {'':<{width}}  files: {layout}"))
+    console.print("Recognised but not read (no masks; refused in one line saying what to do):")
+    for what, files, instead in refused_layouts():
+        console.print(Text(f"  {what}: {files} -> {instead}"))
     raise typer.Exit()
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "available_formats",
     "detect_format",
     "formats_listing",
+    "refused_layouts",
     "open_dataset",
     "reader_class",
     "resolve_format",
@@ -110,6 +111,14 @@ def formats_listing() -> list[tuple[str, str, str]]:
         assert cls is not None
         out.append((n, cls.description, cls.layout))
     return out
+
+
+def refused_layouts() -> tuple[tuple[str, str, str], ...]:
+    """(what, the files, what to do instead) of the layouts segpipe recognises that hold no masks
+    (each refused in one line when met): the end of ``segpipe data --formats``."""
+    from segpipe.data.formats._hints import REFUSED
+
+    return REFUSED
 
 
 def _matches(root: Path) -> list[tuple[str, str, bool]]:

@@ -19,6 +19,25 @@ from pathlib import Path
 #: Where the user finds every layout segpipe reads and the files that identify each.
 FORMATS_HINT = "segpipe data --formats lists the layouts segpipe reads"
 
+#: Layouts segpipe recognises that hold no masks: (what, the files, what to do instead), for
+#: ``segpipe data --formats``; each is refused in one line when met.
+REFUSED = (
+    ("Pascal VOC detection", "Annotations/*.xml + JPEGImages/, no SegmentationClass/", "export the masks"),
+    (
+        "Cityscapes images only",
+        "leftImg8bit/ without gtFine/ (or gtCoarse/ only)",
+        "unpack gtFine_trainvaltest.zip",
+    ),
+    ("CVAT for video 1.1", "annotations.xml of <track> elements", "export as 'CVAT for images 1.1'"),
+    (
+        "CVAT XML of lines/points",
+        "annotations.xml without polygons, boxes, ellipses or masks",
+        "annotate areas",
+    ),
+    ("YOLO detection", "labels/*.txt of 'cls cx cy w h' boxes", "YOLO segmentation (polygon) labels"),
+    ("COCO detection", "instances JSON whose annotations have no 'segmentation'", "export with masks"),
+)
+
 #: Sub-folders looked at for a data set one level down.
 MAX_CHILDREN = 32
 
