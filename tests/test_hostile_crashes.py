@@ -344,3 +344,33 @@ def test_fifo_data_root_and_config_folder_say_what_they_are(tmp_path: Path) -> N
 
 def test_shown_escapes_what_a_terminal_would_act_on() -> None:
     assert safepaths.shown("a\x1b[2Jb\nc") == "a\\x1b[2Jb\\nc"
+
+
+# ---- every command ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["visualize", "evaluate"])
+def test_visualize_and_evaluate_write_only_inside_their_output(
+    command: str, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """A COCO file_name that climbs (inside the root) made visualize write NAME_mask.png outside
+    --output-dir; one that leaves the root is refused in one line naming the JSON."""
+    from hostile_data import tree
+    from typer.testing import CliRunner
+
+    from segpipe.cli.app import app
+
+    base, root, _ = sandbox(tmp_path)
+    build("coco", root, "../../data/train2017/b")  # the same picture, by a name climbing out and back
+    out = base / "vis"
+    before = tree(base)
+    args = [command, "--data-root", str(root), "--model", str(tiny_checkpoint), "--device", "cpu", "--split", "all"]
+    if command == "visualize":
+        args += ["--output-dir", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    new = set(tree(base)) - set(before)
+    assert all(p.startswith(os.fsencode(out)) for p in new), sorted(new)
+    doc = json.loads((root / "annotations" / "instances_train2017.json").read_text())
+    doc["images"][1]["file_name"] = "../../outside/secret.png"
+    (root / "annotations" / "instances_train2017.json").write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1 and "outside the data root" in res.output and "instances_train2017.json" in res.output
