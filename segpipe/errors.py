@@ -78,10 +78,24 @@ def shorten(text: object, limit: int = 200) -> str:
     return f"{head} ... (+{len(flat) - len(head)} characters)"
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """``Type: first line of the message`` of an exception, shortened with :func:`shorten`."""
+def first_line(exc: BaseException, limit: int = 200, typed: bool = True) -> str:
+    """The first line of a (third-party) exception's message, shortened with :func:`shorten`:
+    ``Type: message`` (``typed=False``: the message only; an empty one is the type's name)."""
     lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not typed:
+        return shorten(lines[0].strip() if lines else type(exc).__name__, limit)
     return shorten(f"{type(exc).__name__}: {lines[0] if lines else 'no message'}", limit)
+
+
+def one_line(exc: BaseException) -> str:
+    """The line a user sees for a :class:`SegpipeError`: its whole message on one line (errors
+    re-raised by DataLoader workers carry a traceback: their original error's line)."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:  # torch.utils.data re-raise: keep the original message
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        last = lines[-1] if lines else text
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return " ".join(text.split("\n")) or exc.__class__.__name__
 
 
 def some(items: Iterable[object], n: int = 3) -> str:

@@ -88,6 +88,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Any:
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than two.
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def index_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 pairs, 64x64 PNG images, single-channel index masks, 3 classes (10 train, 2 validation)."""

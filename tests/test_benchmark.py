@@ -24,13 +24,7 @@ from segpipe.options import BenchmarkOptions, EvaluateOptions, OnnxExportOptions
 CPU_ONNX = "openvino" if available("openvino") else "onnxruntime"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

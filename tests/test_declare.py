@@ -17,8 +17,6 @@ from segpipe.cli.app import COMMANDS, app
 from segpipe.options.declare import Flag, declared, flag
 
 CLI = Path(segpipe.__file__).parent / "cli"
-#: Command modules not made by the binder yet (to shrink to nothing).
-NOT_YET = {"app.py"}
 
 
 def test_no_flag_is_declared_outside_the_binder() -> None:
@@ -26,7 +24,7 @@ def test_no_flag_is_declared_outside_the_binder() -> None:
     ``flag()`` declaration on an options field, never a typer parameter written by hand."""
     offenders = []
     for path in sorted(CLI.glob("*.py")):
-        if path.name == "binder.py" or path.name in NOT_YET:
+        if path.name == "binder.py":
             continue
         text = path.read_text(encoding="utf-8")
         for n, line in enumerate(text.splitlines(), 1):
@@ -35,9 +33,7 @@ def test_no_flag_is_declared_outside_the_binder() -> None:
     assert not offenders, "declare these with segpipe.options.declare.flag():\n" + "\n".join(offenders)
 
 
-@pytest.mark.parametrize(
-    "name,target", [c for c in COMMANDS if c[1].split(":")[0].rsplit(".", 1)[1] + ".py" not in NOT_YET]
-)
+@pytest.mark.parametrize("name,target", COMMANDS)
 def test_every_command_is_generated_from_declarations(name: str, target: str) -> None:
     module, func = target.split(":")
     cmd = getattr(importlib.import_module(module), func)
@@ -81,8 +77,6 @@ def test_a_shared_flag_reads_the_same_value_kind_everywhere() -> None:
     kinds: dict[str, set[str]] = {}
     for _, target in COMMANDS:
         module, func = target.split(":")
-        if module.rsplit(".", 1)[1] + ".py" in NOT_YET:
-            continue
         cmd = getattr(importlib.import_module(module), func)
         for p in cmd.__signature__.parameters.values():
             info = getattr(p.annotation, "__metadata__", [None])[-1]

@@ -1,4 +1,4 @@
-"""A data folder is input, never a way out (DESIGN.md convention 15), checked by property tests.
+"""A data folder is input, never a way out (ARCHITECTURE.md convention 15), checked by property tests.
 
 Hypothesis builds data folders of every format with one hostile thing in them (see hostile_data.py:
 ``..`` and absolute names, NUL, newline, ESC, bytes that are not UTF-8, symlinks out of the root,

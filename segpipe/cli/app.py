@@ -13,16 +13,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from segpipe import __version__
 from segpipe.cli import started
+from segpipe.cli.binder import Flags, command
 from segpipe.cli.common import set_debug
 from segpipe.cli.helpfmt import TidyHelpMixin
 from segpipe.cli.sizes import SizeCommand
+from segpipe.options.declare import flag
 
 #: (command name, "module:function"), in listing order -- only commands that really work are registered here.
 COMMANDS: list[tuple[str, str]] = [
@@ -125,22 +128,24 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"segpipe {__version__}")
-        raise typer.Exit()
+def _version() -> None:
+    typer.echo(f"segpipe {__version__}")
+    raise typer.Exit()
+
+
+@dataclass(frozen=True)
+class RootFlags:
+    """The flags before the command: ``segpipe --debug train ...``."""
+
+    version: bool = flag("--version", "-V", default=False, help="Print the version and exit.", action=_version)
+    debug: bool = flag("--debug", default=False, help="Show full tracebacks on errors.")
 
 
 @app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
-    ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
-) -> None:
+@command(RootFlags)
+def _root(flags: Flags) -> None:
     """segpipe: train, visualize, export-onnx, build-trt."""
-    set_debug(debug)
+    set_debug(flags.debug)
     started()  # the command is imported: Ctrl-C is the command's to handle from here
 
 

@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.segment import Segment
 from rich.table import Table
 
-from segpipe.errors import SegpipeError
+from segpipe.errors import SegpipeError, one_line
 from segpipe.progress import Reporter, Task
 from segpipe.schema import has_controls, printable
 
@@ -83,16 +83,6 @@ def set_debug(value: bool) -> None:
 
 def is_debug() -> bool:
     return bool(_state["debug"])
-
-
-def one_line(exc: BaseException) -> str:
-    """The user-facing line of an error (errors re-raised by DataLoader workers carry a traceback)."""
-    text = str(exc).strip()
-    if "Original Traceback" in text:  # torch.utils.data re-raise: keep the original message
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        last = lines[-1] if lines else text
-        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
-    return " ".join(text.split("\n")) or exc.__class__.__name__
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

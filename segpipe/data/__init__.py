@@ -1,6 +1,7 @@
-"""Datasets in the original layout (``images/NAME.png`` + ``indexes/NAME_color_mask.png``), mask
-decoding (class indices or RGB palette colours), class remapping, augmentation presets and the
-bundled sample data.
+"""Labelled data: one reader per label format (:mod:`segpipe.data.formats`: seed layout, VOC,
+Cityscapes, ADE20K, COCO, LabelMe, CVAT, ... detected or named with ``--format``), the paths they
+may open (:mod:`~segpipe.data.safepaths`), mask decoding (class indices or RGB palette colours),
+class remapping, the torch datasets over a reader, augmentation presets and the bundled sample data.
 
 The names below are imported on first use (PEP 562), so ``segpipe.data.dataset`` and
 ``segpipe.data.masks`` stay importable without torch.

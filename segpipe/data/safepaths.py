@@ -1,4 +1,4 @@
-"""A data folder is input, never a way out (DESIGN.md convention 15): the one place every reader and
+"""A data folder is input, never a way out (ARCHITECTURE.md convention 15): the one place every reader and
 every command checks the paths, files and sizes a data folder hands it.
 
 * :func:`inside` -- a path a label file names (COCO ``file_name``, a VOC/CVAT split-list line, an

@@ -9,7 +9,7 @@ Layout (Triton's model repository)::
 The configuration is built as Triton's own ``inference.ModelConfig`` protobuf message (shipped in
 ``tritonclient``: ``tritonclient.grpc.model_config_pb2``), written in protobuf text format, then
 read back with a strict ``text_format.Parse`` (an unknown field fails) and its tensors compared
-with the model file's (DESIGN.md convention 17: the consumer's schema is the judge).
+with the model file's (ARCHITECTURE.md convention 17: the consumer's schema is the judge).
 
 Dims follow the model: with a dynamic batch axis, ``max_batch_size`` > 0, dims without the batch
 axis and ``dynamic_batching``; with a fixed batch, ``max_batch_size: 0`` and the full shape (Triton

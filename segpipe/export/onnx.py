@@ -1,6 +1,6 @@
 """``segpipe export-onnx``: a deployable, verified ONNX model from a checkpoint.
 
-The graph is :class:`~segpipe.models.DeployModel` (DESIGN.md, ONNX contract): one input
+The graph is :class:`~segpipe.models.DeployModel` (ARCHITECTURE.md, contracts): one input
 ``input_1``, NHWC RGB pixel values 0-255 (float32, or uint8), the checkpoint's normalisation
 inside; one output ``output``: logits N×C×H×W, probabilities, or the class map N×H×W.
 

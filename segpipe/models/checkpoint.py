@@ -1,6 +1,6 @@
 """Model factory (a lookup delegating to ``smp.create_model``) and the checkpoint contract.
 
-Checkpoint contract (DESIGN.md): a dict loadable with ``torch.load(path, weights_only=True)``::
+Checkpoint contract (ARCHITECTURE.md, contracts): a dict loadable with ``torch.load(path, weights_only=True)``::
 
     {"format": "segpipe", "format_version": 1,
      "model_info": ModelInfo.to_dict(),      # arch, encoder, classes, mode, size, mean/std, names...

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from segpipe.errors import ConfigError
+from segpipe.errors import ConfigError, first_line
 from segpipe.modelinfo import ModelInfo
 
 
@@ -46,10 +46,6 @@ class SizeRule:
         return fit(width), fit(height)
 
 
-def _first_line(exc: BaseException) -> str:
-    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:160]
-
-
 def size_problem(model: nn.Module, width: int, height: int, in_channels: int = 3) -> str | None:
     """Why ``model`` cannot take a ``width`` x ``height`` input (its own error, one line), or None.
 
@@ -73,13 +69,13 @@ def size_problem(model: nn.Module, width: int, height: int, in_channels: int = 3
                 return None
             except (NotImplementedError, RuntimeError) as e:
                 if "meta" not in str(e).lower():
-                    return _first_line(e)
+                    return first_line(e, 160, typed=False)
             except Exception as e:
-                return _first_line(e)
+                return first_line(e, 160, typed=False)
             try:  # an op without a meta kernel: one real image
                 model(torch.zeros(1, in_channels, height, width, device=device))
             except Exception as e:
-                return _first_line(e)
+                return first_line(e, 160, typed=False)
             return None
     finally:
         model.train(was_training)

@@ -30,8 +30,6 @@ from segpipe.options.base import (
     MAX_CLASSES,
     check_fields,
     check_ignore_index,
-    check_types,
-    coerce_paths,
     to_plain,
 )
 from segpipe.options.base import load_config as _load_config
@@ -94,8 +92,6 @@ __all__ = [
     "VisualizeOptions",
     "check_fields",
     "check_ignore_index",
-    "check_types",
-    "coerce_paths",
     "load_config",
     "parse_class_weights",
     "parse_loss",

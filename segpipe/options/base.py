@@ -66,9 +66,6 @@ def check_fields(opts: Any) -> None:
     _check(opts)
 
 
-#: Former names of :func:`check_fields` (paths coerced and types checked in one pass now).
-check_types = coerce_paths = check_fields
-
 
 def to_plain(opts: Any) -> dict[str, Any]:
     """A dataclass as a dict of plain YAML/torch-safe values (Paths -> str, tuples -> lists)."""

@@ -1,6 +1,6 @@
 """The runner interface shared by every backend, the backend map and ``compare``.
 
-Contract (DESIGN.md, convention 4):
+Contract (ARCHITECTURE.md, convention 4):
 
 * A runner is built from a model file: ``Runner(path, device=..., **kw)``; it is a context manager
   and :meth:`Runner.close` frees its memory (GPU buffers, sessions).

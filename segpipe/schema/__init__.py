@@ -1,6 +1,6 @@
 """One declared schema for everything segpipe reads from a file, and writes back.
 
-DESIGN.md convention 14: a model's description (checkpoint ``model_info``, ONNX ``metadata_props``,
+ARCHITECTURE.md convention 14: a model's description (checkpoint ``model_info``, ONNX ``metadata_props``,
 the engine sidecar's ``metadata``), the engine sidecar ``NAME.engine.json`` and option files
 (``--config``, ``options.yaml``) pass one mechanism, pydantic v2, on the way in and on the way out.
 

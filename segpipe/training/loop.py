@@ -56,14 +56,12 @@ from segpipe.training.state import (
     RunResult,
     TrainerSetup,
     deploy_state,
-    epoch_seed,
     labels_from_logits,
 )
 
 __all__ = [
     "RunResult",
     "Trainer",
-    "epoch_seed",
     "labels_from_logits",
     "make_optimizer",
     "make_scheduler",

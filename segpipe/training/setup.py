@@ -10,7 +10,6 @@ import inspect
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,6 @@ from segpipe.palette import Palette
 from segpipe.progress import Reporter
 from segpipe.training.distributed import restart_count
 from segpipe.training.runlock import RunLock, in_use, lock_run_dir
-
-
-@dataclass
-class DataSetup:
-    """The resolved classes and datasets of a run."""
-
-    num_classes: int
-    class_names: tuple[str, ...]
-    palette: Palette
-    train_set: Dataset
-    val_set: Dataset | None
-    stats: DatasetStats | None
 
 
 def open_train_data(opts: TrainOptions, reporter: Reporter, root: Path | None = None) -> FormatReader | None:

@@ -73,11 +73,6 @@ class RunResult:
     final_metrics: SegMetrics | None = None
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A seed for one epoch (kept for scripts; the loop seeds per step, see ``sampling``)."""
-    return (seed * 1_000_003 + epoch * 7919) % (2**31)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))

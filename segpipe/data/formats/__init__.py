@@ -1,4 +1,4 @@
-"""Label formats: one reader per format behind one interface (DESIGN.md convention 13).
+"""Label formats: one reader per format behind one interface (ARCHITECTURE.md convention 13).
 
 Contract (what every reader in ``segpipe/data/formats/<name>.py`` gives; see :mod:`.base`):
 
