@@ -214,8 +214,8 @@ def test_gate_fails_on_black_calibration_and_leaves_no_file(
     assert "--calib-method entropy or percentile (now minmax)" in msg and "--quantizer modelopt" in msg
     assert "--keep-fp32" not in msg  # input and head are already FP32 by default: nothing to offer
     agreement = float(re.search(r"model (\d+\.\d+)% on", msg).group(1))
-    assert "below --min-agreement 0.9 (90.00%)" in msg
-    accept = float(re.search(r"--min-agreement (0\.\d{4}) \((\d+\.\d+)%\) accepts it", msg).group(1))
+    assert "below --int8-min-agreement 0.9 (90.00%)" in msg
+    accept = float(re.search(r"--int8-min-agreement (0\.\d{4}) \((\d+\.\d+)%\) accepts it", msg).group(1))
     assert accept <= agreement / 100 < accept + 1e-4
     res = quantize(_opts(fp32_onnx, black, out, verify_images=calib_dir, min_agreement=accept))
     assert out.exists() and res.worst.result.argmax_agreement >= accept

@@ -172,7 +172,7 @@ def quantize_modelopt(
 
     methods = {"minmax": "max", "entropy": "entropy"}
     if method not in methods:
-        raise ConfigError(f"--method {method}: ModelOpt calibrates with minmax or entropy")
+        raise ConfigError(f"--calib-method {method}: ModelOpt calibrates with minmax or entropy")
     data = np.concatenate([b for b, _ in batches(calib, io_.batch, io_.dtype)])
     with _quiet():
         mq.quantize(

@@ -2,7 +2,7 @@
 emulation runs them (:mod:`segpipe.export.qdq_emulate`), and, when it refuses, what to try next.
 
 Units: argmax agreement in percent of pixels, mIoU in percent and its changes in points (the same
-scale), flags as they are typed (``--min-agreement`` is a fraction, ``--max-miou-drop`` points).
+scale), flags as they are typed (``--int8-min-agreement`` is a fraction, ``--max-miou-drop`` points).
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def check_gate(
         accept = math.floor(worst * 10000) / 10000
         raise ExportError(
             f"INT8 gate failed for {out}: argmax agreement with the FP32 model {what}, below "
-            f"--min-agreement {min_agreement:g} ({_pct(min_agreement)}); {where}. "
-            + next_steps(opts, n_calib, n_files, f"--min-agreement {accept:.4f} ({_pct(accept)}) accepts it")
+            f"--int8-min-agreement {min_agreement:g} ({_pct(min_agreement)}); {where}. "
+            + next_steps(opts, n_calib, n_files, f"--int8-min-agreement {accept:.4f} ({_pct(accept)}) accepts it")
         )
     fp32, int8 = miou_pair
     if fp32 is not None and int8 is not None and 100 * (fp32 - int8) > opts.max_miou_drop:

@@ -22,79 +22,64 @@ same adapters, so a config error names the file, the line, the key and the value
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
-from segpipe.options.base import (
-    COMMAND_LINE_ONLY,
-    MAX_CLASSES,
-    check_fields,
-    check_ignore_index,
-    to_plain,
-)
-from segpipe.options.base import load_config as _load_config
-from segpipe.options.benchmark import BenchmarkOptions
-from segpipe.options.export import (
-    ONNX_EXPORTERS,
-    ONNX_INPUT_DTYPES,
-    ONNX_OUTPUT_KINDS,
-    OnnxExportOptions,
-)
-from segpipe.options.inference import EvaluateOptions, InferenceSpec, VisualizeOptions, parse_tta
-from segpipe.options.quantize import (
-    FP32_PARTS,
-    INT8_MIN_AGREEMENT,
-    QUANT_METHODS,
-    QUANTIZERS,
-    QuantizeOptions,
-)
-from segpipe.options.train import (
-    AMP_DTYPES,
-    CLASS_WEIGHTS,
-    LOGGERS,
-    LOSSES,
-    OPTIMIZERS,
-    SCHEDULERS,
-    TrainOptions,
-    parse_class_weights,
-    parse_loss,
-)
+#: Where each name lives. Imported on first use (PEP 562): ``segpipe.options.declare`` (which every
+#: command's ``--help`` needs) loads without the options of every other stage.
+_WHERE = {
+    **dict.fromkeys(
+        ("COMMAND_LINE_ONLY", "MAX_CLASSES", "check_fields", "check_ignore_index", "to_plain"),
+        "segpipe.options.base",
+    ),
+    "BenchmarkOptions": "segpipe.options.benchmark",
+    "DataOptions": "segpipe.options.data",
+    "EngineOptions": "segpipe.options.engine",
+    **dict.fromkeys(
+        ("ONNX_EXPORTERS", "ONNX_INPUT_DTYPES", "ONNX_OUTPUT_KINDS", "OnnxExportOptions"),
+        "segpipe.options.export",
+    ),
+    **dict.fromkeys(
+        ("EvaluateOptions", "InferenceSpec", "VisualizeOptions", "parse_tta"), "segpipe.options.inference"
+    ),
+    **dict.fromkeys(
+        ("FP32_PARTS", "INT8_MIN_AGREEMENT", "QUANT_METHODS", "QUANTIZERS", "QuantizeOptions"),
+        "segpipe.options.quantize",
+    ),
+    **dict.fromkeys(
+        (
+            "AMP_DTYPES",
+            "CLASS_WEIGHTS",
+            "LOGGERS",
+            "LOSSES",
+            "OPTIMIZERS",
+            "SCHEDULERS",
+            "TrainOptions",
+            "parse_class_weights",
+            "parse_loss",
+        ),
+        "segpipe.options.train",
+    ),
+}
 
 
-def load_config(path: str | Path, cls: type = TrainOptions) -> dict[str, Any]:
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'segpipe.options' has no attribute {name!r}")
+
+
+def load_config(path: str | Path, cls: type | None = None) -> dict[str, Any]:
     """Read a YAML options file into keyword arguments for ``cls`` (default :class:`TrainOptions`);
     see :func:`segpipe.options.base.load_config`."""
+    from segpipe.options.base import load_config as _load_config
+
+    if cls is None:
+        from segpipe.options.train import TrainOptions as cls
     return _load_config(path, cls)
 
 
-__all__ = [
-    "AMP_DTYPES",
-    "BenchmarkOptions",
-    "CLASS_WEIGHTS",
-    "COMMAND_LINE_ONLY",
-    "MAX_CLASSES",
-    "EvaluateOptions",
-    "FP32_PARTS",
-    "INT8_MIN_AGREEMENT",
-    "InferenceSpec",
-    "LOGGERS",
-    "LOSSES",
-    "ONNX_EXPORTERS",
-    "ONNX_INPUT_DTYPES",
-    "ONNX_OUTPUT_KINDS",
-    "OPTIMIZERS",
-    "OnnxExportOptions",
-    "QUANTIZERS",
-    "QUANT_METHODS",
-    "QuantizeOptions",
-    "SCHEDULERS",
-    "TrainOptions",
-    "VisualizeOptions",
-    "check_fields",
-    "check_ignore_index",
-    "load_config",
-    "parse_class_weights",
-    "parse_loss",
-    "parse_tta",
-    "to_plain",
-]
+__all__ = [*sorted(_WHERE), "load_config"]

@@ -1,20 +1,24 @@
 """Options of ``segpipe build-trt`` and :func:`segpipe.tensorrt.build.build_engine`.
 
 Torch-, numpy- and TensorRT-free (``build-trt --help`` imports it); the shape strings are checked
-by :func:`segpipe.tensorrt.shapes.normalize_shapes` (plain Python).
+by :func:`segpipe.tensorrt.shapes.normalize_shapes` (plain Python, imported when options are made).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from segpipe.errors import ConfigError
 from segpipe.options import flags as F
 from segpipe.options.declare import flag
-from segpipe.tensorrt.shapes import ShapesArg, normalize_shapes
 
 SHAPES, BUILD, VERIFY = "Shapes", "Build", "Verification"
+#: What a shapes field accepts: a trtexec string (``input_1:1x640x1280x3``), a mapping, or nothing;
+#: checked by :func:`segpipe.tensorrt.shapes.normalize_shapes` (imported when options are made;
+#: the same alias as ``segpipe.tensorrt.shapes.ShapesArg``, which cannot be imported here).
+ShapesArg = str | Mapping[str, Sequence[int]] | None
 
 
 def _shapes(*names: str, help: str) -> ShapesArg:
@@ -119,6 +123,8 @@ class EngineOptions:
     )
 
     def __post_init__(self) -> None:
+        from segpipe.tensorrt.shapes import normalize_shapes
+
         onnx = Path(self.onnx)
         object.__setattr__(self, "onnx", onnx)
         if onnx.suffix.lower() != ".onnx":
