@@ -68,17 +68,6 @@ def shown(value: object) -> str:
     return "".join(out)
 
 
-def printable(text: str) -> str:
-    """A message made safe to print as one line (what the CLI does with every error and warning):
-    like :func:`shown` but backslashes kept as they are."""
-    return "".join(
-        ch
-        if not (ord(ch) < 32 or ord(ch) == 127 or 0x80 <= ord(ch) < 0xA0 or 0xD800 <= ord(ch) <= 0xDFFF)
-        else {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
-        for ch in text
-    )
-
-
 # ---- regular files only -------------------------------------------------------------------------------
 def kind_of(mode: int) -> str:
     if stat.S_ISDIR(mode):
