@@ -50,6 +50,8 @@ from segpipe.video import VIDEO_EXTS, is_video, list_videos, open_video, output_
 #: The class an overlay leaves transparent (unless ``overlay_background``): class 0, the
 #: background of seg and binary masks.
 BACKGROUND = 0
+#: How many folders the closing line names (``--recursive`` may write hundreds); the rest are counted.
+FOLDERS_NAMED = 8
 
 
 @dataclass
@@ -83,7 +85,11 @@ class VisualizeResult:
         if len(self.folders) <= 1:
             return f"{self.files} file(s) to {next(iter(self.folders), self.output_dir)}"
         ranked = sorted(self.folders.items(), key=lambda kv: (-kv[1], str(kv[0])))
-        return f"{self.files} file(s): " + ", ".join(f"{n} to {folder}" for folder, n in ranked)
+        said = ", ".join(f"{n} to {folder}" for folder, n in ranked[:FOLDERS_NAMED])
+        rest = ranked[FOLDERS_NAMED:]
+        if rest:
+            said += f" and {sum(n for _, n in rest)} to {len(rest)} more folder(s) under {self.output_dir}"
+        return f"{self.files} file(s): {said}"
 
     @property
     def images_per_second(self) -> float:

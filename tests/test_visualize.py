@@ -351,6 +351,18 @@ def test_the_last_line_names_every_folder_written(models, cityscapes_root, tmp_p
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert f"{len(masks)} to {tmp_path / 'v2' / 'val' / 'frankfurt'}, 1 to {tmp_path / 'v2'}" in text, text
+    # hundreds of folders (--recursive): the first few named, the rest counted
+    from segpipe.visualize import FOLDERS_NAMED, VisualizeResult
+
+    many = VisualizeResult(out, "pytorch", (64, 64))
+    for i in range(FOLDERS_NAMED + 3):
+        many.wrote(out / f"d{i:02d}", 2)
+    many.wrote(out)
+    text = many.where()
+    assert text.startswith(f"{2 * FOLDERS_NAMED + 7} file(s): 2 to {out / 'd00'}, ")
+    assert (
+        text.endswith(f" and 7 to 4 more folder(s) under {out}") and text.count(" to ") == FOLDERS_NAMED + 1
+    )
     # one folder: said as before
     one = visualize(VisualizeOptions(images=masks[0], model=models["pth"], output_dir=tmp_path / "flat"))
     assert one.where() == f"2 file(s) to {tmp_path / 'flat'}"
