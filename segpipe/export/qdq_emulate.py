@@ -81,7 +81,8 @@ def integer_convolutions(proto: Any) -> tuple[Any, int]:
     now sums products of integers, which float32 holds exactly (below 2**24) in any order. So the
     values every following QuantizeLinear rounds do not depend on how this CPU's float kernels
     order their sums (AVX2 or AVX-512), and neither does the gate's figure. Convolutions with a
-    non-zero zero point, or whose operands are not both dequantized, are left as they are.
+    non-zero zero point, or whose operands are not both dequantized, are left as they are, and so
+    are quantized MatMul/Gemm (transformer encoders): those still sum in float.
     """
     import numpy as np
     import onnx
