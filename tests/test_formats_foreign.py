@@ -185,7 +185,7 @@ def test_labelme_imagedata_and_picture_beside_agree_or_one_line(tmp_path: Path) 
     shutil.copy(LABELME / "both.png", tmp_path)
     reader = open_dataset(tmp_path)
     (sample,) = reader.samples()
-    assert sample.image == tmp_path / "both.png"
+    assert sample.image == tmp_path / "both.json"  # the picture is imageData, as labelme reads it
     image, mask = reader.load(sample)
     assert np.array_equal(mask, _expected("both"))
     assert np.array_equal(image, np.asarray(Image.open(LABELME / "both.image.png")))
@@ -367,3 +367,18 @@ def test_coco_some_boxes_only_are_counted(tmp_path: Path) -> None:
     mask = reader.read_mask(reader.samples()[0])
     assert any("1 of 2 annotation(s) have no mask" in ln for ln in lines.lines)
     assert set(np.unique(mask)) == {0, 1}
+
+
+def test_labelme_imagedata_wins_over_an_imagepath_outside_the_data_set(tmp_path: Path) -> None:
+    """Saved elsewhere: imagePath names a picture outside the data root, imageData holds it. labelme
+    reads imageData; so does segpipe, without opening the outside file."""
+    data = tmp_path / "data"
+    data.mkdir()
+    _image(tmp_path / "outside.png", 5, 5)  # another size: it must not be looked at
+    doc = json.loads((LABELME / "both.json").read_text())
+    doc["imagePath"] = "..\\outside.png"
+    (data / "both.json").write_text(json.dumps(doc))
+    reader = open_dataset(data)
+    (sample,) = reader.samples()
+    assert sample.image == data / "both.json"
+    assert np.array_equal(reader.load(sample)[1], _expected("both"))

@@ -23,7 +23,8 @@ Conventions (labelme's ``labelme_json_to_dataset`` / ``labelme2voc.py`` and ``ut
   ``LabelFile.load`` does (labelme 4.x saved it by default, some versions with an ``imagePath``
   naming the JSON itself); else ``imagePath``, relative to the JSON's folder (backslashes read as
   folder separators), or ``NAME.<image suffix>`` beside the JSON. When both an embedded picture
-  and a picture file exist they must be the same size (one line when not).
+  and a picture file beside the JSON (same folder) exist they must be the same size (one line
+  when not); the sample's image is then the JSON itself.
   ``imageHeight``/``imageWidth`` are bounded before anything is allocated and must match the
   picture's size.
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +79,7 @@ class LabelmeFile:
     """What the reader keeps of one JSON (not ``imageData``: only the embedded picture's size).
 
     ``image`` is the picture file (``imagePath`` or ``NAME.<suffix>`` beside the JSON), or the JSON
-    itself when only ``imageData`` holds the picture; ``embedded``: the (W, H) of ``imageData``, or
+    itself when ``imageData`` holds the picture; ``embedded``: the (W, H) of ``imageData``, or
     None when the file has none."""
 
     path: Path
@@ -163,15 +165,17 @@ def load_file(path: Path) -> LabelmeFile:
     embedded = image_size(path, blob, "imageData") if blob is not None else None
     del blob
     image = picture_file(path, raw_path)
-    if image is not None and embedded is not None:
-        on_disk = image_size(image)
-        if on_disk != embedded:
-            raise DataError(
-                f"{path}: imageData is {embedded[0]}x{embedded[1]} but the picture beside it, {image}, "
-                f"is {on_disk[0]}x{on_disk[1]} (W x H); labelme reads imageData: remove {image.name} "
-                "or save the JSON again without imageData"
-            )
-    if image is None and embedded is not None:
+    if embedded is not None:
+        # the picture is the embedded one (labelme reads it); a file beside the JSON (same folder:
+        # never a path outside the data set) must be its size
+        if image is not None and os.path.dirname(os.path.realpath(image)) == os.path.realpath(path.parent):
+            on_disk = image_size(image)
+            if on_disk != embedded:
+                raise DataError(
+                    f"{path}: imageData is {embedded[0]}x{embedded[1]} but the picture beside it, {image}, "
+                    f"is {on_disk[0]}x{on_disk[1]} (W x H); labelme reads imageData: remove {image.name} "
+                    "or save the JSON again without imageData"
+                )
         image = path
     if image is None:
         raise DataError(
