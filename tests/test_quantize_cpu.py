@@ -1,0 +1,67 @@
+"""The CPU-targeted INT8 file (export/quantize_cpu.py): its shape, its record, how segpipe runs it."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from inference_helpers import export_onnx, make_checkpoint
+from onnx import numpy_helper
+
+from segpipe.errors import ConfigError
+from segpipe.export.quantize_cpu import quantize_cpu
+from segpipe.progress import RecordingReporter
+from segpipe.runtime import cpu, load_runner
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qcpu")
+    _, model, info = make_checkpoint(d / "m.pth", seed=5)
+    fp32 = export_onnx(model, info, d / "m.onnx")
+    calib = d / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (7, 7), 0)
+        cv2.imwrite(str(calib / f"{i}.png"), img)
+    out = quantize_cpu(fp32, calib, d / "m.cpu-int8.onnx")
+    return {"fp32": fp32, "cpu": out, "calib": calib, "dir": d}
+
+
+def test_u8_activations_and_7_bit_weights(files):
+    proto = onnx.load(str(files["cpu"]))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    quant = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    assert quant
+    # activations: uint8 zero points (asymmetric); weights: int8 within the 7-bit range
+    zero_points = [inits[n.input[2]] for n in quant if len(n.input) > 2 and n.input[2] in inits]
+    assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
+    weights = [a for a in inits.values() if a.dtype == np.int8 and a.ndim == 4]
+    assert weights and all(np.abs(w.astype(int)).max() <= 64 for w in weights)  # ORT: [-64, 64]
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["segpipe.precision"]) == "int8"
+    record = json.loads(props["segpipe.calibration"])
+    assert record["target"] == cpu.CPU_TARGET and "reduce_range" in record["weights"]
+    assert record["float_nodes"]  # normalisation and head left in FP32, as in segpipe quantize's file
+    assert cpu.qdq_precision(files["cpu"]) == "int8-cpu" and cpu.qdq_precision(files["fp32"]) is None
+
+
+def test_runs_fused_on_every_cpu_and_stays_close_to_fp32(files, monkeypatch):
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2"}))  # no VNNI: 7 bits cannot saturate
+    monkeypatch.setattr(cpu, "is_x86", lambda: True)
+    x = np.stack([cv2.imread(str(p))[:, :, ::-1] for p in sorted(files["calib"].glob("*.png"))])
+    rec = RecordingReporter()
+    with (
+        load_runner(files["cpu"], "cpu", runtime="onnxruntime", reporter=rec) as r8,
+        load_runner(files["fp32"]) as r,
+    ):
+        assert not rec.warnings and not r8.int8_note
+        assert (r8.predict_labels(x) == r.predict_labels(x)).mean() > 0.9
+    with pytest.raises(Exception, match="already"):  # a quantized file is not quantized again
+        quantize_cpu(files["cpu"], files["calib"], files["dir"] / "again.onnx")
+    with pytest.raises(ConfigError, match="would overwrite"):
+        quantize_cpu(files["fp32"], files["calib"], files["fp32"])
