@@ -5,6 +5,8 @@ Rows (each script's ``run()``, see their docstrings for what they measure and th
 * train      data pipeline vs decoding alone; segpipe's train step vs a bare smp loop (CPU)
 * visualize  visualize per backend (PyTorch, ONNX Runtime) vs the model alone (CPU)
 * export     export-onnx time; ONNX Runtime vs eager PyTorch latency (CPU)
+* cpu        CPU backends side by side: eager PyTorch, ONNX Runtime and OpenVINO, FP32 and INT8
+             (TensorRT-shaped and CPU-targeted files), argmax agreement with FP32, the CPU's flags
 * gpu        with a CUDA GPU only: the train step in AMP fp16 / bf16 vs FP32, and TensorRT vs
              ONNX Runtime latency (when the tensorrt package is installed)
 
@@ -49,6 +51,11 @@ SCRIPTS: dict[str, tuple[str, dict, dict]] = {
         "benchmarks.bench_export",
         {},
         {"size": (128, 128), "encoder": "resnet18", "runs": 3, "warmup": 1},
+    ),
+    "cpu": (
+        "benchmarks.bench_cpu",
+        {},
+        {"size": 128, "encoder": "resnet18", "rounds": 3, "threads": "1", "images": 2},
     ),
 }
 
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="small sizes: checks that the suite runs")
-    ap.add_argument("--only", default="", help="comma-separated suites: train, visualize, export, gpu")
+    ap.add_argument("--only", default="", help="comma-separated suites: train, visualize, export, cpu, gpu")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     ap.add_argument("--list", action="store_true", help="list what would run and exit")
     args = ap.parse_args(argv)

@@ -25,4 +25,4 @@ def test_suite_lists_every_benchmark_with_a_run_function() -> None:
 def test_suite_rejects_an_unknown_suite() -> None:
     r = subprocess.run([sys.executable, "-m", "benchmarks", "--only", "trian"], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)  # fmt: skip
-    assert r.returncode == 2 and "--only trian: use one of train, visualize, export, gpu" in r.stderr
+    assert r.returncode == 2 and "--only trian: use one of train, visualize, export, cpu, gpu" in r.stderr
