@@ -1,4 +1,4 @@
-"""The CPU-targeted INT8 file (export/quantize_cpu.py): its shape, its record, how segpipe runs it."""
+"""``segpipe quantize --target cpu`` (export/quantize_cpu.py): the file's shape, its record, how segpipe runs it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from inference_helpers import export_onnx, make_checkpoint
 from onnx import numpy_helper
 
 from segpipe.errors import ConfigError
-from segpipe.export.quantize_cpu import quantize_cpu
+from segpipe.export.quantize import quantize
+from segpipe.options import QuantizeOptions
 from segpipe.progress import RecordingReporter
 from segpipe.runtime import cpu, load_runner
 
@@ -28,7 +29,9 @@ def files(tmp_path_factory):
     for i in range(4):
         img = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (7, 7), 0)
         cv2.imwrite(str(calib / f"{i}.png"), img)
-    out = quantize_cpu(fp32, calib, d / "m.cpu-int8.onnx")
+    res = quantize(QuantizeOptions(model=fp32, calib_images=calib, target="cpu", min_agreement=0.5))
+    out = res.path
+    assert out == d / "m.cpu-int8.onnx"  # the default name says what it is for
     return {"fp32": fp32, "cpu": out, "calib": calib, "dir": d}
 
 
@@ -62,6 +65,10 @@ def test_runs_fused_on_every_cpu_and_stays_close_to_fp32(files, monkeypatch):
         assert not rec.warnings and not r8.int8_note
         assert (r8.predict_labels(x) == r.predict_labels(x)).mean() > 0.9
     with pytest.raises(Exception, match="already"):  # a quantized file is not quantized again
-        quantize_cpu(files["cpu"], files["calib"], files["dir"] / "again.onnx")
-    with pytest.raises(ConfigError, match="would overwrite"):
-        quantize_cpu(files["fp32"], files["calib"], files["fp32"])
+        quantize(
+            QuantizeOptions(model=files["cpu"], calib_images=files["calib"], output=files["dir"] / "x.onnx")
+        )
+    with pytest.raises(ConfigError, match="--target gpu: use tensorrt or cpu"):
+        QuantizeOptions(model=files["fp32"], calib_images=files["calib"], target="gpu")
+    with pytest.raises(ConfigError, match="--target cpu: made with --quantizer ort"):
+        QuantizeOptions(model=files["fp32"], calib_images=files["calib"], target="cpu", quantizer="modelopt")

@@ -60,6 +60,7 @@ from segpipe.export.qdq_graph import (
 from segpipe.modelinfo import ModelInfo
 from segpipe.options import QuantizeOptions
 from segpipe.progress import Reporter
+from segpipe.runtime.cpu import CPU_RECORD
 from segpipe.utils import disk_full_error, file_size_mb, new_file_mode, temp_dir_beside, tempdir_default
 
 #: Names other modules and tests import from here (the graph helpers live in
@@ -195,6 +196,8 @@ def _run_quantizer(
     (cleaned with it); a full disk and any other failure are one line."""
     try:
         fn = quantize_modelopt if opts.quantizer == "modelopt" else quantize_ort
+        if opts.target == "cpu":  # U8S8 with 7-bit weights (export/quantize_cpu.py)
+            from segpipe.export.quantize_cpu import quantize_ort_cpu as fn
         with tempdir_default(cand.parent):
             return fn(named, cand, io_, calib, opts.method, exclude)
     except (ConfigError, DataError):
@@ -261,6 +264,7 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
             "held_out": len(held_files),
             "activations": "int8 symmetric per-tensor",
             "weights": "int8 symmetric per-channel",
+            **(CPU_RECORD if opts.target == "cpu" else {}),
             "float_nodes": exclude,
             "gate": EMULATION,
         }

@@ -14,6 +14,8 @@ from segpipe.options.declare import Flag, comma_list, flag
 
 QUANT_METHODS = ("minmax", "entropy", "percentile")
 QUANTIZERS = ("ort", "modelopt")
+#: What an INT8 file is shaped for (``--target``): TensorRT (S8S8) or CPUs (U8S8, 7-bit weights).
+TARGETS = ("tensorrt", "cpu")
 FP32_PARTS = ("input", "head")
 #: Default smallest argmax agreement of an INT8 graph with its FP32 graph. Measured (README, INT8):
 #: calibrations that kept mIoU within 0.3 point agreed on 99.80-99.96% of held-out pixels; ones on
@@ -126,6 +128,18 @@ class QuantizeOptions:
         panel=CALIB,
         metavar="LIST",
     )
+    #: ``tensorrt``: signed symmetric activations and 8-bit weights (S8S8), what TensorRT builds;
+    #: ``cpu``: unsigned activations and 7-bit weights (U8S8, ``reduce_range``), ONNX Runtime's
+    #: advice for CPUs without VNNI, whose integer kernels would saturate on the S8S8 file
+    #: (segpipe.export.quantize_cpu; ``--quantizer ort`` only; not for TensorRT).
+    target: str = flag(
+        "--target",
+        default="tensorrt",
+        help="tensorrt (S8S8 Q/DQ, TensorRT 10/11) or cpu (U8S8 with 7-bit weights: fast and accurate "
+        "with ONNX Runtime or OpenVINO on any CPU, VNNI or not; written NAME.cpu-int8.onnx).",
+        panel=CALIB,
+        metavar="NAME",
+    )
     #: Seed of the choice of held-out images.
     seed: Seed = flag("--seed", default=0, help="Seed of the held-out images.", panel=GATE, metavar="N")
 
@@ -154,6 +168,13 @@ class QuantizeOptions:
                 f"{close_matches(self.quantizer, QUANTIZERS)}"
             )
 
+        if self.target not in TARGETS:
+            raise ConfigError(
+                f"--target {self.target}: use tensorrt or cpu{close_matches(self.target, TARGETS)}"
+            )
+        if self.target == "cpu" and self.quantizer != "ort":
+            raise ConfigError(f"--target cpu: made with --quantizer ort (ONNX Runtime), not {self.quantizer}")
+
     @property
     def resolved_min_agreement(self) -> float:
         """The agreement threshold used: the one asked for, else :data:`INT8_MIN_AGREEMENT`."""
@@ -161,10 +182,13 @@ class QuantizeOptions:
 
     @property
     def resolved_output(self) -> Path:
-        """The INT8 file written: ``output``, else ``NAME.int8.onnx`` beside the model."""
+        """The INT8 file written: ``output``, else ``NAME.int8.onnx`` (``--target cpu``:
+        ``NAME.cpu-int8.onnx``) beside the model."""
         if self.output is not None:
             return self.output
-        return self.model.with_name(self.model.stem + ".int8.onnx")
+        return self.model.with_name(
+            self.model.stem + (".cpu-int8.onnx" if self.target == "cpu" else ".int8.onnx")
+        )
 
     def replace(self, **changes: Any) -> QuantizeOptions:
         return dataclasses.replace(self, **changes)

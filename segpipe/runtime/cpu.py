@@ -83,6 +83,12 @@ def cpu_summary() -> str:
 #: ``target`` of the calibration record of segpipe.export.quantize_cpu's files.
 CPU_TARGET = "cpu-onnxruntime (U8S8, 7-bit weights: no saturation without VNNI)"
 CALIBRATION_KEY = "segpipe.calibration"
+#: What the calibration record says of a ``quantize --target cpu`` file (over the S8S8 defaults).
+CPU_RECORD = {
+    "activations": "uint8 asymmetric per-tensor",
+    "weights": "int8 symmetric per-channel, 7-bit range (reduce_range)",
+    "target": CPU_TARGET,
+}
 
 
 def qdq_precision(path: str | Path) -> str | None:
@@ -124,8 +130,8 @@ def ort_int8_settings(session_options: Any, path: str | Path) -> str:
     return (
         f"{path}: this CPU has no VNNI (avx512_vnni/avx_vnni), so ONNX Runtime's fused INT8 kernels "
         "would saturate and lose accuracy; its Q/DQ nodes run as written instead (accurate, slower "
-        "than FP32); for INT8 speed on this CPU quantize a CPU file (segpipe.export.quantize_cpu: "
-        "7-bit weights, no saturation)"
+        "than FP32); for INT8 speed on this CPU: segpipe quantize FP32.onnx --calib-images DIR "
+        "--target cpu (7-bit weights, no saturation)"
     )
 
 
@@ -146,7 +152,7 @@ def auto_onnx_runtime(path: str | Path, device: str = "auto") -> tuple[str, str]
     gate's emulation, except for a TensorRT-shaped (S8S8) INT8 file on a CPU without VNNI, where
     OpenVINO's integer kernels saturate like ONNX Runtime's (measured with its AVX2 kernels): that
     file runs on ONNX Runtime with its Q/DQ unfused (:func:`ort_int8_settings`: accurate, slower);
-    the CPU-targeted file (``quantize_cpu``) is the fast INT8 there. Without OpenVINO: ONNX Runtime.
+    the CPU-targeted file (``quantize --target cpu``) is the fast INT8 there. Without OpenVINO: ONNX Runtime.
     """
     from segpipe._optional import available
 
@@ -180,6 +186,6 @@ def openvino_int8_note(path: str | Path) -> str:
         return ""
     return (
         f"{path}: this CPU has no VNNI, so OpenVINO's INT8 kernels saturate on this S8S8 (TensorRT) "
-        "file and the masks lose accuracy; --runtime onnxruntime runs it accurately (slower), or "
-        "quantize a CPU file (segpipe.export.quantize_cpu: 7-bit weights, no saturation)"
+        "file and the masks lose accuracy; --runtime onnxruntime runs it accurately (slower), or: "
+        "segpipe quantize FP32.onnx --calib-images DIR --target cpu (7-bit weights, no saturation)"
     )
