@@ -152,30 +152,36 @@ def demo_command(flags: Flags) -> None:
 
 def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None:
     """The demo's steps (their output silenced by ``--quiet``), then the closing summary."""
-    from segpipe.benchmark import benchmark
-    from segpipe.cli.benchmark import render as render_benchmark
-    from segpipe.cli.evaluate import print_result
-    from segpipe.cli.export_onnx import render_result
     from segpipe.data.dataset import sample_data_root
-    from segpipe.data.synthetic import make_dataset, sample_palette
-    from segpipe.evaluate import evaluate, plot_confusion, write_report
-    from segpipe.export.onnx import export_onnx
-    from segpipe.options import (
-        BenchmarkOptions,
-        EvaluateOptions,
-        OnnxExportOptions,
-        TrainOptions,
-        VisualizeOptions,
-    )
     from segpipe.outpaths import check_output_dir
-    from segpipe.training import train
-    from segpipe.visualize import visualize
 
     check_output_dir(output_dir, "--output-dir", output_dir == Path("runs/demo"))
     data = sample_data_root()
     for sub in ("train", "visualize", "visualize_onnx", "heldout"):
         shutil.rmtree(output_dir / sub, ignore_errors=True)
     t0 = time.perf_counter()
+    result = _train_step(data, output_dir, epochs, device, reporter)
+    best = result.best_path
+    sample_images, heldout, ev = _checkpoint_step(data, best, output_dir, device, reporter)
+    exported, ev_onnx = _onnx_step(best, data, sample_images, heldout, output_dir, device, reporter)
+    console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
+    ladder = _precision_ladder_step(best, exported.path, data / "images", heldout, output_dir, reporter)
+    models = [best, *ladder, *_engine_step(exported.path, reporter)]
+    _benchmark_step(models, heldout, output_dir, device, reporter)
+
+    console.quiet = False
+    console.rule(Text("demo finished", style="bold"))
+    console.print(
+        f"validation mIoU {result.best_miou:.3f}, held-out mIoU {ev.miou:.3f} (PyTorch) / {ev_onnx.miou:.3f} (ONNX); "
+        f"everything is in {output_dir} ({time.perf_counter() - t0:.0f} s)"
+    )
+    console.print(_next_steps(output_dir, best, exported.path))
+
+
+def _train_step(data: Path, output_dir: Path, epochs: int, device: str, reporter: Any) -> Any:
+    """1. train a small model on the sample data (from random weights: no download)."""
+    from segpipe.options import TrainOptions
+    from segpipe.training import train
 
     console.rule(Text("1. train", style="bold"))
     opts = TrainOptions(
@@ -200,12 +206,24 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         "train says why the early validation loss is so high when it happens."
     )
     result = train(opts, reporter)
-    best = result.best_path
     console.print(
         f"[bold green]trained[/] {result.epochs_done} epochs; validation mIoU {result.best_miou:.3f} "
         f"(best epoch {result.best_epoch}); run folder {escape(str(result.run_dir))}",
         markup=True,
     )
+
+    return result
+
+
+def _checkpoint_step(
+    data: Path, best: Path, output_dir: Path, device: str, reporter: Any
+) -> tuple[Path, Path, Any]:
+    """2. pictures of a few sample images, and the scores on a held-out set the model never saw."""
+    from segpipe.cli.evaluate import print_result
+    from segpipe.data.synthetic import make_dataset, sample_palette
+    from segpipe.evaluate import evaluate, plot_confusion, write_report
+    from segpipe.options import EvaluateOptions, VisualizeOptions
+    from segpipe.visualize import visualize
 
     console.rule(Text("2. visualize and evaluate the checkpoint", style="bold"))
     sample_images = output_dir / "sample_images"
@@ -251,6 +269,19 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         markup=True,
     )
 
+    return sample_images, heldout, ev
+
+
+def _onnx_step(
+    best: Path, data: Path, sample_images: Path, heldout: Path, output_dir: Path, device: str, reporter: Any
+) -> tuple[Any, Any]:
+    """3. the verified ONNX model, its pictures and its held-out scores."""
+    from segpipe.cli.export_onnx import render_result
+    from segpipe.evaluate import evaluate
+    from segpipe.export.onnx import export_onnx
+    from segpipe.options import EvaluateOptions, OnnxExportOptions, VisualizeOptions
+    from segpipe.visualize import visualize
+
     console.rule(Text("3. export to ONNX (verified against PyTorch)", style="bold"))
     exported = export_onnx(
         OnnxExportOptions(
@@ -271,20 +302,30 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         markup=True,
     )
     ev_onnx = evaluate(EvaluateOptions(data_root=heldout, model=exported.path, device=device), reporter)
-    console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
-    ladder = _precision_ladder_step(best, exported.path, data / "images", heldout, output_dir, reporter)
 
+    return exported, ev_onnx
+
+
+def _engine_step(onnx_path: Path, reporter: Any) -> list[Path]:
+    """4. an FP16 TensorRT engine, where TensorRT and a GPU are present (else said, and skipped)."""
     console.rule(Text("4. TensorRT engine", style="bold"))
-    models = [best, *ladder]
     reason = _trt_unavailable_reason()
     if reason is None:
         from segpipe.tensorrt.build import EngineOptions, build_engine
 
-        engine = build_engine(EngineOptions(onnx=exported.path, fp16=True), reporter)
+        engine = build_engine(EngineOptions(onnx=onnx_path, fp16=True), reporter)
         console.print(f"[green]wrote[/] engine {escape(str(engine))}", markup=True)
-        models.append(engine)
+        return [engine]
     else:
         console.print(f"[yellow]skipped[/] building a TensorRT engine: {escape(reason)}", markup=True)
+    return []
+
+
+def _benchmark_step(models: list[Path], heldout: Path, output_dir: Path, device: str, reporter: Any) -> None:
+    """5. every model side by side (the precision ladder's accuracy from the held-out set)."""
+    from segpipe.benchmark import benchmark
+    from segpipe.cli.benchmark import render as render_benchmark
+    from segpipe.options import BenchmarkOptions
 
     console.rule(Text("5. benchmark", style="bold"))
     bench = benchmark(
@@ -299,14 +340,6 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
         reporter,
     )
     render_benchmark(bench)
-
-    console.quiet = False
-    console.rule(Text("demo finished", style="bold"))
-    console.print(
-        f"validation mIoU {result.best_miou:.3f}, held-out mIoU {ev.miou:.3f} (PyTorch) / {ev_onnx.miou:.3f} (ONNX); "
-        f"everything is in {output_dir} ({time.perf_counter() - t0:.0f} s)"
-    )
-    console.print(_next_steps(output_dir, best, exported.path))
 
 
 def _next_steps(output_dir: Path, best: Path, onnx_path: Path) -> str:
@@ -324,6 +357,6 @@ def _next_steps(output_dir: Path, best: Path, onnx_path: Path) -> str:
             "  segpipe train --data-root DATA --num-classes N --size W H --model-name mine",
             f"  segpipe visualize --images PHOTOS/ --model {best} --output-dir vis --overlay 0.5",
             f"  segpipe export-onnx --model {best} --int8 --calib-images PHOTOS/",
-            f"  segpipe build-trt --onnx {onnx_path} --fp16  (on a machine with a GPU and TensorRT)",
+            f"  segpipe build-trt --model {onnx_path} --fp16  (on a machine with a GPU and TensorRT)",
         ]
     )
