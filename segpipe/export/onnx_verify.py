@@ -15,18 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.errors import ConfigError, ExportError, shorten
+from segpipe.errors import ExportError, shorten
 from segpipe.modelinfo import ModelInfo
 from segpipe.runtime.base import CompareResult, compare
+from segpipe.runtime.inputs import VerifyBatch, folder_images, random_images, verification_inputs
 
-
-@dataclass(frozen=True)
-class VerifyBatch:
-    """One batch fed to both backends: ``images`` N×H×W×3 uint8, of which the first ``count`` count."""
-
-    source: str
-    images: np.ndarray
-    count: int
+__all__ = [
+    "VerifyBatch",
+    "VerifyResult",
+    "folder_images",
+    "random_images",
+    "verification_inputs",
+    "verify_onnx",
+]
 
 
 @dataclass
@@ -60,69 +61,6 @@ class VerifyResult:
             ]
             for src, r in self.results.items()
         ]
-
-
-def random_images(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """``n`` smooth random RGB images (W, H) = ``size``: blurred colour blobs plus a little noise.
-
-    Smooth images look more like photographs to a network than white noise does, so the outputs
-    (and their argmax) are as decided as on real inputs.
-    """
-    import cv2
-
-    width, height = size
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, height, width, 3), dtype=np.uint8)
-    for i in range(n):
-        coarse = rng.uniform(0, 255, (max(2, height // 8), max(2, width // 8), 3)).astype(np.float32)
-        img = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-        img += rng.normal(0, 6, img.shape).astype(np.float32)
-        out[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
-
-
-def folder_images(folder: Path, size: tuple[int, int], max_images: int) -> np.ndarray:
-    """Up to ``max_images`` images of ``folder`` (sorted by name), RGB, resized to (W, H) ``size``."""
-    import cv2
-
-    from segpipe.data.dataset import IMAGE_EXTS, read_image
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"--verify-images {folder}: folder does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise ConfigError(f"--verify-images {folder}: no images ({', '.join(IMAGE_EXTS)}) in it")
-    width, height = size
-    images = [
-        cv2.resize(read_image(f), (width, height), interpolation=cv2.INTER_LINEAR) for f in files[:max_images]
-    ]
-    return np.stack(images)
-
-
-def _batches(source: str, images: np.ndarray, batch: int) -> list[VerifyBatch]:
-    """Split into batches of exactly ``batch`` images (a fixed-batch graph takes no other); the last
-    one is padded with repeats that are left out of the comparison."""
-    out = []
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        count = len(chunk)
-        if count < batch:
-            chunk = np.concatenate([chunk, np.resize(chunk, (batch - count, *chunk.shape[1:]))])
-        out.append(VerifyBatch(source, chunk, count))
-    return out
-
-
-def verification_inputs(
-    size: tuple[int, int], batch: int, n_random: int, folder: Path | None, max_images: int, seed: int = 0
-) -> list[VerifyBatch]:
-    """The batches export verification runs: ``n_random`` random images, then those of ``folder``."""
-    out: list[VerifyBatch] = []
-    if n_random:
-        out += _batches("random", random_images(n_random, size, seed), batch)
-    if folder is not None:
-        out += _batches("images", folder_images(folder, size, max_images), batch)
-    return out
 
 
 def _session(path: Path) -> Any:

@@ -26,7 +26,6 @@ from segpipe.runtime.base import CompareResult, compare
 #: INT8: TensorRT's INT8 kernels against ONNX Runtime's on the same Q/DQ graph; 0.98 is a guess
 #: not yet measured on a GPU (rounding at every quantized layer may differ between the two).
 DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.98}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def default_min_agreement(precision: str) -> float:
@@ -42,45 +41,27 @@ def verification_batches(
     random_batches: int = 2,
     seed: int = 0,
 ) -> list[np.ndarray]:
-    """Input batches of exactly ``shape`` (N×H×W×C, NHWC RGB 0-255) in ``dtype``.
+    """Input batches of exactly ``shape`` (N×H×W×C, NHWC RGB 0-255) in ``dtype``, built as export
+    verification builds them (:mod:`segpipe.runtime.inputs`).
 
     With ``images_dir``: up to ``max_images`` pictures (sorted by name), read as RGB and resized to
     W×H, grouped N at a time (the last group is filled by repeating pictures). Without: seeded
-    uniform random pixels, ``random_batches`` batches.
+    smooth random images, ``random_batches`` batches.
     """
+    from segpipe.runtime.inputs import fixed_batches, folder_images, random_images
+
     n, h, w, c = (int(v) for v in shape)
     np_dtype = np.dtype(dtype)
-    if images_dir is None:
+    if c != 3:
+        if images_dir is not None:
+            raise DataError(f"--verify-images {images_dir}: the model takes {c} channels, images give 3")
         rng = np.random.default_rng(seed)
         return [rng.integers(0, 256, size=(n, h, w, c)).astype(np_dtype) for _ in range(random_batches)]
-    folder = Path(images_dir)
-    if not folder.is_dir():
-        raise DataError(f"--verify-images {folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:max_images]
-    if not files:
-        raise DataError(f"--verify-images {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
-    images = [_read_rgb(p, w, h, c) for p in files]
-    batches = []
-    for start in range(0, len(images), n):
-        group = images[start : start + n]
-        while len(group) < n:
-            group.append(images[len(group) % len(images)])
-        batches.append(np.stack(group).astype(np_dtype))
-    return batches
-
-
-def _read_rgb(path: Path, width: int, height: int, channels: int) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"--verify-images: cannot read image {path}")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.shape[:2] != (height, width):
-        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
-    if channels != 3:
-        raise DataError(f"--verify-images {path}: the model takes {channels} channels, images give 3")
-    return img
+    if images_dir is None:
+        images = random_images(n * random_batches, (w, h), seed)
+    else:
+        images = folder_images(Path(images_dir), (w, h), max_images, error=DataError)
+    return [b.images.astype(np_dtype) for b in fixed_batches("", images, n)]
 
 
 def onnx_reference(onnx_path: str | Path, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
