@@ -75,13 +75,14 @@ def prepare(work: Path, encoder: str, size: int) -> dict[str, Path]:
 
 
 def with_cpu_file(files: dict[str, Path], work: Path) -> dict[str, Path]:
-    from segpipe.export.quantize_cpu import quantize_cpu
+    """``files`` plus ``cpu``: the FP32 model quantized by ``segpipe quantize --target cpu`` (cached)."""
+    from segpipe.export.quantize import quantize
+    from segpipe.options import QuantizeOptions
 
     cpu = work / (files["fp32"].stem + ".cpu-int8.onnx")
-    if not cpu.is_file():
-        quantize_cpu(
-            files["fp32"], SAMPLE, cpu, min_agreement=0.01
-        )  # random weights: the gate is not the point
+    if not cpu.is_file():  # a random-weight model's gate threshold is not the point here
+        opts = QuantizeOptions(files["fp32"], SAMPLE, cpu, target="cpu", min_agreement=0.01)
+        quantize(opts)
     return {**files, "cpu": cpu}
 
 
@@ -222,8 +223,9 @@ def run(size: int = 512, encoder: str = "efficientnet-b0", rounds: int = 8, thre
         with OnnxRunner(files["fp32"], "cpu") as r:
             w, h = r.input_size
         sets[f"demo model {w}x{h}"] = (with_cpu_file(files, workdir / "demo"), (w, h))
-    enc = with_cpu_file(prepare(workdir / encoder, encoder, size), workdir / encoder)
-    sets[f"Unet/{encoder} {size}x{size}"] = (enc, (size, size))
+    if encoder != "none":
+        enc = with_cpu_file(prepare(workdir / encoder, encoder, size), workdir / encoder)
+        sets[f"Unet/{encoder} {size}x{size}"] = (enc, (size, size))
     print(f"CPU: {cpu_summary()}, {os.cpu_count()} cores; load before: {loadavg()}", flush=True)
     summary = []
     for label, (files, wh) in sets.items():
@@ -263,7 +265,7 @@ def main() -> None:
     ap.add_argument("--demo", help="the demo's output folder (train/best.pth, demo.onnx, demo.int8.onnx)")
     ap.add_argument("--work", help="where the efficientnet-b0 files are made (kept: a rerun reuses them)")
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--encoder", default="efficientnet-b0")
+    ap.add_argument("--encoder", default="efficientnet-b0", help="none: the demo model only")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", default="1,0", help="comma-separated; 0: all cores")
     ap.add_argument("--images", type=int, default=4, help="sample images the agreement is measured on")

@@ -20,8 +20,8 @@ from segpipe.modelinfo import ModelInfo
 from segpipe.models import create_model, save_checkpoint
 from segpipe.options import BenchmarkOptions, EvaluateOptions, OnnxExportOptions
 
-#: What --runtime auto runs an ONNX model with on the CPU (OpenVINO when installed).
-CPU_ONNX = "openvino" if available("openvino") else "onnxruntime"
+#: What --runtime auto runs an FP32 ONNX model with on the CPU.
+CPU_ONNX = "onnxruntime"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py

@@ -12,7 +12,6 @@ import typer
 from inference_helpers import export_onnx, make_checkpoint
 from typer.testing import CliRunner
 
-from segpipe._optional import available
 from segpipe.cli.evaluate import evaluate_command
 from segpipe.data.dataset import find_samples, load_pair
 from segpipe.data.masks import MaskDecoder
@@ -23,8 +22,8 @@ from segpipe.metrics import ConfusionMatrix
 from segpipe.options import EvaluateOptions
 from segpipe.palette import load_palette
 
-#: What the default --runtime auto runs an ONNX model with on the CPU (OpenVINO when installed).
-CPU_ONNX = "openvino" if available("openvino") else "onnxruntime"
+#: What the default --runtime auto runs an FP32 ONNX model with on the CPU.
+CPU_ONNX = "onnxruntime"
 
 
 @pytest.fixture(scope="module")

@@ -129,12 +129,15 @@ def _cpu(monkeypatch, vnni: bool) -> None:
 
 def test_auto_picks_openvino_on_a_vnni_cpu_and_says_so(models, monkeypatch):
     _cpu(monkeypatch, vnni=True)
-    for name, what in (("int8", "INT8 Q/DQ model"), ("onnx", "model")):
-        rec = RecordingReporter()
-        with load_runner(models[name], "cpu", runtime="auto", reporter=rec) as r:
-            assert r.backend == "openvino"
-        assert len(rec.infos) == 1 and rec.infos[0].startswith(f"runtime: openvino ({what} on the CPU")
-        assert not rec.warnings
+    rec = RecordingReporter()
+    with load_runner(models["int8"], "cpu", runtime="auto", reporter=rec) as r:
+        assert r.backend == "openvino"
+    assert len(rec.infos) == 1 and rec.infos[0].startswith("runtime: openvino (INT8 Q/DQ model on the CPU")
+    assert not rec.warnings
+    # FP32: ONNX Runtime (OpenVINO measured no steady gain there), said so
+    rec = RecordingReporter()
+    assert runner_class(models["onnx"], "auto", "cpu", rec) is OnnxRunner
+    assert rec.infos[0].startswith("runtime: onnxruntime (not INT8")
     # a .pth stays with PyTorch; without openvino an ONNX model goes to ONNX Runtime, said so
     assert runner_class(models["pth"], "auto").backend == "pytorch"
     import segpipe._optional as optional
@@ -154,8 +157,7 @@ def test_auto_keeps_an_s8s8_file_accurate_on_a_cpu_without_vnni(models, monkeypa
         assert r.backend == "onnxruntime"
         assert r.session.get_session_options().get_session_config_entry(cpu.DISABLE_QDQ_FUSION) == "1"
     assert "CPU without VNNI" in rec.infos[0] and len(rec.warnings) == 1
-    # FP32 still goes to OpenVINO; asked for explicitly, OpenVINO runs the INT8 file with a warning
-    assert runner_class(models["onnx"], "auto", "cpu").backend == "openvino"
+    # asked for explicitly, OpenVINO runs the INT8 file, with a warning
     rec = RecordingReporter()
     with load_runner(models["int8"], "cpu", runtime="openvino", reporter=rec) as r:
         assert r.backend == "openvino"
