@@ -16,10 +16,14 @@ def machine_info() -> dict[str, Any]:
     """What the figures were measured on: CPU, core count, library versions, GPU when present."""
     import os
 
+    from segpipe.runtime.cpu import cpu_summary
+
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # what INT8 speed and accuracy on a CPU depend on (segpipe.runtime.cpu)
+        "cpu": cpu_summary(),
         "python": platform.python_version(),
     }
     torch = sys.modules.get("torch")  # loaded by .pth models only: ONNX / TensorRT runs stay torch-free

@@ -262,3 +262,28 @@ def test_visualize_evaluate_benchmark_with_openvino(models, tmp_path, index_data
     res = cli("visualize", "--images", tmp_path / "a.png", "--model", models["pth"], "--runtime", "openvino",
               "--output-dir", tmp_path / "x")  # fmt: skip
     assert res.exit_code != 0 and "--runtime openvino" in res.output and "Traceback" not in res.output
+
+
+def test_video_with_openvino_matches_onnxruntime(models, tmp_path):
+    from segpipe.options import VisualizeOptions
+    from segpipe.visualize import visualize
+
+    src = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (80, 48))
+    rng = np.random.default_rng(4)
+    for _ in range(4):
+        writer.write(cv2.GaussianBlur(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8), (9, 9), 0))
+    writer.release()
+    frames = {}
+    for runtime in ("openvino", "onnxruntime"):
+        opts = VisualizeOptions(images=src, model=models["onnx"], output_dir=tmp_path / runtime, overlay=1.0,
+                                runtime=runtime, device="cpu")  # fmt: skip
+        result = visualize(opts)
+        assert result.backend == runtime and result.frames == 4
+        cap, got = cv2.VideoCapture(str(result.videos[0])), []
+        while (frame := cap.read())[0]:
+            got.append(frame[1])
+        cap.release()
+        frames[runtime] = np.stack(got)
+    assert frames["openvino"].shape == (4, 48, 80, 3)
+    assert np.array_equal(frames["openvino"], frames["onnxruntime"])  # same masks, same encoder: same video
