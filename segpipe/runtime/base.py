@@ -283,7 +283,8 @@ def runner_class(
         if kind not in kinds:
             reads = " or ".join(KIND_NAMES[k] + "s" for k in kinds)
             raise ConfigError(
-                f"--runtime {runtime}: {path} is a {KIND_NAMES[kind]}, and {runtime} runs {reads}"
+                f"--runtime {runtime}: {path} is {'an' if KIND_NAMES[kind][0] in 'AEIOU' else 'a'} "
+                f"{KIND_NAMES[kind]}, and {runtime} runs {reads}"
                 + ("; export it first: segpipe export-onnx" if kind == "torch" else "")
             )
     elif runtime == "auto" and kind == "onnx":
