@@ -325,11 +325,19 @@ def test_garbage_objectinfo_is_one_line(tmp_path: Path) -> None:
 
 
 def test_newline_in_a_name_forges_no_output_line(tmp_path: Path) -> None:
+    """A picture named ``z<newline>error: forged...`` whose mask is of another size: the problem
+    line that names it stays one line."""
     base, root, _ = sandbox(tmp_path)
-    build("coco", root, "x\nerror: forged")
-    r = _run("data", root)
+    build("seed", root)
+    bad = b"z\nerror: forged"
+    cv2.imwrite(str(root / "images" / "c.png"), np.zeros((6, 6, 3), np.uint8))  # 6x6, its mask 8x8
+    cv2.imwrite(str(root / "indexes" / "c_color_mask.png"), np.zeros((8, 8), np.uint8))
+    os.rename(root / "images" / "c.png", os.fsencode(root / "images") + b"/" + bad + b".png")
+    os.rename(root / "indexes" / "c_color_mask.png", os.fsencode(root / "indexes") + b"/" + bad + b"_color_mask.png")
+    r = _run("data", root, "--num-classes", "2")
     lines = (r.stdout + r.stderr).decode("utf-8", "replace").splitlines()
-    assert not [ln for ln in lines if ln.startswith("error: forged")], lines
+    assert any("forged" in ln for ln in lines), lines  # the problem is reported...
+    assert not [ln for ln in lines if ln.startswith("error: forged")], lines  # ...on its own line
 
 
 def test_fifo_data_root_and_config_folder_say_what_they_are(tmp_path: Path) -> None:
