@@ -10,8 +10,10 @@ products accumulate in 32 bits and nothing saturates; ARM's kernels widen withou
 So for a CPU run of a Q/DQ model, :func:`ort_int8_settings` keeps ONNX Runtime's integer kernels
 where they are exact and, where they saturate, runs the Q/DQ nodes as written (``session.
 disable_quant_qdq``: convolutions in float on the quantized values, the arithmetic TensorRT
-performs) and says so in one line. OpenVINO (``--runtime openvino``, what ``auto`` picks for an INT8
-model on the CPU when it is installed) runs the same file faster than either.
+performs) and says so in one line. OpenVINO's INT8 kernels saturate the same way without VNNI
+(measured with its AVX2 kernels, benchmarks/bench_cpu.py --isa AVX2), so :func:`auto_onnx_runtime`
+gives it an S8S8 file only where VNNI is present; the file ``segpipe quantize --target cpu`` writes
+(U8S8, 7-bit weights) cannot saturate and is the fast INT8 everywhere.
 """
 
 from __future__ import annotations
