@@ -127,7 +127,7 @@ _CASES = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=_CASES)
 def test_hostile_folder_never_escapes_hangs_or_crashes(case: tuple[str, str, str]) -> None:
     fmt, what, kind = case
