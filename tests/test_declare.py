@@ -129,3 +129,16 @@ def test_adding_an_option_is_one_declaration(monkeypatch: pytest.MonkeyPatch) ->
     assert seen == {"seed": 3} and r.exit_code == 1 and "stop here" in r.output, r.output
     r = CliRunner().invoke(app, ["quantize", "m.onnx", "--calib-images", ".", "--seed", "-1"])
     assert r.exit_code == 1 and r.output.strip() == "error: --seed -1: must be within 0..4294967295"
+
+
+def test_format_names_are_the_readers() -> None:
+    """--format's names (options, help, the one check) are exactly the readers segpipe has."""
+    from segpipe.data.formats import FORMATS
+    from segpipe.errors import ConfigError
+    from segpipe.options.flags import FORMAT, FORMAT_NAMES, check_format
+
+    assert set(FORMAT_NAMES) == set(FORMATS)
+    assert all(name in FORMAT.help for name in FORMATS)
+    assert check_format("VOC") == "voc" and check_format("auto") == "auto"
+    with pytest.raises(ConfigError, match="--format vocc: use auto or one of seed, voc"):
+        check_format("vocc")

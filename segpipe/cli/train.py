@@ -65,12 +65,6 @@ def build_options(flags: Flags) -> TrainOptions:
     if values.get("data_root") is None:
         raise ConfigError("--data-root is required (on the command line or in --config)")
     try:
-        fmt = values.get("format", "auto")
-        if "format" in from_file and fmt != "auto":
-            from segpipe.data.formats import FORMATS
-
-            if fmt not in FORMATS:
-                raise ConfigError(f"--format {fmt}: use auto or one of {', '.join(FORMATS)}")
         return TrainOptions(**values)
     except ConfigError as e:  # a choice refused by its flag name: say the file and line it came from
         raise _from_config(e, config, from_file) from None

@@ -66,7 +66,6 @@ def check_fields(opts: Any) -> None:
     _check(opts)
 
 
-
 def to_plain(opts: Any) -> dict[str, Any]:
     """A dataclass as a dict of plain YAML/torch-safe values (Paths -> str, tuples -> lists)."""
 

@@ -47,3 +47,4 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        object.__setattr__(self, "format", F.check_format(self.format))

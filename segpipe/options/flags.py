@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from segpipe.errors import ConfigError
 from segpipe.options.declare import Flag, comma_list, flag
 
 DATA_PANEL = "Data"
@@ -26,12 +27,40 @@ DATA_ROOT = Flag(
     panel=DATA_PANEL,
     metavar="DIR",
 )
+#: The label formats ``--format`` names (the readers, in :data:`segpipe.data.formats.FORMATS`;
+#: tests/test_declare.py keeps the two equal), in the order ``--help`` lists them.
+FORMAT_NAMES = (
+    "seed",
+    "voc",
+    "cityscapes",
+    "ade20k",
+    "ultralytics",
+    "yolo",
+    "coco",
+    "coco_panoptic",
+    "labelme",
+    "cvat",
+    "cvat_images",
+    "mapillary_vistas",
+    "common_semantic_segmentation",
+    "camvid",
+)
+
+
+def check_format(value: str) -> str:
+    """``--format`` lower-cased and checked: ``auto`` or one of :data:`FORMAT_NAMES` (the one check,
+    for the options classes and :func:`segpipe.data.formats.resolve_format` alike)."""
+    name = (value or "auto").lower()
+    if name != "auto" and name not in FORMAT_NAMES:
+        raise ConfigError(f"--format {value}: use auto or one of {', '.join(FORMAT_NAMES)}")
+    return name
+
+
 FORMAT = Flag(
     ("--format",),
     default="auto",
-    help="Label format: auto (detected, and said), seed, voc, cityscapes, ade20k, ultralytics, yolo, "
-    "coco, coco_panoptic, labelme, cvat, cvat_images, mapillary_vistas, common_semantic_segmentation, camvid "
-    "(segpipe data --formats lists them).",
+    help=f"Label format: auto (detected, and said), {', '.join(FORMAT_NAMES)} (segpipe data --formats "
+    "lists them).",
     panel=DATA_PANEL,
     metavar="FORMAT",
 )

@@ -245,6 +245,7 @@ class _PredictOptions:
             raise _flag_error("split", self.split, "use train, val, test or all")
         if self.crowds not in ("ignore", "class"):
             raise _flag_error("crowds", self.crowds, "use ignore or class")
+        object.__setattr__(self, "format", F.check_format(self.format))
 
     @property
     def spec(self) -> InferenceSpec:

@@ -196,7 +196,7 @@ class TrainOptions:
     mask_type: str = F.MASK_TYPE()
     class_map: Path | None = F.CLASS_MAP()
     #: Label format of ``data_root``: ``auto`` (detected) or a name of
-    #: :data:`segpipe.data.formats.FORMATS` (seed, voc, cityscapes, ade20k, ultralytics, ...).
+    #: :data:`segpipe.options.flags.FORMAT_NAMES` (seed, voc, cityscapes, ade20k, ultralytics, ...).
     format: str = F.FORMAT()
     #: MMSegmentation's reduce-zero-label for index masks: 0 -> ignore, others minus 1. None: the
     #: format's default (on for ADE20K, off elsewhere).

@@ -10,6 +10,7 @@ from typing import Any
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
 from segpipe.options.base import check_fields, check_ignore_index
+from segpipe.options.flags import check_format
 from segpipe.schema import has_controls, printable, shown
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
@@ -123,6 +124,7 @@ def check_train(opts: Any) -> None:
         raise bad("scheduler", opts.scheduler, f"use one of {', '.join(SCHEDULERS)}")
     if opts.mask_type not in ("auto", "index", "color"):
         raise bad("mask-type", opts.mask_type, "use auto, index or color")
+    object.__setattr__(opts, "format", check_format(opts.format))
     if opts.crowds not in ("ignore", "class"):
         raise bad("crowds", opts.crowds, "use ignore or class")
     if not 0 <= opts.ignore_index <= 65535:  # type: ignore[operator]

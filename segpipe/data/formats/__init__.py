@@ -30,6 +30,7 @@ from typing import Any
 
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, check_root
 from segpipe.errors import ConfigError, DataError
+from segpipe.options.flags import IMAGES_DIR, MASK_SUFFIX, MASK_TYPE, MASKS_DIR, check_format
 
 __all__ = [
     "FORMATS",
@@ -67,10 +68,10 @@ FORMATS: dict[str, str] = {
 
 #: The seed layout's options and their defaults (``--images-dir``, ``--masks-dir``, ``--mask-suffix``).
 SEED_LAYOUT: dict[str, str] = {
-    "images_dir": "images",
-    "masks_dir": "indexes",
-    "mask_suffix": "_color_mask",
-    "mask_type": "auto",
+    "images_dir": IMAGES_DIR.default,
+    "masks_dir": MASKS_DIR.default,
+    "mask_suffix": MASK_SUFFIX.default,
+    "mask_type": MASK_TYPE.default,
 }
 #: Flags every command that reads labels passes (name -> (default, the formats it applies to)):
 #: dropped at their default for a format without them, refused (one line) when set.
@@ -188,9 +189,7 @@ def resolve_format(root: str | Path, format: str = "auto", **options: Any) -> tu
     the seed layout when ``options`` set its folders (``images_dir``...), else :func:`detect_format`
     (a half seed layout, ``images/`` or ``indexes/`` alone, is read as seed for its precise error).
     Cheap: commands call it before loading a model so a wrong folder fails first."""
-    fmt = (format or "auto").lower()
-    if fmt != "auto" and fmt not in FORMATS:
-        raise ConfigError(f"--format {format}: use auto or one of {', '.join(FORMATS)}")
+    fmt = check_format(format)
     root_p = Path(root)
     if os.path.exists(root_p) and not root_p.is_dir():
         _check_root(root_p)  # a file, a FIFO, a device: one line saying which
