@@ -73,7 +73,17 @@ def test_trains_and_evaluates_from_native_layout(fmt: str, tmp_path: Path) -> No
     r = CliRunner().invoke(app, [str(a) for a in args])
     assert r.exit_code == 0, r.output
     got = json.loads(report.read_text())
-    assert got["images"] == (2 if fmt in ("ultralytics", "yolo", "coco") else 8) and 0 <= got["miou"] <= 1
+    # 2 of 8 either way: the layout's own val split, or (no split of its own) the images training held out
+    assert got["images"] == 2 and 0 <= got["miou"] <= 1
+    own_split = fmt in ("ultralytics", "yolo", "coco")
+    held = [line for line in r.output.splitlines() if "held out: the 2 of 8 images" in line]
+    assert len(held) == (0 if own_split else 1), r.output
+    if not own_split:
+        assert got["images_from"].startswith("held out") and "--split all" in held[0]
+        r = CliRunner().invoke(app, [str(a) for a in [*args, "--split", "all"]])
+        assert r.exit_code == 0, r.output
+        assert json.loads(report.read_text())["images"] == 8
+        assert "6 of these 8 images trained" in " ".join(r.output.split()), r.output
     out = tmp_path / "vis"
     args = [
         "visualize",
