@@ -139,6 +139,27 @@ def test_yolo_without_yaml_names_class_ids(tmp_path: Path) -> None:
     assert np.unique(reader.read_mask(reader.samples()[0])).tolist() == [0, 3]
 
 
+def test_yolo_data_yaml_with_names_only_names_the_classes(tmp_path: Path) -> None:
+    """The README's "optional data.yaml names": a YAML with only names names the classes and the
+    images/labels folders are found as without one (it was refused: train/val: neither is given)."""
+    for split in ("train", "val"):
+        _image(tmp_path / "images" / split / f"{split}.png", 16, 16)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split / f"{split}.txt").write_text(
+            _yolo_line(1, _rect(0, 0, 7, 7), 16, 16) + "\n"
+        )
+    (tmp_path / "data.yaml").write_text("names: {0: person, 1: car}\n")
+    reader = open_dataset(tmp_path)
+    assert reader.name == "yolo"
+    assert reader.classes().names == ("background", "person", "car")
+    assert [(s.name, s.split) for s in reader.samples()] == [("train/train", "train"), ("val/val", "val")]
+    assert np.unique(reader.read_mask(reader.samples()[0])).tolist() == [0, 2]
+    (tmp_path / "data.yaml").write_text("names: [person]\n")  # its names still bound the class ids
+    reader = open_dataset(tmp_path, format="yolo")
+    with pytest.raises(DataError, match="class 1 is beyond the 1 names"):
+        reader.read_mask(reader.samples()[0])
+
+
 @pytest.mark.parametrize(
     ("line", "needle"),
     [

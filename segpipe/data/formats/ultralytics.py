@@ -139,9 +139,10 @@ def _as_list(key: str, raw: object, problems: list[str]) -> list[str]:
     return [str(i).strip() for i in items]
 
 
-def load_config(path: Path) -> UltralyticsConfig:
+def load_config(path: Path, splits_required: bool = True) -> UltralyticsConfig:
     """Read and validate a dataset YAML (``yaml.safe_load``); every problem found goes into one
-    line naming the file and the fields."""
+    line naming the file and the fields. ``splits_required=False`` (the YOLO reader) accepts a YAML
+    giving neither ``train`` nor ``val`` (``splits`` then empty: the folders are found as without one)."""
     import yaml
 
     from segpipe.schema.options import TooBig, safe_load_bounded
@@ -164,7 +165,7 @@ def load_config(path: Path) -> UltralyticsConfig:
     if "names" not in data:
         problems.append("names: missing (the class names, {0: name, ...})")
     splits = {s: _as_list(s, data.get(s), problems) for s in SPLITS}
-    if not splits["train"] and not splits["val"]:
+    if splits_required and not splits["train"] and not splits["val"]:
         problems.append("train/val: neither is given (image folders relative to path)")
     masks_dir = data.get("masks_dir")
     if masks_dir is not None and (

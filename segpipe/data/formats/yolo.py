@@ -4,6 +4,8 @@ class masks when a sample is read.
 Layout (https://docs.ultralytics.com/datasets/segment/)::
 
     DATA_ROOT/data.yaml                optional: names (dict {0: name} or list), train, val
+                                       (names alone: the folders below are found as without it;
+                                       Ultralytics itself wants train and val too)
     DATA_ROOT/images/{train,val}/NAME.jpg   (or flat: images/NAME.jpg)
     DATA_ROOT/labels/{train,val}/NAME.txt   one object per line: cls x1 y1 x2 y2 ... (0..1)
 
@@ -228,7 +230,7 @@ class YoloReader(FormatReader):
         if not self._cfg_read:  # data.yaml when there is one (its problems reported), else a YAML that loads
             data = [p for p in find_yamls(self.root) if p.stem.lower() == "data"]
             found = usable_config(self.root, want_masks=False) or usable_config(self.root, want_masks=True)
-            self._cfg = load_config(data[0]) if data else (found[0] if found else None)
+            self._cfg = load_config(data[0], splits_required=False) if data else (found[0] if found else None)
             self._cfg_read = True
         return self._cfg
 
@@ -236,7 +238,7 @@ class YoloReader(FormatReader):
         if self._samples is None:
             cfg = self.config()
             groups: dict[str | None, list[Path]] = {}
-            if cfg is not None:
+            if cfg is not None and any(cfg.splits.values()):
                 for split, entries in cfg.splits.items():
                     for entry in entries:
                         groups.setdefault(split, []).extend(split_images(cfg, entry, split))
