@@ -30,6 +30,21 @@ def test_data_shows_voc_format_splits_and_names(voc_root: Path) -> None:
     assert "no problems found" in r.output
 
 
+def test_data_takes_the_folder_as_data_root_as_every_command_does(voc_root: Path, tmp_path: Path) -> None:
+    """``segpipe data --data-root X`` (what a newcomer types, as for train/evaluate) reads the same
+    data set as ``segpipe data X``; neither is a usage error naming both; two different ones refused."""
+    first = cli("data", voc_root).output.splitlines()[0]
+    assert "voc format" in first
+    for spelling in ("--data-root", "--data_root"):
+        r = cli("data", spelling, voc_root)
+        assert r.exit_code == 0, r.output
+        assert r.output.splitlines()[0] == first and "8 train, 4 val" in r.output
+    r = cli("data")
+    assert r.exit_code == 2 and "--data-root" in r.output
+    r = cli("data", voc_root, "--data-root", tmp_path)
+    assert r.exit_code != 0 and "given twice" in " ".join(r.output.split())
+
+
 def test_data_reports_problems_one_line_each(voc_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "voc"
     shutil.copytree(voc_root, root)
