@@ -164,7 +164,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     best = result.best_path
     sample_images, heldout, ev = _checkpoint_step(data, best, output_dir, device, reporter)
     exported, ev_onnx = _onnx_step(best, data, sample_images, heldout, output_dir, device, reporter)
-    console.print(f"held-out mIoU: PyTorch {ev.miou:.4f}, ONNX Runtime {ev_onnx.miou:.4f}")
+    console.print(heldout_line(ev, ev_onnx))
     ladder = _precision_ladder_step(best, exported.path, data / "images", heldout, output_dir, reporter)
     models = [best, *ladder, *_engine_step(exported.path, reporter)]
     _benchmark_step(models, heldout, output_dir, device, reporter)
@@ -172,10 +172,34 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     console.quiet = False
     console.rule(Text("demo finished", style="bold"))
     console.print(
-        f"validation mIoU {result.best_miou:.3f}, held-out mIoU {ev.miou:.3f} (PyTorch) / {ev_onnx.miou:.3f} (ONNX); "
+        f"validation mIoU {result.best_miou:.3f}, held-out mIoU {ev.miou:.3f} ({backend_title(ev.backend)}) / "
+        f"{ev_onnx.miou:.3f} ({backend_title(ev_onnx.backend)}); "
         f"everything is in {output_dir} ({time.perf_counter() - t0:.0f} s)"
     )
     console.print(_next_steps(output_dir, best, exported.path))
+
+
+#: How the summary names each runner's ``backend`` (``--runtime auto`` may run the ONNX file on OpenVINO).
+BACKEND_TITLES = {
+    "pytorch": "PyTorch",
+    "onnxruntime": "ONNX Runtime",
+    "openvino": "OpenVINO",
+    "tensorrt": "TensorRT",
+}
+
+
+def backend_title(backend: str) -> str:
+    """The name of the backend that ran an evaluation, as the summary prints it."""
+    return BACKEND_TITLES.get(backend, backend)
+
+
+def heldout_line(ev: Any, ev_onnx: Any) -> str:
+    """The held-out mIoU of the checkpoint and of the ONNX model, each named by the backend that
+    really ran it (its ``EvalResult.backend``, the runner's own name)."""
+    return (
+        f"held-out mIoU: {backend_title(ev.backend)} {ev.miou:.4f}, "
+        f"{backend_title(ev_onnx.backend)} {ev_onnx.miou:.4f} (the ONNX model)"
+    )
 
 
 def _train_step(data: Path, output_dir: Path, epochs: int, device: str, reporter: Any) -> Any:
