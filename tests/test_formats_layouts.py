@@ -119,7 +119,9 @@ def test_data_root_that_is_a_file_of_a_data_set_names_its_folder(tmp_path: Path)
     make_cvat_xml(root)
     r = cli("data", root / "annotations.xml")
     assert r.exit_code == 1
-    assert f"is a file, not a folder; the parent folder {root.resolve()} is a cvat_images data set" in r.output
+    assert (
+        f"is a file, not a folder; the parent folder {root.resolve()} is a cvat_images data set" in r.output
+    )
 
 
 def test_data_root_one_folder_too_high_names_the_data_set(voc_root: Path, tmp_path: Path) -> None:
@@ -465,3 +467,53 @@ def test_cvat_xml_the_same_image_twice_is_one_sample_with_both_shapes(tmp_path: 
     (sample,) = reader.samples()
     mask = reader.load(sample)[1]
     assert (mask[0:4, 0:4] == 1).all() and (mask[5:9, 5:9] == 2).all() and mask[4, 4] == 0
+
+
+@pytest.mark.parametrize(
+    "name, text, says",
+    [
+        (
+            "dataset_meta.json",
+            '{"labels": ["a"], "label_map": {"0": "a"}, "segmentation_colors": [[Infinity, 0, 0]]}',
+            "segmentation_colors[0]: colour [inf, 0, 0] is not r, g, b",
+        ),
+        (
+            "dataset_meta.json",
+            '{"labels": ["a", "b"], "label_map": {"-1": "a", "1": "b"}, '
+            '"segmentation_colors": [[0, 0, 0], [1, 2, 3]]}',
+            "label_map['-1']: no segmentation_colors entry",
+        ),
+        ("class_dict.csv", "name,r,g,b\n" + "A" * 200_000 + ",1,2,3\n", "not a CSV label file (field larger"),
+    ],
+    ids=["infinity", "negative-key", "huge-field"],
+)
+def test_a_malformed_label_map_is_one_line(tmp_path: Path, name: str, text: str, says: str) -> None:
+    from segpipe.data.formats._labelmaps import read_class_dict, read_dataset_meta
+
+    path = tmp_path / name
+    path.write_text(text)
+    read = read_dataset_meta if name.endswith(".json") else read_class_dict
+    with pytest.raises(DataError) as err:  # was OverflowError, a silent colours[-1], _csv.Error
+        read(path)
+    assert says in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_label_map_of_the_most_labels_is_checked_without_a_hang(tmp_path: Path) -> None:
+    import signal
+
+    from segpipe.data.formats._labelmaps import MAX_LABELS, read_class_dict
+
+    rows = "".join(f"c{i},{i % 256},{i // 256},0\n" for i in range(MAX_LABELS - 1)) + "c0,1,1,1\n"
+    (tmp_path / "class_dict.csv").write_text("name,r,g,b\n" + rows)
+
+    def hang(signum, frame):  # the duplicate check compared each name with all before it: ~100 s
+        raise TimeoutError("still checking names after 20 s")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(20)
+    try:
+        with pytest.raises(DataError, match="label 'c0' is listed twice"):
+            read_class_dict(tmp_path / "class_dict.csv")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

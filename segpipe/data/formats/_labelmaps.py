@@ -32,7 +32,7 @@ MAX_LABELS = 65535
 def _rgb(values: Any, where: str) -> tuple[int, int, int]:
     try:
         rgb = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         rgb = ()
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
         raise DataError(f"{where}: colour {values!r} is not r, g, b with values 0..255")
@@ -45,9 +45,11 @@ def _checked(pairs: LabelMap, path: Path) -> LabelMap:
         raise DataError(f"{path}: lists no labels")
     if len(names) > MAX_LABELS:
         raise DataError(f"{path}: more than {MAX_LABELS} labels")
-    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
-    if dup is not None:
-        raise DataError(f"{path}: label {dup!r} is listed twice")
+    seen: set[str] = set()
+    for name in names:  # a set: a file of MAX_LABELS names is checked at once (a list took minutes)
+        if name in seen:
+            raise DataError(f"{path}: label {name!r} is listed twice")
+        seen.add(name)
     return pairs
 
 
@@ -70,7 +72,10 @@ def read_label_colors(path: Path) -> LabelMap:
 
 def read_class_dict(path: Path) -> LabelMap:
     """``class_dict.csv``: a ``name,r,g,b`` header, then one class a row."""
-    rows = [r for r in csv.reader(read_text(path).splitlines()) if r and any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(read_text(path).splitlines()) if r and any(c.strip() for c in r)]
+    except csv.Error as e:  # a field over csv's limit (128 KiB), a NUL byte
+        raise DataError(f"{path}: not a CSV label file ({e})") from None
     if not rows:
         raise DataError(f"{path}: empty")
     header = [h.strip().lower() for h in rows[0]]
@@ -109,6 +114,8 @@ def read_dataset_meta(path: Path) -> LabelMap:
         if colors and any(c is not None for c in colors):
             try:
                 index = int(key)
+                if index < 0:
+                    raise IndexError(index)
                 color = colors[index]
             except (ValueError, IndexError):
                 raise DataError(f"{where}: no segmentation_colors entry for it") from None
