@@ -49,6 +49,7 @@ import numpy as np
 
 from segpipe.data.formats._annotations import check_image_size, check_label_file_size
 from segpipe.data.formats._cvat_shapes import shape_mask
+from segpipe.data.formats._labelmaps import filled_colors
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
 from segpipe.data.safepaths import check_regular, inside, is_regular, open_regular
 from segpipe.errors import DataError, some
@@ -321,13 +322,7 @@ class CvatXmlReader(FormatReader):
 
     def classes(self) -> ClassInfo:
         labels = self._labels()
-        colors = [c for _, c in labels]
-        if any(c is None for c in colors):
-            from segpipe.data.formats.voc import voc_colormap
-
-            cmap = voc_colormap(len(labels))
-            colors = [c or tuple(int(v) for v in cmap[i]) for i, c in enumerate(colors)]
-        return ClassInfo(tuple(n for n, _ in labels), tuple(colors), "CVAT XML <meta> labels")  # type: ignore[arg-type]
+        return ClassInfo(tuple(n for n, _ in labels), filled_colors(labels), "CVAT XML <meta> labels")
 
     def read_mask(self, sample: LabelledSample) -> np.ndarray:
         if not self._index:
