@@ -117,7 +117,9 @@ def check_run(base: Path, root: Path, outside: Path) -> str:
         name.decode("utf-8")  # every exported name is UTF-8
         if p.endswith((b".png", b".jpg")) and b"/images/" in p:
             img = cv2.imdecode(np.fromfile(os.fsdecode(p), np.uint8), cv2.IMREAD_COLOR)
-            assert not (img == np.array(SECRET_RGB[::-1], np.uint8)).all(axis=2).any(), "the secret was exported"
+            assert not (img == np.array(SECRET_RGB[::-1], np.uint8)).all(axis=2).any(), (
+                "the secret was exported"
+            )
     return result
 
 
@@ -197,3 +199,19 @@ def test_shown_is_one_printable_line() -> None:
     text = safepaths.shown(os.fsdecode(b"a\nb\x1b[2J\xff"))
     assert "\n" not in text and "\x1b" not in text
     text.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind", "what"), [("coco", "fifo_image", "image"), ("ultralytics", "fifo_label", "list")]
+)
+def test_a_fifo_is_said_to_be_no_regular_file(fmt: str, kind: str, what: str, tmp_path: Path) -> None:
+    """A COCO image / an Ultralytics split list that is a FIFO exists: the one line says what it is
+    (it said "missing" / "does not exist"), names it, and nothing blocks on opening it."""
+    base, root, outside = sandbox(tmp_path)
+    files = build(fmt, root)
+    apply_file_kind(kind, files, outside)
+    with pytest.raises(SegpipeError) as exc:
+        open_dataset(root, fmt).samples()
+    msg = str(exc.value)
+    assert "FIFO (named pipe), not a regular file" in msg and os.fspath(files[what]) in msg, msg
+    assert "missing" not in msg and "does not exist" not in msg and "\n" not in msg

@@ -65,7 +65,7 @@ from segpipe.data.formats._coco import (  # noqa: F401 - rle_string_counts re-ex
     to_rle,
 )
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
-from segpipe.data.safepaths import open_regular
+from segpipe.data.safepaths import check_regular, open_regular
 from segpipe.errors import DataError, some
 
 _LABEL_FILE = re.compile(r"^(instances|stuff)_(.+)\.json$", re.IGNORECASE)
@@ -211,6 +211,8 @@ class CocoReader(FormatReader):
                     continue
                 image = base / im["file_name"]
                 if not image.is_file():
+                    if image.exists():  # a folder, FIFO, socket or device: said so, not "missing"
+                        check_regular(image, "image", f"{f} image id {im['id']}")
                     missing.append(str(image))
                     continue
                 self._images[key] = (f, im)

@@ -41,7 +41,7 @@ from segpipe.data.formats._annotations import (
     read_text,
 )
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
-from segpipe.data.safepaths import OUTSIDE_ENV, inside, is_within, outside_allowed
+from segpipe.data.safepaths import OUTSIDE_ENV, check_regular, inside, is_within, outside_allowed
 from segpipe.errors import DataError, some
 
 IGNORE = 255
@@ -212,7 +212,15 @@ def split_images(cfg: UltralyticsConfig, entry: str, split: str) -> list[Path]:
             raise DataError(f"{where}: {len(lines)} lines, over the limit of {MAX_LIST_LINES}")
         # every line stays inside the data set's folder (links followed), unless the user allowed
         # otherwise (SEGPIPE_DATA_OUTSIDE_ROOT=1)
-        return [inside(cfg.root, ln, f"{where} line {i}: image", base=where.parent) for i, ln in enumerate(lines, 1)]
+        return [
+            inside(cfg.root, ln, f"{where} line {i}: image", base=where.parent)
+            for i, ln in enumerate(lines, 1)
+        ]
+    if (
+        where.exists()
+    ):  # a FIFO, socket or device (or a file that is no .txt list): said so, not "does not exist"
+        check_regular(where, "image list", f"{cfg.file} {split}")
+        raise DataError(f"{cfg.file} {split}: {where} is neither a folder of images nor a .txt list of them")
     raise DataError(f"{cfg.file} {split}: {where} does not exist (resolved against path {cfg.root})")
 
 
