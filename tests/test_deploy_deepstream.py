@@ -193,3 +193,42 @@ def test_models_nvinfer_cannot_parse_are_refused(
         write_deepstream(read_model_file(models[kind]), tmp_path)
     assert words in str(err.value) and "--output-kind probs" in str(err.value)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_refused_model_leaves_no_output_folder(models: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="outputs logits"):
+        write_deepstream(read_model_file(models["logits"]), tmp_path / "new" / "deepstream")
+    assert not (tmp_path / "new").exists()
+
+
+def test_hostile_model_and_folder_names_stay_names(models: dict[str, Path], tmp_path: Path) -> None:
+    """A model named like a shell command substitution (with a newline) and an output folder with
+    spaces: the pipeline script runs nothing but gst-launch-1.0, whose config-file-path is the
+    written config, whose onnx-file is the copied model; no line of the config is split."""
+    hostile = tmp_path / "in" / "a$(touch PWNED) `touch PWNED2`\nb.onnx"
+    hostile.parent.mkdir()
+    hostile.write_bytes(models["probs"].read_bytes())
+    out = tmp_path / "out $(touch PWNED3) dir"
+    result = write_deepstream(read_model_file(hostile), out)
+    cfg = check_nvinfer_config(result.config)
+    assert (out / cfg["onnx-file"]).is_file()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "gst-launch-1.0").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "$ARGS"\n')
+    (fake / "gst-launch-1.0").chmod(0o755)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "ARGS": str(tmp_path / "args.txt")}
+    run = subprocess.run(
+        ["sh", str(result.pipeline), str(video), str(tmp_path / "o.mp4")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert not list(tmp_path.rglob("PWNED*"))
+    args = (tmp_path / "args.txt").read_text().splitlines()
+    given = next(a for a in args if a.startswith("config-file-path="))
+    assert Path(given.split("=", 1)[1]).resolve() == result.config.resolve()

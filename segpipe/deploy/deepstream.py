@@ -21,6 +21,7 @@ refused with the export command that fixes them.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ DEEPSTREAM_VERSION = "9.1"
 NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
 #: nvinfer's largest batch-size (NVDSINFER_MAX_BATCH_SIZE in nvdsinfer_context.h).
 MAX_BATCH = 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass
@@ -121,7 +123,7 @@ def config_text(model: ModelFile, props: list[tuple[str, str]]) -> str:
     mean = ", ".join(f"{m:.4g}" for m in info.mean)
     std = ", ".join(f"{s:.4g}" for s in info.std)
     head = [
-        f"# nvinfer config for {model.path.name} ({info.arch}/{info.encoder}, {info.num_classes} classes),",
+        f"# nvinfer config for {_UNSAFE.sub('_', model.path.name)} ({info.arch}/{info.encoder}, {info.num_classes} classes),",
         f"# written by segpipe for DeepStream {DEEPSTREAM_VERSION}'s gst-nvinfer (semantic segmentation).",
         "# Input: RGB pixels 0-255, NHWC; the graph normalises them itself (mean "
         f"({mean}), std ({std}) of 0-1 pixels),",
@@ -156,11 +158,14 @@ def write_deepstream(
     model: ModelFile, output_dir: str | Path, batch_size: int | None = None, gpu_id: int = 0
 ) -> DeepStreamResult:
     """Write the nvinfer config, labels, a copy of the model and the pipeline script into ``output_dir``."""
-    out = ensure_dir(output_dir)
     key = "onnx-file" if model.kind == "onnx" else "model-engine-file"
-    name = model.path.name
+    # the names written into the config and the shell script: letters, digits, '_', '.', '-' only
+    # (a model named 'a$(cmd).onnx' ran cmd in the pipeline script; a newline split a config key)
+    stem = _UNSAFE.sub("_", model.path.stem) or "model"
+    name = stem + model.path.suffix.lower()
     props = nvinfer_properties(model, key, name, batch_size, gpu_id)
     labels = labels_text(model.info, str(model.path))
+    out = ensure_dir(output_dir)  # after the checks: a refused model leaves no folder behind
     target = out / name
     if target.resolve() != model.path.resolve():
         with atomic_path(target) as tmp:
@@ -168,7 +173,7 @@ def write_deepstream(
                 shutil.copyfile(model.path, tmp)
             except OSError as e:
                 raise SegpipeError(f"cannot copy {model.path} to {target}: {e.strerror or e}") from e
-    config_name = f"config_infer_primary_{model.path.stem}.txt"
+    config_name = f"config_infer_primary_{stem}.txt"
     config = atomic_write_text(out / config_name, config_text(model, props))
     labels_path = atomic_write_text(out / "labels.txt", labels)
     values = dict(props)
