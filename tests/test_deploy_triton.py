@@ -19,7 +19,7 @@ from tritonclient.grpc import model_config_pb2 as mc  # noqa: E402
 
 from segpipe.deploy.model import read_model_file  # noqa: E402
 from segpipe.deploy.triton import check_config, parse_config, write_triton_repo  # noqa: E402
-from segpipe.errors import SegpipeError  # noqa: E402
+from segpipe.errors import ConfigError, SegpipeError  # noqa: E402
 
 W, H = SIZE
 
@@ -199,3 +199,17 @@ def test_tritonserver_reads_the_repository(models: dict[str, Path], tmp_path: Pa
     assert "failed to read text proto" not in text and "Poll failed" not in text, text[-3000:]
     missing = re.findall(r"unable to find backend library for backend '(\w+)'", text)
     assert loaded == {"probs", "fixed"} or set(missing) == {"onnxruntime"}, text[-3000:]
+
+
+def test_a_file_name_that_is_no_model_name_asks_for_name(models: dict[str, Path], tmp_path: Path) -> None:
+    named = tmp_path / "my mödel.onnx"
+    named.write_bytes(models["probs"].read_bytes())
+    with pytest.raises(ConfigError) as err:  # was "--name 'my mödel'" though no --name was given
+        write_triton_repo(read_model_file(named), tmp_path / "repo")
+    assert str(named) in str(err.value) and "give --name NAME" in str(err.value)
+    assert "--name 'my" not in str(err.value)
+    assert write_triton_repo(read_model_file(named), tmp_path / "repo", name="my_model").model.is_file()
+    folder = tmp_path / "model"  # a folder without a suffix: not "a file without suffix"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="model is a folder; name the model file in it"):
+        read_model_file(folder)

@@ -63,6 +63,8 @@ def read_model_file(path: str | Path) -> ModelFile:
 
     p = Path(path)
     suffix = p.suffix.lower()
+    if p.is_dir():
+        raise ConfigError(f"{p} is a folder; name the model file in it (.onnx, or .engine with its sidecar)")
     if suffix not in ONNX_SUFFIXES + ENGINE_SUFFIXES:
         hint = " (export it first: segpipe export-onnx)" if suffix in (".pth", ".pt") else ""
         raise ConfigError(

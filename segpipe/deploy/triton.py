@@ -62,12 +62,14 @@ def model_config_pb2() -> Any:
     return require("tritonclient.grpc.model_config_pb2", "a Triton model configuration")
 
 
-def check_name(name: str) -> str:
-    """A Triton model name: a folder name of letters, digits, ``_ . -`` (one line otherwise)."""
+def check_name(name: str, source: Path | None = None) -> str:
+    """A Triton model name: a folder name of letters, digits, ``_ . -`` (one line otherwise);
+    ``source``: the model file the name was taken from (no ``--name`` given)."""
     if not _NAME.match(name) or name in (".", ".."):
+        what = f"{source}: its name {name!r}" if source is not None else f"--name {name!r}"
         raise ConfigError(
-            f"--name {name!r}: a Triton model name is a folder name of letters, digits, '_', '.' and "
-            "'-' (at most 128, not starting with '.' or '-')"
+            f"{what}: a Triton model name is a folder name of letters, digits, '_', '.' and "
+            f"'-' (at most 128, not starting with '.' or '-'){'; give --name NAME' if source else ''}"
         )
     return name
 
@@ -153,7 +155,7 @@ def write_triton_repo(
     """Write ``repo/NAME`` for ``model`` (each file atomically) and check what was written."""
     from google.protobuf import text_format
 
-    name = check_name(name or model.path.stem)
+    name = check_name(name) if name else check_name(model.path.stem, model.path)
     if version < 1:
         raise ConfigError(f"--version {version}: Triton model versions start at 1")
     cfg = build_config(model, name, max_batch_size, queue_delay_us, instance_kind)
