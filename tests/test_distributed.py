@@ -129,6 +129,9 @@ def test_ranks_see_disjoint_halves_and_validate_each_image_once(ddp_run, data) -
     for line in log.read_text().splitlines():
         rank, split, name = line.split()
         seen[(rank, split)].append(name)
+    for key, names in seen.items():  # train's --dataset check reads pair 0 once, up front, per rank
+        assert names[0] == "sample_000", (key, names[:3])
+        seen[key] = names[1:]
     train_names = {p.stem for p in (data[0] / "images").iterdir()}
     half = TRAIN_IMAGES // 2
     for key in (("0", "train"), ("1", "train")):

@@ -162,7 +162,8 @@ def test_sigint_mid_epoch_saves_last_and_the_resumed_run_ends_the_same(split, tm
     def train_reads() -> int:
         return sum(" train " in ln for ln in log.read_text().splitlines()) if log.exists() else 0
 
-    _wait_for(lambda: train_reads() >= 8 + 3, proc)  # epoch 2, its second step under way
+    # train's --dataset check reads pair 0 once up front, then epoch 1 reads 8: epoch 2, step 2 under way
+    _wait_for(lambda: train_reads() >= 1 + 8 + 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
