@@ -151,7 +151,7 @@ def auto_onnx_runtime(path: str | Path, device: str = "auto") -> tuple[str, str]
     The rule, from benchmarks/bench_cpu.py's figures (README, "CPU inference"): on a CUDA device
     ONNX Runtime (its CUDA provider). On the CPU an FP32 (or FP16) model runs on ONNX Runtime:
     OpenVINO FP32 measured 0.69-1.27x of it, no steady gain. An INT8 Q/DQ model runs on OpenVINO
-    when it is installed: 2-5x faster than ONNX Runtime FP32, with the accuracy of the gate's
+    when it is installed: 1.8-5x faster than ONNX Runtime FP32, with the accuracy of the gate's
     emulation; except a TensorRT-shaped (S8S8) file on a CPU without VNNI, where OpenVINO's integer
     kernels saturate like ONNX Runtime's (measured with its AVX2 kernels: 98.90% agreement with FP32
     where the emulation gives 99.83%): that file runs on ONNX Runtime with Q/DQ unfused
