@@ -224,9 +224,41 @@ def test_malformed_json_and_unknown_paths(server: Server) -> None:
     conn.close()
 
 
-def test_sigterm_stops_cleanly(server: Server) -> None:
+def test_sigterm_stops_cleanly(server: Server, images: np.ndarray, expected: np.ndarray) -> None:
+    """SIGTERM while a request is being read: it still gets its answer, then the server stops."""
+    import socket
+
     assert server.proc.poll() is None
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "IMAGE",
+                    "datatype": "UINT8",
+                    "shape": [1, IMG_H, IMG_W, 3],
+                    "parameters": {"binary_data_size": images[0].nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    body = head + images[0].tobytes()
+    sock = socket.create_connection(("127.0.0.1", server.http), timeout=60)
+    sock.sendall(
+        b"POST /v2/models/seg/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+        b"Inference-Header-Content-Length: %d\r\n\r\n" % (len(body), len(head)) + body[:100]
+    )
+    time.sleep(0.5)  # the handler is reading the body
     server.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)  # the server has seen it (it looks every 0.2 s) and stopped taking connections
+    sock.sendall(body[100:])
+    reply = b""
+    while chunk := sock.recv(1 << 16):  # the server closes the connection when it exits
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]  # the old server exited without answering
+    maps = np.frombuffer(reply[-IMG_H * IMG_W * 4 :], "<i4").reshape(IMG_H, IMG_W)
+    np.testing.assert_array_equal(maps, expected[0])
     out, err = server.proc.communicate(timeout=60)
     assert server.proc.returncode == 0, err
     assert re.search(r"stopped: \d+ requests, \d+ images in \d+ model calls", out)
@@ -256,3 +288,50 @@ def test_bad_flags_are_one_line(model: Path, args: list[str], message: str) -> N
     )
     assert run.returncode == 1 and message in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and time.perf_counter() - start < 120
+
+
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ({"shape": [True, 1, 1, 3], "data": [0, 0, 0]}, "is not a list of sizes"),
+        ({"shape": [2**70, 1, 1, 3], "data": [0]}, "is not a list of sizes"),
+        ({"shape": [1, 1, 2, 3], "data": [0.5] * 6}, "data is not a list of integers"),
+        ({"shape": [1, 1, 1, 3], "data": [True, False, True]}, "data is not a list of integers"),
+        ({"shape": [1, 1, 1, 3], "data": [0, 0, 0], "parameters": [1]}, "IMAGE parameters: '[1]' is not"),
+    ],
+)
+def test_malformed_tensors_are_one_line_not_a_cast(spec: dict, says: str) -> None:
+    """Each was a 500 (TypeError, OverflowError, AttributeError) or silently cast (0.5 -> 0)."""
+    from segpipe.deploy.kserve_http import _binary_wanted, _decode_input
+    from segpipe.deploy.serve import RequestError
+
+    header = {"inputs": [{"name": "IMAGE", "datatype": "UINT8", **spec}]}
+    with pytest.raises(RequestError, match=re.escape(says)):
+        _decode_input(header, b"", 0)
+    with pytest.raises(RequestError, match="request parameters: 'x' is not a JSON object"):
+        _binary_wanted({"parameters": "x"})
+    with pytest.raises(RequestError, match="CLASS_MAP parameters"):
+        _binary_wanted({"outputs": [{"name": "CLASS_MAP", "parameters": 3}]})
+
+
+def test_a_silent_client_does_not_hold_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body shorter than its Content-Length: the connection is closed after the handler's timeout
+    (the old handler waited for the rest forever)."""
+    import socket
+
+    from segpipe.deploy.kserve_http import KServeHandler, KServeHTTPServer
+
+    monkeypatch.setattr(KServeHandler, "timeout", 0.5)
+    httpd = KServeHTTPServer("127.0.0.1", 0, service=None)  # type: ignore[arg-type]
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", httpd.server_address[1]), timeout=30)
+        sock.sendall(b"POST /v2/models/seg/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}")
+        start = time.perf_counter()
+        assert sock.recv(100) == b""  # closed by the server, not by this timeout
+        assert time.perf_counter() - start < 20
+        assert httpd.drain(timeout=10) == 0
+        sock.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

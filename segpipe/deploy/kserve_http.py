@@ -10,8 +10,11 @@ One thread per connection (``ThreadingHTTPServer``); the model calls are batched
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,6 +32,20 @@ class _NotFound(RequestError):
     pass
 
 
+def _params(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """``obj["parameters"]`` (a JSON object, or absent)."""
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise RequestError(f"{where} parameters: {str(params)[:40]!r} is not a JSON object")
+    return params
+
+
+def _is_size(d: Any) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31
+
+
 def _decode_input(header: dict[str, Any], body: bytes, offset: int) -> tuple[np.ndarray, int]:
     """The request's one input tensor from JSON ``data`` or the binary section at ``offset``."""
     inputs = header.get("inputs")
@@ -41,13 +58,13 @@ def _decode_input(header: dict[str, Any], body: bytes, offset: int) -> tuple[np.
     if datatype not in _DTYPES:
         raise RequestError(f"{INPUT}: datatype {str(datatype)[:20]!r} given; send UINT8 RGB pixels")
     shape = spec.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or len(shape) > 8:
+    if not isinstance(shape, list) or not all(_is_size(d) for d in shape) or len(shape) > 8:
         raise RequestError(f"{INPUT}: shape {str(shape)[:60]} is not a list of sizes")
     dtype = np.dtype(_DTYPES[datatype])
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if count * dtype.itemsize > MAX_REQUEST_BYTES:
         raise RequestError(f"{INPUT}: shape {shape} is more than {MAX_REQUEST_BYTES >> 20} MiB")
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    size = _params(spec, INPUT).get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize or offset + size > len(body):
             raise RequestError(
@@ -58,10 +75,13 @@ def _decode_input(header: dict[str, Any], body: bytes, offset: int) -> tuple[np.
     data = spec.get("data")
     if not isinstance(data, list):
         raise RequestError(f"{INPUT}: no data and no binary_data_size")
-    try:
-        array = np.asarray(data, dtype=np.int64).reshape(-1)
+    try:  # as sent: 0.5 or true would be cast to 0 and 1 without a word
+        array = np.asarray(data)
     except (ValueError, TypeError, OverflowError):
-        raise RequestError(f"{INPUT}: data is not a list of integers") from None
+        array = np.asarray([0.0])
+    if array.dtype.kind not in "iu":
+        raise RequestError(f"{INPUT}: data is not a list of integers")
+    array = array.reshape(-1)
     if array.size != count:
         raise RequestError(f"{INPUT}: {array.size} values for shape {shape} ({count} expected)")
     if datatype == "UINT8" and array.size and (array.min() < 0 or array.max() > 255):
@@ -76,14 +96,17 @@ def _binary_wanted(header: dict[str, Any]) -> bool:
             if not isinstance(out, dict) or out.get("name") != OUTPUT:
                 name = out.get("name") if isinstance(out, dict) else out
                 raise RequestError(f"output {str(name)[:60]!r}: this model's output is {OUTPUT}")
-        return bool((outputs[0].get("parameters") or {}).get("binary_data", False))
-    return bool((header.get("parameters") or {}).get("binary_data_output", False))
+        return bool(_params(outputs[0], OUTPUT).get("binary_data", False))
+    return bool(_params(header, "request").get("binary_data_output", False))
 
 
 class KServeHandler(BaseHTTPRequestHandler):
     """One request of the protocol (the server's ``service`` answers it)."""
 
     protocol_version = "HTTP/1.1"
+    #: seconds a connection may be silent (a body shorter than its Content-Length, an idle
+    #: keep-alive connection) before it is closed: no thread waits on a client forever
+    timeout = 60.0
     server: Any
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: no line per request
@@ -136,6 +159,10 @@ class KServeHandler(BaseHTTPRequestHandler):
         return True
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        with self.server.in_flight():
+            self._post()
+
+    def _post(self) -> None:
         service: ModelService = self.server.service
         path = self.path.split("?", 1)[0]
         m = _INFER.match(path)
@@ -204,7 +231,28 @@ class KServeHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, host: str, port: int, service: ModelService) -> None:
         self.service = service
+        self._active = 0
+        self._idle = threading.Condition()
         super().__init__((host, port), KServeHandler)
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Count a request from its headers to its answer (see :meth:`drain`)."""
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float = 25.0) -> int:
+        """After :meth:`shutdown`: wait until the requests being read or answered have their answers
+        (handler threads are daemons: leaving earlier dropped them); returns how many were left."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout)
+            return self._active
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line on stderr for a connection that failed (none for a client that went away),

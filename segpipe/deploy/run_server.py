@@ -110,11 +110,12 @@ def run_builtin(
         )
         while not stop.wait(0.2):
             pass
-        httpd.shutdown()
+        httpd.shutdown()  # no new connections; the requests already in flight get their answers
+        httpd.drain()
         httpd.server_close()
     finally:
         if grpc_server is not None:
-            grpc_server.stop(grace=5).wait(10)
+            grpc_server.stop(grace=25).wait(30)  # in-flight calls answered (inside a 30 s kill grace)
         service.close()
     s = service.stats
     _say(
