@@ -108,6 +108,11 @@ def test_openvino_ir_and_its_weights_file(models, batch):
         runner_class(models["xml"].with_suffix(".bin"))
     with pytest.raises(ConfigError, match="--runtime onnxruntime: .*m.xml is an OpenVINO IR model"):
         runner_class(models["xml"], "onnxruntime")
+    broken = models["xml"].with_name("broken.xml")
+    broken.write_text("<net>")
+    broken.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="broken.xml is not a model OpenVINO can load"):
+        load_runner(broken, "cpu", runtime="auto")  # no ONNX Runtime fallback for an IR file
 
 
 def test_runtime_refusals_are_one_line(models, tmp_path):

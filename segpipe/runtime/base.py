@@ -319,7 +319,7 @@ def load_runner(path: str | Path, device: str = "auto", runtime: str | None = No
                 f"{'/'.join(given)}: {p} is a TensorRT engine, which takes its input as the ONNX model "
                 "it was built from did; these flags describe an ONNX model without segpipe metadata"
             )
-    if runtime == "auto" and cls.backend == "openvino":
+    if runtime == "auto" and cls.backend == "openvino" and _file_kind(p) == "onnx":
         try:
             return cls(p, device=device, **kwargs)
         except CheckpointError as e:  # an ONNX graph OpenVINO's converter refuses: ORT reads more
