@@ -88,14 +88,15 @@ def first_line(exc: BaseException, limit: int = 200, typed: bool = True) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    """The line a user sees for a :class:`SegpipeError`: its whole message on one line (errors
-    re-raised by DataLoader workers carry a traceback: their original error's line)."""
+    """The line a user sees for a :class:`SegpipeError`: its whole message on one line, a raw line
+    break in it shown escaped (``\\n``: a file name holding one is shown as it is, never as two lines
+    or a space); errors re-raised by DataLoader workers carry a traceback: their original error's line."""
     text = str(exc).strip()
     if "Original Traceback" in text:  # torch.utils.data re-raise: keep the original message
         lines = [ln for ln in text.splitlines() if ln.strip()]
         last = lines[-1] if lines else text
         text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
-    return " ".join(text.split("\n")) or exc.__class__.__name__
+    return text.replace("\n", "\\n") or exc.__class__.__name__
 
 
 def some(items: Iterable[object], n: int = 3) -> str:
