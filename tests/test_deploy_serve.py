@@ -335,3 +335,42 @@ def test_a_silent_client_does_not_hold_a_thread(monkeypatch: pytest.MonkeyPatch)
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_grpc_shape_that_wraps_int64_is_one_line() -> None:
+    """2^62 x 4 x 1 x 3 wraps to 0 elements in int64: it passed the count check, then reshape raised
+    a ValueError the gRPC server logged as a traceback."""
+    from tritonclient.grpc import service_pb2 as pb
+
+    from segpipe.deploy.kserve_grpc import _input
+    from segpipe.deploy.serve import RequestError
+
+    request = pb.ModelInferRequest(model_name="seg")
+    request.inputs.add(name="IMAGE", datatype="UINT8", shape=[2**62, 4, 1, 3])
+    with pytest.raises(RequestError, match="is not a list of sizes"):
+        _input(request)
+
+
+def test_a_model_without_metadata_is_served_with_mean_and_std(model: Path, tmp_path: Path) -> None:
+    """serve's refusal names --mean/--std (visualize's flags), which serve now takes too."""
+    import onnx
+
+    from segpipe.deploy.serve import ModelService
+    from segpipe.errors import SegpipeError
+
+    proto = onnx.load(str(model))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(SegpipeError, match="pass --mean and --std"):
+        ModelService(bare)
+    service = ModelService(bare, normalization=((0, 0, 0), (1, 1, 1)))
+    try:
+        (labels,) = service.infer([np.zeros((IMG_H, IMG_W, 3), np.uint8)])
+        assert labels.shape == (IMG_H, IMG_W)
+    finally:
+        service.close()
+    run = subprocess.run(
+        [sys.executable, "-m", "segpipe", "serve", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "--mean" in run.stdout and "--std" in run.stdout

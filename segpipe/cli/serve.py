@@ -46,6 +46,8 @@ class ServeFlags:
         metavar="NAME",
     )
     device: str = F.DEVICE()
+    mean: tuple[float, float, float] | None = F.MEAN()
+    std: tuple[float, float, float] | None = F.STD()
 
 
 @command(ServeFlags)
@@ -63,5 +65,6 @@ def serve_command(flags: Flags) -> None:
         max_delay_ms=flags.max_delay_ms,
         server=flags.server,
         device=flags.device,
+        normalization=(flags.mean, flags.std),
     )
     raise typer.Exit(code)

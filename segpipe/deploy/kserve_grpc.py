@@ -65,6 +65,11 @@ def start_grpc(service: ModelService, host: str, port: int, workers: int = 16) -
                 with service._lock:
                     service.stats.failures += 1
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, " ".join(str(e).split()))
+            except Exception as e:  # the model failed: one line to the client, no server traceback
+                context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    " ".join(f"inference failed: {type(e).__name__}: {e}".split())[:500],
+                )
             reply = pb.ModelInferResponse(model_name=service.name, model_version="1", id=request.id)
             reply.outputs.add(name=OUTPUT, datatype="INT32", shape=list(maps.shape))
             reply.raw_output_contents.append(maps.astype("<i4").tobytes())
@@ -97,7 +102,7 @@ def _input(request: Any) -> np.ndarray:
         if out.name != OUTPUT:
             raise RequestError(f"output {out.name[:60]!r}: this model's output is {OUTPUT}")
     shape = [int(d) for d in spec.shape]
-    if len(shape) > 8 or any(d < 0 for d in shape):
+    if len(shape) > 8 or any(not 0 <= d < 2**31 for d in shape):
         raise RequestError(f"{INPUT}: shape {shape[:8]} is not a list of sizes")
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
     if request.raw_input_contents:

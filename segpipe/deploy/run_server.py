@@ -47,15 +47,21 @@ def run_server(
     max_delay_ms: float = 5.0,
     server: str = "auto",
     device: str = "auto",
+    normalization: tuple[Any, Any] = (None, None),
 ) -> int:
-    """Serve ``model`` until SIGTERM / SIGINT / SIGHUP; returns the exit code (0 after a clean stop)."""
+    """Serve ``model`` until SIGTERM / SIGINT / SIGHUP; returns the exit code (0 after a clean stop).
+    ``normalization``: ``--mean``/``--std`` for a model without segpipe metadata (as visualize)."""
     if server not in SERVERS:
         raise ConfigError(f"--server {server!r}: use one of {', '.join(SERVERS)}")
     _check_port("--http-port", http_port)
     _check_port("--grpc-port", grpc_port, allow_off=True)
     if server == "pytriton" or (server == "auto" and available("pytriton.triton")):
-        return run_pytriton(model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device)
-    return run_builtin(model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device)
+        return run_pytriton(
+            model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device, normalization
+        )
+    return run_builtin(
+        model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device, normalization
+    )
 
 
 def _stop_event() -> threading.Event:
@@ -78,12 +84,13 @@ def run_builtin(
     max_batch: int,
     max_delay_ms: float,
     device: str,
+    normalization: tuple[Any, Any] = (None, None),
 ) -> int:
     """segpipe's own KServe v2 server (HTTP, and gRPC unless ``grpc_port`` is -1)."""
     from segpipe.deploy.kserve_http import KServeHTTPServer
     from segpipe.deploy.serve import ModelService
 
-    service = ModelService(model, name, max_batch, max_delay_ms, device)
+    service = ModelService(model, name, max_batch, max_delay_ms, device, normalization)
     grpc_server = None
     try:
         try:
@@ -147,6 +154,7 @@ def run_pytriton(
     max_batch: int,
     max_delay_ms: float,
     device: str,
+    normalization: tuple[Any, Any] = (None, None),
 ) -> int:
     """The model inside NVIDIA Triton through PyTriton: Triton's dynamic batcher gathers requests of
     one image size, the bound function runs them through the visualize path."""
@@ -165,7 +173,7 @@ def run_pytriton(
             "--server pytriton: Triton takes fixed ports; give --http-port and --grpc-port (not 0)"
         )
     libpython_on_loader_path()
-    runner = load_runner(model, device=device)
+    runner = load_runner(model, device=device, mean=normalization[0], std=normalization[1])
     name = name or Path(model).stem
     lock = threading.Lock()
 

@@ -66,6 +66,7 @@ class ModelService:
         max_batch: int = 8,
         max_delay_ms: float = 5.0,
         device: str = "auto",
+        normalization: tuple[Any, Any] = (None, None),
     ) -> None:
         from segpipe.runtime.base import load_runner
 
@@ -77,7 +78,8 @@ class ModelService:
         self.name = name or self.path.stem
         self.max_batch = max_batch
         self.max_delay = max_delay_ms / 1000.0
-        self.runner = load_runner(self.path, device=device)
+        mean, std = normalization  # --mean/--std: a model without segpipe metadata
+        self.runner = load_runner(self.path, device=device, mean=mean, std=std)
         self.info = self.runner.info
         self.stats = Stats()
         self._lock = threading.Lock()
