@@ -302,7 +302,9 @@ def load_runner(path: str | Path, device: str = "auto", runtime: str | None = No
     """Open a model file with the backend ``runtime`` names (``None``: the one its content, else
     its suffix, calls for; ``auto``: the fastest for it on ``device``; see :func:`runner_class`)."""
     p = Path(path)
-    cls = runner_class(p, runtime, device, kwargs.get("reporter"))
+    reporter = kwargs.get("reporter")
+    choice = _Said()  # the runtime auto chose is said once the model has opened, not before its error
+    cls = runner_class(p, runtime, device, choice if reporter is not None else None)
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
     if p.stat().st_size == 0:
@@ -321,13 +323,27 @@ def load_runner(path: str | Path, device: str = "auto", runtime: str | None = No
             )
     if runtime == "auto" and cls.backend == "openvino" and _file_kind(p) == "onnx":
         try:
-            return cls(p, device=device, **kwargs)
+            runner = cls(p, device=device, **kwargs)
         except CheckpointError as e:  # an ONNX graph OpenVINO's converter refuses: ORT reads more
-            reporter = kwargs.get("reporter")
-            if reporter is not None:
+            runner = runner_class(p, "onnxruntime", device)(p, device=device, **kwargs)
+            if reporter is not None:  # only once ORT has opened it: a broken file is one line
                 reporter.warn(f"{e}; onnxruntime runs it instead")
-            cls = runner_class(p, "onnxruntime", device)
-    return cls(p, device=device, **kwargs)
+            return runner
+    else:
+        runner = cls(p, device=device, **kwargs)
+    for line in choice.lines:
+        reporter.info(line)
+    return runner
+
+
+class _Said:
+    """Holds what :func:`runner_class` would say, for :func:`load_runner` to say after opening."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, text: str) -> None:
+        self.lines.append(text)
 
 
 #: Flags that describe how to feed a model that does not say it itself (an ONNX model without
