@@ -232,3 +232,17 @@ def test_hostile_model_and_folder_names_stay_names(models: dict[str, Path], tmp_
     args = (tmp_path / "args.txt").read_text().splitlines()
     given = next(a for a in args if a.startswith("config-file-path="))
     assert Path(given.split("=", 1)[1]).resolve() == result.config.resolve()
+
+
+def test_a_second_model_into_the_same_folder_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
+    """labels.txt and deepstream_pipeline.sh are shared names: a second model's would have turned the
+    first model's config into one with the wrong labels."""
+    first = write_deepstream(read_model_file(models["probs"]), tmp_path / "ds")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "ds").iterdir()}
+    write_deepstream(read_model_file(models["probs"]), tmp_path / "ds")  # the same model again: fine
+    with pytest.raises(
+        ConfigError, match=r"holds the DeepStream files of another model \(config_infer_primary_probs"
+    ):
+        write_deepstream(read_model_file(models["fixed"]), tmp_path / "ds")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ds").iterdir()} == before
+    assert first.config.is_file()

@@ -213,3 +213,9 @@ def test_a_file_name_that_is_no_model_name_asks_for_name(models: dict[str, Path]
     folder.mkdir()
     with pytest.raises(ConfigError, match="model is a folder; name the model file in it"):
         read_model_file(folder)
+
+
+def test_another_version_in_the_model_folder_is_said(models: dict[str, Path], tmp_path: Path) -> None:
+    write_triton_repo(read_model_file(models["probs"]), tmp_path / "repo", version=2)
+    result = write_triton_repo(read_model_file(models["fixed"]), tmp_path / "repo", name="probs")
+    assert any("also holds version(s) 2: Triton serves the highest one" in n for n in result.notes)

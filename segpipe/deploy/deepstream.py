@@ -165,6 +165,22 @@ def write_deepstream(
     name = stem + model.path.suffix.lower()
     props = nvinfer_properties(model, key, name, batch_size, gpu_id)
     labels = labels_text(model.info, str(model.path))
+    config_name = f"config_infer_primary_{stem}.txt"
+    other = next(
+        (
+            c.name
+            for c in sorted(Path(output_dir).glob("config_infer_primary_*.txt"))
+            if c.name != config_name
+        ),
+        None,
+    )
+    if (
+        other is not None
+    ):  # labels.txt and the pipeline script are shared names: they would now be this model's
+        raise ConfigError(
+            f"{output_dir} holds the DeepStream files of another model ({other}, its labels.txt and pipeline); "
+            "give another --output"
+        )
     out = ensure_dir(output_dir)  # after the checks: a refused model leaves no folder behind
     target = out / name
     if target.resolve() != model.path.resolve():
@@ -173,7 +189,6 @@ def write_deepstream(
                 shutil.copyfile(model.path, tmp)
             except OSError as e:
                 raise SegpipeError(f"cannot copy {model.path} to {target}: {e.strerror or e}") from e
-    config_name = f"config_infer_primary_{stem}.txt"
     config = atomic_write_text(out / config_name, config_text(model, props))
     labels_path = atomic_write_text(out / "labels.txt", labels)
     values = dict(props)

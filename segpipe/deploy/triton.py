@@ -174,6 +174,12 @@ def write_triton_repo(
         parse_config(config_path.read_text(encoding="utf-8"), str(config_path)), model, str(config_path)
     )
     notes = []
+    others = sorted(int(d.name) for d in model_dir.iterdir() if d.name.isdigit() and int(d.name) != version)
+    if others:  # Triton's default version policy serves the highest version, with this config
+        notes.append(
+            f"{model_dir} also holds version(s) {', '.join(map(str, others))}: Triton serves the highest "
+            f"one with this config.pbtxt (version {version}'s); remove the others or use another --name"
+        )
     if not model.dynamic_batch:
         notes.append(
             f"{model.path.name} has a fixed batch of {model.fixed_batch}: max_batch_size 0, no dynamic "
