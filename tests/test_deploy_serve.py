@@ -374,3 +374,21 @@ def test_a_model_without_metadata_is_served_with_mean_and_std(model: Path, tmp_p
         [sys.executable, "-m", "segpipe", "serve", "--help"], capture_output=True, text=True, timeout=60
     )
     assert "--mean" in run.stdout and "--std" in run.stdout
+
+
+def test_a_grpc_port_in_use_is_one_line() -> None:
+    """grpcio raises RuntimeError for a port it cannot bind (it used to return 0): was a traceback."""
+    import socket
+
+    from segpipe.deploy.kserve_grpc import start_grpc
+    from segpipe.errors import ConfigError
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(ConfigError, match=rf"--grpc-port {port}: cannot listen on 127.0.0.1:{port}"):
+            start_grpc(None, "127.0.0.1", port)  # type: ignore[arg-type]
+    finally:
+        taken.close()

@@ -16,6 +16,7 @@ import numpy as np
 from segpipe import __version__
 from segpipe._optional import require
 from segpipe.deploy.serve import INPUT, MAX_REQUEST_BYTES, OUTPUT, ModelService, RequestError
+from segpipe.errors import ConfigError
 
 
 def start_grpc(service: ModelService, host: str, port: int, workers: int = 16) -> tuple[Any, int]:
@@ -83,9 +84,13 @@ def start_grpc(service: ModelService, host: str, port: int, workers: int = 16) -
         ],
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(Servicer(), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:  # grpcio >= 1.60 raises where older ones returned 0
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
     if bound == 0:
-        raise RequestError(f"--grpc-port {port}: cannot listen on {host}:{port} (in use?)")
+        server.stop(None)
+        raise ConfigError(f"--grpc-port {port}: cannot listen on {host}:{port} (in use?)")
     server.start()
     return server, bound
 
