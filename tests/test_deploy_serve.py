@@ -376,7 +376,7 @@ def test_a_model_without_metadata_is_served_with_mean_and_std(model: Path, tmp_p
     assert "--mean" in run.stdout and "--std" in run.stdout
 
 
-def test_a_grpc_port_in_use_is_one_line() -> None:
+def test_a_grpc_port_in_use_is_one_line(model: Path) -> None:
     """grpcio raises RuntimeError for a port it cannot bind (it used to return 0): was a traceback."""
     import socket
 
@@ -390,5 +390,26 @@ def test_a_grpc_port_in_use_is_one_line() -> None:
     try:
         with pytest.raises(ConfigError, match=rf"--grpc-port {port}: cannot listen on 127.0.0.1:{port}"):
             start_grpc(None, "127.0.0.1", port)  # type: ignore[arg-type]
+        run = subprocess.run(  # and the command says it in one line (gRPC's core logged one more)
+            [
+                sys.executable,
+                "-m",
+                "segpipe",
+                "serve",
+                "-m",
+                str(model),
+                "--http-port",
+                "0",
+                "--grpc-port",
+                str(port),
+                "--server",
+                "builtin",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 1 and f"--grpc-port {port}: cannot listen" in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     finally:
         taken.close()

@@ -8,6 +8,7 @@ line; an unknown model ``NOT_FOUND``.
 
 from __future__ import annotations
 
+import os
 from concurrent import futures
 from typing import Any
 
@@ -21,6 +22,9 @@ from segpipe.errors import ConfigError
 
 def start_grpc(service: ModelService, host: str, port: int, workers: int = 16) -> tuple[Any, int]:
     """Start the gRPC server on ``host:port`` (0: any free port); returns (server, bound port)."""
+    # gRPC's core logs its own line for a port it cannot bind (beside ours); GRPC_VERBOSITY set by
+    # the user wins; read when grpc is first imported, which serve does here
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     grpc = require("grpc", "segpipe serve over gRPC")
     pb = require("tritonclient.grpc.service_pb2", "segpipe serve over gRPC")
     pb_grpc = require("tritonclient.grpc.service_pb2_grpc", "segpipe serve over gRPC")
