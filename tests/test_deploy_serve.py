@@ -413,3 +413,28 @@ def test_a_grpc_port_in_use_is_one_line(model: Path) -> None:
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     finally:
         taken.close()
+
+
+def test_a_name_with_a_space_quote_and_accent_is_reachable(model: Path) -> None:
+    """tritonclient percent-encodes the model name in the URL: the server compared it encoded (404);
+    the metrics label escapes the quote (it ended the label value)."""
+    from segpipe.deploy.kserve_http import KServeHTTPServer
+    from segpipe.deploy.serve import ModelService
+
+    name = 'my mödel "v2"'
+    service = ModelService(model, name=name)
+    httpd = KServeHTTPServer("127.0.0.1", 0, service)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        client = tclient_http.InferenceServerClient(f"127.0.0.1:{httpd.server_address[1]}")
+        inp = tclient_http.InferInput("IMAGE", [1, 8, 8, 3], "UINT8")
+        inp.set_data_from_numpy(np.zeros((1, 8, 8, 3), np.uint8))
+        assert client.infer(name, [inp]).as_numpy("CLASS_MAP").shape == (1, 8, 8)
+        assert client.is_model_ready(name)
+        assert (
+            'nv_inference_request_success{model="my mödel \\"v2\\"",version="1"} 1' in service.metrics_text()
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        service.close()

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -151,7 +152,10 @@ class KServeHandler(BaseHTTPRequestHandler):
             self._error(404, f"no such endpoint: GET {path[:100]}")
 
     def _model_ok(self, name: str, version: str | None) -> bool:
+        """``name`` and ``version`` as they stand in the URL (percent-encoded: tritonclient quotes a
+        name with a space or a non-ASCII letter) match the model served; a 404 line otherwise."""
         service: ModelService = self.server.service
+        name, version = unquote(name), None if version is None else unquote(version)
         if name != service.name or version not in (None, "1"):
             what = f"model {name[:60]!r}" + (f" version {version[:10]!r}" if version else "")
             self._error(404, f"{what} is not served here (serving {service.name!r} version 1)")

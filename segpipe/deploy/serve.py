@@ -186,7 +186,9 @@ class ModelService:
         """The counters in Prometheus text format (names after Triton's ``nv_inference_*``)."""
         with self._lock:
             s = self.stats
-            label = f'{{model="{self.name}",version="1"}}'
+            # a label value escapes backslashes, quotes and newlines (Prometheus text format)
+            model = self.name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            label = f'{{model="{model}",version="1"}}'
             lines = [
                 ("nv_inference_request_success", "counter", s.requests),
                 ("nv_inference_request_failure", "counter", s.failures),
@@ -200,7 +202,7 @@ class ModelService:
                 out += [f"# TYPE {metric} {kind}", f"{metric}{label} {value}"]
             out.append("# TYPE segpipe_batch_size_total counter")
             for size, n in sorted(s.batch_sizes.items()):
-                out.append(f'segpipe_batch_size_total{{model="{self.name}",size="{size}"}} {n}')
+                out.append(f'segpipe_batch_size_total{{model="{model}",size="{size}"}} {n}')
         return "\n".join(out) + "\n"
 
     def metadata(self) -> dict[str, Any]:
