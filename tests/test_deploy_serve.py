@@ -271,6 +271,14 @@ def test_sigterm_stops_cleanly(server: Server, images: np.ndarray, expected: np.
         (["--server", "triton"], "--server 'triton': use one of auto, builtin, pytriton"),
         (["--http-port", "70000"], "--http-port 70000: use 0-65535"),
         (["--max-batch", "0"], "--max-batch 0: must be at least 1"),
+        (
+            ["--server", "pytriton", "--http-port", "9000", "--grpc-port", "9002"],
+            "(9002), which is --grpc-port",
+        ),
+        (
+            ["--server", "pytriton", "--http-port", "65535", "--grpc-port", "9001"],
+            "(65537), which is past 65535",
+        ),
         pytest.param(
             ["--server", "pytriton"],
             "segpipe serve --server pytriton): pip install",

@@ -160,6 +160,16 @@ def run_pytriton(
     one image size, the bound function runs them through the visualize path."""
     import numpy as np
 
+    # the flags first: a wrong port is said with or without PyTriton installed
+    if http_port == 0 or grpc_port == 0:
+        raise ConfigError(
+            "--server pytriton: Triton takes fixed ports; give --http-port and --grpc-port (not 0)"
+        )
+    if http_port + 2 > 65535 or http_port + 2 == grpc_port:  # Triton's metrics port: HTTP's + 2
+        raise ConfigError(
+            f"--http-port {http_port}: --server pytriton puts Triton's metrics on --http-port + 2 "
+            f"({http_port + 2}), which {'is past 65535' if http_port + 2 > 65535 else 'is --grpc-port'}"
+        )
     triton = require("pytriton.triton", "segpipe serve --server pytriton")
     mc = require("pytriton.model_config", "segpipe serve --server pytriton")
     from segpipe.deploy.serve import INPUT, OUTPUT
@@ -168,10 +178,6 @@ def run_pytriton(
 
     if sys.platform != "linux":
         raise SegpipeError("--server pytriton: PyTriton runs on Linux only; use --server builtin")
-    if http_port == 0 or grpc_port == 0:
-        raise ConfigError(
-            "--server pytriton: Triton takes fixed ports; give --http-port and --grpc-port (not 0)"
-        )
     libpython_on_loader_path()
     runner = load_runner(model, device=device, mean=normalization[0], std=normalization[1])
     name = name or Path(model).stem
