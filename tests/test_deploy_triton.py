@@ -219,3 +219,12 @@ def test_another_version_in_the_model_folder_is_said(models: dict[str, Path], tm
     write_triton_repo(read_model_file(models["probs"]), tmp_path / "repo", version=2)
     result = write_triton_repo(read_model_file(models["fixed"]), tmp_path / "repo", name="probs")
     assert any("also holds version(s) 2: Triton serves the highest one" in n for n in result.notes)
+
+
+def test_a_model_already_in_place_is_kept(models: dict[str, Path], tmp_path: Path) -> None:
+    """Written again from the repository's own copy (copy_model, shared with deepstream): the file
+    is left as it is, not copied onto itself."""
+    first = write_triton_repo(read_model_file(models["probs"]), tmp_path / "repo")
+    again = write_triton_repo(read_model_file(first.model), tmp_path / "repo", name="probs")
+    assert again.model == first.model and again.model.read_bytes() == models["probs"].read_bytes()
+    assert [p.name for p in again.model.parent.iterdir()] == ["model.onnx"]  # no temporary file left

@@ -22,13 +22,12 @@ refused with the export command that fixes them.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segpipe.deploy.model import ModelFile, labels_text
-from segpipe.errors import ConfigError, SegpipeError
-from segpipe.utils import atomic_path, atomic_write_text, ensure_dir
+from segpipe.deploy.model import ModelFile, copy_model, labels_text
+from segpipe.errors import ConfigError
+from segpipe.utils import atomic_write_text, ensure_dir
 
 #: DeepStream release whose gst-nvinfer sources the written keys and values follow.
 DEEPSTREAM_VERSION = "9.1"
@@ -182,13 +181,7 @@ def write_deepstream(
             "give another --output"
         )
     out = ensure_dir(output_dir)  # after the checks: a refused model leaves no folder behind
-    target = out / name
-    if target.resolve() != model.path.resolve():
-        with atomic_path(target) as tmp:
-            try:
-                shutil.copyfile(model.path, tmp)
-            except OSError as e:
-                raise SegpipeError(f"cannot copy {model.path} to {target}: {e.strerror or e}") from e
+    target = copy_model(model.path, out / name)
     config = atomic_write_text(out / config_name, config_text(model, props))
     labels_path = atomic_write_text(out / "labels.txt", labels)
     values = dict(props)

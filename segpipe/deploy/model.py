@@ -116,3 +116,21 @@ def labels_text(info: ModelInfo, source: str) -> str:
                 "';' or line breaks (re-export with segpipe export-onnx --class-names)"
             )
     return "".join(f"{n}\n" for n in names)
+
+
+def copy_model(src: Path, target: Path) -> Path:
+    """Copy the model file ``src`` to ``target`` atomically (nothing when it is that file already);
+    one line when it cannot be copied."""
+    import shutil
+
+    from segpipe.errors import SegpipeError
+    from segpipe.utils import atomic_path
+
+    if target.exists() and target.resolve() == src.resolve():
+        return target
+    with atomic_path(target) as tmp:
+        try:
+            shutil.copyfile(src, tmp)
+        except OSError as e:
+            raise SegpipeError(f"cannot copy {src} to {target}: {e.strerror or e}") from e
+    return target

@@ -19,16 +19,15 @@ cannot batch a fixed-batch model). Dynamic H and W are ``-1``.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segpipe._optional import require
-from segpipe.deploy.model import ModelFile, labels_text
+from segpipe.deploy.model import ModelFile, copy_model, labels_text
 from segpipe.errors import ConfigError, SegpipeError
 from segpipe.export.graph import TensorSpec
-from segpipe.utils import atomic_path, atomic_write_text, ensure_dir
+from segpipe.utils import atomic_write_text, ensure_dir
 
 #: numpy / ONNX element type names -> Triton data types.
 TRITON_TYPES = {
@@ -162,12 +161,7 @@ def write_triton_repo(
     labels = labels_text(model.info, str(model.path))
     model_dir = ensure_dir(Path(repo) / name)
     _, filename = BACKENDS[model.kind]
-    target = ensure_dir(model_dir / str(version)) / filename
-    with atomic_path(target) as tmp:
-        try:
-            shutil.copyfile(model.path, tmp)
-        except OSError as e:
-            raise SegpipeError(f"cannot copy {model.path} to {target}: {e.strerror or e}") from e
+    target = copy_model(model.path, ensure_dir(model_dir / str(version)) / filename)
     labels_path = atomic_write_text(model_dir / "labels.txt", labels)
     config_path = atomic_write_text(model_dir / "config.pbtxt", text_format.MessageToString(cfg))
     check_config(
