@@ -517,3 +517,15 @@ def test_a_label_map_of_the_most_labels_is_checked_without_a_hang(tmp_path: Path
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_camvid_list_line_of_megabytes_is_shortened_in_the_error(tmp_path: Path) -> None:
+    root = tmp_path / "camvid"
+    for sub in ("train", "trainannot"):
+        (root / sub).mkdir(parents=True)
+    Image.fromarray(noise(4, 4)).save(root / "train" / "a.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "trainannot" / "a.png")
+    (root / "train.txt").write_text("a" * 1_000_000 + " b\n")
+    with pytest.raises(DataError) as err:
+        open_dataset(root).samples()
+    assert "train.txt:1 aaaa" in str(err.value) and len(str(err.value)) < 1000  # was the whole line

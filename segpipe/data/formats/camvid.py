@@ -42,7 +42,7 @@ from segpipe.data.formats._labelmaps import (
 )
 from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
 from segpipe.data.safepaths import check_regular, inside, is_regular
-from segpipe.errors import DataError, some
+from segpipe.errors import DataError, shorten, some
 
 CAMVID_32: LabelMap = [
     ("Void", (0, 0, 0)), ("Animal", (64, 128, 64)), ("Archway", (192, 0, 128)), ("Bicyclist", (0, 128, 192)),
@@ -167,10 +167,10 @@ class CamvidReader(FormatReader):
                 try:
                     parts = shlex.split(line) if '"' in line else line.split()
                 except ValueError:
-                    raise DataError(f"{where}: unbalanced quotes in {line.strip()!r}") from None
+                    raise DataError(f"{where}: unbalanced quotes in {shorten(line)!r}") from None
                 paths = [self._resolve(p, where) for p in parts[:2]]
                 if paths[0] is None or (len(paths) > 1 and paths[1] is None):
-                    missing.append(f"{lst.name}:{lineno} {line.strip()}")
+                    missing.append(f"{lst.name}:{lineno} {shorten(line)}")  # a 10 MB line: not all of it
                     continue
                 name = f"{lst.stem}/{Path(parts[0]).stem}"
                 out.append(LabelledSample(name, paths[0], paths[1] if len(paths) > 1 else None, split))  # type: ignore[arg-type]
