@@ -529,3 +529,24 @@ def test_a_camvid_list_line_of_megabytes_is_shortened_in_the_error(tmp_path: Pat
     with pytest.raises(DataError) as err:
         open_dataset(root).samples()
     assert "train.txt:1 aaaa" in str(err.value) and len(str(err.value)) < 1000  # was the whole line
+
+
+def test_label_map_errors_stay_short(tmp_path: Path) -> None:
+    from segpipe.data.formats._labelmaps import read_class_dict, read_dataset_meta, read_label_colors
+
+    big = "x" * 500_000
+    cases = [
+        (
+            "dataset_meta.json",
+            json.dumps({"labels": ["a"], "label_map": {"0": "a"}, "segmentation_colors": [[1] * 200_000]}),
+            read_dataset_meta,
+        ),
+        ("dataset_meta.json", json.dumps({"label_map": {big: 5}}), read_dataset_meta),
+        ("label_colors.txt", f"1 {big}\n", read_label_colors),
+        ("class_dict.csv", f"{big},r\n", read_class_dict),
+    ]
+    for name, text, read in cases:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError) as err:
+            read(tmp_path / name)
+        assert len(str(err.value)) < 400, (name, str(err.value)[:300])

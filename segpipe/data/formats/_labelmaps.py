@@ -22,7 +22,7 @@ import numpy as np
 
 from segpipe.data.formats._annotations import read_json, read_text
 from segpipe.data.formats.base import as_index_array
-from segpipe.errors import DataError
+from segpipe.errors import DataError, shorten
 
 #: (name, colour) pairs; the colour is None where the file gives none.
 LabelMap = list[tuple[str, "tuple[int, int, int] | None"]]
@@ -35,7 +35,7 @@ def _rgb(values: Any, where: str) -> tuple[int, int, int]:
     except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         rgb = ()
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-        raise DataError(f"{where}: colour {values!r} is not r, g, b with values 0..255")
+        raise DataError(f"{where}: colour {shorten(repr(values), 80)} is not r, g, b with values 0..255")
     return rgb  # type: ignore[return-value]
 
 
@@ -48,7 +48,7 @@ def _checked(pairs: LabelMap, path: Path) -> LabelMap:
     seen: set[str] = set()
     for name in names:  # a set: a file of MAX_LABELS names is checked at once (a list took minutes)
         if name in seen:
-            raise DataError(f"{path}: label {name!r} is listed twice")
+            raise DataError(f"{path}: label {shorten(repr(name), 80)} is listed twice")
         seen.add(name)
     return pairs
 
@@ -66,7 +66,7 @@ def read_label_colors(path: Path) -> LabelMap:
         elif len(parts) == 1:
             pairs.append((parts[0], None))
         else:
-            raise DataError(f"{path} line {lineno}: expected 'R G B Name', got {line!r}")
+            raise DataError(f"{path} line {lineno}: expected 'R G B Name', got {shorten(repr(line), 80)}")
     return _checked(pairs, path)
 
 
@@ -80,7 +80,7 @@ def read_class_dict(path: Path) -> LabelMap:
         raise DataError(f"{path}: empty")
     header = [h.strip().lower() for h in rows[0]]
     if not {"name", "r", "g", "b"} <= set(header):
-        raise DataError(f"{path}: header {','.join(rows[0])!r} is not name,r,g,b")
+        raise DataError(f"{path}: header {shorten(repr(','.join(rows[0])), 80)} is not name,r,g,b")
     col = {k: header.index(k) for k in ("name", "r", "g", "b")}
     pairs: LabelMap = []
     for lineno, row in enumerate(rows[1:], start=2):
@@ -107,9 +107,9 @@ def read_dataset_meta(path: Path) -> LabelMap:
         raise DataError(f"{path}: 'label_map' must be an object and 'segmentation_colors' a list")
     out: dict[str, tuple[int, int, int] | None] = dict.fromkeys(labels)
     for key, name in label_map.items():
-        where = f"{path} label_map[{key!r}]"
+        where = f"{path} label_map[{shorten(repr(key), 80)}]"
         if not isinstance(name, str):
-            raise DataError(f"{where}: {name!r} is not a name")
+            raise DataError(f"{where}: {shorten(repr(name), 80)} is not a name")
         out.setdefault(name, None)
         if colors and any(c is not None for c in colors):
             try:
