@@ -54,3 +54,27 @@ class RecordingReporter(Reporter):
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         self.tables.append((title, columns, rows))
+
+
+class SaysOnce(Reporter):
+    """Passes everything to ``reporter``, but an info line starting with ``prefix`` only the first
+    time (a note that would repeat for every model of one run)."""
+
+    def __init__(self, reporter: Reporter, prefix: str) -> None:
+        self._reporter, self._prefix, self._said = reporter, prefix, False
+
+    def info(self, message: str) -> None:
+        if message.startswith(self._prefix):
+            if self._said:
+                return
+            self._said = True
+        self._reporter.info(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reporter, name)
+
+    def task(self, *args: Any, **kwargs: Any) -> Any:
+        return self._reporter.task(*args, **kwargs)
+
+    def warn(self, message: str) -> None:
+        self._reporter.warn(message)

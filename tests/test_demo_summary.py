@@ -24,3 +24,21 @@ def test_heldout_line_names_the_backend_that_ran(backend: str, title: str) -> No
 def test_every_runtime_has_a_title() -> None:
     """A backend added to runtime/ is named in the summary, not printed as its internal key."""
     assert set(RUNTIMES) <= set(BACKEND_TITLES)
+
+
+def test_says_once_drops_a_repeated_note_and_passes_the_rest() -> None:
+    from segpipe.progress import RecordingReporter, SaysOnce
+
+    rec = RecordingReporter()
+    once = SaysOnce(rec, "/x/heldout is not the data set")
+    for model in ("a.pth", "a.onnx", "a.int8.onnx"):
+        once.info(f"/x/heldout is not the data set {model} trained on: reading all 16 images")
+        once.info(f"evaluated {model}")
+    once.warn("careful")
+    assert rec.infos == [
+        "/x/heldout is not the data set a.pth trained on: reading all 16 images",
+        "evaluated a.pth",
+        "evaluated a.onnx",
+        "evaluated a.int8.onnx",
+    ]
+    assert rec.warnings == ["careful"]

@@ -154,6 +154,7 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     """The demo's steps (their output silenced by ``--quiet``), then the closing summary."""
     from segpipe.data.dataset import sample_data_root
     from segpipe.outpaths import check_output_dir
+    from segpipe.progress import SaysOnce
 
     check_output_dir(output_dir, "--output-dir", output_dir == Path("runs/demo"))
     data = sample_data_root()
@@ -162,6 +163,8 @@ def _run_demo(output_dir: Path, epochs: int, device: str, reporter: Any) -> None
     t0 = time.perf_counter()
     result = _train_step(data, output_dir, epochs, device, reporter)
     best = result.best_path
+    # its held-out folder is not the data set training read: said once, not for each of six models
+    reporter = SaysOnce(reporter, f"{output_dir / 'heldout'} is not the data set")
     sample_images, heldout, ev = _checkpoint_step(data, best, output_dir, device, reporter)
     exported, ev_onnx = _onnx_step(best, data, sample_images, heldout, output_dir, device, reporter)
     console.print(heldout_line(ev, ev_onnx))
