@@ -382,3 +382,14 @@ def test_visualize_and_evaluate_write_only_inside_their_output(
     (root / "annotations" / "instances_train2017.json").write_text(json.dumps(doc))
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 1 and "outside the data root" in res.output and "instances_train2017.json" in res.output
+
+
+def test_a_json_number_too_long_for_python_is_one_line(tmp_path: Path) -> None:
+    """json.loads refuses an integer of more than 4300 digits with a ValueError (not a
+    JSONDecodeError): every JSON label reader (COCO, LabelMe, dataset_meta, Vistas) says it in one line."""
+    from segpipe.data.formats._annotations import read_json
+
+    path = tmp_path / "instances.json"
+    path.write_text('{"images": [{"id": ' + "9" * 5000 + "}]}")
+    with pytest.raises(DataError, match=r"instances\.json: not valid JSON: a number too long to read$"):
+        read_json(path)

@@ -96,6 +96,8 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: not valid JSON: not UTF-8 text") from None
     except RecursionError:
         raise DataError(f"{path}: JSON nested too deeply") from None
+    except ValueError:  # Python's bound on digits (4300) refuses a longer integer
+        raise DataError(f"{path}: not valid JSON: a number too long to read") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
 
