@@ -221,3 +221,12 @@ def test_reads_what_segpipe_export_onnx_writes(models, batch, tmp_path):
         assert r.fixed_batch == 1 and r.fixed_size == (64, 64) and r.output_kind == "labels"
         assert r.info.class_names == models["info"].class_names and r.info.input_dtype == "uint8"
         np.testing.assert_array_equal(r.predict_labels(x), ref.predict_labels(x))
+
+
+def test_a_folder_named_like_a_model_is_said_to_be_a_folder(tmp_path):
+    folder = tmp_path / "m.onnx"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match=r"m\.onnx is a folder, not a model file \(segpipe info .* lists"):
+        load_runner(folder, "cpu")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_runner(tmp_path / "gone.onnx", "cpu")

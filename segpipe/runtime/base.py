@@ -305,6 +305,8 @@ def load_runner(path: str | Path, device: str = "auto", runtime: str | None = No
     reporter = kwargs.get("reporter")
     choice = _Said()  # the runtime auto chose is said once the model has opened, not before its error
     cls = runner_class(p, runtime, device, choice if reporter is not None else None)
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a folder, not a model file (segpipe info {p} lists the models in it)")
     if not p.is_file():
         raise CheckpointError(f"model file {p} does not exist")
     if p.stat().st_size == 0:
