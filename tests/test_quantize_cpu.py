@@ -32,7 +32,25 @@ def files(tmp_path_factory):
     res = quantize(QuantizeOptions(model=fp32, calib_images=calib, target="cpu", min_agreement=0.5))
     out = res.path
     assert out == d / "m.cpu-int8.onnx"  # the default name says what it is for
-    return {"fp32": fp32, "cpu": out, "calib": calib, "dir": d}
+    return {"fp32": fp32, "cpu": out, "calib": calib, "dir": d, "result": res}
+
+
+def test_summary_names_u8s8_not_symmetric_activations(files):
+    """The command's summary describes the file it wrote: a --target cpu file's activations are
+    uint8 asymmetric (it said "int8 symmetric" for every file)."""
+    from segpipe.cli.common import console
+    from segpipe.cli.quantize import render_result
+
+    width = console.width
+    console.width = 400  # one table row per line, so the words are not wrapped apart
+    try:
+        with console.capture() as cap:
+            render_result(files["result"])
+    finally:
+        console.width = width
+    qdq = next(line for line in cap.get().splitlines() if "QuantizeLinear" in line)
+    assert "activations uint8 asymmetric per-tensor" in qdq, qdq
+    assert "7-bit range" in qdq and "int8 symmetric per-tensor" not in qdq, qdq
 
 
 def test_u8_activations_and_7_bit_weights(files):

@@ -57,7 +57,11 @@ def render_result(result: Any) -> None:
     table.add_row(
         "Q/DQ",
         f"{result.quantize_linear} QuantizeLinear, {result.dequantize_linear} DequantizeLinear; "
-        "int8 symmetric, per-channel weights",
+        # the record's own words: a --target cpu file is U8S8 (uint8 asymmetric activations)
+        + escape(
+            f"activations {cal.get('activations', 'int8 symmetric per-tensor')}, "
+            f"weights {cal.get('weights', 'int8 symmetric per-channel')}"
+        ),
     )
     table.add_row("kept FP32", escape(", ".join(cal["float_nodes"])) or "nothing")
     table.add_row("time", f"{result.seconds:.1f} s")
