@@ -44,6 +44,13 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
         raise SegpipeError(f"cannot write {path}: {e.strerror or e}") from e
 
 
+def share_text(count: int, total: int) -> str:
+    """A legend row's share of pixels: ``"6.5%"``; a class that is present but under 0.05% reads
+    ``"<0.1%"``, never ``"0.0%"`` (which reads as absent beside a swatch drawn for it)."""
+    share = 100 * count / max(total, 1)
+    return "<0.1%" if count > 0 and share < 0.05 else f"{share:.1f}%"
+
+
 def draw_legend(
     palette: Palette, counts: Sequence[int] | np.ndarray, ignored: int = 0, clear: int | None = None
 ) -> np.ndarray:
@@ -59,7 +66,7 @@ def draw_legend(
     present = [int(i) for i in np.flatnonzero(counts) if i < len(palette)]
     font, scale, thick, row = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1, 22
     texts = [
-        f"{i} {palette.names[i]}  {100 * counts[i] / total:.1f}%" + (" (not drawn)" if i == clear else "")
+        f"{i} {palette.names[i]}  {share_text(int(counts[i]), total)}" + (" (not drawn)" if i == clear else "")
         for i in present
     ] or ["(no class)"]
     swatches = [tuple(int(c) for c in palette.colors[i]) for i in present] or [None]

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from segpipe.palette import Palette, boundaries, colorize, overlay
-from segpipe.pictures import SIDE_GAP, SIDE_MIN_WIDTH, SIDE_TITLE, draw_legend, side_by_side, with_legend
+from segpipe.pictures import (
+    SIDE_GAP,
+    SIDE_MIN_WIDTH,
+    SIDE_TITLE,
+    draw_legend,
+    share_text,
+    side_by_side,
+    with_legend,
+)
 
 PALETTE = Palette(("background", "road", "car"), ((0, 0, 0), (200, 40, 40), (40, 40, 220)))
 
@@ -205,3 +213,18 @@ def test_overlay_picture_is_scaled_like_side_by_side(w: int, h: int, names: int)
     np.testing.assert_array_equal(pic[: h * k, : w * k][drawn], big[drawn])
     if k == 1:
         np.testing.assert_array_equal(pic[:h, :w][~drawn], image[~drawn])
+
+
+def test_legend_share_of_a_present_class_is_never_zero(monkeypatch):
+    """A class with a few pixels in a large picture (the demo's overlay: a disc's edge) read
+    "0.0%" beside its swatch; it reads "<0.1%", and other shares keep one decimal."""
+    assert share_text(3, 100_000) == "<0.1%"
+    assert share_text(0, 100_000) == "0.0%"
+    assert share_text(50, 100_000) == "0.1%"
+    assert share_text(6_500, 100_000) == "6.5%"
+    import segpipe.pictures as pictures
+
+    seen = []
+    monkeypatch.setattr(pictures, "share_text", lambda c, t: seen.append((c, t)) or share_text(c, t))
+    draw_legend(PALETTE, [99_997, 3, 0])
+    assert seen == [(99_997, 100_000), (3, 100_000)]  # every row's share goes through it
