@@ -42,3 +42,29 @@ def test_says_once_drops_a_repeated_note_and_passes_the_rest() -> None:
         "evaluated a.int8.onnx",
     ]
     assert rec.warnings == ["careful"]
+
+
+def test_an_interrupted_demo_names_no_flag_demo_lacks(tmp_path, monkeypatch) -> None:
+    """SIGTERM during the demo's training said "run the same command with --resume", and
+    `segpipe demo --resume` is "No such option": the demo's line names commands that exist."""
+    import segpipe.training
+    from segpipe.cli.demo import _train_step
+    from segpipe.training.guard import TrainingInterrupted, resume_hint
+
+    last = tmp_path / "train" / "last.pth"
+    hint = resume_hint(last, last.parent / "options.yaml", None, "--resume")
+
+    def stopped(opts, reporter):
+        raise TrainingInterrupted(
+            f"interrupted by SIGTERM at epoch 1, step 3 of 4; saved {last}; {hint}", 143, last
+        )
+
+    monkeypatch.setattr(segpipe.training, "train", stopped)
+    with pytest.raises(TrainingInterrupted) as info:
+        _train_step(tmp_path / "data", tmp_path, 1, "cpu", None)
+    msg = str(info.value)
+    assert info.value.exit_code == 143 and info.value.last_path == last
+    assert "--resume" not in msg.replace("has no --resume", "")
+    assert msg.startswith(f"interrupted by SIGTERM at epoch 1, step 3 of 4; saved {last}; segpipe demo")
+    assert f"segpipe train --model {last} --config {last.parent / 'options.yaml'}" in msg
+    assert "\n" not in msg

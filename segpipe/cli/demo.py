@@ -209,6 +209,7 @@ def _train_step(data: Path, output_dir: Path, epochs: int, device: str, reporter
     """1. train a small model on the sample data (from random weights: no download)."""
     from segpipe.options import TrainOptions
     from segpipe.training import train
+    from segpipe.training.guard import TrainingInterrupted
 
     console.rule(Text("1. train", style="bold"))
     opts = TrainOptions(
@@ -232,7 +233,16 @@ def _train_step(data: Path, output_dir: Path, epochs: int, device: str, reporter
         "The model starts from random weights (no download), so the first epochs score low; "
         "train says why the early validation loss is so high when it happens."
     )
-    result = train(opts, reporter)
+    try:
+        result = train(opts, reporter)
+    except TrainingInterrupted as e:  # train's hint ("the same command with --resume") is no demo flag
+        head, last = str(e).split("; to go on", 1)[0], e.last_path or opts.output_dir / "last.pth"
+        raise TrainingInterrupted(
+            f"{head}; segpipe demo has no --resume: run it again to start over, or finish this training "
+            f"with: segpipe train --model {last} --config {last.parent / 'options.yaml'}",
+            e.exit_code,
+            last,
+        ) from None
     console.print(
         f"[bold green]trained[/] {result.epochs_done} epochs; validation mIoU {result.best_miou:.3f} "
         f"(best epoch {result.best_epoch}); run folder {escape(str(result.run_dir))}",
