@@ -68,14 +68,21 @@ def precision_ladder(result: Any) -> list[list[str]]:
     relative to the FP32 model of the same backend (speed-up, mIoU points).
 
     Empty unless some backend has models of two or more precisions (the ladder compares those).
+    ONNX files that ``--runtime auto`` sent to two CPU runtimes (FP32 on ONNX Runtime, INT8 on
+    OpenVINO) form one ladder: what each file gives on the runtime segpipe runs it on.
     """
     from segpipe.units import speed_text
 
     by_backend: dict[str, list[Any]] = {}
     for m in result.models:
         by_backend.setdefault(m.backend, []).append(m)
+    onnx = [b for b in ("onnxruntime", "openvino") if b in by_backend]
+    if len(onnx) == 2 and all(len({m.precision for m in by_backend[b]}) < 2 for b in onnx):
+        by_backend["onnx"] = [m for m in result.models if m.backend in onnx]
+        for b in onnx:
+            del by_backend[b]
     rows: list[list[str]] = []
-    for backend, models in by_backend.items():
+    for models in by_backend.values():
         if len({m.precision for m in models}) < 2:
             continue
         models = sorted(
@@ -100,7 +107,7 @@ def precision_ladder(result: Any) -> list[list[str]]:
                 [
                     m.precision.upper(),
                     Path(m.model).name,
-                    backend,
+                    m.backend,
                     f"{m.size_mb:.2f}",
                     m.latency_text(),
                     speed,
