@@ -28,6 +28,10 @@ import pytest
 # No test may reach the network for weights: the hub fails at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The deploy tests load grpc (tritonclient's gRPC client) into this process; with its fork support
+# on, a later fork that runs Python before exec (subprocess's preexec_fn) can abort in the child
+# (SIGABRT, 'epoll_wait error: Bad file descriptor'). The children here exec at once: no support needed.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 # One intra-op thread, here and in the segpipe processes tests start: the models are tiny, and on a
 # busy machine a second OpenMP thread spins waiting for a core (2-3x the CPU time of one thread).
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -4,7 +4,6 @@ before anything is decoded or allocated, the limit and how to raise it said."""
 from __future__ import annotations
 
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -139,8 +138,11 @@ def test_over_opencvs_own_limit_says_both_variables(tmp_path: Path, monkeypatch)
 
 
 # ---- network inputs ------------------------------------------------------------------------------
-def _under_2gb() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+#: ``python -m segpipe ARGS`` under a 6 GB address-space limit it sets itself.
+_UNDER_6GB = (
+    "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30)); "
+    "sys.argv = ['segpipe', *sys.argv[1:]]; runpy.run_module('segpipe', run_name='__main__', alter_sys=True)"
+)
 
 
 @pytest.mark.parametrize("command", ["visualize", "benchmark", "quantize"])
@@ -158,13 +160,12 @@ def test_an_onnx_declaring_a_60000x60000_input_is_refused_before_allocating(
         "quantize": ["quantize", str(model), "--calib-images", str(pics)],
     }[command]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        [sys.executable, "-m", "segpipe", *args],
+    r = subprocess.run(  # the child sets its own limit: no preexec_fn, so no Python runs between fork and exec
+        [sys.executable, "-c", _UNDER_6GB, *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=_under_2gb,
     )
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
