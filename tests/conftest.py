@@ -19,6 +19,7 @@ Temporary folders of passing tests are deleted as soon as each test ends
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,12 +103,38 @@ def one_torch_thread() -> Any:
     torch.set_num_threads(threads)
 
 
+#: Folders the session fixtures below made in the base temp folder: kept until the session ends.
+_SESSION_TEMP: set[str] = set()
+
+
+def _session_dir(factory: pytest.TempPathFactory, name: str) -> Path:
+    path = factory.mktemp(name)
+    _SESSION_TEMP.add(path.name)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_temp_cleanup(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Removes what a test module's fixtures made in the base temp folder when the module ends
+    (module fixtures held hundreds of MB to the end of the session: the suite's temp files neared
+    1 GB). Kept: the session fixtures' folders, and every test's own tmp_path (named after the test;
+    pytest deletes those of passing tests and keeps a failed test's)."""
+    base = tmp_path_factory.getbasetemp()
+    before = {p.name for p in base.iterdir()}
+    yield
+    for path in base.iterdir():
+        if path.name in before or path.name in _SESSION_TEMP or path.name.startswith("test_"):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def index_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 pairs, 64x64 PNG images, single-channel index masks, 3 classes (10 train, 2 validation)."""
     from segpipe.data.synthetic import make_dataset
 
-    return make_dataset(tmp_path_factory.mktemp("index_ds"), count=12, size=TINY, num_classes=3, seed=1)
+    return make_dataset(_session_dir(tmp_path_factory, "index_ds"), count=12, size=TINY, num_classes=3, seed=1)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +143,7 @@ def color_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from segpipe.data.synthetic import make_dataset
 
     return make_dataset(
-        tmp_path_factory.mktemp("color_ds"),
+        _session_dir(tmp_path_factory, "color_ds"),
         count=12,
         size=TINY,
         num_classes=4,
@@ -141,7 +168,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         colors=((0, 0, 0), (255, 0, 0), (0, 255, 0)),
     )
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    path = _session_dir(tmp_path_factory, "ckpt") / "tiny.pth"
     return save_checkpoint(path, create_model(info, None), info)
 
 
@@ -182,7 +209,7 @@ def trained_run(index_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
 
     from segpipe.cli.app import app
 
-    out = tmp_path_factory.mktemp("trained_run") / "run"
+    out = _session_dir(tmp_path_factory, "trained_run") / "run"
     args = (
         "train",
         "--data_root",
@@ -214,7 +241,7 @@ def voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     255 borders, classes 0, 1 and 15): see tests/format_data.py."""
     from format_data import make_voc
 
-    return make_voc(tmp_path_factory.mktemp("voc") / "VOC2012")
+    return make_voc(_session_dir(tmp_path_factory, "voc") / "VOC2012")
 
 
 @pytest.fixture(scope="session")
@@ -222,4 +249,4 @@ def cityscapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Cityscapes folder (6 train / 2 val images, 64x32, gtFine labelIds): tests/format_data.py."""
     from format_data import make_cityscapes
 
-    return make_cityscapes(tmp_path_factory.mktemp("cityscapes"))
+    return make_cityscapes(_session_dir(tmp_path_factory, "cityscapes"))

@@ -179,6 +179,7 @@ def test_reported_miou_matches_single_process_evaluation(ddp_run, data, tmp_path
     assert abs(reported - metrics.miou) < 1e-6, (reported, metrics.miou)
 
 
+@pytest.mark.slow  # 30 s: a second two-process run, killed and restarted
 def test_torchrun_elastic_restart_resumes_from_last_and_ends_the_same(ddp_run, data, tmp_path: Path) -> None:
     r0, straight, _ = ddp_run
     assert r0.returncode == 0, r0.stderr

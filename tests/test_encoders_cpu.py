@@ -75,6 +75,7 @@ def test_channels_last_with_mobileone_on_avx512_is_one_line(tmp_path: Path) -> N
         memory_format(_opts(tmp_path, encoder="tu-mobileone_s0", channels_last=True), torch.device("cpu"))
 
 
+@pytest.mark.slow  # 18 s: a real training run in a subprocess
 def test_mobileone_trains_on_the_cpu(tmp_path: Path) -> None:
     """One step at 96x96 (the crash needs 96 and above), batch 2, in a real subprocess: a crash in
     oneDNN would end it with SIGSEGV / SIGABRT instead of exit 0."""

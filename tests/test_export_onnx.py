@@ -244,6 +244,7 @@ def test_verify_images_and_onnx_runner_reads_metadata(tmp_path: Path, unet_ckpt:
         assert runner.info.layout == "NHWC" and runner.output_kind == "logits"
 
 
+@pytest.mark.slow  # 16 s: torch.export tracing
 def test_dynamo_exporter(tmp_path: Path) -> None:
     """The torch.export-based exporter (opset 18): the way on once TorchScript export is removed."""
     ckpt = make_checkpoint(tmp_path / "m.pth", "FPN", "resnet18")
