@@ -104,11 +104,13 @@ def quantize_ort(
     method: str,
     exclude: list[str],
     activation: str = "int8",
+    reduce_range: bool = False,
 ) -> str:
     """ONNX Runtime ``quantize_static`` in QDQ format; returns a description of the quantizer.
 
-    ``activation="uint8"`` makes the U8S8 variant (asymmetric unsigned activations) for CPU
-    comparisons only: TensorRT needs signed symmetric INT8.
+    ``activation="uint8"`` makes the U8S8 variant (asymmetric unsigned activations) for CPUs
+    (:mod:`segpipe.export.quantize_cpu`, with ``reduce_range``: 7-bit weights): TensorRT needs
+    signed symmetric INT8.
     """
     import onnxruntime as ort
     from onnxruntime.quantization import (
@@ -139,7 +141,7 @@ def quantize_ort(
             Reader(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=False,
+            reduce_range=reduce_range,
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,

@@ -25,46 +25,7 @@ def quantize_ort_cpu(
 ) -> str:
     """ONNX Runtime ``quantize_static`` in QDQ format, U8 asymmetric activations, S8 symmetric
     per-channel weights in 7 bits; the signature of :func:`segpipe.export.calibrate.quantize_ort`."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from segpipe.export.calibrate import quantize_ort
 
-    from segpipe.export.calibrate import _quiet, batches
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter([{io_.name: b} for b, _ in batches(calib, io_.batch, io_.dtype)])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
-
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
-    with _quiet():
-        quantize_static(
-            str(src),
-            str(dst),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            reduce_range=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude,
-            calibrate_method=methods[method],
-            extra_options={
-                "ActivationSymmetric": False,
-                "WeightSymmetric": True,
-                "QuantizeBias": False,
-                "CalibPercentile": 99.999,
-            },
-        )
-    return f"onnxruntime {ort.__version__} quantize_static (U8S8, reduce_range)"
+    described = quantize_ort(src, dst, io_, calib, method, exclude, activation="uint8", reduce_range=True)
+    return f"{described} (U8S8, reduce_range)"
