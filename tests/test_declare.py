@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,38 @@ def test_declaration_is_a_dataclass_field_with_its_default() -> None:
     r = CliRunner().invoke(sub, ["demo", "--names", "a,b"])
     assert r.exit_code == 0, r.output
     assert seen["opts"] == Opts(epochs=30, names=("a", "b")) and seen["given"] == {"names"}
+
+
+def test_compact_declaration_is_the_keyword_one_and_metavars_come_from_types() -> None:
+    """``OPTIM.flag("--lr", 1e-3, "Learning rate.")`` declares what the keyword form does; the usual
+    metavar comes from the field's type (N, NUM, FILE, NAME), a declared one wins."""
+    from segpipe.cli.binder import signature_of
+    from segpipe.options.declare import Panel
+
+    optim = Panel("Optimisation")
+
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        out: Path = flag("--out", "-o", help="Where.", hidden="--output")  # no default: required
+        lr: float = optim.flag("--lr", 1e-3, "Learning rate.")
+        epochs: int = optim.flag("--epochs", 30, "Epochs.")
+        arch: str = flag("--arch", "Unet", "Architecture.")
+        loss: str = optim.flag("--loss", "ce", "Loss.", metavar="LOSS")
+        amp: bool = flag("--amp", False, "Mixed precision.")
+
+    specs = declared(Opts)
+    assert specs["lr"] == Flag(("--lr",), "Learning rate.", "Optimisation", default=1e-3)
+    assert specs["epochs"] == Flag(("--epochs",), default=30, help="Epochs.", panel="Optimisation")
+    assert specs["out"].is_required and specs["out"].names == ("--out", "-o")
+    assert specs["out"].hidden == ("--output",) and type(specs["lr"].panel) is str
+    assert Opts(out=Path("x")).lr == 1e-3
+    params, _ = signature_of(Opts)
+    shown = {p.name: typing.get_args(p.annotation)[-1].metavar for p in params}
+    assert shown == {"out": "FILE", "lr": "NUM", "epochs": "N", "arch": "NAME", "loss": "LOSS", "amp": None}
+    with pytest.raises(TypeError, match="default given twice"):
+        flag("--x", 1, default=2)
+    with pytest.raises(TypeError, match="give the spellings"):
+        flag("--x", 1, "help", "more")
 
 
 def test_a_shared_flag_reads_the_same_value_kind_everywhere() -> None:

@@ -34,7 +34,7 @@ from typer.models import ArgumentInfo
 from segpipe.cli.common import reported_errors
 from segpipe.cli.helpfmt import HIDDEN_ATTR
 from segpipe.errors import ConfigError
-from segpipe.options.declare import Flag, declared
+from segpipe.options.declare import Flag, declared, type_metavar
 
 #: The order of the ``--help`` panels (a panel not listed comes after these, in declared order):
 #: what is read, what is trained or run, how; train's reads as a table of contents.
@@ -112,8 +112,9 @@ def _param(name: str, hint: Any, spec: Flag) -> list[inspect.Parameter]:
     required = spec.is_required
     kinds = inspect.Parameter.KEYWORD_ONLY
     common: dict[str, Any] = {"help": spec.help, "hidden": spec.hide}
-    if spec.metavar is not None and tp is not bool and tp != (bool | None):
-        common["metavar"] = spec.metavar
+    metavar = spec.metavar or type_metavar(tp)  # N, NUM, FILE, NAME unless declared
+    if metavar is not None and tp is not bool and tp != (bool | None):
+        common["metavar"] = metavar
     if spec.show_default is not None:
         common["show_default"] = spec.show_default
     elif spec.shown_default is None:

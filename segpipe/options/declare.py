@@ -1,20 +1,29 @@
 """One declaration per option: how a field of an options class appears on the command line.
 
-A field of an options dataclass carries its command-line form in its metadata::
+A field of an options dataclass carries its command-line form in its metadata, declared in one
+short line: the spellings, the default, the help, then what is not the usual (``metavar``,
+``hidden`` spellings, ``parse``...)::
+
+    OPTIM = Panel("Optimisation")
 
     @dataclass(frozen=True)
-    class QuantizeOptions:
-        #: Most images calibrated on (after the held-out ones are set aside).
-        calib_count: int = flag("--calib-count", default=64, help="Most images calibrated on.",
-                                panel=CALIB, metavar="N")
+    class TrainOptions:
+        epochs: int = OPTIM.flag("--epochs", 50, "Training epochs.")
+        loss: str = OPTIM.flag("--loss", "ce", "ce, dice, focal, lovasz (bce) or a sum like ce+dice.",
+                               metavar="LOSS")
 
 :func:`flag` returns a ``dataclasses.field`` (the default lives there, nowhere else) whose
-``metadata["flag"]`` is a :class:`Flag`: the spellings (the first is the one ``--help`` shows,
-``hidden`` ones are accepted but never shown), the help text, the ``--help`` panel, the metavar,
-how a command-line value becomes the field's value (``parse``), and whether the flag is required.
+``metadata["flag"]`` is a :class:`Flag`. Its positional arguments are the spellings (every leading
+string that starts with ``-``; the first is the one ``--help`` shows), then the default (none:
+the flag is required), then the help; keywords give the rest (see :class:`Flag`). A
+:class:`Panel` is the ``--help`` panel its flags are declared through (``OPTIM.flag(...)``), so a
+declaration never repeats ``panel=``. The metavar is written only where it says something: the
+binder derives the usual one from the field's type (:func:`type_metavar`: ``N``, ``NUM``,
+``FILE``, ``NAME``); ``DIR``, ``W H`` or ``LOSS`` are declared.
+
 A flag several options classes share (the data flags, how a model is fed) is one :class:`Flag`
-object declared once (:mod:`segpipe.options.flags`) and placed in each class with
-``field: T = SHARED()`` (overrides allowed, e.g. a command's own help).
+object declared once with :func:`shared` (:mod:`segpipe.options.flags`) and placed in each class
+with ``field: T = SHARED()`` (overrides allowed, e.g. a command's own help).
 
 The command line is generated from these declarations by :mod:`segpipe.cli.binder` (typer); this
 module imports neither typer nor torch, so options stay a plain library and ``--help`` stays fast.
@@ -75,6 +84,12 @@ class Flag:
     #: called when the flag is given; it holds no value.
     action: Callable[[], None] | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden, str):  # one hidden spelling may be given as a string
+            object.__setattr__(self, "hidden", (self.hidden,))
+        if self.panel is not None:  # a Panel is a str: --help and reprs see the plain title
+            object.__setattr__(self, "panel", str(self.panel))
+
     def __call__(self, **changes: Any) -> Any:
         """A dataclass field for this flag, with ``changes`` (help, default, ...) applied."""
         spec = dataclasses.replace(self, **changes) if changes else self
@@ -105,10 +120,63 @@ class Flag:
         return None
 
 
-def flag(*names: str, **spec: Any) -> Any:
-    """A dataclass field declared with its command-line form: ``flag("--epochs", default=30,
-    help=..., panel=...)``; see :class:`Flag` for the keywords."""
-    return Flag(names=tuple(names), **spec)()
+def shared(*args: Any, **spec: Any) -> Flag:
+    """A :class:`Flag` declared once and placed in several options classes (``FORMAT()``):
+    ``shared("--format", "auto", "Label format...", metavar="FORMAT")``, positional arguments as
+    :func:`flag`'s."""
+    names: list[str] = []
+    for arg in args:
+        if not (isinstance(arg, str) and arg.startswith("-")):
+            break
+        names.append(arg)
+    values = args[len(names) :]
+    if not names or len(values) > 2:
+        raise TypeError(f"flag({', '.join(map(repr, args))}): give the spellings, then the default and the help")
+    for key, value in zip(("default", "help"), values, strict=False):
+        if key in spec:
+            raise TypeError(f"flag {names[0]}: {key} given twice")
+        spec[key] = value
+    return Flag(names=tuple(names), **spec)
+
+
+def flag(*args: Any, **spec: Any) -> Any:
+    """A dataclass field declared with its command-line form: the spellings, the default and the
+    help, positional (``flag("--epochs", 30, "Training epochs.")``; ``default=`` and ``help=``
+    read the same), then keywords of :class:`Flag` (``metavar``, ``hidden``, ``panel``...). No
+    default: the flag is required."""
+    return shared(*args, **spec)()
+
+
+class Panel(str):
+    """A ``--help`` panel (its title) through which its flags are declared, so a declaration names
+    its panel once, as the caller: ``OPTIM.flag("--lr", 1e-3, "Learning rate.")``."""
+
+    __slots__ = ()
+
+    def flag(self, *args: Any, **spec: Any) -> Any:
+        """:func:`flag` in this panel."""
+        return flag(*args, panel=self, **spec)
+
+    def shared(self, *args: Any, **spec: Any) -> Flag:
+        """:func:`shared` in this panel."""
+        return shared(*args, panel=self, **spec)
+
+
+def type_metavar(tp: Any) -> str | None:
+    """The metavar a flag reading ``tp`` shows unless it declares one: ``N`` (whole numbers),
+    ``NUM`` (decimals), ``FILE`` (paths; a folder declares ``DIR``), ``NAME`` (text), the same for
+    ``X | None`` and lists of X; None for flags (``bool``) and other types."""
+    import pathlib
+    import typing
+
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is list or (args and typing.get_origin(tp) is not tuple):
+        return type_metavar(args[0]) if len(args) == 1 else None
+    if tp is bool:
+        return None
+    if isinstance(tp, type) and issubclass(tp, pathlib.PurePath):
+        return "FILE"
+    return {int: "N", float: "NUM", str: "NAME"}.get(tp)
 
 
 def declared(cls: type) -> dict[str, Flag]:
