@@ -25,7 +25,7 @@ import torch
 
 from segpipe.data.augment import build_transform
 from segpipe.data.dataset import find_samples
-from segpipe.data.masks import MaskDecoder
+from segpipe.data.formats import open_dataset
 from segpipe.data.synthetic import make_dataset
 from segpipe.data.torchdata import SegDataset
 from segpipe.palette import load_palette
@@ -48,12 +48,13 @@ def _best_of(fn, repeats: int = 3) -> float:
 def bench_pipeline(root: Path, size: int, color: bool) -> dict[str, float]:
     samples = find_samples(root)
     palette = load_palette(root / "colors.csv") if color else None
-    ds = SegDataset(samples, MaskDecoder(4, palette), build_transform("light", size, size, seed=0))
+    reader = open_dataset(root, "seed", num_classes=4, palette=palette)
+    ds = SegDataset(samples, reader, build_transform("light", size, size, seed=0))
 
     def decode_only() -> None:
         for s in samples:
             cv2.imread(str(s.image), cv2.IMREAD_COLOR)
-            cv2.imread(str(s.mask), cv2.IMREAD_UNCHANGED)
+            cv2.imread(str(s.label), cv2.IMREAD_UNCHANGED)
 
     def pipeline() -> None:
         for i in range(len(ds)):

@@ -1,4 +1,5 @@
-"""Lazy imports of heavy optional dependencies (tensorrt, cuda-python, modelopt, openvino).
+"""Lazy imports: heavy optional dependencies (tensorrt, cuda-python, modelopt, openvino), and a
+package's public names (:func:`lazy_exports`).
 
 They are imported inside the function that needs them, through :func:`require`, which raises a
 :class:`~segpipe.errors.DependencyError` naming the install command. Nothing is ever installed at
@@ -8,7 +9,10 @@ run time.
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from segpipe.errors import DependencyError
 
@@ -43,3 +47,24 @@ def available(module: str) -> bool:
     except Exception:
         return False
     return True
+
+
+def lazy_exports(package: str, where: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` re-exporting ``where`` (public name -> the module
+    that defines it: a full name, or a submodule of ``package`` without a dot) on first use (PEP
+    562), so importing the package imports none of them: ``__getattr__, __dir__ =
+    lazy_exports(__name__, _WHERE)``."""
+    namespace = sys.modules[package].__dict__
+
+    def __getattr__(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module if "." in module else f"{package}.{module}"), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *where})
+
+    return __getattr__, __dir__

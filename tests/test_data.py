@@ -12,6 +12,7 @@ import pytest
 
 from segpipe.data.augment import build_transform, load_pipeline, save_transform
 from segpipe.data.dataset import find_samples, load_pair, sample_data_root, scan_samples
+from segpipe.data.formats import open_dataset
 from segpipe.data.masks import MaskDecoder, load_class_map
 from segpipe.data.torchdata import SegDataset
 from segpipe.errors import ConfigError, DataError
@@ -27,7 +28,7 @@ def test_find_samples_pairs_every_image(index_dataset: Path) -> None:
     samples = find_samples(index_dataset)
     assert len(samples) == 12
     for s in samples:
-        assert s.mask.name == f"{s.image.stem}_color_mask.png"
+        assert s.label.name == f"{s.image.stem}_color_mask.png"
 
 
 def test_subfolders_and_other_image_formats(tmp_path: Path, index_dataset: Path) -> None:
@@ -83,7 +84,7 @@ def test_index_mask_decoding_and_value_check(index_dataset: Path) -> None:
 def test_color_masks_decode_through_palette(color_dataset: Path) -> None:
     palette = load_palette(color_dataset / "colors.csv")
     decoder = MaskDecoder(4, palette)
-    raw = cv2.imread(str(find_samples(color_dataset)[0].mask), cv2.IMREAD_UNCHANGED)
+    raw = cv2.imread(str(find_samples(color_dataset)[0].label), cv2.IMREAD_UNCHANGED)
     labels = decoder.decode(raw)
     # every pixel's colour equals the palette colour of its decoded class
     np.testing.assert_array_equal(palette.array()[labels], cv2.cvtColor(raw, cv2.COLOR_BGR2RGB))
@@ -124,7 +125,7 @@ def test_class_map_malformed_line_is_named(tmp_path: Path) -> None:
 def test_size_mismatch_and_corrupt_files(tmp_path: Path, index_dataset: Path) -> None:
     root = _copy(index_dataset, tmp_path / "ds")
     s = find_samples(root)[0]
-    cv2.imwrite(str(s.mask), np.zeros((32, 64), np.uint8))
+    cv2.imwrite(str(s.label), np.zeros((32, 64), np.uint8))
     with pytest.raises(DataError, match=r"mask is 64x32 but image .* is 64x64"):
         load_pair(s, MaskDecoder(3))
     s2 = find_samples(root)[1]
@@ -134,11 +135,12 @@ def test_size_mismatch_and_corrupt_files(tmp_path: Path, index_dataset: Path) ->
 
 
 def test_scan_counts_pixels_and_fails_on_first_bad_file(index_dataset: Path) -> None:
-    stats = scan_samples(find_samples(index_dataset), MaskDecoder(3))
+    reader = open_dataset(index_dataset, "seed", num_classes=3)
+    stats = scan_samples(reader.samples(), reader)
     assert stats.count == 12 and stats.class_pixels.sum() == 12 * 64 * 64
     assert 0.3 < stats.majority_fraction < 1.0
     with pytest.raises(DataError, match="is empty"):
-        scan_samples([], MaskDecoder(3))
+        scan_samples([], reader)
 
 
 @pytest.mark.parametrize("preset", ["none", "light", "heavy"])
@@ -172,7 +174,8 @@ def test_yaml_pipeline_round_trip(tmp_path: Path) -> None:
 
 
 def test_dataset_items_are_uint8_hwc(index_dataset: Path) -> None:
-    ds = SegDataset(find_samples(index_dataset), MaskDecoder(3), build_transform("light", 32, 32, seed=0))
+    reader = open_dataset(index_dataset, "seed", num_classes=3)
+    ds = SegDataset(reader.samples(), reader, build_transform("light", 32, 32, seed=0))
     image, mask = ds[0]
     assert image.shape == (32, 32, 3) and str(image.dtype) == "torch.uint8"
     assert mask.shape == (32, 32)
@@ -184,5 +187,5 @@ def test_bundled_sample_data_is_small_and_valid() -> None:
     assert sum(p.stat().st_size for p in files) < 1_000_000
     samples = find_samples(root)
     assert len(samples) >= 24
-    stats = scan_samples(samples, MaskDecoder(4, load_palette(root / "colors.csv")))
+    stats = scan_samples(samples, open_dataset(root, "seed", num_classes=4))
     assert (stats.class_pixels > 0).all()

@@ -46,9 +46,9 @@ def test_pmode_png_is_read_as_indices_not_palette_colours(tmp_path: Path) -> Non
     byte as the class (class 0 nearly everywhere); the indices are what Pillow reads."""
     root = seed_with_voc_masks(tmp_path / "ds")
     sample = find_samples(root)[0]
-    truth = np.asarray(Image.open(sample.mask))
-    assert Image.open(sample.mask).mode == "P" and set(np.unique(truth)) == {0, 1, 15, 255}
-    as_cv2 = cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED)
+    truth = np.asarray(Image.open(sample.label))
+    assert Image.open(sample.label).mode == "P" and set(np.unique(truth)) == {0, 1, 15, 255}
+    as_cv2 = cv2.imread(str(sample.label), cv2.IMREAD_UNCHANGED)
     assert as_cv2.ndim == 3  # what the old code decoded: BGR palette colours
     assert not np.array_equal(as_cv2[:, :, 0], truth)
     for mask_type in ("index", "auto"):  # auto used to refuse the border colour (224, 224, 192)

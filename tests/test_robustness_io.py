@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from segpipe.cli.app import app
 from segpipe.data.dataset import find_samples, scan_samples
+from segpipe.data.formats import open_dataset
 from segpipe.data.masks import MaskDecoder
 from segpipe.data.synthetic import make_dataset
 from segpipe.errors import CheckpointError, ConfigError, DataError, first_line, shorten, some
@@ -93,14 +94,15 @@ def test_palette_giving_one_colour_to_two_classes_is_refused_for_colour_masks(tm
     save_palette(type(pal)(pal.names, tuple(colors)), root / "colors.csv")
     dup = load_palette(root / "colors.csv")  # reading it is fine: visualize only draws with it
     with pytest.raises(ConfigError) as e:
-        scan_samples(find_samples(root), MaskDecoder(4, dup))
+        scan_samples(find_samples(root), open_dataset(root, "seed", num_classes=4, palette=dup))
     msg = str(e.value)
     assert str(root / "colors.csv") in msg and str(colors[1]) in msg and "\n" not in msg
     assert f"class 1 {pal.names[1]!r}" in msg and f"class 3 {pal.names[3]!r}" in msg
     with pytest.raises(ConfigError, match="is given to both class 1"):  # at once when masks are colours
         MaskDecoder(4, dup, mask_type="color")
     index_root = make_dataset(tmp_path / "i", count=2, size=(32, 32), num_classes=4, seed=1)
-    assert scan_samples(find_samples(index_root), MaskDecoder(4, dup)).count == 2  # index masks: no colours
+    reader = open_dataset(index_root, "seed", num_classes=4, palette=dup)
+    assert scan_samples(reader.samples(), reader).count == 2  # index masks: no colours
 
 
 def test_plain_onnx_export_is_refused_without_normalisation_and_right_with_it(models):

@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from segpipe.data.dataset import find_samples
-from segpipe.data.masks import MaskDecoder
+from segpipe.data.formats import open_dataset
 from segpipe.data.torchdata import SegDataset
 from segpipe.palette import load_palette
 
@@ -30,7 +29,8 @@ class LoggedDataset(torch.utils.data.Dataset):
     def __init__(self, root: Path, split: str, transform: Any) -> None:
         self.split = split
         self.transform = transform
-        self.inner = SegDataset(find_samples(root), MaskDecoder(3, load_palette(None)), transform)
+        reader = open_dataset(root, "seed", num_classes=3, palette=load_palette(None))
+        self.inner = SegDataset(reader.samples(), reader, transform)
         self.reads = 0
 
     def __len__(self) -> int:

@@ -9,12 +9,11 @@ The names below are imported on first use (PEP 562), so ``segpipe.data.dataset``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segpipe._optional import lazy_exports
 
 _WHERE = {
+    "LabelledSample": "segpipe.data.samples",
     "MaskDecoder": "segpipe.data.masks",
-    "Sample": "segpipe.data.dataset",
     "SegDataset": "segpipe.data.torchdata",
     "find_samples": "segpipe.data.dataset",
     "load_class_map": "segpipe.data.masks",
@@ -23,13 +22,4 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -25,6 +25,7 @@ import numpy as np
 from segpipe.data.maskio import read_mask_file
 from segpipe.data.masks import MaskDecoder
 from segpipe.data.safepaths import open_regular, shown
+from segpipe.data.samples import LabelledSample
 from segpipe.errors import DataError, some
 from segpipe.imagesize import check_image_file
 from segpipe.progress import Reporter
@@ -40,15 +41,6 @@ def sample_data_root() -> Path:
     return Path(str(resources.files("segpipe") / "data" / "sample"))
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One image and its mask."""
-
-    name: str
-    image: Path
-    mask: Path
-
-
 def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
@@ -59,8 +51,9 @@ def find_samples(
     masks_dir: str = "indexes",
     mask_suffix: str = "_color_mask",
     reporter: Reporter | None = None,
-) -> list[Sample]:
-    """Pair every image with its mask; one-line errors for every way the layout can be wrong.
+) -> list[LabelledSample]:
+    """Pair every image with its mask (the sample's ``label``); one-line errors for every way the
+    layout can be wrong.
 
     Masks without an image are left out with one warning through ``reporter`` (count, first names).
     """
@@ -94,7 +87,7 @@ def find_samples(
         if mask is None:
             orphans.append(str(img.relative_to(root)))
         else:
-            samples.append(Sample(str(rel), img, mask))
+            samples.append(LabelledSample(str(rel), img, mask))
             used.add(key)
     if orphans:
         raise DataError(
@@ -130,23 +123,18 @@ def read_mask_raw(path: str | Path, as_color: bool = False) -> np.ndarray:
     return read_mask_file(path, as_color)
 
 
-def load_pair(sample: Sample, decoder: MaskDecoder) -> tuple[np.ndarray, np.ndarray]:
-    """Image (RGB) and decoded mask of one sample, checked to be the same size."""
+def load_pair(sample: LabelledSample, decoder: MaskDecoder) -> tuple[np.ndarray, np.ndarray]:
+    """Image (RGB) and mask of one sample of the seed layout decoded by ``decoder``, checked to be
+    the same size; a reader's
+    :meth:`~segpipe.data.formats.FormatReader.load` does this for every format."""
     image = read_image(sample.image)
-    mask = decoder.decode(read_mask_raw(sample.mask, decoder.mask_type == "color"), sample.mask)
+    mask = decoder.decode(read_mask_raw(sample.label, decoder.mask_type == "color"), sample.label)
     if image.shape[:2] != mask.shape[:2]:
         raise DataError(
-            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but image {sample.image} is "
+            f"{sample.label}: mask is {mask.shape[1]}x{mask.shape[0]} but image {sample.image} is "
             f"{image.shape[1]}x{image.shape[0]} (W x H)"
         )
     return image, mask
-
-
-def load_any(sample: Any, loader: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(image, class map) through a format reader (``loader.load``) or a :class:`MaskDecoder`."""
-    if hasattr(loader, "load"):
-        return loader.load(sample)
-    return load_pair(sample, loader)
 
 
 @dataclass
@@ -164,32 +152,32 @@ class DatasetStats:
 
 
 def scan_samples(
-    samples: Sequence[Any],
-    decoder: Any,
+    samples: Sequence[LabelledSample],
+    reader: Any,
     reporter: Reporter | None = None,
     threads: int | None = None,
 ) -> DatasetStats:
     """Decode every mask (and image) once, so bad data fails before anything is written.
 
     Raises the first error found (one line naming the file). Also counts pixels per class.
-    ``decoder``: a :class:`MaskDecoder` (``samples`` of this layout) or a format reader
-    (:class:`~segpipe.data.formats.FormatReader`, its own samples), whose ``num_classes`` is set.
+    ``reader``: the :class:`~segpipe.data.formats.FormatReader` the ``samples`` come from, built
+    with its ``num_classes``.
     """
     if not samples:
         raise DataError("the dataset is empty")
     reporter = reporter or Reporter()
-    counts = np.zeros(max(decoder.num_classes, 1), dtype=np.int64)
+    counts = np.zeros(max(reader.num_classes, 1), dtype=np.int64)
     ignored = 0
 
-    def one(s: Any) -> np.ndarray:
-        _, mask = load_any(s, decoder)
-        return np.bincount(mask.ravel(), minlength=max(decoder.num_classes, decoder.ignore_index + 1))
+    def one(s: LabelledSample) -> np.ndarray:
+        _, mask = reader.load(s)
+        return np.bincount(mask.ravel(), minlength=max(reader.num_classes, reader.ignore_index + 1))
 
     threads = threads or min(8, (os.cpu_count() or 2) * 2)
     with reporter.task("Checking dataset", total=len(samples)) as task, ThreadPoolExecutor(threads) as pool:
         for hist in pool.map(one, samples):
             counts += hist[: len(counts)]
-            if decoder.ignore_index < len(hist):
-                ignored += int(hist[decoder.ignore_index])
+            if reader.ignore_index < len(hist):
+                ignored += int(hist[reader.ignore_index])
             task.advance()
     return DatasetStats(len(samples), counts, ignored)

@@ -17,22 +17,28 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from segpipe.data.dataset import load_any
+from segpipe.data.formats.base import FormatReader
+from segpipe.data.samples import LabelledSample
 
 
 class SegDataset(Dataset):
     """Pairs of (image uint8 H×W×3, mask H×W) after the albumentations ``transform``.
 
-    ``decoder``: the format reader the ``samples`` come from (:class:`~segpipe.data.formats.
-    FormatReader`), or a :class:`~segpipe.data.masks.MaskDecoder` for samples of the seed layout.
+    ``reader``: the format reader (:class:`~segpipe.data.formats.FormatReader`) the ``samples``
+    come from; its :meth:`~segpipe.data.formats.FormatReader.load` reads each pair.
 
     ``transform`` gets ``image=`` and ``mask=`` (same geometric augmentation; masks use nearest
     neighbour). :meth:`reseed` makes the random augmentation reproducible per epoch and worker.
     """
 
-    def __init__(self, samples: Sequence[Any], decoder: Any, transform: Callable[..., Any] | None = None):
+    def __init__(
+        self,
+        samples: Sequence[LabelledSample],
+        reader: FormatReader,
+        transform: Callable[..., Any] | None = None,
+    ):
         self.samples = list(samples)
-        self.decoder = decoder
+        self.reader = reader
         self.transform = transform
 
     def __len__(self) -> int:
@@ -45,7 +51,7 @@ class SegDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw (untransformed) image and mask of sample ``index``."""
-        return load_any(self.samples[index], self.decoder)
+        return self.reader.load(self.samples[index])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self.load(index)

@@ -17,36 +17,21 @@ from typing import Any, ClassVar
 import numpy as np
 
 from segpipe.data import safepaths
+from segpipe.data.samples import SPLITS, LabelledSample
 from segpipe.errors import ConfigError, DataError
 from segpipe.progress import Reporter
 
-#: Split names readers use (a format's own names, e.g. ADE20K's ``training``, map onto these).
-SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class LabelledSample:
-    """One image and the file that holds its annotation.
-
-    Attributes:
-        name: unique, readable name (relative path without suffix), used for outputs and messages.
-        image: the image file.
-        label: the file holding the annotation (mask PNG, YOLO txt, COCO/LabelMe json...); None for an
-            image without annotation (a format may list such images as all-background).
-        split: ``train``/``val``/``test`` when the format ships splits, else None.
-        key: anything the reader needs to find the annotation inside ``label`` (a COCO image id...).
-    """
-
-    name: str
-    image: Path
-    label: Path | None
-    split: str | None = None
-    key: Any = None
-
-    @property
-    def mask(self) -> Path | None:
-        """Alias of :attr:`label` (what :class:`segpipe.data.dataset.Sample` calls it)."""
-        return self.label
+#: ``LabelledSample`` and ``SPLITS`` are :mod:`segpipe.data.samples`'s, named here for the readers.
+__all__ = [
+    "SPLITS",
+    "ClassInfo",
+    "FormatReader",
+    "LabelledSample",
+    "as_index_array",
+    "check_root",
+    "class_names_or_default",
+    "value_lut",
+]
 
 
 @dataclass(frozen=True)

@@ -52,14 +52,13 @@ class SeedReader(FormatReader):
         return None
 
     def samples(self) -> list[LabelledSample]:
-        found = find_samples(
+        return find_samples(
             self.root,
             self.opts["images_dir"],
             self.opts["masks_dir"],
             self.opts["mask_suffix"],
             reporter=self.reporter,
         )
-        return [LabelledSample(s.name, s.image, s.mask) for s in found]
 
     def palette(self) -> Palette | None:
         """``--colors`` when given, else ``DATA_ROOT/colors.csv``, else None."""
