@@ -122,8 +122,11 @@ TILE = INFERENCE_PANEL.shared("--tile", None, "Sliding-window inference: cover e
     "the network size.", metavar="W H")
 OVERLAP = INFERENCE_PANEL.shared("--overlap", 0.25, "Fraction of a window shared with its neighbour (with --tile).")
 
-# ---- outputs ------------------------------------------------------------------------------------
+# ---- outputs and runs ---------------------------------------------------------------------------
 REPORT = shared("--report", None, "Write the figures as JSON here.")
+#: The folder a command writes into (train's run folder, visualize's pictures).
+OUTPUT_DIR = shared("--output-dir", "--output_dir", help="Folder written to.", metavar="DIR")
+SEED = shared("--seed", 0, "Random seed.")
 # fmt: on
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from segpipe.options import flags as F
 from segpipe.options.base import ClassCount, Seed, Size, to_plain
-from segpipe.options.declare import UNSET, flag
+from segpipe.options.declare import UNSET, Panel
 from segpipe.options.train_checks import (
     AMP_DTYPES,
     CLASS_WEIGHTS,
@@ -38,157 +38,74 @@ __all__ = [
     "parse_loss",
 ]
 
-DATA, MODEL, AUG, OPTIM = F.DATA_PANEL, F.MODEL_PANEL, "Augmentation", "Optimisation"
-RECIPE, RUN, LOGGING = "Recipe (class weights, EMA, warm-up)", "Run", "Logging"
-SCALE, SPEED = "Several GPUs / processes", "Speed (CUDA)"
+DATA, MODEL, AUG, OPTIM = F.DATA_PANEL, F.MODEL_PANEL, Panel("Augmentation"), Panel("Optimisation")
+RECIPE, RUN, LOGGING = Panel("Recipe (class weights, EMA, warm-up)"), Panel("Run"), Panel("Logging")
+SCALE, SPEED = Panel("Several GPUs / processes"), Panel("Speed (CUDA)")
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """Everything ``segpipe train`` needs. Sizes are (width, height) in pixels."""
 
+    # one declaration a line or two (segpipe.options.declare), kept so by the formatter:
+    # fmt: off
     #: The data set folder, any label format (required: on the command line or in ``--config``).
     data_root: Path = F.DATA_ROOT(required=False)
     #: Number of classes in the masks (binary mode: 2). None: from --class-names or the checkpoint.
     num_classes: ClassCount | None = F.NUM_CLASSES(help="Number of classes (binary: 2).", panel=DATA)
     #: Name the run and its checkpoints are saved under (run folder ``runs/<model_name>``).
-    model_name: str = flag(
-        "--model-name",
-        "--model_name",
-        default="model",
-        help="Name of the run and its checkpoints (the original --model_name means this name here; "
-        "in visualize and evaluate it is the model file).",
-        panel=RUN,
-        metavar="NAME",
-    )
+    model_name: str = RUN.flag("--model-name", "--model_name", "model", "Name of the run and its checkpoints (the "
+        "original --model_name means this name here; in visualize and evaluate it is the model file).")
     #: Checkpoint to start from: a segpipe checkpoint resumes (model, optimizer, scheduler,
     #: epoch, best metric); a bare state_dict loads weights only. Missing file: warn, start fresh.
-    model: Path | None = F.MODEL(
-        names=("--model",),
-        default=None,
-        help="Checkpoint to start from (segpipe checkpoints resume; bare state_dicts load weights).",
-    )
+    model: Path | None = F.MODEL(names=("--model",), default=None,
+        help="Checkpoint to start from (segpipe checkpoints resume; bare state_dicts load weights).")
     #: Load only the weights of ``model`` (fine-tune) instead of resuming its run.
-    finetune: bool = flag(
-        "--finetune",
-        default=False,
-        help="With --model: load its weights only and start a new run.",
-        panel=MODEL,
-    )
+    finetune: bool = MODEL.flag("--finetune", False, "With --model: load its weights only and start a new run.")
     #: ``seg`` (multiclass softmax), ``binary`` (one sigmoid channel) or ``multilabel``.
     mode: str = F.MODE(help="seg (multiclass softmax), binary or multilabel.")
     arch: str = F.ARCH(default="Unet", help="Any smp architecture (Unet, FPN, DeepLabV3Plus...).")
     encoder: str = F.ENCODER(default="efficientnet-b0", help="Any smp encoder.")
     #: ``imagenet``, ``none`` or a path to an encoder weights file.
-    encoder_weights: str = flag(
-        "--encoder-weights",
-        default="imagenet",
-        help="imagenet, none, or a weights file.",
-        panel=MODEL,
-        metavar="WEIGHTS",
-    )
-    epochs: int = flag("--epochs", default=50, help="Training epochs.", panel=OPTIM, metavar="N")
+    encoder_weights: str = MODEL.flag("--encoder-weights", "imagenet", "imagenet, none, or a weights file.",
+        metavar="WEIGHTS")
+    epochs: int = OPTIM.flag("--epochs", 50, "Training epochs.")
     #: Images per step and process.
     batch_size: int = F.BATCH(default=8, help="Images per step (per process).", panel=OPTIM)
-    lr: float = flag("--lr", default=1e-3, help="Learning rate.", panel=OPTIM, metavar="NUM")
-    weight_decay: float = flag(
-        "--weight-decay", default=1e-4, help="Weight decay.", panel=OPTIM, metavar="NUM"
-    )
-    optimizer: str = flag(
-        "--optimizer", default="adamw", help="adamw, adam or sgd.", panel=OPTIM, metavar="NAME"
-    )
-    scheduler: str = flag(
-        "--scheduler",
-        default="cosine",
-        help="cosine, poly or constant (per epoch).",
-        panel=OPTIM,
-        metavar="NAME",
-    )
-    size: Size = F.SIZE(
-        default=(512, 512),
-        help="WIDTH HEIGHT, multiples of the output stride. Default: 512 512.",
-        panel=DATA,
-        show_default=False,
-    )
+    lr: float = OPTIM.flag("--lr", 1e-3, "Learning rate.")
+    weight_decay: float = OPTIM.flag("--weight-decay", 1e-4, "Weight decay.")
+    optimizer: str = OPTIM.flag("--optimizer", "adamw", "adamw, adam or sgd.")
+    scheduler: str = OPTIM.flag("--scheduler", "cosine", "cosine, poly or constant (per epoch).")
+    size: Size = F.SIZE(default=(512, 512), help="WIDTH HEIGHT, multiples of the output stride. Default: 512 512.",
+        panel=DATA, show_default=False)
     #: Fraction of the data held out for validation when ``val_root`` is not given (0: none).
-    val_fraction: float = flag(
-        "--val-fraction",
-        default=0.2,
-        help="Share of the data held out for validation.",
-        panel=DATA,
-        metavar="NUM",
-    )
-    val_root: Path | None = flag(
-        "--val-root",
-        default=None,
-        help="A separate validation folder (same layout).",
-        panel=DATA,
-        metavar="DIR",
-    )
+    val_fraction: float = DATA.flag("--val-fraction", 0.2, "Share of the data held out for validation.")
+    val_root: Path | None = DATA.flag("--val-root", None, "A separate validation folder (same layout).",
+        metavar="DIR")
     #: Data loader processes; default min(4, cores).
-    workers: int = F.WORKERS(
-        default=UNSET,
-        default_factory=default_workers,
-        help="Data loader processes. Default: min(4, cores).",
-        panel=RUN,
-        show_default=False,
-    )
+    workers: int = F.WORKERS(default=UNSET, default_factory=default_workers,
+        help="Data loader processes. Default: min(4, cores).", panel=RUN, show_default=False)
     device: str = F.DEVICE(panel=RUN)
     #: Mixed precision (CUDA only; ignored with a warning on CPU).
-    amp: bool = flag("--amp", default=False, help="Mixed precision on CUDA.", panel=RUN)
-    seed: Seed = flag("--seed", default=0, help="Random seed.", panel=RUN, metavar="N")
+    amp: bool = RUN.flag("--amp", False, "Mixed precision on CUDA.")
+    seed: Seed = F.SEED(panel=RUN)
     #: Run folder; default ``runs/<model_name>`` (``-2``, ``-3``... if that already holds a run).
-    output_dir: Path | None = flag(
-        "--output-dir",
-        "--output_dir",
-        default=None,
-        help="Run folder (default runs/<model_name>).",
-        panel=RUN,
-        metavar="DIR",
-    )
+    output_dir: Path | None = F.OUTPUT_DIR(default=None, help="Run folder (default runs/<model_name>).", panel=RUN)
     class_names: tuple[str, ...] | None = F.CLASS_NAMES()
     #: Palette CSV for colour masks and pictures; default the colors.csv shipped with segpipe.
     colors: Path | None = F.COLORS()
     #: Mask value ignored by loss and metrics; default 255, or 65535 above 255 classes.
     ignore_index: int | None = F.IGNORE_INDEX()
     #: One of ce, dice, focal, lovasz (bce in binary/multilabel) or a sum such as ``ce+dice``.
-    loss: str = flag(
-        "--loss",
-        default="ce",
-        help="ce, dice, focal, lovasz (bce) or a sum like ce+dice.",
-        panel=OPTIM,
-        metavar="LOSS",
-    )
+    loss: str = OPTIM.flag("--loss", "ce", "ce, dice, focal, lovasz (bce) or a sum like ce+dice.", metavar="LOSS")
     #: ``none``, ``light``, ``heavy`` or a YAML albumentations pipeline.
-    augment: str = flag(
-        "--augment",
-        default="light",
-        help="none, light, heavy or an albumentations YAML file.",
-        panel=AUG,
-        metavar="PRESET",
-    )
-    use_mixup: bool = flag(
-        "--use-mixup",
-        "--use_mixup",
-        default=False,
-        help="Mix-up of two samples, loss mixed by the same weight.",
-        panel=AUG,
-    )
-    mixup_alpha: float = flag(
-        "--mixup-alpha",
-        default=0.4,
-        help="Beta(alpha, alpha) of the mix-up weight.",
-        panel=AUG,
-        metavar="NUM",
-    )
+    augment: str = AUG.flag("--augment", "light", "none, light, heavy or an albumentations YAML file.",
+        metavar="PRESET")
+    use_mixup: bool = AUG.flag("--use-mixup", "--use_mixup", False,
+        "Mix-up of two samples, loss mixed by the same weight.")
+    mixup_alpha: float = AUG.flag("--mixup-alpha", 0.4, "Beta(alpha, alpha) of the mix-up weight.")
     #: Stop after this many epochs without a better validation mIoU (0: never).
-    patience: int = flag(
-        "--patience",
-        default=0,
-        help="Early stopping after N epochs without a better mIoU (0: off).",
-        panel=OPTIM,
-        metavar="N",
-    )
+    patience: int = OPTIM.flag("--patience", 0, "Early stopping after N epochs without a better mIoU (0: off).")
     images_dir: str = F.IMAGES_DIR()
     masks_dir: str = F.MASKS_DIR()
     mask_suffix: str = F.MASK_SUFFIX()
@@ -206,163 +123,82 @@ class TrainOptions:
     crowds: str = F.CROWDS()
     #: A user's dataset class ``package.module:ClassName`` for other layouts. It imports and runs
     #: that Python code: the command line takes it from ``--dataset`` only, never from a config file.
-    dataset: str | None = flag(
-        "--dataset",
-        default=None,
-        help="Your own dataset class, package.module:ClassName: this IMPORTS AND RUNS that Python "
-        "code (only from the command line, never from a --config file).",
-        panel=DATA,
-        metavar="MODULE:CLASS",
-    )
+    dataset: str | None = DATA.flag("--dataset", None, "Your own dataset class, package.module:ClassName: this "
+        "IMPORTS AND RUNS that Python code (only from the command line, never from a --config file).",
+        metavar="MODULE:CLASS")
     # ---- scale and robustness ----
     #: Processes (one per GPU, or CPU processes with ``device="cpu"``) on this machine, launched
     #: through torch.distributed's elastic launcher. Under ``torchrun`` the world size comes from
     #: torchrun and this is ignored. ``batch_size`` is per process: the effective batch is
     #: ``batch_size * processes``; ``lr`` is used as given (not scaled).
-    devices: int = flag(
-        "--devices",
-        default=1,
-        help="Processes on this machine (one per GPU; with --device cpu, CPU processes), launched by "
-        "torch's elastic launcher. Under torchrun: ignored.",
-        panel=SCALE,
-        metavar="N",
-    )
+    devices: int = SCALE.flag("--devices", 1, "Processes on this machine (one per GPU; with --device cpu, CPU "
+        "processes), launched by torch's elastic launcher. Under torchrun: ignored.")
     #: Elastic restarts of all processes after a failure when launched with ``devices > 1``
     #: (torchrun: its own ``--max-restarts``); a restart resumes from the run's ``last.pth``.
-    max_restarts: int = flag(
-        "--max-restarts",
-        default=0,
-        help="With --devices: restart all processes this often after a failure, resuming from last.pth.",
-        panel=SCALE,
-        metavar="N",
-    )
+    max_restarts: int = SCALE.flag("--max-restarts", 0,
+        "With --devices: restart all processes this often after a failure, resuming from last.pth.")
     #: If the run folder already holds ``last.pth``, resume from it (else start as usual): makes a
     #: re-queued job pick up where it stopped. Needs ``output_dir`` or the default folder name.
-    resume: bool = flag(
-        "--resume",
-        default=False,
-        help="If the run folder holds last.pth, go on from it (re-queued jobs).",
-        panel=RUN,
-    )
+    resume: bool = RUN.flag("--resume", False, "If the run folder holds last.pth, go on from it (re-queued jobs).")
     #: Synchronised BatchNorm across processes (CUDA, more than one process).
-    sync_bn: bool = flag(
-        "--sync-bn", default=False, help="SyncBatchNorm across processes (CUDA).", panel=SCALE
-    )
+    sync_bn: bool = SCALE.flag("--sync-bn", False, "SyncBatchNorm across processes (CUDA).")
     #: Mixed-precision type with ``amp``: ``fp16`` (with a gradient scaler) or ``bf16`` (none needed).
-    amp_dtype: str = flag(
-        "--amp-dtype",
-        default="fp16",
-        help="fp16 (with a gradient scaler) or bf16, with --amp.",
-        panel=SPEED,
-        metavar="DTYPE",
-    )
+    amp_dtype: str = SPEED.flag("--amp-dtype", "fp16", "fp16 (with a gradient scaler) or bf16, with --amp.",
+        metavar="DTYPE")
     #: ``torch.compile`` the model (opt-in; the first steps are slow while it compiles).
-    compile: bool = flag(
-        "--compile", default=False, help="torch.compile the model (slow first steps).", panel=SPEED
-    )
+    compile: bool = SPEED.flag("--compile", False, "torch.compile the model (slow first steps).")
     #: Channels-last memory layout for the model and its input batches: ``None`` (default) is
     #: channels-last on CUDA (faster convolutions, above all with AMP) and contiguous NCHW on the CPU
     #: (as fast or faster there, see benchmarks/bench_channels_last.py, and oneDNN's channels-last
     #: backward crashes some encoders on AVX-512 CPUs); True / False force one layout.
-    channels_last: bool | None = flag(
-        "--channels-last/--no-channels-last",
-        default=None,
-        help="Memory layout of the model and its batches (default: channels-last on CUDA, contiguous on the CPU).",
-        panel=SPEED,
-        show_default=False,
-    )
+    channels_last: bool | None = SPEED.flag("--channels-last/--no-channels-last", None, "Memory layout of the "
+        "model and its batches (default: channels-last on CUDA, contiguous on the CPU).", show_default=False)
     #: Keep data-loader worker processes alive between epochs (``workers > 0``); augmentation stays
     #: seeded per (seed, epoch, image), so resuming is exact either way.
-    persistent_workers: bool = flag(
-        "--persistent-workers/--no-persistent-workers",
-        default=True,
-        help="Keep loader workers alive between epochs.",
-        panel=SPEED,
-    )
+    persistent_workers: bool = SPEED.flag("--persistent-workers/--no-persistent-workers", True,
+        "Keep loader workers alive between epochs.")
     #: Deterministic kernels on CUDA (no cudnn.benchmark): slower, repeatable to the bit.
-    deterministic: bool = flag(
-        "--deterministic",
-        default=False,
-        help="Deterministic CUDA kernels, no cudnn.benchmark (exact resume on GPU; slower).",
-        panel=SPEED,
-    )
+    deterministic: bool = SPEED.flag("--deterministic", False,
+        "Deterministic CUDA kernels, no cudnn.benchmark (exact resume on GPU; slower).")
     #: Steps between progress-bar updates, each a host synchronisation; 0: every step on CPU, every
     #: 10 on CUDA. A stop signal or a non-finite loss is acted on at the next update.
-    log_every: int = flag(
-        "--log-every",
-        default=0,
-        help="Steps between progress updates (host syncs); 0: 1 on CPU, 10 on CUDA.",
-        panel=LOGGING,
-        metavar="N",
-    )
+    log_every: int = LOGGING.flag("--log-every", 0, "Steps between progress updates (host syncs); 0: 1 on CPU, "
+        "10 on CUDA.")
     #: Skip batches whose loss is not finite (NaN/inf) instead of stopping the run (costs one host
     #: synchronisation per step).
-    skip_nonfinite: bool = flag(
-        "--skip-nonfinite",
-        default=False,
-        help="Skip batches with a NaN/inf loss instead of stopping.",
-        panel=OPTIM,
-    )
+    skip_nonfinite: bool = OPTIM.flag("--skip-nonfinite", False,
+        "Skip batches with a NaN/inf loss instead of stopping.")
     #: Allow a ``model`` checkpoint that needs full unpickling (Python objects; can run code). The
     #: command line takes it from ``--trust-checkpoint`` only; options.yaml never records it.
     trust_checkpoint: bool = F.TRUST_CHECKPOINT(
-        help="Allow a --model checkpoint that needs full unpickling (it can run code: trusted files only)."
-    )
+        help="Allow a --model checkpoint that needs full unpickling (it can run code: trusted files only).")
     # ---- training recipe ----
     #: Per-class loss weights: ``none``, ``inverse`` or ``sqrt-inverse`` (of each class's pixel
     #: share in the data), a file of one weight per class, or the weights (``0.5,1,4``). Resolved
     #: to the weights themselves once the data is scanned: options.yaml records the numbers.
-    class_weights: str | tuple[float, ...] = flag(
-        "--class-weights",
-        default="none",
-        cli_type=str,
-        help="Per-class loss weights: none, inverse or sqrt-inverse (of the pixel share), a file of "
-        "one weight per class, or 0.5,1,4.",
-        panel=RECIPE,
-        metavar="WEIGHTS",
-    )
+    class_weights: str | tuple[float, ...] = RECIPE.flag("--class-weights", "none",
+        "Per-class loss weights: none, inverse or sqrt-inverse (of the pixel share), a file of one weight per "
+        "class, or 0.5,1,4.", cli_type=str, metavar="WEIGHTS")
     #: With ``inverse``/``sqrt-inverse``: no class weighs more than this many times the most
     #: frequent one.
-    class_weight_cap: float = flag(
-        "--class-weight-cap",
-        default=10.0,
-        help="inverse/sqrt-inverse: no class weighs more than this times the most frequent.",
-        panel=RECIPE,
-        metavar="NUM",
-    )
+    class_weight_cap: float = RECIPE.flag("--class-weight-cap", 10.0,
+        "inverse/sqrt-inverse: no class weighs more than this times the most frequent.")
     #: Exponential moving average of the weights (timm ModelEmaV3, decay warmed up):
     #: validation and best.pth use the averaged weights.
-    ema: bool = flag(
-        "--ema", default=False, help="EMA of the weights: validation and best.pth use it.", panel=RECIPE
-    )
+    ema: bool = RECIPE.flag("--ema", False, "EMA of the weights: validation and best.pth use it.")
     #: The EMA decay the warm-up ``1 - (1 + step) ** -0.75`` rises to.
-    ema_decay: float = flag(
-        "--ema-decay", default=0.9999, help="The EMA decay its warm-up rises to.", panel=RECIPE, metavar="NUM"
-    )
+    ema_decay: float = RECIPE.flag("--ema-decay", 0.9999, "The EMA decay its warm-up rises to.")
     #: Linear learning-rate warm-up over this many epochs (per step; fractions allowed), before
     #: the scheduler takes over.
-    warmup_epochs: float = flag(
-        "--warmup-epochs",
-        default=0.0,
-        help="Linear learning-rate warm-up over N epochs (per step) before the scheduler.",
-        panel=RECIPE,
-        metavar="NUM",
-    )
+    warmup_epochs: float = RECIPE.flag("--warmup-epochs", 0.0,
+        "Linear learning-rate warm-up over N epochs (per step) before the scheduler.")
     #: ``auto``, ``tensorboard``, ``mlflow`` or ``none``; both log into the run folder, no network.
-    logger: str = flag(
-        "--logger",
-        default="auto",
-        help="auto (TensorBoard if installed), tensorboard, mlflow or none; into the run folder.",
-        panel=LOGGING,
-        metavar="NAME",
-    )
+    logger: str = LOGGING.flag("--logger", "auto",
+        "auto (TensorBoard if installed), tensorboard, mlflow or none; into the run folder.")
     #: Write into a run folder (``output_dir``) that already holds a finished run, replacing its files.
-    exist_ok: bool = flag(
-        "--exist-ok",
-        default=False,
-        help="Write into an --output-dir that already holds a finished run (its files are replaced).",
-        panel=RUN,
-    )
+    exist_ok: bool = RUN.flag("--exist-ok", False,
+        "Write into an --output-dir that already holds a finished run (its files are replaced).")
+    # fmt: on
 
     def __post_init__(self) -> None:
         check_train(self)
