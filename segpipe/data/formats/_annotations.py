@@ -20,14 +20,17 @@ import gc
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
 from segpipe.data.safepaths import check_regular, is_regular, open_regular
-from segpipe.errors import DataError
+from segpipe.errors import DataError, some
+from segpipe.progress import Reporter
+
+_S = TypeVar("_S")
 
 LABEL_MB_ENV = "SEGPIPE_MAX_LABEL_MB"
 DEFAULT_LABEL_MB = 1024
@@ -171,6 +174,26 @@ def decode_image(data: bytes, path: Path, what: str = "imageData") -> np.ndarray
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+@contextlib.contextmanager
+def opened_label_image(path: Path, what: str = "mask", source: IO[bytes] | None = None) -> Iterator[Any]:
+    """Pillow's image of the label file ``path`` (read from ``source`` when given), its declared
+    size bounded by :func:`check_image_size` before anything is decoded. A decompression bomb, or a
+    file Pillow cannot read or decode inside the block, is one line naming ``path`` (``what`` it
+    is: ``"mask"``, ``"panoptic PNG"``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path if source is None else source) as im:
+            check_image_size(*im.size, str(path))
+            yield im
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise DataError(f"cannot read {what} {path}: missing, unreadable or not an image") from None
+
+
 def read_index_png(path: Path) -> np.ndarray:
     """A single-channel label image as its stored values (H×W uint8/uint16).
 
@@ -178,20 +201,10 @@ def read_index_png(path: Path) -> np.ndarray:
     values, and an RGB image whose three channels are equal gives one channel; anything else is
     refused in one line.
     """
-    from PIL import Image, UnidentifiedImageError
-
     check_regular(path, "mask")
-    try:
-        with Image.open(path) as im:
-            check_image_size(*im.size, str(path))
-            mode = im.mode
-            arr = np.array(im)
-    except Image.DecompressionBombError:
-        raise DataError(
-            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
-        ) from None
-    except (UnidentifiedImageError, OSError):
-        raise DataError(f"cannot read mask {path}: missing, unreadable or not an image") from None
+    with opened_label_image(path) as im:
+        mode = im.mode
+        arr = np.array(im)
     if mode in ("P", "L"):
         return arr.astype(np.uint8, copy=False)
     if mode in ("I;16", "I;16B", "I;16L", "I", "1"):
@@ -236,3 +249,25 @@ def find_image(folder: Path, stem: str) -> Path | None:
             if is_regular(cand):
                 return cand
     return None
+
+
+def checked_samples(
+    out: list[_S],
+    none: str,
+    missing: Sequence[str] = (),
+    lacking: str = "",
+    warn: Reporter | None = None,
+    by_name: bool = True,
+) -> list[_S]:
+    """The end of a reader's ``samples()``: the files it could not pair (``missing``, one entry
+    each) refused in one line ``"N {lacking}: a, b, c and 7 more"`` (with ``warn``: said there and
+    left out); no sample at all refused in one line (``none``); else ``out``, sorted by name unless
+    ``by_name`` is False (the reader's own order)."""
+    if missing:
+        line = f"{len(missing)} {lacking}: {some(missing)}"
+        if warn is None:
+            raise DataError(line)
+        warn.warn(line)
+    if not out:
+        raise DataError(none)
+    return sorted(out, key=lambda s: s.name) if by_name else out  # type: ignore[attr-defined]

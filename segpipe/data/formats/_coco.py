@@ -4,12 +4,14 @@ checked before pycocotools sees them. No torch here."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from segpipe.data.formats._annotations import MAX_POINTS, check_image_size
+from segpipe.data.formats._annotations import MAX_POINTS, check_image_size, read_json
+from segpipe.data.formats.base import FormatReader
 from segpipe.data.safepaths import check_polygon
-from segpipe.errors import DataError
+from segpipe.errors import DataError, some
 
 #: ``--crowds`` values: ``ignore`` (crowd regions are the ignore value where no object covers
 #: them) or ``class`` (drawn as their category, like any annotation).
@@ -53,8 +55,11 @@ def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_structure(data: Any, path: Path) -> None:
-    """The fields this reader uses, with their types; one line naming the file and the field."""
+def check_images_and_categories(data: Any, path: Path) -> None:
+    """What every COCO file holds (instances, stuff, panoptic): an object with the lists
+    ``images``, ``annotations`` and ``categories``, each category an integer ``id`` and a string
+    ``name``, each image an integer ``id``, a string ``file_name`` and a bounded size; one line
+    naming the file and the entry."""
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
     for key in ("images", "annotations", "categories"):
@@ -71,9 +76,77 @@ def check_structure(data: Any, path: Path) -> None:
         check_image_size(
             im.get("width"), im.get("height"), f"{path} images[{i}] (id {im['id']}) width/height"
         )
+
+
+def check_structure(data: Any, path: Path) -> None:
+    """The fields the instances/stuff reader uses, with their types; one line naming the file and
+    the field."""
+    check_images_and_categories(data, path)
     for i, a in enumerate(data["annotations"]):  # (type() is: 860k annotations in COCO train)
         if type(a) is not dict or type(a.get("image_id")) is not int or type(a.get("category_id")) is not int:
             raise DataError(f"{path}: annotations[{i}] needs integer 'image_id' and 'category_id'")
+
+
+class CocoJsonReader(FormatReader):
+    """What both COCO readers (instances/stuff, panoptic) share: the ``crowds`` option, label files
+    found by :meth:`find_files` (one line when there is none), each parsed once (cached) and
+    checked by :meth:`check_file`, and :meth:`categories` merged over all of them."""
+
+    options = {"crowds": "ignore"}
+    #: The label files as they are named (``"annotations/panoptic_*.json"``), said when none is found.
+    file_pattern = ""
+
+    def __init__(self, root: str | Path, **kw: Any) -> None:
+        super().__init__(root, **kw)
+        self.crowds = check_crowds(self.opts["crowds"])
+
+    @staticmethod
+    def find_files(root: Path) -> list[Path]:
+        """The label files of a data root, sorted."""
+        raise NotImplementedError
+
+    @staticmethod
+    def check_file(data: Any, path: Path) -> None:
+        """The structure check of one parsed file; one line naming the file on a problem."""
+        raise NotImplementedError
+
+    def label_files(self) -> list[Path]:
+        """:meth:`find_files` of the data root; one line when there is none."""
+        files = self.find_files(self.root)
+        if not files:
+            raise DataError(f"{self.root}: no {self.file_pattern}")
+        return files
+
+    @functools.cached_property
+    def _parsed(self) -> dict[Path, dict[str, Any]]:
+        return {}
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        if path not in self._parsed:
+            data = read_json(path)
+            self.check_file(data, path)
+            self._parsed[path] = data
+        return self._parsed[path]
+
+    @functools.cached_property
+    def _categories(self) -> dict[int, str]:
+        cats: dict[int, tuple[str, Path]] = {}
+        for f in self.label_files():
+            for c in self._load(f)["categories"]:
+                seen = cats.get(c["id"])
+                if seen is not None and seen[0] != c["name"]:
+                    raise DataError(
+                        f"{f}: category id {c['id']} is {c['name']!r} but {seen[1]} calls it {seen[0]!r}"
+                    )
+                cats[c["id"]] = (c["name"], f)
+        if not cats:
+            raise DataError(f"{some([str(f) for f in self.label_files()])}: no categories")
+        return {k: cats[k][0] for k in sorted(cats)}
+
+    def categories(self) -> dict[int, str]:
+        """Category id -> name over every label file, sorted by id (one line when two files give
+        an id two names)."""
+        return self._categories
 
 
 def rle_string_counts(s: str) -> list[int]:

@@ -53,9 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import check_image_size, gc_paused, read_json
+from segpipe.data.formats._annotations import check_image_size, gc_paused
 from segpipe.data.formats._coco import (  # noqa: F401 - rle_string_counts re-exported
     BACKGROUND_NAMES,
+    CocoJsonReader,
     background_category,
     check_crowds,
     check_structure,
@@ -64,7 +65,7 @@ from segpipe.data.formats._coco import (  # noqa: F401 - rle_string_counts re-ex
     rle_string_counts,
     to_rle,
 )
-from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats.base import ClassInfo, LabelledSample
 from segpipe.data.safepaths import check_regular, open_regular
 from segpipe.errors import DataError, some
 
@@ -118,7 +119,7 @@ def image_dirs(root: Path, label_file: Path, split: str | None, tag: str | None 
     return list(dict.fromkeys(cands))
 
 
-class CocoReader(FormatReader):
+class CocoReader(CocoJsonReader):
     """COCO instances/stuff JSON: polygons and RLE through pycocotools, background 0."""
 
     name = "coco"
@@ -128,20 +129,19 @@ class CocoReader(FormatReader):
         "SPLIT/_annotations.coco.json; annotations.json + JPEGImages/"
     )
 
-    options = {"crowds": "ignore"}
+    check_file = staticmethod(check_structure)
+    find_files = staticmethod(find_label_files)
+    file_pattern = "annotations/instances_*.json or stuff_*.json"
 
     def __init__(self, root: str | Path, **kw: Any) -> None:
         super().__init__(root, **kw)
-        self.crowds = check_crowds(self.opts["crowds"])
         #: Pixels crowds made ignore and pixels read, over the masks read so far (:meth:`notes`).
         self.crowd_pixels = 0
         self.pixels_read = 0
         self._problems: list[str] = []
-        self._json: dict[Path, dict[str, Any]] = {}
         self._samples: list[LabelledSample] | None = None
         self._anns: dict[tuple[str | None, int], list[tuple[Path, dict[str, Any]]]] = {}
         self._images: dict[tuple[str | None, int], tuple[Path, dict[str, Any]]] = {}
-        self._cats: dict[int, str] | None = None
         self._class_of: dict[int, int] | None = None
         self._names: tuple[str, ...] | None = None
 
@@ -151,36 +151,6 @@ class CocoReader(FormatReader):
         if not found:
             return None
         return f"COCO annotations {some([p.name for p in found], 2)}"
-
-    def _load(self, path: Path) -> dict[str, Any]:
-        if path not in self._json:
-            data = read_json(path)
-            check_structure(data, path)
-            self._json[path] = data
-        return self._json[path]
-
-    def label_files(self) -> list[Path]:
-        files = find_label_files(self.root)
-        if not files:
-            raise DataError(f"{self.root}: no annotations/instances_*.json or stuff_*.json")
-        return files
-
-    def categories(self) -> dict[int, str]:
-        """Category id -> name over every label file."""
-        if self._cats is None:
-            cats: dict[int, tuple[str, Path]] = {}
-            for f in self.label_files():
-                for c in self._load(f)["categories"]:
-                    seen = cats.get(c["id"])
-                    if seen is not None and seen[0] != c["name"]:
-                        raise DataError(
-                            f"{f}: category id {c['id']} is {c['name']!r} but {seen[1]} calls it {seen[0]!r}"
-                        )
-                    cats[c["id"]] = (c["name"], f)
-            if not cats:
-                raise DataError(f"{some([str(f) for f in self.label_files()])}: no categories")
-            self._cats = {k: cats[k][0] for k in sorted(cats)}
-        return self._cats
 
     def samples(self) -> list[LabelledSample]:
         if self._samples is None:

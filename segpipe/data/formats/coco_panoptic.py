@@ -34,9 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import check_image_size, read_json
-from segpipe.data.formats._coco import _int, background_category, check_crowds, is_crowd
-from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats._annotations import check_image_size, opened_label_image
+from segpipe.data.formats._coco import (
+    CocoJsonReader,
+    _int,
+    background_category,
+    check_images_and_categories,
+    is_crowd,
+)
+from segpipe.data.formats.base import ClassInfo, LabelledSample
 from segpipe.data.formats.coco import BACKGROUND_NAMES, find_label_files, image_dirs, split_of
 from segpipe.data.safepaths import is_regular, open_regular
 from segpipe.errors import DataError, some
@@ -62,20 +68,7 @@ def png_dir(label_file: Path) -> Path:
 
 def check_structure(data: Any, path: Path) -> None:
     """The fields this reader uses, with their types; one line naming the file and the entry."""
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(f"{path}: '{key}' is missing or not a list")
-    for i, cat in enumerate(data["categories"]):
-        if not (isinstance(cat, dict) and _int(cat.get("id")) and isinstance(cat.get("name"), str)):
-            raise DataError(f"{path}: categories[{i}] needs an integer 'id' and a string 'name'")
-    for i, im in enumerate(data["images"]):
-        if not (isinstance(im, dict) and _int(im.get("id")) and isinstance(im.get("file_name"), str)):
-            raise DataError(f"{path}: images[{i}] needs an integer 'id' and a string 'file_name'")
-        check_image_size(
-            im.get("width"), im.get("height"), f"{path} images[{i}] (id {im['id']}) width/height"
-        )
+    check_images_and_categories(data, path)
     for i, a in enumerate(data["annotations"]):
         ok = isinstance(a, dict) and _int(a.get("image_id")) and isinstance(a.get("file_name"), str)
         if not ok or not isinstance(a.get("segments_info"), list):
@@ -94,24 +87,14 @@ def check_structure(data: Any, path: Path) -> None:
 def read_segment_ids(path: Path, where: str) -> np.ndarray:
     """An RGB panoptic PNG as segment ids (``R + 256 G + 256² B``), H×W uint32; bounded before
     decoding, one line when it is not an RGB(A) image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with open_regular(path, "panoptic PNG", where) as f, Image.open(f) as im:
-            check_image_size(*im.size, str(path))
-            if im.mode not in ("RGB", "RGBA"):
-                raise DataError(f"{path}: a panoptic PNG is RGB (segment ids), got mode {im.mode}")
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint32)
-    except Image.DecompressionBombError:
-        raise DataError(
-            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise DataError(f"cannot read panoptic PNG {path}: not an image") from None
+    with open_regular(path, "panoptic PNG", where) as f, opened_label_image(path, "panoptic PNG", f) as im:
+        if im.mode not in ("RGB", "RGBA"):
+            raise DataError(f"{path}: a panoptic PNG is RGB (segment ids), got mode {im.mode}")
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint32)
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
-class CocoPanopticReader(FormatReader):
+class CocoPanopticReader(CocoJsonReader):
     """COCO panoptic JSON + segment-id PNGs as semantic classes (categories sorted, VOID ignored)."""
 
     name = "coco_panoptic"
@@ -119,14 +102,13 @@ class CocoPanopticReader(FormatReader):
     layout = (
         "annotations/panoptic_{train,val}*.json with annotations/panoptic_*/ PNGs and train2017/ or images/"
     )
-    options = {"crowds": "ignore"}
+    check_file = staticmethod(check_structure)
+    find_files = staticmethod(panoptic_files)
+    file_pattern = "annotations/panoptic_*.json"
 
     def __init__(self, root: str | Path, **kw: Any) -> None:
         super().__init__(root, **kw)
-        self.crowds = check_crowds(self.opts["crowds"])
-        self._data: dict[Path, dict[str, Any]] = {}
         self._entries: dict[tuple[str | None, int], tuple[Path, dict[str, Any], dict[str, Any]]] = {}
-        self._cats: dict[int, str] | None = None
 
     @classmethod
     def detect(cls, root: Path) -> str | None:
@@ -134,33 +116,6 @@ class CocoPanopticReader(FormatReader):
         if not found or find_label_files(root):  # with instances_*.json: read as COCO instances
             return None
         return f"COCO panoptic {some([p.name for p in found], 2)}"
-
-    def _load(self, path: Path) -> dict[str, Any]:
-        if path not in self._data:
-            data = read_json(path)
-            check_structure(data, path)
-            self._data[path] = data
-        return self._data[path]
-
-    def label_files(self) -> list[Path]:
-        files = panoptic_files(self.root)
-        if not files:
-            raise DataError(f"{self.root}: no annotations/panoptic_*.json")
-        return files
-
-    def categories(self) -> dict[int, str]:
-        """Category id -> name over every label file, sorted by id."""
-        if self._cats is None:
-            cats: dict[int, str] = {}
-            for f in self.label_files():
-                for c in self._load(f)["categories"]:
-                    if cats.get(c["id"], c["name"]) != c["name"]:
-                        raise DataError(f"{f}: category id {c['id']} is {c['name']!r} and {cats[c['id']]!r}")
-                    cats[c["id"]] = c["name"]
-            if not cats:
-                raise DataError(f"{some([str(f) for f in self.label_files()])}: no categories")
-            self._cats = dict(sorted(cats.items()))
-        return self._cats
 
     def _order(self) -> list[int]:
         cats = self.categories()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import check_image_size, find_image, image_size, read_text
+from segpipe.data.formats._annotations import find_image, image_size, opened_label_image, read_text
 from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
 from segpipe.errors import DataError, some
 
@@ -103,20 +103,10 @@ def decode_colors(
 def read_color_mask(path: Path) -> tuple[np.ndarray, bool]:
     """(array, is_rgb): an RGB mask as H×W×3 (palette PNGs through their palette), a greyscale
     one as H×W indices."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            check_image_size(*im.size, str(path))
-            if im.mode in ("L", "I;16", "I"):
-                return np.asarray(im).astype(np.uint16 if im.mode != "L" else np.uint8), False
-            return np.asarray(im.convert("RGB")), True
-    except Image.DecompressionBombError:
-        raise DataError(
-            f"{path}: over Pillow's decompression-bomb pixel limit (refused before decoding)"
-        ) from None
-    except (UnidentifiedImageError, OSError):
-        raise DataError(f"cannot read mask {path}: missing, unreadable or not an image") from None
+    with opened_label_image(path) as im:
+        if im.mode in ("L", "I;16", "I"):
+            return np.asarray(im).astype(np.uint16 if im.mode != "L" else np.uint8), False
+        return np.asarray(im.convert("RGB")), True
 
 
 class CvatReader(FormatReader):
