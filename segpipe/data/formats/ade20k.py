@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from segpipe.data.formats._annotations import read_text
+from segpipe.data.formats._annotations import checked_samples, read_text
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.data.maskio import read_mask_file
 from segpipe.data.safepaths import is_regular, shown
-from segpipe.errors import DataError, some
+from segpipe.errors import DataError
 
 _SPLITS = {"training": "train", "validation": "val"}
 #: Files that name the classes, looked for in the data set folder, then its parent.
@@ -84,13 +84,13 @@ class Ade20kReader(FormatReader):
                     missing.append(str(image.relative_to(base)))
                     continue
                 out.append(LabelledSample(f"{folder}/{image.stem}", image, label, split))
-        if missing:
-            raise DataError(
-                f"{len(missing)} image(s) under {base / 'images'} have no annotations/SPLIT/NAME.png: {some(missing)}"
-            )
-        if not out:
-            raise DataError(f"{base}: no images in images/training or images/validation")
-        return out
+        return checked_samples(
+            out,
+            f"{base}: no images in images/training or images/validation",
+            missing,
+            f"image(s) under {base / 'images'} have no annotations/SPLIT/NAME.png",
+            by_name=False,
+        )
 
     def classes(self) -> ClassInfo:
         base = _base(self.root)

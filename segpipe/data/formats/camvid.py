@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import find_image, image_size, list_images, read_text
+from segpipe.data.formats._annotations import checked_samples, find_image, image_size, list_images, read_text
 from segpipe.data.formats._labelmaps import (
     LabelMap,
     check_below,
@@ -246,9 +246,9 @@ class CamvidReader(FormatReader):
             out = self._from_folders()
         else:
             out = self._from_color_labels()
-        if not out:
-            raise DataError(f"{self.root}: no CamVid samples (SPLIT.txt lines, or NAME_L.png with NAME.png)")
-        return sorted(out, key=lambda s: s.name)
+        return checked_samples(
+            out, f"{self.root}: no CamVid samples (SPLIT.txt lines, or NAME_L.png with NAME.png)"
+        )
 
     def classes(self) -> ClassInfo:
         pairs = self.labels()

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from segpipe.data.formats._annotations import checked_samples
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.data.maskio import read_mask_file
 from segpipe.data.safepaths import is_regular
-from segpipe.errors import DataError, some
+from segpipe.errors import DataError
 
 #: (label id, train id, name, colour) of the 19 evaluated classes, from cityscapesScripts labels.py.
 TRAIN_LABELS = (
@@ -89,14 +90,14 @@ class CityscapesReader(FormatReader):
                     missing.append(str(image.relative_to(self.root)))
                     continue
                 out.append(LabelledSample(f"{split}/{image.parent.name}/{stem}", image, label, split))
-        if missing:
-            raise DataError(
-                f"{len(missing)} image(s) in {self.root / 'leftImg8bit'} have no gtFine/SPLIT/CITY/"
-                f"NAME_gtFine_labelIds.png (or _labelTrainIds, _instanceIds): {some(missing)}"
-            )
-        if not out:
-            raise DataError(f"{self.root}: no leftImg8bit/{{train,val}}/CITY/*_leftImg8bit.png images found")
-        return out
+        return checked_samples(
+            out,
+            f"{self.root}: no leftImg8bit/{{train,val}}/CITY/*_leftImg8bit.png images found",
+            missing,
+            f"image(s) in {self.root / 'leftImg8bit'} have no gtFine/SPLIT/CITY/"
+            "NAME_gtFine_labelIds.png (or _labelTrainIds, _instanceIds)",
+            by_name=False,
+        )
 
     def classes(self) -> ClassInfo:
         return ClassInfo(

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import check_image_size, gc_paused
+from segpipe.data.formats._annotations import check_image_size, checked_samples, gc_paused
 from segpipe.data.formats._coco import (  # noqa: F401 - rle_string_counts re-exported
     BACKGROUND_NAMES,
     CocoJsonReader,
@@ -192,10 +192,12 @@ class CocoReader(CocoJsonReader):
             self._count(f, data["annotations"])
             for a in data["annotations"]:
                 self._anns.setdefault((split, a["image_id"]), []).append((f, a))
-        if missing:
-            raise DataError(f"{len(missing)} image(s) listed in the COCO JSON are missing: {some(missing)}")
-        if not out:
-            raise DataError(f"{some([str(f) for f in self.label_files()])}: no images listed")
+        found = checked_samples(
+            list(out.values()),
+            f"{some([str(f) for f in self.label_files()])}: no images listed",
+            missing,
+            "image(s) listed in the COCO JSON are missing",
+        )
         orphans = [(f, a) for key, anns in self._anns.items() if key not in out for f, a in anns]
         if orphans:  # annotations of an image id that 'images' does not list are left out, said once
             ids = sorted({str(a["image_id"]) for _, a in orphans})
@@ -203,7 +205,7 @@ class CocoReader(CocoJsonReader):
                 f"{orphans[0][0]}: {len(orphans)} annotation(s) name image ids that 'images' does not "
                 f"list and are left out: image_id {some(ids)}"
             )
-        return sorted(out.values(), key=lambda s: s.name)
+        return found
 
     def _count(self, f: Path, anns: list[dict[str, Any]]) -> None:
         """Say how many annotations of ``f`` are crowds and how many have no mask; refuse a file

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import check_image_size, opened_label_image
+from segpipe.data.formats._annotations import check_image_size, checked_samples, opened_label_image
 from segpipe.data.formats._coco import (
     CocoJsonReader,
     _int,
@@ -157,16 +157,18 @@ class CocoPanopticReader(CocoJsonReader):
                 self._entries[key] = (f, im, a)
                 name = str(Path(split or "") / Path(im["file_name"]).with_suffix(""))
                 out.append(LabelledSample(name, image, label, split, key))
-        if missing:
-            raise DataError(f"{len(missing)} file(s) the panoptic JSON names are missing: {some(missing)}")
-        if not out:
-            raise DataError(f"{some([str(f) for f in self.label_files()])}: no annotated images")
+        out = checked_samples(
+            out,
+            f"{some([str(f) for f in self.label_files()])}: no annotated images",
+            missing,
+            "file(s) the panoptic JSON names are missing",
+        )
         if crowds and self.crowds == "ignore":
             self.reporter.warn(
                 f"{self.root}: {crowds} segment(s) are crowds (iscrowd 1): ignored ({self.ignore_index}); "
                 "--crowds class keeps them as their class"
             )
-        return sorted(out, key=lambda s: s.name)
+        return out
 
     def read_mask(self, sample: LabelledSample) -> np.ndarray:
         if not self._entries:

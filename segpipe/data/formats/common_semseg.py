@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import list_images
+from segpipe.data.formats._annotations import checked_samples, list_images
 from segpipe.data.formats._labelmaps import (
     LabelMap,
     check_below,
@@ -34,7 +34,7 @@ from segpipe.data.formats._labelmaps import (
 )
 from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
 from segpipe.data.safepaths import is_regular
-from segpipe.errors import DataError, some
+from segpipe.errors import DataError
 
 META = "dataset_meta.json"
 _SPLIT = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
@@ -131,13 +131,13 @@ class CommonSemSegReader(FormatReader):
                     continue
                 name = key if d == self.root else f"{d.name}/{key}"
                 out.append(LabelledSample(name, image, mask, split))
-        if orphans:
-            self.reporter.warn(
-                f"{len(orphans)} mask(s) have no image under images/ and are left out: {some(orphans)}"
-            )
-        if not out:
-            raise DataError(f"{self.root}: no masks/NAME.png with an images/NAME image")
-        return sorted(out, key=lambda s: s.name)
+        return checked_samples(
+            out,
+            f"{self.root}: no masks/NAME.png with an images/NAME image",
+            orphans,
+            "mask(s) have no image under images/ and are left out",
+            self.reporter,
+        )
 
     def classes(self) -> ClassInfo:
         pairs = self.labels()

@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import find_image, image_size, opened_label_image, read_text
+from segpipe.data.formats._annotations import (
+    checked_samples,
+    find_image,
+    image_size,
+    opened_label_image,
+    read_text,
+)
 from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
 from segpipe.errors import DataError, some
 
@@ -167,14 +173,12 @@ class CvatReader(FormatReader):
                     continue
                 mask = None
             out.append(LabelledSample(name, image, mask, split))
-        if missing:
-            raise DataError(
-                f"{len(missing)} listed name(s) lack JPEGImages/NAME.jpg or SegmentationClass/NAME.png: "
-                f"{some(missing)}"
-            )
-        if not out:
-            raise DataError(f"{masks} holds no masks (NAME.png)")
-        return sorted(out, key=lambda s: s.name)
+        return checked_samples(
+            out,
+            f"{masks} holds no masks (NAME.png)",
+            missing,
+            "listed name(s) lack JPEGImages/NAME.jpg or SegmentationClass/NAME.png",
+        )
 
     def classes(self) -> ClassInfo:
         names, colors = self.labelmap()

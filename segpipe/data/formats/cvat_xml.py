@@ -47,7 +47,7 @@ from xml.parsers import expat
 
 import numpy as np
 
-from segpipe.data.formats._annotations import check_image_size, check_label_file_size
+from segpipe.data.formats._annotations import check_image_size, check_label_file_size, checked_samples
 from segpipe.data.formats._cvat_shapes import shape_mask
 from segpipe.data.formats._labelmaps import filled_colors
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
@@ -311,14 +311,13 @@ class CvatXmlReader(FormatReader):
                     continue
                 out.append(LabelledSample(name, image, px.path, split, key=name))
                 self._index[name] = (img, px.path)
-        if missing:
-            raise DataError(
-                f"{len(missing)} image(s) named in {self.root}'s CVAT XML are not under images/ (export "
-                f"with 'Save images' on, or put them in images/): {some(missing)}"
-            )
-        if not out:
-            raise DataError(f"{self.root}: the CVAT XML lists no <image>")
-        return sorted(out, key=lambda s: s.name)
+        return checked_samples(
+            out,
+            f"{self.root}: the CVAT XML lists no <image>",
+            missing,
+            f"image(s) named in {self.root}'s CVAT XML are not under images/ (export "
+            "with 'Save images' on, or put them in images/)",
+        )
 
     def classes(self) -> ClassInfo:
         labels = self._labels()

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats._annotations import find_image, list_images, read_json
+from segpipe.data.formats._annotations import checked_samples, find_image, list_images, read_json
 from segpipe.data.formats._labelmaps import LabelMap, _checked, _rgb, check_below, decode, read_label
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
 from segpipe.data.safepaths import is_regular
-from segpipe.errors import DataError, some
+from segpipe.errors import DataError
 
 #: (config file, label folder under SPLIT/), newest first.
 VERSIONS = (
@@ -119,15 +119,13 @@ class MapillaryReader(FormatReader):
                     missing.append(str(label.relative_to(self.root)))
                     continue
                 out.append(LabelledSample(f"{split_dir.name}/{rel}", image, label, split))
-        if missing:
-            self.reporter.warn(
-                f"{len(missing)} label PNG(s) have no image in SPLIT/images/ and are left out: {some(missing)}"
-            )
-        if not out:
-            raise DataError(
-                f"{self.root}: no label PNG with an image under {', '.join(s.name for s in splits)}"
-            )
-        return sorted(out, key=lambda s: s.name)
+        return checked_samples(
+            out,
+            f"{self.root}: no label PNG with an image under {', '.join(s.name for s in splits)}",
+            missing,
+            "label PNG(s) have no image in SPLIT/images/ and are left out",
+            self.reporter,
+        )
 
     def classes(self) -> ClassInfo:
         pairs = self.labels()

@@ -36,6 +36,7 @@ import numpy as np
 from segpipe.data.formats._annotations import (
     IMAGE_EXTS,
     check_indices,
+    checked_samples,
     list_images,
     read_index_png,
     read_text,
@@ -255,14 +256,14 @@ def list_samples(cfg: UltralyticsConfig) -> list[tuple[str, Path, Path, str]]:
                     continue
                 name = sample_name(img, cfg.root)
                 out.append((name, img, mask, split))
-    if missing:
-        raise DataError(
-            f"{len(missing)} image(s) have no mask (the image path with its 'images' folder replaced by "
-            f"'{masks_dir}', suffix .png): {some(missing)}"
-        )
-    if not out:
-        raise DataError(f"{cfg.file}: the train/val folders hold no images")
-    return out
+    return checked_samples(
+        out,
+        f"{cfg.file}: the train/val folders hold no images",
+        missing,
+        "image(s) have no mask (the image path with its 'images' folder replaced by "
+        f"'{masks_dir}', suffix .png)",
+        by_name=False,
+    )
 
 
 def read_mask(

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segpipe.data.formats._annotations import read_text
+from segpipe.data.formats._annotations import checked_samples, read_text
 from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.data.maskio import read_mask_file
-from segpipe.errors import DataError, some
+from segpipe.errors import DataError
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -87,18 +87,16 @@ class VocReader(FormatReader):
                 lacking.append(name)
                 continue
             out.append(LabelledSample(name, image, mask, split))
-        if missing:
-            where = str(masks_dir)
-            if lists:  # the split files that list the missing names, not every split file
-                files = dict.fromkeys(str(listed_in[n]) for n in lacking)
-                where = ", ".join(files)
-            raise DataError(
-                f"{len(missing)} name(s) listed in {where} lack a JPEGImages/NAME.jpg or "
-                f"SegmentationClass/NAME.png: {some(missing)}"
-            )
-        if not out:
-            raise DataError(f"{masks_dir} holds no masks (NAME.png)")
-        return out
+        where = str(masks_dir)
+        if lists:  # the split files that list the missing names, not every split file
+            where = ", ".join(dict.fromkeys(str(listed_in[n]) for n in lacking))
+        return checked_samples(
+            out,
+            f"{masks_dir} holds no masks (NAME.png)",
+            missing,
+            f"name(s) listed in {where} lack a JPEGImages/NAME.jpg or SegmentationClass/NAME.png",
+            by_name=False,
+        )
 
     def classes(self) -> ClassInfo:
         cmap = voc_colormap(len(VOC_CLASSES))
