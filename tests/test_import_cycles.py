@@ -1,4 +1,4 @@
-"""The ``segpipe`` package has no import cycle between its modules.
+"""The ``segpipe`` package has no import cycle between its modules, and no arrow back up its layers.
 
 Imports are read with :mod:`ast` from the source, not executed. Every import counts: at module level
 and inside functions (a function-level import is still an arrow between two modules; it only hides a
@@ -130,4 +130,55 @@ def test_segpipe_has_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert found == [], "import cycles (module-level and function-level imports): " + "; ".join(
         " <-> ".join(c) for c in found
+    )
+
+
+#: ARCHITECTURE.md's layers, top first: a module imports only from its own layer or those below,
+#: at module level or inside a function (a function-level import is an arrow all the same). Each
+#: entry is a top-level module or package of segpipe; one not listed is a stage (the middle layer).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("cli", "__main__"),
+    (),  # the stages: training, export, tensorrt, deploy, visualize, evaluate, benchmark, info...
+    ("runtime", "data", "imagesize", "machine"),
+    ("models", "palette"),
+    (
+        "options",
+        "schema",
+        "modelinfo",
+        "utils",
+        "progress",
+        "units",
+        "outpaths",
+        "timing",
+        "metrics",
+        "_optional",
+    ),
+    ("errors", "segpipe"),  # segpipe: the root package (its version)
+)
+STAGES = 1
+
+
+def layer(module: str) -> int:
+    """The layer of a segpipe module (0: the top, the CLI)."""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else parts[0]
+    return next((i for i, names in enumerate(LAYERS) if top in names), STAGES)
+
+
+def upward_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """``a -> b`` for every import of a module ``b`` in a layer above ``a``'s."""
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer(b) < layer(a))
+
+
+def test_the_layer_check_finds_an_arrow_back_up() -> None:
+    assert layer("segpipe.options.engine") > layer("segpipe.tensorrt.shapes") > layer("segpipe.cli.app")
+    graph = {"segpipe.options.engine": {"segpipe.tensorrt.shapes", "segpipe.errors"}}
+    assert upward_arrows(graph) == ["segpipe.options.engine -> segpipe.tensorrt.shapes"]
+    assert upward_arrows({"segpipe.tensorrt.shapes": {"segpipe.options.shapes"}}) == []
+
+
+def test_segpipe_has_no_arrow_back_up_the_layers() -> None:
+    found = upward_arrows(import_graph())
+    assert found == [], (
+        "imports back up the layers (ARCHITECTURE.md; move what is shared down): " + "; ".join(found)
     )

@@ -1,24 +1,30 @@
 """Options of ``segpipe build-trt`` and :func:`segpipe.tensorrt.build.build_engine`.
 
 Torch-, numpy- and TensorRT-free (``build-trt --help`` imports it); the shape strings are checked
-by :func:`segpipe.tensorrt.shapes.normalize_shapes` (plain Python, imported when options are made).
+by :func:`segpipe.options.shapes.normalize_shapes` (plain Python, below tensorrt/ in the layers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from segpipe.errors import ConfigError
 from segpipe.options import flags as F
 from segpipe.options.declare import flag
+from segpipe.options.shapes import ShapesArg, normalize_shapes
 
 SHAPES, BUILD, VERIFY = "Shapes", "Build", "Verification"
-#: What a shapes field accepts: a trtexec string (``input_1:1x640x1280x3``), a mapping, or nothing;
-#: checked by :func:`segpipe.tensorrt.shapes.normalize_shapes` (imported when options are made;
-#: the same alias as ``segpipe.tensorrt.shapes.ShapesArg``, which cannot be imported here).
-ShapesArg = str | Mapping[str, Sequence[int]] | None
+
+#: Default minimum argmax agreement of an engine with ONNX Runtime, per engine precision.
+#: INT8: TensorRT's INT8 kernels against ONNX Runtime's on the same Q/DQ graph; 0.98 is a guess
+#: not yet measured on a GPU (rounding at every quantized layer may differ between the two).
+DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.98}
+
+
+def default_min_agreement(precision: str) -> float:
+    """0.999 for fp32 engines, 0.99 for fp16 ones, 0.98 for int8 ones."""
+    return DEFAULT_MIN_AGREEMENT.get(precision, DEFAULT_MIN_AGREEMENT["fp16"])
 
 
 def _shapes(*names: str, help: str) -> ShapesArg:
@@ -123,8 +129,6 @@ class EngineOptions:
     )
 
     def __post_init__(self) -> None:
-        from segpipe.tensorrt.shapes import normalize_shapes
-
         onnx = Path(self.onnx)
         object.__setattr__(self, "onnx", onnx)
         if onnx.suffix.lower() != ".onnx":
@@ -158,8 +162,6 @@ class EngineOptions:
 
     def agreement_threshold(self, precision: str) -> float:
         """``min_agreement`` or the default for the engine precision."""
-        from segpipe.tensorrt.verify import default_min_agreement
-
         return (
             float(self.min_agreement) if self.min_agreement is not None else default_min_agreement(precision)
         )

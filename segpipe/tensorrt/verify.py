@@ -19,18 +19,9 @@ import numpy as np
 
 from segpipe.errors import DataError, ExportError
 from segpipe.modelinfo import ModelInfo
+from segpipe.options.engine import DEFAULT_MIN_AGREEMENT, default_min_agreement  # noqa: F401 (declared there)
 from segpipe.progress import Reporter
 from segpipe.runtime.base import CompareResult, compare
-
-#: Default minimum argmax agreement per engine precision.
-#: INT8: TensorRT's INT8 kernels against ONNX Runtime's on the same Q/DQ graph; 0.98 is a guess
-#: not yet measured on a GPU (rounding at every quantized layer may differ between the two).
-DEFAULT_MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.98}
-
-
-def default_min_agreement(precision: str) -> float:
-    """0.999 for fp32 engines, 0.99 for fp16 ones, 0.98 for int8 ones."""
-    return DEFAULT_MIN_AGREEMENT.get(precision, DEFAULT_MIN_AGREEMENT["fp16"])
 
 
 def verification_batches(
