@@ -1,4 +1,5 @@
-"""Calibration for ``segpipe quantize``: the images (read, resized, some held out) and the two
+"""Calibration for ``segpipe quantize``: the images (read and resized by
+:mod:`segpipe.runtime.inputs`, as every check's are; some held out for the gate) and the two
 quantizers fed with them (ONNX Runtime ``quantize_static``, NVIDIA ModelOpt ONNX PTQ).
 """
 
@@ -10,50 +11,14 @@ import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from segpipe.errors import ConfigError, DataError
+from segpipe.errors import ConfigError
 from segpipe.export.qdq_graph import GraphIO
+from segpipe.runtime.inputs import fixed_batches, image_files, load_images
 
-
-def image_files(folder: Path, flag: str) -> list[Path]:
-    """The images of ``folder`` (recursively, sorted); one-line error when it is missing or empty."""
-    from segpipe.data.dataset import IMAGE_EXTS
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {folder}: folder does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise ConfigError(f"{flag} {folder}: no images ({', '.join(IMAGE_EXTS)}) in it")
-    return files
-
-
-def load_images(files: list[Path], size: tuple[int, int], flag: str) -> tuple[np.ndarray, int]:
-    """RGB uint8 N×H×W×3 at (W, H) ``size`` and how many images had to be resized.
-
-    An unreadable file is a one-line error naming it (a calibration set with a broken file is
-    more likely a wrong folder than something to skip silently).
-    """
-    import cv2
-
-    from segpipe.data.dataset import read_image
-
-    width, height = size
-    out = np.empty((len(files), height, width, 3), dtype=np.uint8)
-    resized = 0
-    for i, f in enumerate(files):
-        try:
-            img = read_image(f)
-        except DataError as e:
-            raise DataError(f"{flag}: {e}") from e
-        if img.shape[:2] != (height, width):
-            img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-            resized += 1
-        out[i] = img
-    return out, resized
+__all__ = ["image_files", "load_images", "quantize_modelopt", "quantize_ort", "split_holdout"]
 
 
 def split_holdout(
@@ -71,14 +36,9 @@ def split_holdout(
 
 
 # ---- calibration readers and quantizers ----------------------------------------------------------
-def batches(images: np.ndarray, batch: int, dtype: Any) -> Iterator[tuple[np.ndarray, int]]:
-    """``(batch array, real count)``: fixed-size batches; the last is padded with repeats."""
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        count = len(chunk)
-        if count < batch:
-            chunk = np.concatenate([chunk, np.resize(chunk, (batch - count, *chunk.shape[1:]))])
-        yield chunk.astype(dtype), count
+def feeds(images: np.ndarray, io_: GraphIO) -> list[np.ndarray]:
+    """The calibration batches: ``io_.batch`` images each (the last padded with repeats), ``io_.dtype``."""
+    return [b.images.astype(io_.dtype) for b in fixed_batches("calibration", images, io_.batch)]
 
 
 @contextlib.contextmanager
@@ -123,7 +83,7 @@ def quantize_ort(
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter([{io_.name: b} for b, _ in batches(calib, io_.batch, io_.dtype)])
+            self._it = iter([{io_.name: x} for x in feeds(calib, io_)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
@@ -175,7 +135,7 @@ def quantize_modelopt(
     methods = {"minmax": "max", "entropy": "entropy"}
     if method not in methods:
         raise ConfigError(f"--calib-method {method}: ModelOpt calibrates with minmax or entropy")
-    data = np.concatenate([b for b, _ in batches(calib, io_.batch, io_.dtype)])
+    data = np.concatenate(feeds(calib, io_))
     with _quiet():
         mq.quantize(
             str(src),

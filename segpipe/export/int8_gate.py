@@ -8,57 +8,43 @@ scale), flags as they are typed (``--int8-min-agreement`` is a fraction, ``--max
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from segpipe.errors import ExportError
-from segpipe.export.calibrate import batches
-from segpipe.export.qdq_emulate import gate_runner, gate_session
+from segpipe.errors import ExportError, first_line
+from segpipe.export.qdq_emulate import gate_graph_runner, gate_runner
 from segpipe.export.qdq_graph import GraphIO
 from segpipe.modelinfo import ModelInfo
 from segpipe.options.quantize import FP32_PARTS, QUANT_METHODS, QUANTIZERS, QuantizeOptions
 from segpipe.progress import Reporter
-from segpipe.runtime.base import CompareResult, compare
+from segpipe.runtime.comparator import Comparator, CompareRow
+from segpipe.runtime.inputs import fixed_batches
 
-
-@dataclass
-class GateRow:
-    """The INT8 graph against the FP32 one on one source of images."""
-
-    source: str
-    images: int
-    result: CompareResult
-
-
-def run_all(session: Any, io_: GraphIO, images: np.ndarray) -> np.ndarray:
-    """The first output of ``session`` on every image, in fixed-size batches."""
-    outs = []
-    for b, count in batches(images, io_.batch, io_.dtype):
-        outs.append(np.asarray(session.run(None, {io_.name: b})[0])[:count])
-    return np.concatenate(outs)
+#: The INT8 graph against the FP32 one on one source of images (``source``, ``images``, ``result``).
+GateRow = CompareRow
 
 
 def gate(
     fp32: Path, int8: Path, io_: GraphIO, info: ModelInfo, sources: dict[str, np.ndarray], shown: Path
 ) -> list[GateRow]:
     """Argmax agreement of the INT8 graph with the FP32 graph on each source of images, both run
-    as written (:func:`~segpipe.export.qdq_emulate.gate_session`: Q/DQ in FP32, TensorRT's INT8
-    arithmetic, the same figure on every CPU)."""
-    ref_s = gate_session(fp32)
-    try:
-        cand_s = gate_session(int8)
-    except Exception as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise ExportError(f"{shown}: ONNX Runtime cannot load the quantized graph: {first[:300]}") from e
-    rows = []
-    for source, images in sources.items():
-        ref = run_all(ref_s, io_, images)
-        cand = run_all(cand_s, io_, images)
-        rows.append(GateRow(source, len(images), compare(ref, cand, info.mode, info.output_kind)))
-    return rows
+    as written (:func:`~segpipe.export.qdq_emulate.gate_graph_runner`: Q/DQ in FP32, TensorRT's
+    INT8 arithmetic, the same figure on every CPU), through :class:`~segpipe.runtime.comparator.
+    Comparator` on batches of the graph's batch size."""
+    batches = [b for source, images in sources.items() for b in fixed_batches(source, images, io_.batch)]
+    with gate_graph_runner(fp32) as ref:
+        try:
+            cand = gate_graph_runner(int8)
+        except Exception as e:
+            raise ExportError(
+                f"{shown}: ONNX Runtime cannot load the quantized graph: {first_line(e, 300, typed=False)}"
+            ) from e
+        with cand:
+            runs = Comparator.run({"FP32": ref, "INT8": cand}, batches, where=shown, dtype=io_.dtype)
+    return Comparator.compare_accuracy(
+        runs, "FP32", "INT8", mode=info.mode, output_kind=info.output_kind, where=shown
+    )
 
 
 def miou(model: Path, data_root: Path, reporter: Reporter) -> float:
@@ -128,7 +114,9 @@ def check_gate(
         raise ExportError(
             f"INT8 gate failed for {out}: argmax agreement with the FP32 model {what}, below "
             f"--int8-min-agreement {min_agreement:g} ({_pct(min_agreement)}); {where}. "
-            + next_steps(opts, n_calib, n_files, f"--int8-min-agreement {accept:.4f} ({_pct(accept)}) accepts it")
+            + next_steps(
+                opts, n_calib, n_files, f"--int8-min-agreement {accept:.4f} ({_pct(accept)}) accepts it"
+            )
         )
     fp32, int8 = miou_pair
     if fp32 is not None and int8 is not None and 100 * (fp32 - int8) > opts.max_miou_drop:

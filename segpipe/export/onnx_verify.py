@@ -1,10 +1,10 @@
 """Verification of an exported ONNX model: ``onnx.checker``, then ONNX Runtime against PyTorch.
 
-Both backends get the very same pixels (random images and, optionally, real ones from a folder)
-and are compared with :func:`segpipe.runtime.base.compare`, the comparison the tests and
-``build-trt`` use: max / mean absolute difference and argmax agreement. The reference is always
-the FP32 PyTorch :class:`~segpipe.models.DeployModel`, so an FP16 graph is measured against what
-it approximates.
+Both backends get the very same pixels (random images and, optionally, real ones from a folder,
+:mod:`segpipe.runtime.inputs`) and are compared by :class:`~segpipe.runtime.comparator.Comparator`,
+as quantize's gate and ``build-trt`` are: max / mean absolute difference and argmax agreement. The
+reference is always the FP32 PyTorch :class:`~segpipe.models.DeployModel`, so an FP16 graph is
+measured against what it approximates.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.errors import ExportError, shorten
+from segpipe.errors import ExportError, first_line
 from segpipe.modelinfo import ModelInfo
-from segpipe.runtime.base import CompareResult, compare
+from segpipe.runtime.base import CompareResult
+from segpipe.runtime.comparator import Comparator, CompareRow, worst
 from segpipe.runtime.inputs import VerifyBatch, folder_images, random_images, verification_inputs
 
 __all__ = [
@@ -32,43 +33,35 @@ __all__ = [
 
 @dataclass
 class VerifyResult:
-    """The figures of a verification: one :class:`CompareResult` per source (``random``, ``images``)."""
+    """The figures of a verification: one :class:`CompareRow` per source (``random``, ``images``)."""
 
     min_agreement: float
-    results: dict[str, CompareResult] = field(default_factory=dict)
-    images: dict[str, int] = field(default_factory=dict)
+    table: list[CompareRow] = field(default_factory=list)
     checker: str = "passed"
+
+    @property
+    def results(self) -> dict[str, CompareResult]:
+        """Source -> its figures."""
+        return {r.source: r.result for r in self.table}
+
+    @property
+    def images(self) -> dict[str, int]:
+        """Source -> how many images it compared."""
+        return {r.source: r.images for r in self.table}
 
     @property
     def passed(self) -> bool:
         """True when every source agrees on at least ``min_agreement`` of the pixels."""
-        return all(r.ok(self.min_agreement) for r in self.results.values())
+        return all(r.ok(self.min_agreement) for r in self.table)
 
     @property
     def worst(self) -> CompareResult:
         """The source with the lowest agreement."""
-        return min(self.results.values(), key=lambda r: r.argmax_agreement)
+        return worst(self.table).result
 
     def rows(self) -> list[list[Any]]:
         """Table rows: source, images, max |diff|, mean |diff|, agreement (%)."""
-        return [
-            [
-                src,
-                self.images[src],
-                f"{r.max_abs_diff:.3g}",
-                f"{r.mean_abs_diff:.3g}",
-                f"{100 * r.argmax_agreement:.3f}%",
-            ]
-            for src, r in self.results.items()
-        ]
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return [r.cells() for r in self.table]
 
 
 def check_graph(path: Path, shown_path: Path | None = None) -> None:
@@ -78,9 +71,8 @@ def check_graph(path: Path, shown_path: Path | None = None) -> None:
     try:
         onnx.checker.check_model(str(path))
     except Exception as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise ExportError(
-            f"{shown_path or path}: onnx.checker rejected the graph: {shorten(first, 300)}"
+            f"{shown_path or path}: onnx.checker rejected the graph: {first_line(e, 300, typed=False)}"
         ) from e
 
 
@@ -100,42 +92,32 @@ def verify_onnx(
     """
     import torch
 
+    from segpipe.runtime.onnxruntime import GraphRunner
+
     shown = shown_path or path
     check_graph(path, shown)
     try:
-        session = _session(path)
+        session = GraphRunner(path)
     except Exception as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise ExportError(
-            f"{shown}: ONNX Runtime cannot load the exported graph: {shorten(first, 300)}"
+            f"{shown}: ONNX Runtime cannot load the exported graph: {first_line(e, 300, typed=False)}"
         ) from e
-    in_name = session.get_inputs()[0].name
-    dtype = np.uint8 if info.input_dtype == "uint8" else np.float32
-    refs: dict[str, list[np.ndarray]] = {}
-    cands: dict[str, list[np.ndarray]] = {}
-    for b in batches:
-        x = b.images.astype(dtype)
-        try:
-            cand = session.run(None, {in_name: x})[0]
-        except Exception as e:
-            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-            what = f"a {'x'.join(map(str, x.shape))} {x.dtype} batch"
-            raise ExportError(f"{shown}: ONNX Runtime failed on {what}: {shorten(first, 300)}") from e
+
+    def pytorch(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            ref = reference(torch.from_numpy(x)).cpu().numpy()
-        refs.setdefault(b.source, []).append(ref[: b.count])
-        cands.setdefault(b.source, []).append(np.asarray(cand)[: b.count])
-    result = VerifyResult(min_agreement=min_agreement)
-    for source in refs:
-        ref_all, cand_all = np.concatenate(refs[source]), np.concatenate(cands[source])
-        if ref_all.shape != cand_all.shape:
-            raise ExportError(
-                f"{shown}: ONNX output shape {cand_all.shape} differs from PyTorch's {ref_all.shape}"
-            )
-        result.results[source] = compare(ref_all, cand_all, info.mode, info.output_kind)
-        result.images[source] = len(ref_all)
+            return reference(torch.from_numpy(x)).cpu().numpy()
+
+    dtype = np.uint8 if info.input_dtype == "uint8" else np.float32
+    with session:
+        runs = Comparator.run(
+            {"ONNX Runtime": session, "PyTorch": pytorch}, batches, where=shown, dtype=dtype
+        )
+    table = Comparator.compare_accuracy(
+        runs, "PyTorch", "ONNX Runtime", mode=info.mode, output_kind=info.output_kind, where=shown
+    )
+    result = VerifyResult(min_agreement=min_agreement, table=table)
     if not result.passed:
-        bad = "; ".join(f"{src}: {r}" for src, r in result.results.items() if not r.ok(min_agreement))
+        bad = "; ".join(f"{r.source}: {r.result}" for r in table if not r.ok(min_agreement))
         raise ExportError(
             f"verification of {shown} failed: ONNX Runtime and PyTorch agree below --min-agreement "
             f"{min_agreement:g} ({bad}); the file was not written"

@@ -11,16 +11,17 @@ DequantizeLinear -> Conv -> QuantizeLinear into ``QLinearConv`` (and friends), w
 saturate their 16-bit intermediate sums on CPUs without AVX-512 VNNI / AVX-VNNI (ONNX Runtime's
 quantization documentation says so for AVX2). A gate run that way measures the accidents of the
 CPU it runs on, not the model TensorRT will run: 75% agreement on an AVX2 machine where a VNNI
-machine measured over 90%. :func:`gate_session` therefore turns ONNX Runtime's graph optimizations
-off (``ORT_DISABLE_ALL``): no node is fused, no integer kernel runs (:func:`integer_ops` shows
+machine measured over 90%. The gate's runners (:func:`gate_graph_runner`, :func:`gate_runner`)
+therefore turn ONNX Runtime's graph optimizations off (``ORT_DISABLE_ALL``): no node is fused, no integer kernel runs (:func:`integer_ops` shows
 which ops a session runs). And since a float convolution's sum depends on the order a CPU's kernel
 adds in, which moves values across INT8 rounding steps (the tests' tiny model: 99.42% agreement
 between numpy's and ONNX Runtime's float sums of the same Q/DQ graph), each INT8 convolution is
 rewritten to sum its integers, exact in float32 in any order, and scale after
 (:func:`integer_convolutions`): the same figure comes out on any x86 or ARM CPU.
 
-Engineer note: :func:`gate_session` and :func:`gate_runner` are meant to be reused wherever an INT8
-Q/DQ model must be run for its accuracy rather than its speed on this CPU.
+:func:`gate_graph_runner` and :func:`gate_runner` are meant to be reused wherever an INT8 Q/DQ
+model must be run for its accuracy rather than its speed on this CPU. Their sessions are opened by
+:mod:`segpipe.runtime.onnxruntime` like every other (only the options differ).
 """
 
 from __future__ import annotations
@@ -61,16 +62,6 @@ INTEGER_OPS = frozenset(
         "MatMulIntegerToFloat",
     }
 )
-
-
-def _options(ort: Any, threads: int, optimized: Path | None = None) -> Any:
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = int(threads)
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if optimized is not None:
-        so.optimized_model_filepath = str(optimized)
-    return so
 
 
 def integer_convolutions(proto: Any) -> tuple[Any, int]:
@@ -165,28 +156,33 @@ def integer_convolutions(proto: Any) -> tuple[Any, int]:
     return proto, count
 
 
-def gate_session(path: str | Path, threads: int = 0) -> Any:
-    """An ONNX Runtime CPU session of ``path`` that runs the graph as written (no fusion, so a
-    Q/DQ graph never reaches the CPU's integer kernels), its INT8 convolutions summed over integers
-    (:func:`integer_convolutions`). Used for the FP32 reference too (which has none), so both
-    sides of the gate run the same way."""
+def emulated_graph(path: str | Path) -> bytes | None:
+    """``path``'s graph with its INT8 convolutions summed over integers (:func:`integer_convolutions`),
+    serialized; ``None`` when it has none (an FP32 graph runs as it is)."""
     import onnx
-    import onnxruntime as ort
 
     proto, count = integer_convolutions(onnx.load(str(path)))
-    model = proto.SerializeToString() if count else str(path)
-    return ort.InferenceSession(model, _options(ort, threads), providers=["CPUExecutionProvider"])
+    return proto.SerializeToString() if count else None
+
+
+def gate_graph_runner(path: str | Path, threads: int = 0) -> Any:
+    """A :class:`~segpipe.runtime.onnxruntime.GraphRunner` of ``path`` as the gate runs it: the
+    graph as written (no fusion, so a Q/DQ graph never reaches the CPU's integer kernels), its INT8
+    convolutions summed over integers. Used for the FP32 reference too (which has none), so both
+    sides of the gate run the same way."""
+    from segpipe.runtime.onnxruntime import GraphRunner
+
+    return GraphRunner(path, graph=emulated_graph(path), optimize="none", threads=threads)
 
 
 def gate_runner(path: str | Path, threads: int = 0, reporter: Any = None) -> Any:
-    """A :class:`~segpipe.runtime.onnxruntime.OnnxRunner` of ``path`` (metadata, pre-processing,
-    batching as usual) whose session is :func:`gate_session`'s: ``evaluate`` on it gives the mIoU
-    TensorRT's INT8 arithmetic would give, on any CPU."""
+    """An :class:`~segpipe.runtime.onnxruntime.OnnxRunner` of ``path`` (metadata, pre-processing,
+    batching as usual) running the graph as :func:`gate_graph_runner` does: ``evaluate`` on it gives
+    the mIoU TensorRT's INT8 arithmetic would give, on any CPU."""
     from segpipe.runtime.onnxruntime import OnnxRunner
 
-    runner = OnnxRunner(path, device="cpu", threads=threads, reporter=reporter)
-    runner.session = gate_session(path, threads)
-    return runner
+    graph = emulated_graph(path)
+    return OnnxRunner(path, device="cpu", threads=threads, reporter=reporter, graph=graph, optimize="none")
 
 
 def integer_ops(path: str | Path, emulated: bool = True) -> list[str]:
@@ -194,16 +190,13 @@ def integer_ops(path: str | Path, emulated: bool = True) -> list[str]:
     for ``path``: with the gate's options (``emulated``), or with ORT's fusions on (``ORT_ENABLE_EXTENDED``,
     where the Q/DQ -> QLinear* fusions happen)."""
     import onnx
-    import onnxruntime as ort
+
+    from segpipe.runtime.onnxruntime import open_session, session_options
 
     with tempfile.TemporaryDirectory(prefix="segpipe-ortopt-") as tmp:
         saved = Path(tmp) / "optimized.onnx"
-        so = _options(ort, 1, saved)
-        model: Any = str(path)
-        if emulated:  # the graph gate_session runs
-            model = integer_convolutions(onnx.load(str(path)))[0].SerializeToString()
-        else:
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        # the graph gate_graph_runner runs, or the file with ORT's fusions
+        graph = emulated_graph(path) if emulated else None
+        open_session(graph or path, session_options(1, "none" if emulated else "extended", saved))
         proto = onnx.load(str(saved), load_external_data=False)
     return sorted({n.op_type for n in proto.graph.node if n.op_type in INTEGER_OPS})

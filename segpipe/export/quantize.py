@@ -35,14 +35,13 @@ import numpy as np
 
 from segpipe.errors import ConfigError, DataError, ExportError
 from segpipe.export.calibrate import (
-    batches,
     image_files,
     load_images,
     quantize_modelopt,
     quantize_ort,
     split_holdout,
 )
-from segpipe.export.int8_gate import GateRow, check_gate, gate, miou, run_all
+from segpipe.export.int8_gate import GateRow, check_gate, gate, miou
 from segpipe.export.qdq_emulate import EMULATION
 from segpipe.export.qdq_graph import (
     MIN_OPSET,
@@ -73,7 +72,6 @@ __all__ = [
     "GateRow",
     "GraphIO",
     "QuantizeResult",
-    "batches",
     "check_not_quantized",
     "ensure_node_names",
     "ensure_opset",
@@ -88,7 +86,6 @@ __all__ = [
     "quantize_modelopt",
     "quantize_ort",
     "read_calibration",
-    "run_all",
     "split_holdout",
 ]
 

@@ -134,7 +134,8 @@ def compare(
 ) -> CompareResult:
     """Compare two outputs of the same kind: max/mean absolute difference and argmax agreement.
 
-    Used by the tests and by ``export-onnx --verify`` / ``build-trt`` verification. For class maps
+    Used by the tests and by :class:`~segpipe.runtime.comparator.Comparator` (export-onnx's check,
+    quantize's gate, build-trt's check). For class maps
     (``labels``) the differences are 0 or the label gap and the agreement is exact equality.
     """
     ref = np.asarray(reference)

@@ -1,6 +1,7 @@
 """The inputs every verification feeds both sides of a comparison (export-onnx: ONNX Runtime vs
-PyTorch; build-trt: TensorRT vs ONNX Runtime): smooth seeded random images and real ones from a
-folder, in batches of exactly the graph's batch size. Built one way, here, for every check."""
+PyTorch; quantize's gate: INT8 vs FP32; build-trt: TensorRT vs ONNX Runtime): smooth seeded random
+images and real ones from a folder (calibration images too), in batches of exactly the graph's
+batch size. Built one way, here, for every check (:mod:`segpipe.runtime.comparator`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segpipe.errors import ConfigError, SegpipeError
+from segpipe.errors import ConfigError, DataError, SegpipeError
 
 
 @dataclass(frozen=True)
@@ -40,26 +41,56 @@ def random_images(n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return out
 
 
+def image_files(folder: Path, flag: str, error: type[SegpipeError] = ConfigError) -> list[Path]:
+    """The images of ``folder`` (recursively, sorted by path); a missing or empty folder is one
+    ``error`` naming ``flag``."""
+    from segpipe.data.dataset import IMAGE_EXTS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise error(f"{flag} {folder}: folder does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise error(f"{flag} {folder}: no images ({', '.join(IMAGE_EXTS)}) in it")
+    return files
+
+
+def load_images(
+    files: list[Path], size: tuple[int, int], flag: str, resize: str = "area"
+) -> tuple[np.ndarray, int]:
+    """RGB uint8 N×H×W×3 at (W, H) ``size`` and how many images had to be resized (``resize``:
+    OpenCV's ``area`` or ``linear`` interpolation).
+
+    An unreadable file is a one-line error naming it (a folder with a broken file is more likely a
+    wrong folder than something to skip silently).
+    """
+    import cv2
+
+    from segpipe.data.dataset import read_image
+
+    width, height = size
+    how = cv2.INTER_AREA if resize == "area" else cv2.INTER_LINEAR
+    out = np.empty((len(files), height, width, 3), dtype=np.uint8)
+    resized = 0
+    for i, f in enumerate(files):
+        try:
+            img = read_image(f)
+        except DataError as e:
+            raise DataError(f"{flag}: {e}") from e
+        if img.shape[:2] != (height, width):
+            img = cv2.resize(img, (width, height), interpolation=how)
+            resized += 1
+        out[i] = img
+    return out, resized
+
+
 def folder_images(
     folder: Path, size: tuple[int, int], max_images: int, error: type[SegpipeError] = ConfigError
 ) -> np.ndarray:
     """Up to ``max_images`` images of ``folder`` (sorted by name), RGB, resized to (W, H) ``size``;
     a missing or empty folder is one ``error`` naming ``--verify-images``."""
-    import cv2
-
-    from segpipe.data.dataset import IMAGE_EXTS, read_image
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise error(f"--verify-images {folder}: folder does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise error(f"--verify-images {folder}: no images ({', '.join(IMAGE_EXTS)}) in it")
-    width, height = size
-    images = [
-        cv2.resize(read_image(f), (width, height), interpolation=cv2.INTER_LINEAR) for f in files[:max_images]
-    ]
-    return np.stack(images)
+    files = image_files(folder, "--verify-images", error)[:max_images]
+    return load_images(files, size, "--verify-images", resize="linear")[0]
 
 
 def fixed_batches(source: str, images: np.ndarray, batch: int) -> list[VerifyBatch]:

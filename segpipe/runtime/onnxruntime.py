@@ -47,6 +47,75 @@ def _providers(ort: Any, device: str) -> list[Any]:
     raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
 
 
+#: ``optimize`` -> ONNX Runtime's ``GraphOptimizationLevel`` member.
+OPTIMIZE = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "none": "ORT_DISABLE_ALL"}
+
+
+def session_options(threads: int = 0, optimize: str = "all", save_to: str | Path | None = None) -> Any:
+    """ONNX Runtime session options: ``threads`` intra-op threads (0: one per core), the graph
+    optimizations of :data:`OPTIMIZE`, errors only in the log; ``save_to`` writes the graph the
+    session runs (after its optimizations) to that file."""
+    ort = require("onnxruntime", "running .onnx models")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZE[optimize])
+    so.intra_op_num_threads = int(threads)
+    so.log_severity_level = 3  # errors only: keep provider fallbacks off the terminal
+    if save_to is not None:
+        so.optimized_model_filepath = str(save_to)
+    return so
+
+
+def open_session(
+    model: str | Path | bytes, so: Any = None, providers: Any = ("CPUExecutionProvider",)
+) -> Any:
+    """An ``onnxruntime.InferenceSession`` of a file or a serialized graph.
+
+    The one place segpipe creates one: the runners (:class:`OnnxRunner`, :class:`GraphRunner`),
+    and through them every verification, the INT8 gate and its integer-op inspection
+    (:mod:`segpipe.export.qdq_emulate`), so sessions differ only by the options they are given.
+    """
+    ort = require("onnxruntime", "running .onnx models")
+    source = model if isinstance(model, bytes) else str(model)
+    # the only InferenceSession in segpipe: runners, verification, the INT8 gate and integer_ops
+    return ort.InferenceSession(
+        source, so if so is not None else session_options(), providers=list(providers)
+    )
+
+
+class GraphRunner:
+    """An ONNX graph as written, on ONNX Runtime's CPU provider: what verification compares.
+
+    No segpipe feeding (no metadata needed, no normalisation, no layout change): a batch is cast to
+    the first input's type and fed to it; the output named ``output`` (else the first) comes back.
+    ``graph`` and ``optimize`` as for :class:`OnnxRunner`. Raises what ONNX Runtime raises: each
+    check says in its own words what could not be loaded.
+    """
+
+    def __init__(
+        self, path: str | Path, *, graph: bytes | None = None, optimize: str = "all", threads: int = 0
+    ) -> None:
+        self.path = Path(path)
+        self.session = open_session(graph or self.path, session_options(threads, optimize))
+        first = self.session.get_inputs()[0]
+        names = [o.name for o in self.session.get_outputs()]
+        self.input_name, self.output_name = first.name, "output" if "output" in names else names[0]
+        self.dtype = _DTYPES.get(first.type, np.float32)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """The graph's output for ``batch`` (cast to the input's type)."""
+        x = np.asarray(batch).astype(self.dtype, copy=False)
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+    def close(self) -> None:
+        self.session = None
+
+    def __enter__(self) -> GraphRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _static(dim: Any) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
@@ -69,6 +138,10 @@ class OnnxRunner(Runner):
         reporter: receives the warning that says what is assumed about a model without metadata.
         lenient: ``mean``/``std``/``input_layout`` given for several models at once (``benchmark``):
             a model with metadata ignores them with a warning instead of refusing them.
+        graph: the serialized graph to run instead of the file's (a rewritten copy of it, e.g. the
+            INT8 gate's integer-sum form); the file still names it in messages.
+        optimize: ONNX Runtime's graph optimizations, ``all`` (default), ``extended`` or ``none``
+            (the graph run as written: the INT8 gate, :mod:`segpipe.export.qdq_emulate`).
     """
 
     backend = "onnxruntime"
@@ -86,9 +159,12 @@ class OnnxRunner(Runner):
         threads: int = 0,
         reporter: Reporter | None = None,
         lenient: bool = False,
+        graph: bytes | None = None,
+        optimize: str = "all",
         **kwargs: Any,
     ) -> None:
         super().__init__(path, device)
+        self._graph, self._optimize = graph, optimize
         self._norm: tuple[np.ndarray, np.ndarray] | None = None
         self._lenient = lenient
         self._assumed = ""
@@ -128,19 +204,16 @@ class OnnxRunner(Runner):
         and the model's metadata props. A backend that reads ONNX files another way overrides it."""
         ort = require("onnxruntime", "running .onnx models")
         providers = _providers(ort, device)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = threads
-        so.log_severity_level = 3  # errors only: keep provider fallbacks off the terminal
+        so = session_options(threads, self._optimize)
         self.int8_note = ""
-        if providers == ["CPUExecutionProvider"]:
+        if providers == ["CPUExecutionProvider"] and self._optimize == "all":
             from segpipe.runtime.cpu import ort_int8_settings
 
             self.int8_note = ort_int8_settings(so, self.path)
             if self.int8_note and reporter is not None:
                 reporter.warn(self.int8_note)
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=providers)
+            self.session = open_session(self._graph or self.path, so, providers)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
             raise CheckpointError(
