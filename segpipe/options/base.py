@@ -26,6 +26,11 @@ MAX_SIDE = 65536
 #: Declared field types shared by the options classes (see :class:`~segpipe.schema.Range`).
 Seed = Annotated[int, Range(0, 2**32 - 1)]
 Size = Annotated[tuple[int, int], Range(1, MAX_SIDE, why=f"give WIDTH HEIGHT, both from 1 to {MAX_SIDE}")]
+#: A share of pixels whose argmax agrees (the verification thresholds), above 0 and at most 1.
+Agreement = Annotated[float, Range(0, 1, above=True, why="must be in (0, 1]")]
+#: A count of at least one (images, calls, rounds); ``Count0``: zero allowed.
+Count = Annotated[int, Range(1)]
+Count0 = Annotated[int, Range(0)]
 ClassCount = Annotated[
     int,
     Range(

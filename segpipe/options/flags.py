@@ -122,8 +122,16 @@ TILE = INFERENCE_PANEL.shared("--tile", None, "Sliding-window inference: cover e
     "the network size.", metavar="W H")
 OVERLAP = INFERENCE_PANEL.shared("--overlap", 0.25, "Fraction of a window shared with its neighbour (with --tile).")
 
+# ---- verification: a converted model against the one it was made from -------------------------
+VERIFY_PANEL = Panel("Verification")
+VERIFY = VERIFY_PANEL.shared("--verify/--no-verify", True, "Compare the new model with the one it was made from.")
+VERIFY_IMAGES = VERIFY_PANEL.shared("--verify-images", None, "Folder of pictures to verify on.", metavar="DIR")
+MIN_AGREEMENT = VERIFY_PANEL.shared("--min-agreement", None, "Smallest argmax agreement accepted.")
+
 # ---- outputs and runs ---------------------------------------------------------------------------
 REPORT = shared("--report", None, "Write the figures as JSON here.")
+#: The file a command writes (export-onnx's ONNX, quantize's INT8 ONNX).
+OUTPUT = shared("--output", "-o", None, "File to write.")
 #: The folder a command writes into (train's run folder, visualize's pictures).
 OUTPUT_DIR = shared("--output-dir", "--output_dir", help="Folder written to.", metavar="DIR")
 SEED = shared("--seed", 0, "Random seed.")

@@ -89,6 +89,13 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _declared_name(f: dataclasses.Field[Any]) -> str:
+    """The flag a field is declared with (``batch_size`` -> ``--batch``), else :func:`flag`."""
+    spec = f.metadata.get("flag")
+    names = getattr(spec, "names", None)
+    return names[0].split("/")[0] if names else flag(f.name)
+
+
 def check_fields(opts: Any) -> None:
     """Validate every field of a frozen options dataclass against its declared type and range,
     storing the validated value (a str path becomes a ``Path``, a list a tuple, an int for a float
@@ -102,7 +109,7 @@ def check_fields(opts: Any) -> None:
             flat = isinstance(value, (tuple, list)) and 0 < len(value) <= 8
             flat = flat and all(isinstance(v, (int, float, str, Path)) for v in value)
             text = printable(" ".join(map(str, value)))[:60] if flat else shown(value)
-            raise ConfigError(f"{flag(f.name)} {text}: {problem}")
+            raise ConfigError(f"{_declared_name(f)} {text}: {problem}")
         if checked is not value:
             object.__setattr__(opts, f.name, checked)
 
