@@ -111,7 +111,9 @@ def open_regular(path: str | os.PathLike[str], what: str = "file", where: str = 
     ``fstat`` on the descriptor, then switched back to blocking reads."""
     check_regular(path, what, where)
     prefix = f"{where}: " if where else ""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    )
     try:
         fd = os.open(path, flags)
     except OSError as e:
@@ -191,7 +193,9 @@ def inside(
     return p
 
 
-def confine_samples(root: Path, samples: list[Any], outside_root: bool, seen: set[tuple[str, str, str]]) -> list[Any]:
+def confine_samples(
+    root: Path, samples: list[Any], outside_root: bool, seen: set[tuple[str, str, str]]
+) -> list[Any]:
     """``samples`` (:class:`~segpipe.data.formats.base.LabelledSample`) checked: image and label
     resolve inside ``root`` (links followed; unless ``outside_root``) and are regular files (a FIFO,
     device or folder is one line, never opened); names made safe to build output paths from (no
@@ -237,7 +241,9 @@ def confine_samples(root: Path, samples: list[Any], outside_root: bool, seen: se
             s = dataclasses.replace(s, name=clean)
         other = names.get(clean)
         if other is not None and other is not s:
-            raise DataError(f"{shown(s.image)} and {shown(other.image)} both give the sample name {shown(clean)}")
+            raise DataError(
+                f"{shown(s.image)} and {shown(other.image)} both give the sample name {shown(clean)}"
+            )
         names[clean] = s
         out.append(s)
     return out
@@ -247,7 +253,9 @@ def confine_samples(root: Path, samples: list[Any], outside_root: bool, seen: se
 def _clean_part(part: str) -> str:
     raw = os.fsencode(part)
     text = raw.decode("utf-8", "replace")
-    text = "".join("_" if (ord(c) < 32 or ord(c) == 127 or 0x80 <= ord(c) < 0xA0 or c == "\ufffd") else c for c in text)
+    text = "".join(
+        "_" if (ord(c) < 32 or ord(c) == 127 or 0x80 <= ord(c) < 0xA0 or c == "\ufffd") else c for c in text
+    )
     return text.strip() or "_"
 
 
@@ -319,14 +327,20 @@ def check_label_bytes(path: str | os.PathLike[str], env: str, default_mb: float,
 
 def label_bytes_limit(env: str, default_mb: float) -> int:
     """The byte limit for a label file: environment variable ``env`` (MB) if set, else ``default_mb``."""
+    return int(env_number(env, default_mb) * 2**20)
+
+
+def env_number(env: str, default: float) -> float:
+    """The positive, finite number environment variable ``env`` holds (``default`` when it is unset
+    or blank): a bound the user may raise; one line naming the variable and the value otherwise."""
     raw = os.environ.get(env, "").strip()
     try:
-        mb = float(raw) if raw else float(default_mb)
+        value = float(raw) if raw else float(default)
     except ValueError:
         raise DataError(f"environment variable {env}={raw!r} is not a number") from None
-    if not math.isfinite(mb) or mb <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise DataError(f"environment variable {env}={raw!r} must be > 0")
-    return int(mb * 2**20)
+    return value
 
 
 def chmod_like_mkdir(path: str | os.PathLike[str]) -> None:

@@ -164,13 +164,9 @@ class BoundedSafeLoader(yaml.SafeLoader):
         return node
 
 
-#: The refusal :func:`safe_load_bounded` raises, for readers of other YAML files (dataset YAMLs).
-TooBig = _TooBig
-
-
 def safe_load_bounded(text: str) -> Any:
     """``yaml.safe_load`` through :class:`BoundedSafeLoader` (raises ``yaml.YAMLError``,
-    ``RecursionError`` or the internal refusal; :func:`load_config` turns each into one line)."""
+    ``RecursionError`` or the internal refusal; :func:`parse_yaml` turns each into one line)."""
     loader = BoundedSafeLoader(text)
     try:
         return loader.get_single_data()
@@ -178,22 +174,27 @@ def safe_load_bounded(text: str) -> Any:
         loader.dispose()
 
 
-def check_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
-    """Parse a YAML file other readers will load (an albumentations pipeline) through the bounded
-    loader first: oversized files, aliases expanding too far, malformed YAML are one line."""
-    p = Path(path)
-    text = _read_text(p, what)
+def parse_yaml(text: str, path: str | Path, error: type[Exception] = ConfigError) -> Any:
+    """:func:`safe_load_bounded` of the text of ``path``, its refusals one ``error`` line naming the
+    file (and the line): aliases expanding too far, nesting too deep, malformed YAML."""
     try:
         return safe_load_bounded(text)
     except _TooBig as e:
-        raise ConfigError(f"{p}: refused, {e}") from None
+        raise error(f"{path}: refused, {e}") from None
     except RecursionError:
-        raise ConfigError(f"{p}: YAML nested too deeply") from None
+        raise error(f"{path}: YAML nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{p}{where}: malformed YAML ({printable(problem)[:120]})") from None
+        raise error(f"{path}{where}: malformed YAML ({printable(problem)[:120]})") from None
+
+
+def check_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
+    """Parse a YAML file other readers will load (an albumentations pipeline) through the bounded
+    loader first: oversized files, aliases expanding too far, malformed YAML are one line."""
+    p = Path(path)
+    return parse_yaml(_read_text(p, what), p)
 
 
 def _read_text(p: Path, what: str = "config file") -> str:

@@ -19,14 +19,13 @@ import contextlib
 import gc
 import io
 import json
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from segpipe.data.safepaths import check_regular, is_regular, open_regular
+from segpipe.data.safepaths import check_regular, env_number, is_regular, open_regular
 from segpipe.errors import DataError, some
 from segpipe.progress import Reporter
 
@@ -44,23 +43,10 @@ MAX_POINTS = 100_000
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _env_number(name: str, default: int) -> float:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return float(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DataError(f"environment variable {name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise DataError(f"environment variable {name}={raw!r} must be > 0")
-    return value
-
-
 def check_label_file_size(path: Path) -> None:
     """Refuse a label file over ``SEGPIPE_MAX_LABEL_MB`` megabytes, or that is not a regular file
     (a FIFO would block), before reading it."""
-    limit_mb = _env_number(LABEL_MB_ENV, DEFAULT_LABEL_MB)
+    limit_mb = env_number(LABEL_MB_ENV, DEFAULT_LABEL_MB)
     size = check_regular(path, "label file").st_size
     if size > limit_mb * 1024 * 1024:
         raise DataError(
@@ -125,7 +111,7 @@ def check_image_size(width: object, height: object, where: str) -> tuple[int, in
         raise DataError(
             f"{where}: image size {width!r}x{height!r} (W x H) is not 1..{MAX_SIDE} pixels a side"
         )
-    limit = _env_number(IMAGE_MPIX_ENV, DEFAULT_IMAGE_MPIX)
+    limit = env_number(IMAGE_MPIX_ENV, DEFAULT_IMAGE_MPIX)
     if width * height > limit * 1e6:  # type: ignore[operator]
         raise DataError(
             f"{where}: image size {width}x{height} (W x H) is over the {limit:g} megapixel limit "

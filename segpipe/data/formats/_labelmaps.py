@@ -7,7 +7,7 @@ common_semantic_segmentation, mapillary_vistas).
   (``{"0": "Void", ...}``) with ``segmentation_colors`` (``[[r, g, b], ...]`` by ``label_map`` key),
   read as datumaro's ``parse_meta_file`` reads it.
 
-A mask is read with :func:`read_label`: a palette or greyscale PNG as its indices (how segpipe
+:class:`LabelMapReader` is what the readers of such data share. A mask is read with :func:`read_label`: a palette or greyscale PNG as its indices (how segpipe
 reads palette PNGs everywhere), a colour PNG as RGB to decode through the label map
 (:func:`segpipe.data.formats.cvat.decode_colors`). No torch here.
 """
@@ -15,13 +15,14 @@ reads palette PNGs everywhere), a colour PNG as RGB to decode through the label 
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from segpipe.data.formats._annotations import read_json, read_text
-from segpipe.data.formats.base import as_index_array
+from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, as_index_array
 from segpipe.errors import DataError, shorten
 
 #: (name, colour) pairs; the colour is None where the file gives none.
@@ -167,3 +168,46 @@ def check_below(ids: np.ndarray, n: int, ignore: int, path: Path, source: str) -
             f"{path}: value {int(ids[y, x])} at pixel (x={x}, y={y}) is beyond the {n} classes of {source}"
         )
     return ids
+
+
+class LabelMapReader(FormatReader):
+    """A format whose classes are one label map the data ships (names and colours in class order:
+    CamVid, datumaro's common semantic segmentation, Mapillary Vistas) and whose masks are PNGs of
+    class indices or of those colours. The label map is read once (:meth:`read_labels`), the
+    classes are its names and colours (the VOC colour map's where it gives none), and a mask is
+    decoded through it and checked below its class count."""
+
+    index_masks = True
+
+    def read_labels(self) -> tuple[LabelMap, str]:
+        """(the label map, where it came from in words); :meth:`labels` calls it once."""
+        raise NotImplementedError
+
+    @functools.cached_property
+    def _label_map(self) -> tuple[LabelMap, str]:
+        return self.read_labels()
+
+    def labels(self) -> LabelMap:
+        """The label map (read on first use; one line naming the file on a problem)."""
+        return self._label_map[0]
+
+    @property
+    def label_source(self) -> str:
+        """Where :meth:`labels` came from, in words (``"label_colors.txt"``)."""
+        return self._label_map[1]
+
+    def classes(self) -> ClassInfo:
+        pairs, source = self._label_map
+        return ClassInfo(tuple(n for n, _ in pairs), filled_colors(pairs), source)
+
+    def read_mask(self, sample: LabelledSample) -> np.ndarray:
+        assert sample.label is not None
+        pairs, source = self._label_map
+        arr, is_rgb = read_label(sample.label)
+        ids = self.convention(decode(arr, is_rgb, pairs, sample.label, source), is_rgb)
+        return check_below(ids, len(pairs), self.ignore_index, sample.label, source)
+
+    def convention(self, ids: np.ndarray, is_rgb: bool) -> np.ndarray:
+        """The format's own rule on decoded class ids (``is_rgb``: decoded from colours) before
+        they are checked, e.g. an index it ignores; as they are by default."""
+        return ids

@@ -25,22 +25,19 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from segpipe.data.formats._annotations import checked_samples, find_image, image_size, list_images, read_text
 from segpipe.data.formats._labelmaps import (
     LabelMap,
-    check_below,
-    decode,
-    filled_colors,
+    LabelMapReader,
     read_class_dict,
     read_dataset_meta,
     read_label,
     read_label_colors,
 )
-from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats.base import SPLITS, LabelledSample
 from segpipe.data.safepaths import check_regular, inside, is_regular
 from segpipe.errors import DataError, shorten, some
 
@@ -111,19 +108,14 @@ def with_background_first(pairs: LabelMap) -> LabelMap:
     return [("background", (0, 0, 0) if has_colors else None)] + pairs
 
 
-class CamvidReader(FormatReader):
+class CamvidReader(LabelMapReader):
     """CamVid _L.png colour labels, or the SegNet/datumaro SPLIT.txt + SPLITannot/ layout."""
 
     name = "camvid"
     description = "CamVid: NAME_L.png colour labels (label_colors.txt / class_dict.csv) or SegNet's SPLIT.txt + SPLITannot/"
     layout = "*_L.png with label_colors.txt or class_dict.csv; or train.txt / train/ + trainannot/ (+ label_colors.txt)"
-    index_masks = True
-
-    def __init__(self, root: str | Path, **kw: Any) -> None:
-        super().__init__(root, **kw)
-        self._pairs: LabelMap | None = None
-        self._source = ""
-        self._segnet = False
+    #: Read as SegNet's 11 classes (index masks without a label file; index 11 is ignored).
+    _segnet = False
 
     @classmethod
     def detect(cls, root: Path) -> str | None:
@@ -138,23 +130,16 @@ class CamvidReader(FormatReader):
             return f"*_L.png colour labels with {maps[0]} (CamVid)"
         return None
 
-    def labels(self) -> LabelMap:
-        if self._pairs is None:
-            found = next((self.root / f for f in LABEL_FILES if is_regular(self.root / f)), None)
-            if found is not None:
-                read = {"dataset_meta.json": read_dataset_meta, "label_colors.txt": read_label_colors}
-                self._pairs = with_background_first(read.get(found.name, read_class_dict)(found))
-                self._source = found.name
-            else:
-                first = next(iter(self.samples()), None)
-                self._segnet = (
-                    first is not None and first.label is not None and not read_label(first.label)[1]
-                )
-                self._pairs = SEGNET_11 if self._segnet else CAMVID_32
-                self._source = (
-                    "SegNet's CamVid (built in)" if self._segnet else "CamVid (built in, 32 classes)"
-                )
-        return self._pairs
+    def read_labels(self) -> tuple[LabelMap, str]:
+        found = next((self.root / f for f in LABEL_FILES if is_regular(self.root / f)), None)
+        if found is not None:
+            read = {"dataset_meta.json": read_dataset_meta, "label_colors.txt": read_label_colors}
+            return with_background_first(read.get(found.name, read_class_dict)(found)), found.name
+        first = next(iter(self.samples()), None)
+        self._segnet = first is not None and first.label is not None and not read_label(first.label)[1]
+        if self._segnet:
+            return SEGNET_11, "SegNet's CamVid (built in)"
+        return CAMVID_32, "CamVid (built in, 32 classes)"
 
     def _from_lists(self, lists: list[Path]) -> list[LabelledSample]:
         out, missing = [], []
@@ -250,18 +235,15 @@ class CamvidReader(FormatReader):
             out, f"{self.root}: no CamVid samples (SPLIT.txt lines, or NAME_L.png with NAME.png)"
         )
 
-    def classes(self) -> ClassInfo:
-        pairs = self.labels()
-        return ClassInfo(tuple(n for n, _ in pairs), filled_colors(pairs), self._source)
-
     def read_mask(self, sample: LabelledSample) -> np.ndarray:
-        pairs = self.labels()
+        self.labels()
         if sample.label is None:  # listed without a mask: no annotation, all class 0
             w, h = image_size(sample.image)
             return np.zeros((h, w), np.uint8)
-        arr, is_rgb = read_label(sample.label)
-        ids = decode(arr, is_rgb, pairs, sample.label, self._source)
-        if self._segnet and not is_rgb:
+        return super().read_mask(sample)
+
+    def convention(self, ids: np.ndarray, is_rgb: bool) -> np.ndarray:
+        if self._segnet and not is_rgb:  # SegNet's index 11, "Unlabelled", is ignored
             ids = ids.astype(np.uint16) if self.ignore_index > 255 else ids.copy()
             ids[ids == len(SEGNET_11)] = self.ignore_index
-        return check_below(ids, len(pairs), self.ignore_index, sample.label, self._source)
+        return ids

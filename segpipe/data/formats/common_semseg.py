@@ -19,20 +19,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from segpipe.data.formats._annotations import checked_samples, list_images
-from segpipe.data.formats._labelmaps import (
-    LabelMap,
-    check_below,
-    decode,
-    filled_colors,
-    read_dataset_meta,
-    read_label,
-)
-from segpipe.data.formats.base import SPLITS, ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats._labelmaps import LabelMap, LabelMapReader, read_dataset_meta
+from segpipe.data.formats.base import SPLITS, LabelledSample
 from segpipe.data.safepaths import is_regular
 from segpipe.errors import DataError
 
@@ -74,17 +64,12 @@ def prefixes(images: list[str], masks: list[str]) -> tuple[int, int]:
     return common(images), common(masks)
 
 
-class CommonSemSegReader(FormatReader):
+class CommonSemSegReader(LabelMapReader):
     """dataset_meta.json + images/ + masks/ (datumaro common_semantic_segmentation)."""
 
     name = "common_semantic_segmentation"
     description = "Datumaro common semantic segmentation: dataset_meta.json labels/colours + masks/"
     layout = "dataset_meta.json, images/NAME.png and masks/NAME.png (or SPLIT/ folders holding them)"
-    index_masks = True
-
-    def __init__(self, root: str | Path, **kw: Any) -> None:
-        super().__init__(root, **kw)
-        self._labels: LabelMap | None = None
 
     @classmethod
     def detect(cls, root: Path) -> str | None:
@@ -94,18 +79,16 @@ class CommonSemSegReader(FormatReader):
         where = "" if found == [root] else f" in {', '.join(p.name + '/' for p in found)}"
         return f"dataset_meta.json with images/ and masks/{where} (datumaro common semantic segmentation)"
 
-    def labels(self) -> LabelMap:
-        if self._labels is None:
-            dirs = subset_dirs(self.root)
-            if not dirs:
-                raise DataError(f"{self.root}: no dataset_meta.json beside images/ and masks/")
-            maps = [(d / META, read_dataset_meta(d / META)) for d in dirs]
-            first_path, first = maps[0]
-            for path, other in maps[1:]:
-                if other != first:
-                    raise DataError(f"{path}: labels differ from those of {first_path}")
-            self._labels = first
-        return self._labels
+    def read_labels(self) -> tuple[LabelMap, str]:
+        dirs = subset_dirs(self.root)
+        if not dirs:
+            raise DataError(f"{self.root}: no dataset_meta.json beside images/ and masks/")
+        maps = [(d / META, read_dataset_meta(d / META)) for d in dirs]
+        first_path, first = maps[0]
+        for path, other in maps[1:]:
+            if other != first:
+                raise DataError(f"{path}: labels differ from those of {first_path}")
+        return first, META
 
     def samples(self) -> list[LabelledSample]:
         self.labels()
@@ -138,14 +121,3 @@ class CommonSemSegReader(FormatReader):
             "mask(s) have no image under images/ and are left out",
             self.reporter,
         )
-
-    def classes(self) -> ClassInfo:
-        pairs = self.labels()
-        return ClassInfo(tuple(n for n, _ in pairs), filled_colors(pairs), META)
-
-    def read_mask(self, sample: LabelledSample) -> np.ndarray:
-        assert sample.label is not None
-        pairs = self.labels()
-        arr, is_rgb = read_label(sample.label)
-        ids = decode(arr, is_rgb, pairs, sample.label, META)
-        return check_below(ids, len(pairs), self.ignore_index, sample.label, META)

@@ -20,14 +20,12 @@ is left out. No torch here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from segpipe.data.formats._annotations import checked_samples, find_image, list_images, read_json
-from segpipe.data.formats._labelmaps import LabelMap, _checked, _rgb, check_below, decode, read_label
-from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample
+from segpipe.data.formats._labelmaps import LabelMap, LabelMapReader, _checked, _rgb
+from segpipe.data.formats.base import LabelledSample
 from segpipe.data.safepaths import is_regular
 from segpipe.errors import DataError
 
@@ -68,18 +66,12 @@ def read_config(path: Path) -> LabelMap:
     return _checked(pairs, path)
 
 
-class MapillaryReader(FormatReader):
+class MapillaryReader(LabelMapReader):
     """Mapillary Vistas v1.x / v1.2 / v2.0 label PNGs, classes from the config JSON."""
 
     name = "mapillary_vistas"
     description = "Mapillary Vistas v1.2/v2.0: config*.json labels + SPLIT/VERSION/labels/*.png indices"
     layout = "config_v2.0.json / config_v1.2.json / config.json with training/images/ and training/v2.0/labels/ (or v1.2/labels/, labels/)"
-    index_masks = True
-
-    def __init__(self, root: str | Path, **kw: Any) -> None:
-        super().__init__(root, **kw)
-        self._labels: LabelMap | None = None
-        self._found: tuple[Path, str, list[Path]] | None = None
 
     @classmethod
     def detect(cls, root: Path) -> str | None:
@@ -91,24 +83,22 @@ class MapillaryReader(FormatReader):
             f"{config.name} with {splits[0].name}/images/ and {splits[0].name}/{labels}/ (Mapillary Vistas)"
         )
 
+    @functools.cached_property
     def _version(self) -> tuple[Path, str, list[Path]]:
-        found = self._found or find_version(self.root)
+        found = find_version(self.root)
         if found is None:
             raise DataError(
                 f"{self.root}: no Mapillary Vistas config (config_v2.0.json, config_v1.2.json, config.json) "
                 "beside training/images and training/VERSION/labels"
             )
-        self._found = found
         return found
 
-    def labels(self) -> LabelMap:
-        if self._labels is None:
-            self._labels = read_config(self._version()[0])
-        return self._labels
+    def read_labels(self) -> tuple[LabelMap, str]:
+        return read_config(self._version[0]), self._version[0].name
 
     def samples(self) -> list[LabelledSample]:
         self.labels()  # a broken config is said first
-        _, labels, splits = self._version()
+        _, labels, splits = self._version
         out, missing = [], []
         for split_dir in splits:
             split = SPLIT_OF[split_dir.name.lower()]
@@ -125,21 +115,4 @@ class MapillaryReader(FormatReader):
             missing,
             "label PNG(s) have no image in SPLIT/images/ and are left out",
             self.reporter,
-        )
-
-    def classes(self) -> ClassInfo:
-        pairs = self.labels()
-        return ClassInfo(tuple(n for n, _ in pairs), tuple(c for _, c in pairs), self._version()[0].name)  # type: ignore[misc]
-
-    def read_mask(self, sample: LabelledSample) -> np.ndarray:
-        assert sample.label is not None
-        pairs = self.labels()
-        source = self._version()[0].name
-        arr, is_rgb = read_label(sample.label)
-        return check_below(
-            decode(arr, is_rgb, pairs, sample.label, source),
-            len(pairs),
-            self.ignore_index,
-            sample.label,
-            source,
         )

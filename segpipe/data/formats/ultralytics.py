@@ -144,21 +144,10 @@ def load_config(path: Path, splits_required: bool = True) -> UltralyticsConfig:
     """Read and validate a dataset YAML (``yaml.safe_load``); every problem found goes into one
     line naming the file and the fields. ``splits_required=False`` (the YOLO reader) accepts a YAML
     giving neither ``train`` nor ``val`` (``splits`` then empty: the folders are found as without one)."""
-    import yaml
+    from segpipe.schema.options import parse_yaml
 
-    from segpipe.schema.options import TooBig, safe_load_bounded
-
-    text = read_text(path)
-    try:  # bounded: a few hundred bytes of nested aliases must not expand to gigabytes
-        data = safe_load_bounded(text)
-    except TooBig as exc:
-        raise DataError(f"{path}: refused, {exc}") from None
-    except RecursionError:
-        raise DataError(f"{path}: YAML nested too deeply") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise DataError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    # bounded: a few hundred bytes of nested aliases must not expand to gigabytes
+    data = parse_yaml(read_text(path), path, DataError)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a mapping with path, train, val and names")
     problems: list[str] = []
