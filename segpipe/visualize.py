@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats import FormatReader, LabelledSample, open_dataset, select_split
+from segpipe.data.formats import FormatReader, LabelledSample, open_for_options, select_split
 from segpipe.data.heldout import select_for_model
 from segpipe.errors import DataError, SegpipeError, some
 from segpipe.modelinfo import ModelInfo
@@ -299,19 +299,7 @@ def visualize(
 
 def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatReader, list[LabelledSample]]:
     """The reader of ``opts.data_root`` and all its samples."""
-    reader = open_dataset(
-        opts.data_root,  # type: ignore[arg-type]
-        opts.format,
-        reduce_zero_label=opts.reduce_zero_label,
-        crowds=opts.crowds,
-        reporter=reporter,
-        images_dir=opts.images_dir,
-        masks_dir=opts.masks_dir,
-        mask_suffix=opts.mask_suffix,
-        palette=load_palette(opts.colors) if opts.colors is not None else None,
-    )
-    if opts.format == "auto":
-        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
+    reader = open_for_options(opts, reporter=reporter)  # says the format --format auto found
     samples = reader.samples()
     select_split(samples, opts.split, Path(opts.data_root))  # type: ignore[arg-type]  # a wrong --split: before the model loads
     return reader, samples  # the images are chosen once the model says how it was trained

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from segpipe.cli.demo import BACKEND_TITLES, heldout_line
+from segpipe.demo import BACKEND_TITLES, heldout_line
 from segpipe.runtime.base import RUNTIMES
 
 
@@ -48,7 +48,7 @@ def test_an_interrupted_demo_names_no_flag_demo_lacks(tmp_path, monkeypatch) -> 
     """SIGTERM during the demo's training said "run the same command with --resume", and
     `segpipe demo --resume` is "No such option": the demo's line names commands that exist."""
     import segpipe.training
-    from segpipe.cli.demo import _train_step
+    from segpipe.demo import train_step
     from segpipe.training.guard import TrainingInterrupted, resume_hint
 
     last = tmp_path / "train" / "last.pth"
@@ -61,7 +61,7 @@ def test_an_interrupted_demo_names_no_flag_demo_lacks(tmp_path, monkeypatch) -> 
 
     monkeypatch.setattr(segpipe.training, "train", stopped)
     with pytest.raises(TrainingInterrupted) as info:
-        _train_step(tmp_path / "data", tmp_path, 1, "cpu", None)
+        train_step(tmp_path / "data", tmp_path, 1, "cpu", None, lambda kind, value: None)
     msg = str(info.value)
     assert info.value.exit_code == 143 and info.value.last_path == last
     assert "--resume" not in msg.replace("has no --resume", "")

@@ -312,7 +312,7 @@ def test_export_onnx_int8_writes_both_graphs(
 
 def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
     from segpipe.benchmark import benchmark
-    from segpipe.cli.benchmark import LADDER_COLUMNS, precision_ladder
+    from segpipe.ladder import LADDER_COLUMNS, precision_ladder
     from segpipe.data.synthetic import make_dataset
     from segpipe.export.quantize import quantize
     from segpipe.options import BenchmarkOptions

@@ -72,17 +72,17 @@ def test_demo_twice_keeps_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     that writes what the demo writes: the real double run is the slow test below)."""
     from typer.testing import CliRunner
 
-    from segpipe.cli import demo
+    from segpipe import demo
     from segpipe.cli.app import app
 
     ran: list[Path] = []
 
-    def fake_run(output_dir: Path, epochs: int, device: str, reporter: object) -> None:
+    def fake_run(output_dir: Path, epochs: int, device: str, reporter: object, show: object) -> None:
         ran.append(output_dir)
         (output_dir / "train").mkdir(parents=True)
         (output_dir / "train" / "best.pth").write_text(str(len(ran)))
 
-    monkeypatch.setattr(demo, "_run_demo", fake_run)
+    monkeypatch.setattr(demo, "run_demo", fake_run)
     monkeypatch.chdir(tmp_path)
     first = CliRunner().invoke(app, ["demo", "--quiet"])
     assert first.exit_code == 0 and ran == [Path("runs/demo")] and "earlier demo" not in first.output

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from segpipe.errors import SegpipeError, one_line
 from segpipe.progress import Reporter, Task
@@ -199,14 +200,40 @@ class RichReporter(Reporter):
         warn(message)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        if self.quiet:
-            return
+        if not self.quiet:
+            console.print(
+                make_table(
+                    title, [[_fmt(v) for v in row] for row in rows], columns, ("class", "name", "file")
+                )
+            )
+
+
+def make_table(
+    title: str,
+    rows: Iterable[Sequence[Any]],
+    columns: Sequence[str] | None = None,
+    left: Collection[str] = (),
+) -> Table:
+    """A table titled on the left: with ``columns``, a header row (the ``left`` columns aligned left,
+    the others right); without, two columns, the names in bold and their values. Cells that are not
+    text are written with ``str``."""
+    if columns is None:
+        table = Table(show_header=False, title=title, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+    else:
         table = Table(title=title, title_justify="left")
         for col in columns:
-            table.add_column(col, justify="right" if col not in ("class", "name", "file") else "left")
-        for row in rows:
-            table.add_row(*(_fmt(v) for v in row))
-        console.print(table)
+            table.add_column(col, justify="left" if col in left else "right")
+    for row in rows:
+        table.add_row(*(v if isinstance(v, (str, Text)) else str(v) for v in row))
+    return table
+
+
+def say(lead: str, style: str, text: str = "", out: Console | None = None) -> None:
+    """One line that starts with a coloured word: ``wrote PATH (size)``, ``note: ...`` (``text`` is
+    plain, its control characters shown escaped)."""
+    (out or console).print(Text.assemble((lead, style), _unsurrogate(printable(text))))
 
 
 def print_written(path: Path, what: str = "") -> None:
@@ -220,4 +247,4 @@ def print_written(path: Path, what: str = "") -> None:
         amount = f"{len(files)} file{'s' if len(files) != 1 else ''}, {human_bytes(size)}"
     else:
         amount = human_bytes(path.stat().st_size if path.is_file() else 0)
-    console.print(f"[green]wrote[/] {escape(printable(f'{label}{path}'))} ({amount})", markup=True)
+    say("wrote", "green", f" {label}{path} ({amount})")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
+
 from segpipe.cli.binder import Flags, command
-from segpipe.cli.common import console, print_written, warn
+from segpipe.cli.common import console, make_table, print_written, warn
 from segpipe.options.inference import EvaluateOptions, TtaFlag
 from segpipe.units import size_text
 
@@ -15,26 +17,20 @@ if TYPE_CHECKING:
 
 def print_result(result: EvalResult) -> None:
     """The per-class table and the summary line."""
-    from rich.table import Table
-
-    table = Table(
-        title=f"{result.model} ({result.backend}, {size_text(result.size)}, {result.images} images"
-        + (f", {result.inference})" if result.inference else ")"),
-        title_justify="left",
-    )
-    for col in ("id", "class", "IoU %", "accuracy %", "pixels"):
-        table.add_column(col, justify="left" if col == "class" else "right")
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.2f}"
 
-    for cid, name, iou, acc, pixels in result.rows():
-        table.add_row(str(cid), name, pct(iou), pct(acc), str(pixels))
-    console.print(table)
+    how = f", {result.inference}" if result.inference else ""
+    title = f"{result.model} ({result.backend}, {size_text(result.size)}, {result.images} images{how})"
+    rows = [(cid, name, pct(iou), pct(acc), pixels) for cid, name, iou, acc, pixels in result.rows()]
+    console.print(make_table(title, rows, ("id", "class", "IoU %", "accuracy %", "pixels"), left=("class",)))
     console.print(
-        f"[bold]mIoU {100 * result.miou:.2f}%[/]  pixel accuracy {100 * result.pixel_accuracy:.2f}%  "
-        f"({result.seconds:.1f} s, {1000 * result.seconds / max(result.images, 1):.0f} ms/image)",
-        markup=True,
+        Text.assemble(
+            (f"mIoU {100 * result.miou:.2f}%", "bold"),
+            f"  pixel accuracy {100 * result.pixel_accuracy:.2f}%  ({result.seconds:.1f} s, "
+            f"{1000 * result.seconds / max(result.images, 1):.0f} ms/image)",
+        )
     )
     for message in result.warnings:  # again under the figures they qualify
         warn(message)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.cli.binder import Flags, command
-from segpipe.cli.common import console, print_written
+from segpipe.cli.common import console, make_table, print_written, say
 from segpipe.errors import ConfigError
 from segpipe.options.declare import flag
 from segpipe.options.export import ONNX_OUTPUT_KINDS, OnnxExportOptions
@@ -30,6 +30,7 @@ from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes, output_layout, tensor_text
 
 INT8 = "INT8 (Q/DQ for TensorRT)"
+VERIFY_COLUMNS = ("inputs", "images", "max |diff|", "mean |diff|", "argmax agreement")
 
 
 @dataclass(frozen=True)
@@ -120,44 +121,38 @@ def export_onnx_command(flags: Flags) -> None:
 
 def render_result(result: Any) -> None:
     """The summary: file, size, opset, shapes, node counts, verification figures, time."""
-    from rich.table import Table
-
     info = result.info
     nodes = str(result.nodes_exported)
     if result.nodes_simplified is not None:
         nodes += f" -> {result.nodes_simplified} (simplified)"
-    table = Table(show_header=False, title=f"ONNX export of {info.arch}/{info.encoder}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("file", str(result.path))
-    table.add_row("size", human_bytes(result.size_mb * 1e6))
-    table.add_row("opset", f"{result.opset} ({getattr(result, 'exporter', 'torchscript')} exporter)")
-    for spec in result.inputs:
-        table.add_row("input", tensor_text(spec.name, spec.shape, spec.dtype, info.layout))
+    rows = [
+        ("file", str(result.path)),
+        ("size", human_bytes(result.size_mb * 1e6)),
+        ("opset", f"{result.opset} ({getattr(result, 'exporter', 'torchscript')} exporter)"),
+    ]
+    rows += [("input", tensor_text(s.name, s.shape, s.dtype, info.layout)) for s in result.inputs]
+    out_layout = output_layout(info.output_kind)
     for spec in result.outputs:
-        out = tensor_text(spec.name, spec.shape, spec.dtype, output_layout(info.output_kind))
-        table.add_row("output", f"{out} ({info.output_kind})")
-    table.add_row("precision", info.precision)
-    table.add_row("classes", f"{info.num_classes} ({info.mode})")
-    table.add_row("nodes", nodes)
-    table.add_row("time", f"{result.seconds:.1f} s")
-    console.print(table)
+        rows.append(
+            ("output", f"{tensor_text(spec.name, spec.shape, spec.dtype, out_layout)} ({info.output_kind})")
+        )
+    rows += [
+        ("precision", info.precision),
+        ("classes", f"{info.num_classes} ({info.mode})"),
+        ("nodes", nodes),
+        ("time", f"{result.seconds:.1f} s"),
+    ]
+    console.print(make_table(f"ONNX export of {info.arch}/{info.encoder}", rows))
     ver = result.verification
     if ver is None:
-        console.print("[yellow]not verified[/] (--no-verify)", markup=True)
+        say("not verified", "yellow", " (--no-verify)")
     else:
-        vt = Table(
-            title=f"verification: ONNX Runtime vs PyTorch (min agreement {ver.min_agreement:g})",
-            title_justify="left",
-        )
-        for col in ("inputs", "images", "max |diff|", "mean |diff|", "argmax agreement"):
-            vt.add_column(col, justify="left" if col == "inputs" else "right")
-        for row in ver.rows():
-            vt.add_row(*(str(v) for v in row))
-        console.print(vt)
-        console.print(
-            f"[green]verified[/]: onnx.checker {ver.checker}; argmax agreement "
+        title = f"verification: ONNX Runtime vs PyTorch (min agreement {ver.min_agreement:g})"
+        console.print(make_table(title, ver.rows(), VERIFY_COLUMNS, left=("inputs",)))
+        say(
+            "verified",
+            "green",
+            f": onnx.checker {ver.checker}; argmax agreement "
             f"{100 * ver.worst.argmax_agreement:.3f}% >= {100 * ver.min_agreement:g}%",
-            markup=True,
         )
     print_written(result.path, "ONNX model")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.cli.binder import Flags, command
-from segpipe.cli.common import console
+from segpipe.cli.common import console, make_table, say
 from segpipe.options import flags as F
 from segpipe.options.declare import flag
 from segpipe.units import human_bytes, output_layout, size_text, tensor_text
@@ -44,56 +44,53 @@ def info_command(flags: Flags) -> None:
 
 def render(desc: Any) -> None:
     """Tables for one :class:`~segpipe.info.ModelDescription`."""
-    from rich.markup import escape
-    from rich.table import Table
     from rich.text import Text
 
-    from segpipe.info import normalisation_text
-
-    table = Table(show_header=False, title=str(desc.path), title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("kind", desc.kind)
-    table.add_row("size", human_bytes(desc.size_mb * 1e6))
     info = desc.info
+    rows = [("kind", desc.kind), ("size", human_bytes(desc.size_mb * 1e6))]
     if info is not None:
-        table.add_row("architecture", info.arch)
-        table.add_row("encoder", info.encoder)
-        table.add_row("classes", f"{info.num_classes} ({info.mode} mode)")
-        table.add_row("input size", size_text(info.input_size))
-        if desc.kind in ("segpipe checkpoint", "bare state_dict"):
-            feed = f"NCHW normalised, {info.in_channels} channels (runners and export take NHWC RGB 0-255)"
-        else:
-            feed = f"{info.layout}, RGB 0-255, {info.input_dtype}, {info.in_channels} channels"
-        table.add_row("input", feed)
-        table.add_row("normalisation", normalisation_text(info))
-        table.add_row("output stride", str(info.output_stride))
-        table.add_row("precision", info.precision)
-        table.add_row("output", info.output_kind)
-        table.add_row("segpipe version", info.segpipe_version)
+        rows += _model_rows(desc.kind, info)
     if desc.opset is not None:
-        table.add_row("opset", str(desc.opset))
+        rows.append(("opset", desc.opset))
     in_layout = info.layout if info is not None else None
     out_layout = output_layout(info.output_kind) if info is not None else None
-    for spec in desc.inputs:
-        table.add_row("graph input", tensor_text(spec.name, spec.shape, spec.dtype, in_layout))
-    for spec in desc.outputs:
-        table.add_row("graph output", tensor_text(spec.name, spec.shape, spec.dtype, out_layout))
-    for key, value in desc.details.items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
+    rows += [("graph input", tensor_text(s.name, s.shape, s.dtype, in_layout)) for s in desc.inputs]
+    rows += [("graph output", tensor_text(s.name, s.shape, s.dtype, out_layout)) for s in desc.outputs]
+    rows += [(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in desc.details.items()]
+    console.print(make_table(str(desc.path), rows))
     if info is not None and info.num_classes:
-        classes = Table(title="classes", title_justify="left")
-        for col in ("id", "name", "colour", "rgb"):
-            classes.add_column(col, justify="right" if col == "id" else "left")
+        classes = []
         for i in range(info.num_classes):
             name = info.class_names[i] if i < len(info.class_names) else f"class_{i}"
             if i < len(info.colors):
                 r, g, b = info.colors[i]
-                swatch, rgb = Text("      ", style=f"on rgb({r},{g},{b})"), f"{r},{g},{b}"
+                classes.append((i, name, Text("      ", style=f"on rgb({r},{g},{b})"), f"{r},{g},{b}"))
             else:
-                swatch, rgb = "", "?"
-            classes.add_row(str(i), name, swatch, rgb)
-        console.print(classes)
+                classes.append((i, name, "", "?"))
+        console.print(
+            make_table("classes", classes, ("id", "name", "colour", "rgb"), left=("name", "colour", "rgb"))
+        )
     for note in desc.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", markup=True)
+        say("note:", "yellow", f" {note}")
+
+
+def _model_rows(kind: str, info: Any) -> list[tuple[str, Any]]:
+    """What the model description says: architecture, classes, input, normalisation, output."""
+    from segpipe.info import normalisation_text
+
+    if kind in ("segpipe checkpoint", "bare state_dict"):
+        feed = f"NCHW normalised, {info.in_channels} channels (runners and export take NHWC RGB 0-255)"
+    else:
+        feed = f"{info.layout}, RGB 0-255, {info.input_dtype}, {info.in_channels} channels"
+    return [
+        ("architecture", info.arch),
+        ("encoder", info.encoder),
+        ("classes", f"{info.num_classes} ({info.mode} mode)"),
+        ("input size", size_text(info.input_size)),
+        ("input", feed),
+        ("normalisation", normalisation_text(info)),
+        ("output stride", info.output_stride),
+        ("precision", info.precision),
+        ("output", info.output_kind),
+        ("segpipe version", info.segpipe_version),
+    ]

@@ -257,13 +257,13 @@ def open_for_options(opts: Any, root: str | Path | None = None, **overrides: Any
 
     colors = getattr(opts, "colors", None)
     options: dict[str, Any] = {
-        "ignore_index": opts.ignore_index,
+        "ignore_index": getattr(opts, "ignore_index", None),
         "reduce_zero_label": opts.reduce_zero_label,
         "crowds": getattr(opts, "crowds", None),
         "images_dir": opts.images_dir,
         "masks_dir": opts.masks_dir,
         "mask_suffix": opts.mask_suffix,
-        "mask_type": opts.mask_type,
+        "mask_type": getattr(opts, "mask_type", None),
         "palette": load_palette(colors) if colors is not None else None,
     }
     options.update(overrides)
