@@ -190,29 +190,6 @@ def _torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _open_runner(path: Path, opts: BenchmarkOptions, *, lenient: bool, runtime: str | None = None,
-                 **extra: Any) -> Any:  # fmt: skip
-    """The runner of one model file with the benchmark's model options (device, runtime,
-    bare-state_dict description, trust, and --mean/--std/--input-layout for ONNX files without
-    metadata)."""
-    from segpipe.runtime.base import load_runner
-
-    return load_runner(
-        path,
-        device=opts.device,
-        runtime=runtime or opts.runtime,
-        num_classes=opts.num_classes,
-        arch=opts.arch,
-        encoder=opts.encoder,
-        trust=opts.trust_checkpoint,
-        mean=opts.mean,
-        std=opts.std,
-        input_layout=opts.input_layout,
-        lenient=lenient,
-        **extra,
-    )
-
-
 @dataclass
 class _Candidate:
     """One model x runtime, open and ready to be called."""
@@ -229,13 +206,14 @@ class _Candidate:
 def _prepare(path: Path, runtime: str, opts: BenchmarkOptions, reporter: Reporter, stack: Any) -> _Candidate:
     """Open ``path`` with ``runtime`` and build its timed call on the benchmark's random input."""
     from segpipe.runtime.base import to_labels
-    from segpipe.runtime.pipeline import network_size, predict_arrays
+    from segpipe.runtime.pipeline import network_size, open_runner, predict_arrays
 
     extra = {"threads": opts.threads} if opts.threads else {}
     t0 = time.perf_counter()
     lenient = len(opts.models) > 1 or "," in opts.runtime or opts.runtime == "all"
-    runner = stack.enter_context(_open_runner(path, opts, lenient=lenient, runtime=runtime, reporter=reporter,
-                                              **extra))  # fmt: skip
+    runner = stack.enter_context(
+        open_runner(opts, reporter, model=path, runtime=runtime, lenient=lenient, **extra)
+    )
     load_seconds = time.perf_counter() - t0
     width, height = network_size(runner, opts.size)
     rng = np.random.default_rng(opts.seed)  # the same images for every candidate of one size
@@ -300,6 +278,7 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
     """mIoU of one model on ``opts.data_root``, through ``segpipe evaluate``'s code."""
     from segpipe.evaluate import evaluate
     from segpipe.options import EvaluateOptions
+    from segpipe.runtime.pipeline import open_runner
 
     assert opts.data_root is not None
     eval_opts = EvaluateOptions(
@@ -318,7 +297,7 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
         tta_scales=opts.tta_scales,
     )
     # opened here: --mean/--std/--input-layout apply only to models without metadata
-    with _open_runner(path, opts, lenient=True, runtime=runtime) as runner:
+    with open_runner(opts, model=path, runtime=runtime, lenient=True) as runner:
         return float(evaluate(eval_opts, reporter, runner=runner).miou)
 
 

@@ -119,3 +119,18 @@ class ModelInfo:
 
         data = read_metadata(props, source)
         return None if data is None else cls(**data)
+
+
+def metadata_value(props: Mapping[str, str], key: str, kind: type | tuple[type, ...]) -> Any:
+    """The JSON value of one metadata prop (``segpipe.precision``, ``segpipe.calibration``) when it
+    is a ``kind``; ``None`` when it is absent, over 1 MiB, not JSON or of another type. For props
+    that only describe (what a summary shows, which precision a graph carries): a damaged one reads
+    as missing, never as an error."""
+    raw = props.get(key)
+    if not isinstance(raw, str) or len(raw) > 1 << 20:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, kind) else None

@@ -56,10 +56,10 @@ from segpipe.export.qdq_graph import (
     input_nodes,
     qdq_counts,
 )
-from segpipe.modelinfo import ModelInfo
+from segpipe.modelinfo import ModelInfo, metadata_value
 from segpipe.options import QuantizeOptions
 from segpipe.progress import Reporter
-from segpipe.runtime.cpu import CPU_RECORD
+from segpipe.runtime.cpu import CALIBRATION_KEY, CPU_RECORD
 from segpipe.utils import disk_full_error, file_size_mb, new_file_mode, temp_dir_beside, tempdir_default
 
 #: Names other modules and tests import from here (the graph helpers live in
@@ -89,8 +89,6 @@ __all__ = [
     "split_holdout",
 ]
 
-#: The ``segpipe.*`` metadata key holding how the graph was calibrated (JSON object).
-CALIBRATION_KEY = "segpipe.calibration"
 
 
 @dataclass
@@ -303,11 +301,4 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
 
 def read_calibration(props: dict[str, str]) -> dict[str, Any] | None:
     """The calibration record of an INT8 graph's metadata props (``None`` when absent or damaged)."""
-    raw = props.get(CALIBRATION_KEY)
-    if raw is None or len(raw) > 1 << 20:
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+    return metadata_value(props, CALIBRATION_KEY, dict)

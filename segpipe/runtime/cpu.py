@@ -19,7 +19,6 @@ gives it an S8S8 file only where VNNI is present; the file ``segpipe quantize --
 from __future__ import annotations
 
 import functools
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -84,6 +83,7 @@ def cpu_summary() -> str:
 
 #: ``target`` of the calibration record of segpipe.export.quantize_cpu's files.
 CPU_TARGET = "cpu-onnxruntime (U8S8, 7-bit weights: no saturation without VNNI)"
+#: The ``segpipe.*`` metadata key holding how an INT8 graph was calibrated (JSON object).
 CALIBRATION_KEY = "segpipe.calibration"
 #: What the calibration record says of a ``quantize --target cpu`` file (over the S8S8 defaults).
 CPU_RECORD = {
@@ -106,12 +106,10 @@ def qdq_precision(path: str | Path) -> str | None:
     ops = {n.op_type for n in proto.graph.node}
     if not ops & {"QuantizeLinear", "DequantizeLinear"}:
         return None
-    raw = next((p.value for p in proto.metadata_props if p.key == CALIBRATION_KEY), "")
-    try:
-        record = json.loads(raw) if 0 < len(raw) < (1 << 20) else {}
-    except (ValueError, RecursionError):
-        record = {}
-    return "int8-cpu" if isinstance(record, dict) and record.get("target") == CPU_TARGET else "int8"
+    from segpipe.modelinfo import metadata_value
+
+    record = metadata_value({p.key: p.value for p in proto.metadata_props}, CALIBRATION_KEY, dict) or {}
+    return "int8-cpu" if record.get("target") == CPU_TARGET else "int8"
 
 
 #: ONNX Runtime's session config key that keeps Q/DQ nodes unfused (quantized values, float maths).

@@ -53,24 +53,28 @@ def list_images(path: str | Path, recursive: bool = False) -> list[Path]:
     return files
 
 
-def open_runner(opts: Any, reporter: Any = None) -> Runner:
-    """Open the model of an inference options object (``VisualizeOptions``, ``EvaluateOptions``):
-    its ``model`` with ``runtime``, ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
+def open_runner(
+    opts: Any, reporter: Any = None, *, model: Path | None = None, runtime: str | None = None, **extra: Any
+) -> Runner:
+    """Open the model of an inference options object (``VisualizeOptions``, ``EvaluateOptions``,
+    ``BenchmarkOptions``): ``model`` (default ``opts.model``) with ``runtime`` (default
+    ``opts.runtime``), ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
     ``mode`` and ``trust_checkpoint``; for an ONNX model without metadata ``mean``, ``std`` and
-    ``input_layout``."""
+    ``input_layout``. ``extra``: more runner keywords (``lenient``, ``threads``)."""
     return load_runner(
-        opts.model,
+        opts.model if model is None else model,
         device=opts.device,
-        runtime=getattr(opts, "runtime", None),
+        runtime=runtime or getattr(opts, "runtime", None),
         num_classes=opts.num_classes,
         arch=opts.arch,
         encoder=opts.encoder,
-        mode=opts.mode,
+        mode=getattr(opts, "mode", "seg"),
         trust=opts.trust_checkpoint,
         mean=getattr(opts, "mean", None),
         std=getattr(opts, "std", None),
         input_layout=getattr(opts, "input_layout", None),
         reporter=reporter,
+        **extra,
     )
 
 
@@ -234,37 +238,23 @@ def predict(
         return Prediction(key, image, labels, extra)
 
     workers = max(1, workers)
-    lookahead = 2 * batch_size + workers
-    pending: deque[tuple[K, Future]] = deque()  # decoding, in input order
     ready: deque[Prediction[K] | Future] = deque()  # failed, or being resized back, in input order
-    it = iter(keys)
     with (
         ThreadPoolExecutor(workers, thread_name_prefix="segpipe-decode") as decoders,
         ThreadPoolExecutor(workers, thread_name_prefix="segpipe-restore") as restorers,
     ):
-
-        def refill() -> None:
-            while len(pending) < lookahead:
-                try:
-                    key = next(it)
-                except StopIteration:
-                    return
-                pending.append((key, decoders.submit(job, key)))
-
+        ahead = _ReadAhead(decoders, job, keys, 2 * batch_size + workers)
         try:
-            refill()
-            while pending:
+            ahead.refill()
+            while ahead:
                 batch: list[tuple[K, np.ndarray, Any]] = []
                 inputs: list[np.ndarray] = []
-                while pending and len(batch) < batch_size:
-                    key, fut = pending.popleft()
-                    try:
-                        image, net, extra = fut.result()
-                    except SegpipeError as e:
-                        ready.append(Prediction(key, error=e))
+                while ahead and len(batch) < batch_size:
+                    key, done = ahead.take()
+                    if isinstance(done, SegpipeError):
+                        ready.append(Prediction(key, error=done))
                         continue
-                    finally:
-                        refill()
+                    image, net, extra = done
                     batch.append((key, image, extra))
                     inputs.append(net)
                 if batch:  # the decoders prepare the next batch meanwhile
@@ -279,8 +269,7 @@ def predict(
                 item = ready.popleft()
                 yield item if isinstance(item, Prediction) else item.result()
         finally:
-            for _, fut in pending:
-                fut.cancel()
+            ahead.cancel()
             for item in ready:
                 if isinstance(item, Future):
                     item.cancel()
@@ -296,34 +285,58 @@ def _predict_tiled(
     spec: InferenceSpec,
 ) -> Iterator[Prediction[K]]:
     """:func:`predict` with a sliding window: images decode in threads, windows run in batches."""
-    pending: deque[tuple[K, Future]] = deque()
-    it = iter(keys)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="segpipe-decode") as decoders:
-
-        def refill() -> None:
-            while len(pending) < max(2, workers):
-                try:
-                    key = next(it)
-                except StopIteration:
-                    return
-                pending.append((key, decoders.submit(load_fn, key)))
-
+        ahead = _ReadAhead(decoders, load_fn, keys, max(2, workers))
         try:
-            refill()
-            while pending:
-                key, fut = pending.popleft()
-                try:
-                    image, extra = fut.result()
-                except SegpipeError as e:
-                    yield Prediction(key, error=e)
+            ahead.refill()
+            while ahead:
+                key, done = ahead.take()
+                if isinstance(done, SegpipeError):
+                    yield Prediction(key, error=done)
                     continue
-                finally:
-                    refill()
+                image, extra = done
                 labels = tiled_labels(runner, image, spec, wh, batch_size)
                 yield Prediction(key, image, labels, extra)
         finally:
-            for _, fut in pending:
-                fut.cancel()
+            ahead.cancel()
+
+
+class _ReadAhead(Generic[K]):
+    """``fn(key)`` for the keys, in input order, run in ``pool`` up to ``depth`` keys ahead of the
+    one taken: the decoding of the next images overlaps the model call on this one."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, fn: Callable[[K], Any], keys: Iterable[K], depth: int
+    ) -> None:
+        self._pool, self._fn, self._keys, self._depth = pool, fn, iter(keys), depth
+        self._pending: deque[tuple[K, Future]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def refill(self) -> None:
+        """Submit the next keys until ``depth`` are pending (or the keys run out)."""
+        while len(self._pending) < self._depth:
+            try:
+                key = next(self._keys)
+            except StopIteration:
+                return
+            self._pending.append((key, self._pool.submit(self._fn, key)))
+
+    def take(self) -> tuple[K, Any]:
+        """(the oldest key, its result, or the :class:`SegpipeError` it raised); refills."""
+        key, fut = self._pending.popleft()
+        try:
+            return key, fut.result()
+        except SegpipeError as e:
+            return key, e
+        finally:
+            self.refill()
+
+    def cancel(self) -> None:
+        """Cancel what has not started (the consumer stopped early, or failed)."""
+        for _, fut in self._pending:
+            fut.cancel()
 
 
 def predict_arrays(

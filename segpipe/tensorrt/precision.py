@@ -41,6 +41,7 @@ from typing import Any
 
 from segpipe._optional import available, require
 from segpipe.errors import ConfigError, ExportError
+from segpipe.modelinfo import metadata_value
 
 MODELOPT_INSTALL = 'pip install "nvidia-modelopt[onnx]" --extra-index-url https://pypi.nvidia.com'
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -92,14 +93,7 @@ def is_int8_graph(model) -> bool:
 
 
 def _metadata_precision(model) -> str | None:
-    raw = {p.key: p.value for p in model.metadata_props}.get("segpipe.precision")
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if isinstance(value, str) else None
+    return metadata_value({p.key: p.value for p in model.metadata_props}, "segpipe.precision", str)
 
 
 def graph_precision(model) -> str:
