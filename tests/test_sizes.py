@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from segpipe.cli.app import app
-from segpipe.cli.sizes import normalize_size_args, parse_size
+from segpipe.units import normalize_size_args, parse_size
 
 runner = CliRunner()
 

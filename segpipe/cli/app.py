@@ -39,9 +39,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("evaluate", "segpipe.cli.evaluate:evaluate_command"),
     ("data", "segpipe.cli.data:data_command"),
     ("build-trt", "segpipe.cli.build_trt:build_trt_command"),
-    ("triton", "segpipe.cli.triton:triton_command"),
-    ("deepstream", "segpipe.cli.deepstream:deepstream_command"),
-    ("serve", "segpipe.cli.serve:serve_command"),
+    ("triton", "segpipe.cli.deploy:triton_command"),
+    ("deepstream", "segpipe.cli.deploy:deepstream_command"),
+    ("serve", "segpipe.cli.deploy:serve_command"),
 ]
 
 #: The line ``segpipe --help`` shows for each command without importing it: the first paragraph of

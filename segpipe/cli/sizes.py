@@ -2,7 +2,7 @@
 
 The original tool documented ``--size (1280, 1344)`` (quoted in a shell: ``--size "(1280, 1344)"``);
 click options take a fixed number of tokens, so every command's arguments pass through
-:func:`normalize_size_args` first (:class:`SizeCommand`, the class :mod:`segpipe.cli.app` builds
+:func:`segpipe.units.normalize_size_args` first (:class:`SizeCommand`, the class :mod:`segpipe.cli.app` builds
 each command with), which rewrites any spelling of a size option into the two tokens ``W H``.
 A size option is any option declared ``tuple[int, int]`` (two integers): ``--size``, ``--tile``,
 ``--image-size``, ... -- so a new one is covered without registering it here.
@@ -10,9 +10,7 @@ A size option is any option declared ``tuple[int, int]`` (two integers): ``--siz
 
 from __future__ import annotations
 
-import re
 import typing
-from collections.abc import Iterable
 from typing import Any
 
 import typer
@@ -20,17 +18,8 @@ from typer.core import TyperCommand, TyperOption
 
 from segpipe.cli.common import fail
 from segpipe.cli.helpfmt import TidyHelpMixin
-
-#: One size: two non-negative integers, width first, separated by blanks, ``,`` or ``x``; optionally
-#: in parentheses or brackets (``(1280, 1344)``, ``[1280, 1344]``).
-_SIZE = re.compile(r"\s*[(\[]?\s*(\d+)\s*(?:[,xX×]\s*|\s+)(\d+)\s*[)\]]?\s*")
-SPELLINGS = 'W H, W,H, WxH or "(W, H)"'
-
-
-def parse_size(text: str) -> tuple[int, int] | None:
-    """``(W, H)`` from any accepted spelling, or None when ``text`` is not one."""
-    m = _SIZE.fullmatch(text)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+from segpipe.errors import ConfigError
+from segpipe.units import normalize_size_args
 
 
 def is_size_option(param: Any) -> bool:
@@ -43,47 +32,6 @@ def is_size_option(param: Any) -> bool:
         and typing.get_origin(annotation) is tuple
         and typing.get_args(annotation) == (int, int)
     )
-
-
-def normalize_size_args(args: list[str], flags: Iterable[str]) -> list[str]:
-    """``args`` with each size option's value, in any accepted spelling, as the two tokens ``W H``.
-
-    ``--size 1280 640``, ``--size 1280,640``, ``--size=1280x640``, ``--size "(1280, 640)"`` and
-    ``--size 1280, 640`` all become ``--size 1280 640``. A value that is none of these raises a
-    one-line error naming the option and the value. Tokens after ``--`` are left alone.
-    """
-    flags = set(flags)
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        token = args[i]
-        if token == "--":
-            out.extend(args[i:])
-            break
-        if not isinstance(token, str):  # CliRunner callers may pass numbers: click takes them as they are
-            out.append(token)
-            i += 1
-            continue
-        flag, eq, inline = token.partition("=") if token.startswith("--") else (token, "", "")
-        if flag not in flags:
-            out.append(token)
-            i += 1
-            continue
-        values = ([inline] if eq else []) + [str(v) for v in args[i + 1 :]]
-        size, used = None, 0
-        for n in (1, 2):  # "1280,640" in one token, or "1280" "640" / "1280," "640" / "(1280," "640)"
-            if len(values) >= n and not any(v.startswith("-") and v != "-" for v in values[:n]):
-                size = parse_size(" ".join(values[:n]))
-                if size is not None:
-                    used = n
-                    break
-        if size is None:
-            shown = " ".join(values[:2]) if values else ""
-            what = f"{flag} {shown!r}" if shown else f"{flag} needs a value"
-            raise fail(f"{what}: expected a size as {SPELLINGS} (width first), e.g. {flag} 1280 640", code=2)
-        out.extend([flag, str(size[0]), str(size[1])])
-        i += 1 + used - (1 if eq else 0)
-    return out
 
 
 class SizeCommand(TidyHelpMixin, TyperCommand):
@@ -101,7 +49,10 @@ class SizeCommand(TidyHelpMixin, TyperCommand):
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if self._size_flags and not ctx.resilient_parsing:
-            args = normalize_size_args(args, self._size_flags)
+            try:
+                args = normalize_size_args(args, self._size_flags)
+            except ConfigError as e:  # a usage error: one line, exit 2
+                raise fail(str(e), code=2) from None
         try:
             return super().parse_args(ctx, args)
         except typer.TyperException as e:  # "--overlay requires an argument": this command's help

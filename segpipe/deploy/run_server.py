@@ -23,6 +23,7 @@ from typing import Any
 
 from segpipe._optional import available, require
 from segpipe.errors import ConfigError, SegpipeError
+from segpipe.options.deploy import ServeOptions
 
 SERVERS = ("auto", "builtin", "pytriton")
 
@@ -37,31 +38,16 @@ def _check_port(flag: str, port: int, allow_off: bool = False) -> None:
         raise ConfigError(f"{flag} {port}: use 0-65535{' (-1: off)' if allow_off else ''}")
 
 
-def run_server(
-    model: str | Path,
-    host: str = "127.0.0.1",
-    http_port: int = 8000,
-    grpc_port: int = 8001,
-    name: str | None = None,
-    max_batch: int = 8,
-    max_delay_ms: float = 5.0,
-    server: str = "auto",
-    device: str = "auto",
-    normalization: tuple[Any, Any] = (None, None),
-) -> int:
-    """Serve ``model`` until SIGTERM / SIGINT / SIGHUP; returns the exit code (0 after a clean stop).
-    ``normalization``: ``--mean``/``--std`` for a model without segpipe metadata (as visualize)."""
-    if server not in SERVERS:
-        raise ConfigError(f"--server {server!r}: use one of {', '.join(SERVERS)}")
-    _check_port("--http-port", http_port)
-    _check_port("--grpc-port", grpc_port, allow_off=True)
-    if server == "pytriton" or (server == "auto" and available("pytriton.triton")):
-        return run_pytriton(
-            model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device, normalization
-        )
-    return run_builtin(
-        model, host, http_port, grpc_port, name, max_batch, max_delay_ms, device, normalization
-    )
+def run_server(opts: ServeOptions) -> int:
+    """Serve ``opts.model`` until SIGTERM / SIGINT / SIGHUP; returns the exit code (0 after a clean
+    stop). ``--mean``/``--std``: for a model without segpipe metadata (as visualize)."""
+    if opts.server not in SERVERS:
+        raise ConfigError(f"--server {opts.server!r}: use one of {', '.join(SERVERS)}")
+    _check_port("--http-port", opts.http_port)
+    _check_port("--grpc-port", opts.grpc_port, allow_off=True)
+    if opts.server == "pytriton" or (opts.server == "auto" and available("pytriton.triton")):
+        return run_pytriton(opts)
+    return run_builtin(opts)
 
 
 def _stop_event() -> threading.Event:
@@ -75,22 +61,15 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def run_builtin(
-    model: str | Path,
-    host: str,
-    http_port: int,
-    grpc_port: int,
-    name: str | None,
-    max_batch: int,
-    max_delay_ms: float,
-    device: str,
-    normalization: tuple[Any, Any] = (None, None),
-) -> int:
+def run_builtin(opts: ServeOptions) -> int:
     """segpipe's own KServe v2 server (HTTP, and gRPC unless ``grpc_port`` is -1)."""
     from segpipe.deploy.kserve_http import KServeHTTPServer
     from segpipe.deploy.serve import ModelService
 
-    service = ModelService(model, name, max_batch, max_delay_ms, device, normalization)
+    host, http_port, grpc_port = opts.host, opts.http_port, opts.grpc_port
+    service = ModelService(
+        opts.model, opts.name, opts.max_batch, opts.max_delay_ms, opts.device, (opts.mean, opts.std)
+    )
     grpc_server = None
     try:
         try:
@@ -112,7 +91,7 @@ def run_builtin(
         _say(
             f"serving {service.name} ({service.path}, {service.runner.backend}) at http://{host}:{port} "
             f"and {grpc_text}; KServe v2 / Triton protocol, input IMAGE (UINT8 N x H x W x 3 RGB), output "
-            f"CLASS_MAP (INT32 N x H x W); dynamic batching up to {max_batch} images, {max_delay_ms:g} ms; "
+            f"CLASS_MAP (INT32 N x H x W); dynamic batching up to {opts.max_batch} images, {opts.max_delay_ms:g} ms; "
             f"health /v2/health/ready, metrics /metrics; SIGTERM or Ctrl-C stops"
         )
         while not stop.wait(0.2):
@@ -145,21 +124,12 @@ def libpython_on_loader_path() -> str | None:
     return libdir
 
 
-def run_pytriton(
-    model: str | Path,
-    host: str,
-    http_port: int,
-    grpc_port: int,
-    name: str | None,
-    max_batch: int,
-    max_delay_ms: float,
-    device: str,
-    normalization: tuple[Any, Any] = (None, None),
-) -> int:
+def run_pytriton(opts: ServeOptions) -> int:
     """The model inside NVIDIA Triton through PyTriton: Triton's dynamic batcher gathers requests of
     one image size, the bound function runs them through the visualize path."""
     import numpy as np
 
+    host, http_port, grpc_port = opts.host, opts.http_port, opts.grpc_port
     # the flags first: a wrong port is said with or without PyTriton installed
     if http_port == 0 or grpc_port == 0:
         raise ConfigError(
@@ -179,8 +149,8 @@ def run_pytriton(
     if sys.platform != "linux":
         raise SegpipeError("--server pytriton: PyTriton runs on Linux only; use --server builtin")
     libpython_on_loader_path()
-    runner = load_runner(model, device=device, mean=normalization[0], std=normalization[1])
-    name = name or Path(model).stem
+    runner = load_runner(opts.model, device=opts.device, mean=opts.mean, std=opts.std)
+    name = opts.name or Path(opts.model).stem
     lock = threading.Lock()
 
     def infer(requests: list[Any]) -> list[dict[str, Any]]:
@@ -203,7 +173,7 @@ def run_pytriton(
         metrics_port=http_port + 2,
         allow_metrics=True,
     )
-    batcher = mc.DynamicBatcher(max_queue_delay_microseconds=int(max_delay_ms * 1000))
+    batcher = mc.DynamicBatcher(max_queue_delay_microseconds=int(opts.max_delay_ms * 1000))
     for sig in (signal.SIGTERM, signal.SIGHUP):  # PyTriton's serve() stops cleanly on SIGINT only
         signal.signal(sig, signal.default_int_handler)
     try:
@@ -213,11 +183,11 @@ def run_pytriton(
                 infer_func=infer,
                 inputs=[mc.Tensor(name=INPUT, dtype=np.uint8, shape=(-1, -1, 3))],
                 outputs=[mc.Tensor(name=OUTPUT, dtype=np.int32, shape=(-1, -1))],
-                config=mc.ModelConfig(max_batch_size=max_batch, batcher=batcher),
+                config=mc.ModelConfig(max_batch_size=opts.max_batch, batcher=batcher),
                 strict=False,
             )
             _say(
-                f"serving {name} ({model}, {runner.backend}) in NVIDIA Triton (PyTriton) at "
+                f"serving {name} ({opts.model}, {runner.backend}) in NVIDIA Triton (PyTriton) at "
                 f"http://{host}:{http_port}, {f'gRPC {host}:{grpc_port}' if grpc_port >= 0 else 'gRPC off'}, metrics port {config.metrics_port}; "
                 "SIGTERM or Ctrl-C stops"
             )
