@@ -39,6 +39,7 @@ writes none), and the file size is bounded (``SEGPIPE_MAX_LABEL_MB``). No torch 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,7 +234,6 @@ class CvatXmlReader(FormatReader):
 
     def __init__(self, root: str | Path, **kw: Any) -> None:
         super().__init__(root, **kw)
-        self._parsed: list[CvatXml] | None = None
         self._index: dict[str, tuple[CvatImage, Path]] = {}
 
     @classmethod
@@ -242,28 +242,31 @@ class CvatXmlReader(FormatReader):
         return f"{found[0].name} with an <annotations> root (CVAT for images 1.1)" if found else None
 
     def parsed(self) -> list[CvatXml]:
-        if self._parsed is None:
-            files = xml_files(self.root)
-            if not files:
-                raise DataError(f"{self.root}: no annotations.xml (CVAT for images 1.1 export)")
-            parsed = [parse_xml(p) for p in files]
-            skipped: dict[str, int] = {}
-            for px in parsed:
-                for k, n in px.skipped.items():
-                    skipped[k] = skipped.get(k, 0) + n
-            what = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
-            if not any(img.shapes for px in parsed for img in px.images):
-                raise DataError(
-                    f"{files[0]}: no <image> holds a polygon, box, ellipse or mask"
-                    + (f" ({what} have no area)" if what else "")
-                    + ": nothing to learn segmentation from; annotate areas in CVAT and export again"
-                )
-            self._parsed = parsed
-            if skipped:
-                self.reporter.warn(
-                    f"{self.root}: {what} have no area and are left out (as in CVAT's Segmentation mask export)"
-                )
+        """The CVAT XML files of the data root, parsed once (what has no area is said once)."""
         return self._parsed
+
+    @functools.cached_property
+    def _parsed(self) -> list[CvatXml]:
+        files = xml_files(self.root)
+        if not files:
+            raise DataError(f"{self.root}: no annotations.xml (CVAT for images 1.1 export)")
+        parsed = [parse_xml(p) for p in files]
+        skipped: dict[str, int] = {}
+        for px in parsed:
+            for k, n in px.skipped.items():
+                skipped[k] = skipped.get(k, 0) + n
+        what = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
+        if not any(img.shapes for px in parsed for img in px.images):
+            raise DataError(
+                f"{files[0]}: no <image> holds a polygon, box, ellipse or mask"
+                + (f" ({what} have no area)" if what else "")
+                + ": nothing to learn segmentation from; annotate areas in CVAT and export again"
+            )
+        if skipped:
+            self.reporter.warn(
+                f"{self.root}: {what} have no area and are left out (as in CVAT's Segmentation mask export)"
+            )
+        return parsed
 
     def _labels(self) -> list[tuple[str, tuple[int, int, int] | None]]:
         seen: dict[str, tuple[int, int, int] | None] = {}

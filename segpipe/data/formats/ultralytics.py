@@ -28,6 +28,7 @@ No torch here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -330,7 +331,6 @@ class UltralyticsReader(FormatReader):
 
     def __init__(self, root: str | Path, **kw: object) -> None:
         super().__init__(root, **kw)  # type: ignore[arg-type]
-        self._cfg: UltralyticsConfig | None = None
         self._samples: list[LabelledSample] | None = None
 
     @classmethod
@@ -340,23 +340,26 @@ class UltralyticsReader(FormatReader):
 
     def config(self) -> UltralyticsConfig:
         """The dataset YAML: ``data.yaml``, else the only YAML in the data root with masks."""
-        if self._cfg is None:
-            found = detect_reason(self.root)
-            if found is None:
-                yamls = find_yamls(self.root)
-                if not yamls:
-                    raise DataError(
-                        f"{self.root}: no dataset YAML (path, train, val, masks_dir, names) in the data root"
-                    )
-                load_config(yamls[0])  # raises the YAML's own problems
-                raise DataError(
-                    f"{yamls[0]}: no masks_dir and no masks/ folder beside images/ (polygon labels: "
-                    "use --format yolo)"
-                )
-            self._cfg = load_config(found[1])
-            if self._cfg.path_note:
-                self.reporter.info(self._cfg.path_note)
         return self._cfg
+
+    @functools.cached_property
+    def _cfg(self) -> UltralyticsConfig:
+        found = detect_reason(self.root)
+        if found is None:
+            yamls = find_yamls(self.root)
+            if not yamls:
+                raise DataError(
+                    f"{self.root}: no dataset YAML (path, train, val, masks_dir, names) in the data root"
+                )
+            load_config(yamls[0])  # raises the YAML's own problems
+            raise DataError(
+                f"{yamls[0]}: no masks_dir and no masks/ folder beside images/ (polygon labels: "
+                "use --format yolo)"
+            )
+        cfg = load_config(found[1])
+        if cfg.path_note:
+            self.reporter.info(cfg.path_note)
+        return cfg
 
     def samples(self) -> list[LabelledSample]:
         if self._samples is None:

@@ -35,6 +35,7 @@ No torch here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -216,8 +217,6 @@ class YoloReader(FormatReader):
 
     def __init__(self, root: str | Path, **kw: object) -> None:
         super().__init__(root, **kw)
-        self._cfg: UltralyticsConfig | None = None
-        self._cfg_read = False
         self._samples: list[LabelledSample] | None = None
         self._names: list[str] | None = None
 
@@ -227,12 +226,14 @@ class YoloReader(FormatReader):
 
     def config(self) -> UltralyticsConfig | None:
         """The dataset YAML naming the classes (``data.yaml`` first), or None without one."""
-        if not self._cfg_read:  # data.yaml when there is one (its problems reported), else a YAML that loads
-            data = [p for p in find_yamls(self.root) if p.stem.lower() == "data"]
-            found = usable_config(self.root, want_masks=False) or usable_config(self.root, want_masks=True)
-            self._cfg = load_config(data[0], splits_required=False) if data else (found[0] if found else None)
-            self._cfg_read = True
         return self._cfg
+
+    @functools.cached_property
+    def _cfg(self) -> UltralyticsConfig | None:
+        # data.yaml when there is one (its problems reported), else a YAML that loads
+        data = [p for p in find_yamls(self.root) if p.stem.lower() == "data"]
+        found = usable_config(self.root, want_masks=False) or usable_config(self.root, want_masks=True)
+        return load_config(data[0], splits_required=False) if data else (found[0] if found else None)
 
     def samples(self) -> list[LabelledSample]:
         if self._samples is None:
