@@ -168,3 +168,36 @@ def test_billion_laughs_augmentation_pipeline_is_one_line(tmp_path: Path) -> Non
     aug.write_text(LAUGHS.replace("class_names:", "transform:"))
     with pytest.raises(ConfigError, match=r"aug\.yaml: refused, its anchors and aliases expand"):
         load_pipeline(aug)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-3", "lots"])
+@pytest.mark.parametrize("env", ["SEGPIPE_MAX_LABEL_MB", "SEGPIPE_MAX_IMAGE_MPIX"])
+def test_a_label_limit_from_the_environment_is_a_positive_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, value: str
+) -> None:
+    from segpipe.data.formats._annotations import check_image_size, read_json
+    from segpipe.errors import DataError
+
+    label = tmp_path / "a.json"
+    label.write_text("{}")
+    monkeypatch.setenv(env, value)
+    with pytest.raises(
+        DataError, match=rf"^environment variable {env}='{value}' (is not a number|must be > 0)$"
+    ):
+        read_json(label) if env == "SEGPIPE_MAX_LABEL_MB" else check_image_size(10, 10, "a.json")
+    monkeypatch.setenv(env, "2.5")
+    assert read_json(label) == {} and check_image_size(10, 10, "a.json") == (10, 10)
+
+
+def test_a_malformed_dataset_yaml_is_one_line_naming_the_line(tmp_path: Path) -> None:
+    from segpipe.data.formats.ultralytics import load_config
+    from segpipe.errors import DataError
+
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text("path: .\ntrain: images/train\nnames: [a, b\n")
+    with pytest.raises(DataError, match=r"data\.yaml line \d+: malformed YAML \(.+\)$") as exc:
+        load_config(cfg)
+    assert "\n" not in str(exc.value)
+    cfg.write_text(LAUGHS)
+    with pytest.raises(DataError, match=r"data\.yaml: refused, its anchors and aliases expand"):
+        load_config(cfg)

@@ -1,4 +1,5 @@
 """What the COCO readers (instances/stuff :mod:`.coco`, panoptic :mod:`.coco_panoptic`) share:
+their base :class:`CocoJsonReader` (the ``crowds`` option, label files parsed once, categories),
 the structure check, the background category, and segmentations turned into pycocotools RLEs,
 checked before pycocotools sees them. No torch here."""
 
