@@ -30,31 +30,24 @@ MAX_BATCH = F.MAX_BATCH.but(
 #: ``--name``: the model's name where clients ask for it.
 NAME = Flag(("--name",), default=None, metavar="NAME")
 
+# one declaration a line or two (segpipe.options.declare), kept so by the formatter:
+# fmt: off
+
 
 @dataclass(frozen=True)
 class TritonOptions:
     """``segpipe triton``: a Triton model repository."""
 
     model: Path = DEPLOY_MODEL()
-    repo: Path = OUTPUT_DIR(
-        default=Path("model_repository"), help="Model repository folder (created if missing)."
-    )
+    repo: Path = OUTPUT_DIR(default=Path("model_repository"),
+        help="Model repository folder (created if missing).")
     name: str | None = NAME(help="Model name in the repository (default: the model file's stem).")
-    version: int = flag("--version", default=1, help="Model version folder.", metavar="N")
+    version: int = flag("--version", 1, "Model version folder.", metavar="N")
     max_batch_size: int = MAX_BATCH()
-    #: How long the dynamic batcher waits to fill a batch, in microseconds.
-    queue_delay_us: int = flag(
-        "--queue-delay-us",
-        default=100,
-        help="How long the dynamic batcher waits to fill a batch, in microseconds.",
-        metavar="US",
-    )
-    instance_kind: str = flag(
-        "--instance-kind",
-        default="auto",
-        help="auto, gpu or cpu (an engine always runs on the GPU).",
-        metavar="KIND",
-    )
+    queue_delay_us: int = flag("--queue-delay-us", 100,
+        "How long the dynamic batcher waits to fill a batch, in microseconds.", metavar="US")
+    instance_kind: str = flag("--instance-kind", "auto",
+        "auto, gpu or cpu (an engine always runs on the GPU).", metavar="KIND")
 
 
 @dataclass(frozen=True)
@@ -62,13 +55,11 @@ class DeepstreamOptions:
     """``segpipe deepstream``: an nvinfer config, labels and a pipeline."""
 
     model: Path = DEPLOY_MODEL()
-    output_dir: Path = OUTPUT_DIR(
-        default=Path("deepstream"), help="Folder for the config, labels, model and pipeline."
-    )
-    batch_size: int | None = F.BATCH(
-        default=None, help="nvinfer batch-size (default: the model's fixed batch, else 1).", panel=None
-    )
-    gpu_id: int = flag("--gpu-id", default=0, help="GPU nvinfer runs on.", metavar="N")
+    output_dir: Path = OUTPUT_DIR(default=Path("deepstream"),
+        help="Folder for the config, labels, model and pipeline.")
+    batch_size: int | None = F.BATCH(default=None, panel=None,
+        help="nvinfer batch-size (default: the model's fixed batch, else 1).")
+    gpu_id: int = flag("--gpu-id", 0, "GPU nvinfer runs on.", metavar="N")
 
 
 @dataclass(frozen=True)
@@ -76,32 +67,16 @@ class ServeOptions:
     """``segpipe serve``: a model file behind the KServe v2 / Triton protocol."""
 
     model: Path = F.MODEL(help="Model to serve: .pth, .onnx or .engine (any file segpipe visualize runs).")
-    host: str = flag(
-        "--host",
-        default="127.0.0.1",
-        help="Address to listen on (0.0.0.0: every interface).",
-        metavar="ADDRESS",
-    )
-    http_port: int = flag("--http-port", default=8000, help="HTTP port (0: any free port).", metavar="PORT")
-    #: -1: no gRPC.
-    grpc_port: int = flag(
-        "--grpc-port", default=8001, help="gRPC port (0: any free port, -1: no gRPC).", metavar="PORT"
-    )
+    host: str = flag("--host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).",
+        metavar="ADDRESS")
+    http_port: int = flag("--http-port", 8000, "HTTP port (0: any free port).", metavar="PORT")
+    grpc_port: int = flag("--grpc-port", 8001, "gRPC port (0: any free port, -1: no gRPC).", metavar="PORT")
     name: str | None = NAME(help="Model name clients ask for (default: the file's stem).")
     max_batch: int = MAX_BATCH(help="Most images one model call batches.")
-    max_delay_ms: float = flag(
-        "--max-delay-ms",
-        default=5.0,
-        help="How long a request waits for others to batch with, in ms.",
-        metavar="MS",
-    )
-    server: str = flag(
-        "--server",
-        default="auto",
-        help="builtin (segpipe's own KServe v2 server), pytriton (NVIDIA Triton through "
-        "nvidia-pytriton) or auto (pytriton when installed).",
-        metavar="NAME",
-    )
+    max_delay_ms: float = flag("--max-delay-ms", 5.0,
+        "How long a request waits for others to batch with, in ms.", metavar="MS")
+    server: str = flag("--server", "auto", "builtin (segpipe's own KServe v2 server), pytriton (NVIDIA "
+        "Triton through nvidia-pytriton) or auto (pytriton when installed).", metavar="NAME")
     device: str = F.DEVICE()
     #: For a model without segpipe metadata (as visualize).
     mean: tuple[float, float, float] | None = F.MEAN()

@@ -156,3 +156,17 @@ def minimal_model_info(
         input_dtype="uint8" if input_dtype == "uint8" else "float32",
         output_kind="labels" if labels else "logits",
     )
+
+
+def profile_text(profile: Mapping[str, Any]) -> str:
+    """A sidecar's optimisation profile in one line, per input: ``input_1 1x640x1280x3 NHWC``
+    (static) or ``input_1 min 1x.. opt 4x.. max 8x.. NHWC`` (the layout once, not after each shape)."""
+    from segpipe.units import shape_text
+
+    parts = []
+    for name, p in profile.items():
+        dims = [shape_text(p.get(k, [])) for k in ("min", "opt", "max")]
+        layout = " NHWC" if len(p.get("opt", [])) == 4 else ""
+        shape = dims[1] if dims[0] == dims[1] == dims[2] else f"min {dims[0]} opt {dims[1]} max {dims[2]}"
+        parts.append(f"{name} {shape}{layout}")
+    return ", ".join(parts)

@@ -177,6 +177,26 @@ def parse_trtexec_version(text: str) -> tuple[int, int, int] | None:
     return major, rest // 100, rest % 100
 
 
+def installed_trt_major() -> int | None:
+    """Major version of the tensorrt Python package, else of trtexec on PATH, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        try:
+            import tensorrt
+
+            return int(str(tensorrt.__version__).split(".")[0])
+        except Exception:
+            pass
+    exe = shutil.which("trtexec")
+    if exe:
+        try:
+            return trtexec_version(exe)[0]
+        except Exception:
+            return None
+    return None
+
+
 def find_trtexec() -> str:
     """Path of ``trtexec`` on PATH; one-line DependencyError when missing."""
     exe = shutil.which("trtexec")
