@@ -25,7 +25,8 @@ import numpy as np
 from segpipe.data.dataset import IMAGE_EXTS, read_image
 from segpipe.errors import ConfigError, DataError, SegpipeError
 from segpipe.imagesize import check_pixels
-from segpipe.runtime.base import Runner, load_runner
+from segpipe.runtime import base
+from segpipe.runtime.base import Runner
 from segpipe.runtime.tiling import InferenceSpec, check_spec, run_views, tiled_scores
 from segpipe.utils import check_divisible
 
@@ -61,7 +62,7 @@ def open_runner(
     ``opts.runtime``), ``device``, ``num_classes`` and, for a bare state_dict, ``arch``, ``encoder``,
     ``mode`` and ``trust_checkpoint``; for an ONNX model without metadata ``mean``, ``std`` and
     ``input_layout``. ``extra``: more runner keywords (``lenient``, ``threads``)."""
-    return load_runner(
+    return base.load_runner(  # looked up when called: the one seam that opens every model
         opts.model if model is None else model,
         device=opts.device,
         runtime=runtime or getattr(opts, "runtime", None),
