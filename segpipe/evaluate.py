@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from segpipe import __version__
-from segpipe.data.formats import ClassInfo, LabelledSample, open_for_options, resolve_format
+from segpipe.data.build import open_reader
+from segpipe.data.formats import ClassInfo, LabelledSample, resolve_format
 from segpipe.data.heldout import select_for_model
 from segpipe.data.masks import load_class_map
 from segpipe.errors import DataError
@@ -199,7 +200,7 @@ def evaluate(
             if opts.num_classes is not None
             else f"{info.num_classes}, the class count of {opts.model}"
         )
-        reader = open_for_options(
+        reader = open_reader(
             opts,
             ignore_index=ignore,
             class_map=class_map,

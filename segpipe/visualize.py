@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from segpipe.data.formats import FormatReader, LabelledSample, open_for_options, select_split
+from segpipe.data.build import open_reader
+from segpipe.data.formats import FormatReader, LabelledSample, select_split
 from segpipe.data.heldout import select_for_model
 from segpipe.errors import DataError, SegpipeError, some
 from segpipe.modelinfo import ModelInfo
@@ -299,7 +300,7 @@ def visualize(
 
 def _data_samples(opts: VisualizeOptions, reporter: Reporter) -> tuple[FormatReader, list[LabelledSample]]:
     """The reader of ``opts.data_root`` and all its samples."""
-    reader = open_for_options(opts, reporter=reporter)  # says the format --format auto found
+    reader = open_reader(opts, reporter=reporter)  # says the format --format auto found
     samples = reader.samples()
     select_split(samples, opts.split, Path(opts.data_root))  # type: ignore[arg-type]  # a wrong --split: before the model loads
     return reader, samples  # the images are chosen once the model says how it was trained

@@ -311,9 +311,9 @@ def test_cityscapes_trains_with_its_names(cityscapes_root: Path, tmp_path: Path)
 def test_index_masks_without_names_are_class_n_with_one_line(index_dataset: Path, tmp_path: Path) -> None:
     """No colors.csv, no --class-names: class_0.. and one line saying how to name them (never the
     shipped VOC palette's names)."""
+    from segpipe.data.build import build_data
     from segpipe.options import TrainOptions
     from segpipe.progress import Reporter
-    from segpipe.training.setup import open_train_data, resolve_classes
 
     class Rec(Reporter):
         def __init__(self) -> None:
@@ -330,8 +330,8 @@ def test_index_masks_without_names_are_class_n_with_one_line(index_dataset: Path
     (data / "colors.csv").unlink(missing_ok=True)
     opts = TrainOptions(data_root=data, num_classes=3)
     rec = Rec()
-    num, names, palette = resolve_classes(opts, None, rec, open_train_data(opts, rec))
-    assert names == ("class_0", "class_1", "class_2") and "background" not in palette.names
+    data = build_data(opts, rec, scan=False)
+    assert data.names == ("class_0", "class_1", "class_2") and "background" not in data.palette.names
     assert sum("--class-names" in ln for ln in rec.lines) == 1
 
 

@@ -143,7 +143,7 @@ def test_export_into_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
 
 
 def test_train_dataset_that_is_not_a_dataset_is_one_line(tmp_path: Path) -> None:
-    from segpipe.training.setup import _custom_dataset
+    from segpipe.data.build import _custom_dataset
 
     with pytest.raises(ConfigError, match="collections:OrderedDict"):
         _custom_dataset("collections:OrderedDict", tmp_path, "train", None)

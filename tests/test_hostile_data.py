@@ -89,8 +89,9 @@ def run_everything(root: Path, out: Path) -> str:
         report = scan_data(reader, ignore_given=False)
         samples = reader.samples()
         export_masks(reader, samples, report.classes, out, Reporter())
-        reader.num_classes = len(report.classes.names)
-        for s in samples:
+        # as train reads them: a reader built with the class count
+        reader = open_dataset(root, num_classes=len(report.classes.names), ignore_index=reader.ignore_index)
+        for s in reader.samples():
             image, mask = reader.load(s)
             assert image.shape[:2] == mask.shape[:2]
         return "ok"

@@ -47,12 +47,12 @@ class FormatsFlag:
 def data_command(flags: Flags) -> None:
     """Show a data set's format, splits, classes (names, colours, pixel shares) and problems."""
     from segpipe.cli.common import RichReporter
-    from segpipe.data.formats import open_for_options
+    from segpipe.data.build import open_reader
     from segpipe.data.inspect import export_masks, scan_data
 
     opts = flags.build(DataOptions)
     reporter = RichReporter()
-    reader = open_for_options(opts, opts.data_root, reporter=reporter)  # the root given: says nothing
+    reader = open_reader(opts, opts.data_root, reporter=reporter)  # the root given: says nothing
     console.print(f"{opts.data_root}: {reader.name} format ({reader.detected})")
     report = scan_data(
         reader, opts.class_names or None, opts.num_classes, reporter, opts.ignore_index is not None

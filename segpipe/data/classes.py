@@ -36,14 +36,6 @@ class ResolvedClasses:
     palette_warning: str | None = None
 
 
-def data_classes_count(info: ClassInfo, root: str | Path) -> int | None:
-    """The class count the data itself gives (format names/colours, else DATA_ROOT/colors.csv)."""
-    if info.num_classes is not None:
-        return info.num_classes
-    beside = Path(root) / "colors.csv"
-    return len(load_palette(beside)) if beside.is_file() else None
-
-
 def resolve_classes(
     num_classes: int,
     info: ClassInfo,

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 
 from segpipe.data import safepaths
-from segpipe.data.classes import ResolvedClasses, data_classes_count, resolve_classes
+from segpipe.data.classes import ResolvedClasses, resolve_classes
 from segpipe.data.formats import FormatReader, LabelledSample
+from segpipe.data.formats.base import data_classes_count
 from segpipe.errors import ConfigError, DataError, SegpipeError, some
 from segpipe.options.base import MAX_CLASSES
 from segpipe.outpaths import check_output_dir

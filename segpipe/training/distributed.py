@@ -95,19 +95,25 @@ class DistEnv:
         t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
         return bool(self.all_reduce(t, "max").item())
 
-    def decide(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on rank 0 only and hand its result to every rank; a :class:`SegpipeError`
-        there is raised on rank 0 and turns into a :class:`PeerError` elsewhere."""
+    def _attempt(self, fn: Callable[[], T], here: bool = True) -> tuple[Any, SegpipeError | None]:
+        """(``fn()``, None) on a rank where ``here``, (None, the :class:`SegpipeError` it raised)
+        when it failed; in a single process the error is raised at once."""
         result: Any = None
         error: SegpipeError | None = None
-        if self.is_main:
+        if here:
             try:
                 result = fn()
             except SegpipeError as e:
                 error = e
+        if error is not None and not self.distributed:
+            raise error
+        return result, error
+
+    def decide(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on rank 0 only and hand its result to every rank; a :class:`SegpipeError`
+        there is raised on rank 0 and turns into a :class:`PeerError` elsewhere."""
+        result, error = self._attempt(fn, self.is_main)
         if not self.distributed:
-            if error is not None:
-                raise error
             return result
         result, message = self.broadcast((result, None if error is None else str(error)))
         if message is not None:
@@ -121,15 +127,8 @@ class DistEnv:
         raises: rank 0 the first error (naming the rank it came from), the others a
         :class:`PeerError`. Keeps N processes from printing the same bad-input line N times and
         keeps the healthy ranks from waiting for a peer that gave up."""
-        error: SegpipeError | None = None
-        result: Any = None
-        try:
-            result = fn()
-        except SegpipeError as e:
-            error = e
+        result, error = self._attempt(fn)
         if not self.distributed:
-            if error is not None:
-                raise error
             return result
         messages: list[str | None] = [None] * self.world_size
         dist.all_gather_object(messages, None if error is None else str(error))

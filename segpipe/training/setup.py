@@ -1,200 +1,21 @@
-"""Everything ``train`` resolves before the first step: classes, palette, data splits, run folder.
+"""Where ``train`` starts and writes: the checkpoint it resumes (``--resume``, an elastic restart's
+own ``last.pth``), the run folder (claimed and locked, never written over by accident).
 
 All checks happen here, before anything is written, so bad input never leaves half a run behind.
+What the run reads (classes, readers, datasets) is built by :func:`segpipe.data.build.build_data`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import socket
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from torch.utils.data import Dataset
-
-from segpipe.data.augment import build_eval_transform, build_transform
-from segpipe.data.classes import data_classes_count
-from segpipe.data.classes import resolve_classes as resolve_data_classes
-from segpipe.data.dataset import DatasetStats, scan_samples
-from segpipe.data.formats import ClassInfo, FormatReader, open_for_options
-from segpipe.data.heldout import split_by_fraction, split_record
-from segpipe.data.masks import load_class_map
-from segpipe.data.torchdata import SegDataset
-from segpipe.errors import ConfigError, DataError
+from segpipe.errors import ConfigError
 from segpipe.models import Checkpoint
-from segpipe.options import TrainOptions, check_ignore_index
-from segpipe.palette import Palette
-from segpipe.progress import Reporter
+from segpipe.options import TrainOptions
 from segpipe.training.distributed import restart_count
 from segpipe.training.runlock import RunLock, in_use, lock_run_dir
-
-
-def open_train_data(opts: TrainOptions, reporter: Reporter, root: Path | None = None) -> FormatReader | None:
-    """The reader of ``opts.data_root`` (or ``root``) in ``opts.format`` (None with ``--dataset``);
-    says which format it read and why when it detected it."""
-    if opts.dataset:
-        return None
-    class_map = load_class_map(opts.class_map, opts.ignore_index) if opts.class_map else None
-    return open_for_options(opts, root, class_map=class_map, reporter=reporter)
-
-
-def resolve_classes(
-    opts: TrainOptions, ckpt: Checkpoint | None, reporter: Reporter, reader: FormatReader | None = None
-) -> tuple[int, tuple[str, ...], Palette]:
-    """Number of classes, their names and colours: from the flags, the checkpoint and the data.
-
-    Names: ``--class-names``, else the data's (format names, ``colors.csv`` in DATA_ROOT), else the
-    checkpoint's, else ``class_0...`` with one line saying how to name them. Colours: ``--colors``,
-    the data's, else the shipped palette (colours only).
-    """
-    info = reader.classes() if reader is not None else ClassInfo()
-    num = opts.num_classes
-    if ckpt is not None and ckpt.info is not None:
-        if num is not None and num != ckpt.info.num_classes:
-            raise ConfigError(
-                f"--num-classes {num} contradicts {ckpt.path}, which was trained for {ckpt.info.num_classes} classes"
-            )
-        num = ckpt.info.num_classes
-    if num is None and opts.class_names:
-        num = len(opts.class_names)
-    if num is None and opts.mode == "binary":
-        num = 2
-    if num is None and reader is not None:
-        num = data_classes_count(info, opts.data_root)
-        if num is not None:
-            reporter.info(f"{num} classes, names from {info.source or Path(opts.data_root) / 'colors.csv'}")
-    if num is None:
-        raise ConfigError(
-            "--num-classes is required: the data names no classes (or give --class-names, or a "
-            "colors.csv in DATA_ROOT, or a checkpoint to resume from)"
-        )
-    if opts.mode != "binary":
-        from_ckpt = f" (from {ckpt.path})" if ckpt is not None and opts.num_classes is None else ""
-        check_ignore_index(opts.ignore_index, num, from_ckpt)  # type: ignore[arg-type]
-    if opts.class_names and len(opts.class_names) != num:
-        raise ConfigError(f"--class-names gives {len(opts.class_names)} names for {num} classes")
-    found = resolve_data_classes(num, info, opts.data_root, opts.class_names, opts.colors)
-    names, hint = found.names, found.hint
-    if hint is not None and ckpt is not None and ckpt.info is not None and len(ckpt.info.class_names) == num:
-        names, hint = tuple(ckpt.info.class_names), None
-    if found.palette_warning:
-        reporter.warn(found.palette_warning)
-    if hint:
-        reporter.warn(hint)
-    return num, names, Palette(names, found.palette.colors, found.palette.source)
-
-
-def _custom_dataset(spec: str, root: Path, split: str, transform: Any) -> Dataset:
-    """``Class(root=, split=, transform=)`` of ``--dataset module:Class`` (imports and runs that code)."""
-    module_name, _, cls_name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), cls_name)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"--dataset {spec}: cannot import it ({e})") from e
-    expected = "a dataset class taking root=, split= and transform= (see --help)"
-    if not inspect.isclass(cls):
-        raise ConfigError(
-            f"--dataset {spec}: {type(cls).__name__} {cls_name!r} is not a class; give {expected}"
-        )
-    try:
-        inspect.signature(cls).bind(root=root, split=split, transform=transform)
-    except TypeError as e:
-        raise ConfigError(
-            f"--dataset {spec}: {cls_name} does not take root=, split=, transform= ({e})"
-        ) from None
-    except ValueError:
-        pass  # no signature to read (a builtin): the call below decides
-    try:
-        dataset = cls(root=root, split=split, transform=transform)
-    except Exception as e:
-        raise ConfigError(
-            f"--dataset {spec}: {cls_name}(root={str(root)!r}, split={split!r}) failed: "
-            f"{type(e).__name__}: {e}"
-        ) from e
-    if isinstance(dataset, Mapping) or not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
-        raise ConfigError(
-            f"--dataset {spec}: {cls_name} objects are not a sequence of (image, mask) pairs "
-            f"(no integer __getitem__/__len__); give {expected}"
-        )
-    try:  # one pair read up front: what the loader would read first, as one line if it fails
-        first = dataset[0] if len(dataset) else None
-    except Exception as e:
-        raise ConfigError(f"--dataset {spec}: {cls_name}[0] failed: {type(e).__name__}: {e}") from e
-    if first is not None and not (isinstance(first, (tuple, list)) and len(first) == 2):
-        raise ConfigError(
-            f"--dataset {spec}: {cls_name}[0] is a {type(first).__name__}, not an (image, mask) pair"
-        )
-    return dataset
-
-
-def build_datasets(
-    opts: TrainOptions,
-    num_classes: int,
-    palette: Palette,
-    reporter: Reporter,
-    scan: bool = True,
-    reader: FormatReader | None = None,
-) -> tuple[Dataset, Dataset | None, DatasetStats | None, np.ndarray | None, dict[str, Any] | None]:
-    """Train and validation datasets, checked up front (``scan``: decode every pair once; in a
-    distributed run only rank 0 does, and reports what it finds to the others), the scan's
-    pixel counts per class (all images) and those of the training images alone (for
-    ``--class-weights inverse``; None without a scan), and the record of the split the model
-    files carry (:func:`segpipe.data.heldout.split_record`; None for ``--dataset``).
-
-    With ``--dataset module:Class`` the class is built as ``Class(root=, split="train"|"val",
-    transform=)`` and must return (image H×W×3 uint8 RGB tensor, mask H×W int tensor) pairs.
-    """
-    width, height = opts.size
-    train_tf = build_transform(opts.augment, width, height, opts.ignore_index, seed=opts.seed)
-    eval_tf = build_eval_transform(width, height)
-    if opts.dataset:
-        train = _custom_dataset(opts.dataset, opts.data_root, "train", train_tf)
-        val = _custom_dataset(opts.dataset, opts.val_root or opts.data_root, "val", eval_tf)
-        return train, (val if len(val) else None), None, None, None
-    reader = reader or open_train_data(opts, reporter)
-    assert reader is not None
-    reader.num_classes = num_classes
-    samples = reader.samples()
-    val_reader = reader
-    if opts.val_root is not None:
-        val_reader = open_train_data(opts, reporter, opts.val_root)  # type: ignore[assignment]
-        val_reader.num_classes = num_classes
-        train_samples = [s for s in samples if s.split != "test"]
-        val_samples = [s for s in val_reader.samples() if s.split != "test"]
-        kind, pool = "val_root", train_samples
-    elif any(s.split == "val" for s in samples):
-        train_samples = [s for s in samples if s.split == "train"]
-        val_samples = [s for s in samples if s.split == "val"]
-        kind, pool = "own", [s for s in samples if s.split != "test"]
-        reporter.info(
-            f"{opts.data_root}: the data set's own split, {len(train_samples)} training and "
-            f"{len(val_samples)} validation images (--val-fraction applies without one)"
-        )
-    else:
-        samples = [s for s in samples if s.split != "test"]
-        train_samples, val_samples = split_by_fraction(samples, opts.seed, opts.val_fraction)
-        kind, pool = "fraction", samples
-    if not train_samples:
-        raise DataError(f"no training images left in {opts.data_root} after the validation split")
-    stats = train_pixels = None
-    if scan:
-        stats = scan_samples(train_samples, reader, reporter)
-        train_pixels = stats.class_pixels.copy()
-        if val_samples:
-            more = scan_samples(val_samples, val_reader, reporter)
-            stats = DatasetStats(
-                stats.count + more.count,
-                stats.class_pixels + more.class_pixels,
-                stats.ignored_pixels + more.ignored_pixels,
-            )
-    train = SegDataset(train_samples, reader, train_tf)
-    val = SegDataset(val_samples, val_reader, eval_tf) if val_samples else None
-    record = split_record(kind, opts.data_root, pool, len(val_samples), opts.seed, opts.val_fraction)
-    return train, val, stats, train_pixels, record
 
 
 def resumable(ckpt: Checkpoint | None) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from segpipe.data.build import build_data
 from segpipe.errors import CheckpointError, ConfigError
 from segpipe.modelinfo import ModelInfo
 from segpipe.models import (
@@ -46,15 +47,7 @@ from segpipe.training.loggers import resolve_logger
 from segpipe.training.losses import SumLoss, resolve_class_weights
 from segpipe.training.metrics import SegMetrics
 from segpipe.training.runlock import RunLock
-from segpipe.training.setup import (
-    auto_resume_path,
-    build_datasets,
-    claim_run_dir,
-    earlier_run_note,
-    open_train_data,
-    resolve_classes,
-    resumable,
-)
+from segpipe.training.setup import auto_resume_path, claim_run_dir, earlier_run_note, resumable
 from segpipe.utils import resolve_device
 
 
@@ -169,10 +162,14 @@ class TrainerSetup:
                 f"{self.start_ckpt.path} holds no optimizer state (best.pth is for deployment; "
                 "last.pth resumes a run): starting a new run from its weights"
             )
-        reader = open_train_data(opts, self.reporter)
-        num, names, palette = resolve_classes(opts, self.start_ckpt, self.reporter, reader)
-        self.palette = palette
         arch = resolve_arch(opts.arch)
+        # the data first: a wrong folder is reported before any weights are downloaded
+        self.logger_kind = resolve_logger(opts.logger)
+        # --class-weights inverse: every rank scans (the counts are the same on all of them)
+        by_frequency = opts.class_weights in ("inverse", "sqrt-inverse")
+        data = build_data(opts, self.reporter, self.start_ckpt, scan=env.is_main or by_frequency)
+        num, names, self.palette = data.num_classes, data.names, data.palette
+        self.train_set, self.val_set, self.stats = data.train, data.val, data.stats
         if self.start_ckpt is not None and self.start_ckpt.info is not None:
             src = self.start_ckpt.info
             if (src.arch.lower(), src.encoder) != (arch.lower(), opts.encoder) and self.resuming:
@@ -190,19 +187,12 @@ class TrainerSetup:
             mode=mode,
             input_size=tuple(opts.size),
             class_names=names,
-            colors=palette.colors,
+            colors=self.palette.colors,
             ignore_index=opts.ignore_index,
+            data_split=data.split,  # evaluate reads the held-out images back
         )
-        # the data first: a wrong folder is reported before any weights are downloaded
-        self.logger_kind = resolve_logger(opts.logger)
-        # --class-weights inverse: every rank scans (the counts are the same on all of them)
-        by_frequency = opts.class_weights in ("inverse", "sqrt-inverse")
-        self.train_set, self.val_set, self.stats, train_pixels, split = build_datasets(
-            opts, num, palette, self.reporter, scan=env.is_main or by_frequency, reader=reader
-        )
-        self.info = self.info.replace(data_split=split)  # evaluate reads the held-out images back
         self.class_weights = resolve_class_weights(
-            opts.class_weights, num, train_pixels, opts.class_weight_cap, names
+            opts.class_weights, num, data.train_pixels, opts.class_weight_cap, names
         )
         self.class_weights_from = opts.class_weights if isinstance(opts.class_weights, str) else "given"
         if self.class_weights is not None:  # options.yaml and checkpoints record the numbers

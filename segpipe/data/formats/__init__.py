@@ -16,7 +16,8 @@ Contract (what every reader in ``segpipe/data/formats/<name>.py`` gives; see :mo
   file. ``load(sample)`` (shared) adds the image, reduce-zero-label, the class map and the class-id
   check.
 
-Callers use :func:`open_dataset` (``format="auto"`` detects) and :func:`detect_format`. Palette-mode
+Callers use :func:`open_dataset` (``format="auto"`` detects) and :func:`detect_format`; commands
+open readers with their options through :func:`segpipe.data.build.open_reader`. Palette-mode
 PNG masks are read as their indices everywhere (:func:`segpipe.data.maskio.read_mask_file`).
 No torch here.
 """
@@ -28,11 +29,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from segpipe.data.formats.base import ClassInfo, FormatReader, LabelledSample, check_root
+from segpipe.data.formats.base import DATA_CLASSES, ClassInfo, FormatReader, LabelledSample, check_root
 from segpipe.errors import ConfigError, DataError
 from segpipe.options.flags import IMAGES_DIR, MASK_SUFFIX, MASK_TYPE, MASKS_DIR, check_format
 
 __all__ = [
+    "DATA_CLASSES",
     "FORMATS",
     "SEED_LAYOUT",
     "ClassInfo",
@@ -245,32 +247,6 @@ def open_dataset(
             opts.pop(key, None)
     reader = cls(root, **opts)
     reader.detected = reason
-    return reader
-
-
-def open_for_options(opts: Any, root: str | Path | None = None, **overrides: Any) -> FormatReader:
-    """:func:`open_dataset` with the data flags every command shares, read off its options object
-    (``format``, ``ignore_index``, ``reduce_zero_label``, the seed layout's ``images_dir``,
-    ``masks_dir``, ``mask_suffix``, ``mask_type`` and ``colors``); ``overrides`` win. With
-    ``--format auto`` it says which format it found and why, through ``overrides["reporter"]``."""
-    from segpipe.palette import load_palette
-
-    colors = getattr(opts, "colors", None)
-    options: dict[str, Any] = {
-        "ignore_index": getattr(opts, "ignore_index", None),
-        "reduce_zero_label": opts.reduce_zero_label,
-        "crowds": getattr(opts, "crowds", None),
-        "images_dir": opts.images_dir,
-        "masks_dir": opts.masks_dir,
-        "mask_suffix": opts.mask_suffix,
-        "mask_type": getattr(opts, "mask_type", None),
-        "palette": load_palette(colors) if colors is not None else None,
-    }
-    options.update(overrides)
-    reader = open_dataset(root or opts.data_root, opts.format, **options)
-    reporter = options.get("reporter")
-    if opts.format == "auto" and reporter is not None and root is None:
-        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
     return reader
 
 

@@ -22,14 +22,19 @@ from segpipe.errors import ConfigError, DataError
 from segpipe.progress import Reporter
 
 #: ``LabelledSample`` and ``SPLITS`` are :mod:`segpipe.data.samples`'s, named here for the readers.
+#: ``num_classes=DATA_CLASSES``: the class count the data itself gives (:func:`data_classes_count`).
+DATA_CLASSES = "data"
+
 __all__ = [
     "SPLITS",
     "ClassInfo",
     "FormatReader",
     "LabelledSample",
+    "DATA_CLASSES",
     "as_index_array",
     "check_root",
     "class_names_or_default",
+    "data_classes_count",
     "value_lut",
 ]
 
@@ -70,7 +75,8 @@ class FormatReader:
       convention, 0 -> ignore, every other value minus 1; only for formats with
       :attr:`index_masks`;
     * ``class_map`` (``{raw: new}``, applied after reduce-zero-label) and ``num_classes`` (values
-      must then be below it or the ignore value: checked by :meth:`load_mask`);
+      must then be below it or the ignore value: checked by :meth:`load_mask`; given when the
+      reader is built, never set afterwards: :data:`DATA_CLASSES` for the data's own count);
     * ``reporter``: warnings (left-out files...) go there; ``limit``: how messages name the class
       count (``--num-classes N`` by default; ``evaluate`` names the model).
 
@@ -137,7 +143,7 @@ class FormatReader:
         ignore_index: int = 255,
         reduce_zero_label: bool | None = None,
         class_map: dict[int, int] | None = None,
-        num_classes: int | None = None,
+        num_classes: int | str | None = None,
         reporter: Reporter | None = None,
         limit: str | None = None,
         outside_root: bool = False,
@@ -166,12 +172,23 @@ class FormatReader:
             raise ConfigError(f"--reduce-zero-label applies to index masks; the {self.name} format has none")
         self.reduce_zero_label = rzl
         self.class_map = class_map
-        self.num_classes = num_classes
+        if num_classes is not None and num_classes != DATA_CLASSES and not isinstance(num_classes, int):
+            raise TypeError(f"num_classes: an int, None or DATA_CLASSES, not {num_classes!r}")
+        self._num_classes = num_classes
         #: How messages name the class count (default ``--num-classes N``).
         self.limit = limit
         self.reporter = reporter or Reporter()
         self._lut: np.ndarray | None = value_lut(rzl, class_map, ignore_index)
         self._checker: Any = None
+
+    @property
+    def num_classes(self) -> int | None:
+        """The class count masks are checked against (None: not checked), as the reader was built
+        with it; :data:`DATA_CLASSES` is the count the data gives (None when it names no classes),
+        read once, on first use."""
+        if self._num_classes == DATA_CLASSES:
+            self._num_classes = data_classes_count(self.classes(), self.root)
+        return self._num_classes  # type: ignore[return-value]
 
     # ---- what each format implements ---------------------------------------------------------
     @classmethod
@@ -315,6 +332,16 @@ def check_root(root: Path) -> None:
         raise DataError(f"data root {safepaths.shown(root)} is a file, not a folder")
     if not stat.S_ISDIR(st.st_mode):
         raise DataError(f"data root {safepaths.shown(root)} is {safepaths.kind_of(st.st_mode)}, not a folder")
+
+
+def data_classes_count(info: ClassInfo, root: str | Path) -> int | None:
+    """The class count the data itself gives (format names/colours, else DATA_ROOT/colors.csv)."""
+    if info.num_classes is not None:
+        return info.num_classes
+    from segpipe.palette import load_palette
+
+    beside = Path(root) / "colors.csv"
+    return len(load_palette(beside)) if beside.is_file() else None
 
 
 def value_lut(
