@@ -11,10 +11,11 @@ imported on first use (``segpipe --help`` starts without it).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
-from segpipe.errors import ConfigError
+from segpipe.errors import ConfigError, close_matches
 from segpipe.schema import Range
 
 #: Most classes a model may have: class maps are 16-bit and one value (65535) stays free to mark
@@ -55,6 +56,19 @@ def check_ignore_index(ignore_index: int, num_classes: int, where: str = "") -> 
             f"--ignore-index {ignore_index} is a class id with {num_classes} classes{where}; "
             f"pass --ignore-index {max(hint, num_classes)} ({values})"
         )
+
+
+def flag_error(flag: str, value: Any, why: str) -> ConfigError:
+    """The one line of a bad option value: ``--opset 9: use an opset from 11 to 25``."""
+    return ConfigError(f"{flag} {value}: {why}")
+
+
+def check_choice(flag: str, value: Any, choices: Iterable[str]) -> None:
+    """``value`` is one of ``choices``, else one line naming them and the close ones:
+    ``--exporter tourch: use one of auto, torchscript, dynamo; close matches: torchscript``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise flag_error(flag, value, f"use one of {', '.join(choices)}{close_matches(str(value), choices)}")
 
 
 #: Options that make segpipe run code or trust a file: taken from the command line only.
