@@ -7,13 +7,18 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
 from segpipe.options import flags as F
-from segpipe.options.base import ClassCount, Size, check_fields
+from segpipe.options.base import ClassCount, Count, Size, check_choice, check_fields, flag_error
 from segpipe.options.declare import flag
+from segpipe.schema import Range
+
+OUT = F.OUTPUT_PANEL
+#: Image decoding threads: at least one.
+Threads = Annotated[int, Range(1, why="must be at least 1 (decoding threads)")]
 
 
 @dataclass(frozen=True)
@@ -111,14 +116,9 @@ def parse_tta(values: list[str] | tuple[str, ...] | str | None) -> tuple[bool, t
 class TtaFlag:
     """``--tta``, read into the ``tta_flip`` / ``tta_scales`` fields by :meth:`fields`."""
 
-    tta: list[str] | None = flag(
-        "--tta",
-        default=None,
-        metavar="SPEC",
-        help="Test-time augmentation, averaged: flip (horizontal), scales=0.75,1,1.25 (models that "
-        "take other sizes); repeat or join with + to combine.",
-        panel=F.INFERENCE_PANEL,
-    )
+    tta: list[str] | None = F.INFERENCE_PANEL.flag("--tta", None, "Test-time augmentation, averaged: flip "
+        "(horizontal), scales=0.75,1,1.25 (models that take other sizes); repeat or join with + to combine.",
+        metavar="SPEC")  # fmt: skip
 
     @staticmethod
     def fields(values: list[str] | None) -> dict[str, Any]:
@@ -127,24 +127,13 @@ class TtaFlag:
         return {"tta_flip": flip, "tta_scales": scales}
 
 
-def _flag_error(flag: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"--{flag} {value}: {why}")
-
-
 def _check_model_flags(opts: Any) -> None:
     """Checks shared by the inference stages (visualize, evaluate)."""
-    if opts.mode not in MODES:
-        raise _flag_error("mode", opts.mode, f"use one of {', '.join(MODES)}")
+    check_choice("--mode", opts.mode, MODES)
     if opts.num_classes is not None and opts.num_classes < (1 if opts.mode == "multilabel" else 2):
-        raise _flag_error("num-classes", opts.num_classes, "need at least 2 classes (binary: 2)")
-    if opts.size is not None and (len(opts.size) != 2 or min(opts.size) <= 0):
-        raise _flag_error("size", " ".join(map(str, opts.size)), "give WIDTH HEIGHT, both positive")
-    if opts.batch_size < 1:
-        raise _flag_error("batch", opts.batch_size, "must be at least 1")
-    if opts.workers < 1:
-        raise _flag_error("workers", opts.workers, "must be at least 1 (decoding threads)")
+        raise flag_error("--num-classes", opts.num_classes, "need at least 2 classes (binary: 2)")
     object.__setattr__(opts, "runtime", check_runtime(opts.runtime))
-    _check_foreign_flags(opts)
+    check_foreign_flags(opts)
 
 
 INPUT_LAYOUTS = ("nchw", "nhwc")
@@ -155,12 +144,11 @@ RUNTIME_NAMES = ("auto", "pytorch", "onnxruntime", "openvino", "tensorrt")
 def check_runtime(value: str) -> str:
     """``--runtime`` lower-cased and checked (one line naming the choices)."""
     name = str(value).strip().lower()
-    if name not in RUNTIME_NAMES:
-        raise _flag_error("runtime", value, f"use one of {', '.join(RUNTIME_NAMES)}")
+    check_choice("--runtime", name, RUNTIME_NAMES)
     return name
 
 
-def _check_foreign_flags(opts: Any) -> None:
+def check_foreign_flags(opts: Any) -> None:
     """``mean``/``std``/``input_layout``: how to feed an ONNX model without segpipe metadata."""
     for name in ("mean", "std"):
         value = getattr(opts, name)
@@ -168,22 +156,21 @@ def _check_foreign_flags(opts: Any) -> None:
             continue
         values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
         if len(values) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise _flag_error(
-                name, " ".join(map(str, values)), "give 3 numbers, R G B, in pixel units (0-255)"
-            )
+            why = "give 3 numbers, R G B, in pixel units (0-255)"
+            raise flag_error(f"--{name}", " ".join(map(str, values)), why)
         if name == "std" and min(values) <= 0:
-            raise _flag_error(name, " ".join(map(str, values)), "every value must be above 0")
+            raise flag_error(f"--{name}", " ".join(map(str, values)), "every value must be above 0")
         object.__setattr__(opts, name, tuple(float(v) for v in values))
     if (opts.mean is None) != (opts.std is None):
         given, missing = ("mean", "std") if opts.std is None else ("std", "mean")
-        raise _flag_error(given, " ".join(map(str, getattr(opts, given))), f"give --{missing} too")
+        raise flag_error(f"--{given}", " ".join(map(str, getattr(opts, given))), f"give --{missing} too")
     if opts.input_layout is not None:
         if str(opts.input_layout).lower() not in INPUT_LAYOUTS:
-            raise _flag_error("input-layout", opts.input_layout, "use nchw or nhwc")
+            raise flag_error("--input-layout", opts.input_layout, "use nchw or nhwc")
         object.__setattr__(opts, "input_layout", str(opts.input_layout).lower())
 
 
-def _check_spec_fields(opts: Any) -> None:
+def check_spec_fields(opts: Any) -> None:
     """Validate (and normalise) the sliding-window / TTA fields through :class:`InferenceSpec`."""
     spec = opts.spec
     object.__setattr__(opts, "tile", spec.tile)
@@ -196,14 +183,15 @@ class _PredictOptions:
     labelled data set is read. Keyword-only, so each command's own fields keep their positions.
     Each field is declared with its command-line flag (:mod:`segpipe.options.flags`)."""
 
+    # fmt: off
     #: Images per model call.
-    batch_size: int = F.BATCH()
+    batch_size: Count = F.BATCH()
     device: str = F.DEVICE()
     #: Backend that runs the model: ``auto`` (the fastest available for the file on ``device``,
     #: said in one line), ``pytorch``, ``onnxruntime``, ``openvino`` or ``tensorrt``.
     runtime: str = F.RUNTIME()
     #: Image decoding threads (they run while the model works).
-    workers: int = F.WORKERS()
+    workers: Threads = F.WORKERS()
     #: Describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
     arch: str | None = F.ARCH()
     encoder: str | None = F.ENCODER()
@@ -236,15 +224,16 @@ class _PredictOptions:
     images_dir: str = F.IMAGES_DIR()
     masks_dir: str = F.MASKS_DIR()
     mask_suffix: str = F.MASK_SUFFIX()
+    # fmt: on
 
     def _check_shared(self) -> None:
         check_fields(self)
         _check_model_flags(self)
-        _check_spec_fields(self)
+        check_spec_fields(self)
         if self.split is not None and self.split not in ("train", "val", "test", "all"):
-            raise _flag_error("split", self.split, "use train, val, test or all")
+            raise flag_error("--split", self.split, "use train, val, test or all")
         if self.crowds not in ("ignore", "class"):
-            raise _flag_error("crowds", self.crowds, "use ignore or class")
+            raise flag_error("--crowds", self.crowds, "use ignore or class")
         object.__setattr__(self, "format", F.check_format(self.format))
 
     @property
@@ -260,136 +249,81 @@ class _PredictOptions:
 class VisualizeOptions(_PredictOptions):
     """Everything ``segpipe visualize`` needs. Sizes are (width, height) in pixels."""
 
+    # fmt: off
     #: One image, or a folder of images (PNG, JPEG, BMP, TIFF).
-    images: Path = flag(
-        "--images",
-        "--images_path",
-        "-i",
-        required=False,
-        help="One image or a folder of images.",
-        metavar="FILE|DIR",
-        show_default=False,
-    )
+    images: Path = flag("--images", "--images_path", "-i", help="One image or a folder of images.",
+        metavar="FILE|DIR", required=False, show_default=False)
     #: Any model file: ``.pth`` checkpoint, ``.onnx`` model or TensorRT ``.engine``.
     model: Path = F.MODEL(names=F.MODEL_FILE_NAMES, help=F.MODEL_FILE_HELP)
     #: Where the pictures go (created if needed).
-    output_dir: Path = flag(
-        "--output-dir",
-        "--output_dir",
-        "-o",
-        hidden=("--output",),
-        default=Path("runs/visualize"),
-        help="Folder the pictures are written to.",
-        panel=F.OUTPUT_PANEL,
-        metavar="DIR",
-    )
+    output_dir: Path = F.OUTPUT_DIR(names=(*F.OUTPUT_DIR.names, "-o"), hidden="--output",
+        default=Path("runs/visualize"), help="Folder the pictures are written to.", panel=OUT)
     #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
     num_classes: ClassCount | None = F.NUM_CLASSES()
     #: Network input size (W, H); default the model's own (training / export size).
     size: Size | None = F.SIZE()
     #: Palette CSV; default the model's colours, else the colors.csv shipped with segpipe.
-    colors: Path | None = F.COLORS(
-        help="Palette CSV (id,name,r,g,b); default: the model's colours, else the colors.csv shipped "
-        "with segpipe.",
-        panel=F.OUTPUT_PANEL,
-    )
+    colors: Path | None = F.COLORS(panel=OUT,
+        help="Palette CSV (id,name,r,g,b); default: the model's colours, else the colors.csv shipped with segpipe.")
     #: Also write the mask blended on the image with this opacity (0..1).
-    overlay: float | None = flag(
-        "--overlay",
-        default=None,
-        metavar="ALPHA",
-        help="Also write the mask blended on the image (opacity 0-1), legend beside it; the "
-        "background class (0) stays as the photo.",
-        panel=F.OUTPUT_PANEL,
-    )
+    overlay: float | None = OUT.flag("--overlay", None, "Also write the mask blended on the image (opacity 0-1), "
+        "legend beside it; the background class (0) stays as the photo.", metavar="ALPHA")
     #: Also write image and mask next to each other.
-    side_by_side: bool = flag(
-        "--side-by-side",
-        default=False,
-        help="Also write image and mask next to each other.",
-        panel=F.OUTPUT_PANEL,
-    )
+    side_by_side: bool = OUT.flag("--side-by-side", False, "Also write image and mask next to each other.")
     #: Also write the class-index PNG (uint8, uint16 above 256 classes).
-    save_labels: bool = flag(
-        "--save-labels", default=False, help="Also write the class-index PNG.", panel=F.OUTPUT_PANEL
-    )
+    save_labels: bool = OUT.flag("--save-labels", False, "Also write the class-index PNG.")
     #: Overlays blend the background class (0) too; by default it is left as the photo.
-    overlay_background: bool = flag(
-        "--overlay-background",
-        default=False,
-        help="Overlays blend the background class too.",
-        panel=F.OUTPUT_PANEL,
-    )
+    overlay_background: bool = OUT.flag("--overlay-background", False, "Overlays blend the background class too.")
     #: Overlays draw each region's outline in its class colour.
-    outline: bool = flag(
-        "--outline",
-        default=False,
-        help="Overlays outline each region in its class colour.",
-        panel=F.OUTPUT_PANEL,
-    )
+    outline: bool = OUT.flag("--outline", False, "Overlays outline each region in its class colour.")
     #: Also write NAME_legend.png per image (one legend.png per run is always written).
-    legend_per_image: bool = flag(
-        "--legend-per-image",
-        default=False,
-        help="Also write NAME_legend.png per image (one legend.png per run is always written).",
-        panel=F.OUTPUT_PANEL,
-    )
+    legend_per_image: bool = OUT.flag("--legend-per-image", False,
+        "Also write NAME_legend.png per image (one legend.png per run is always written).")
     #: Read the sub-folders of ``images`` too and keep their structure in ``output_dir``.
-    recursive: bool = flag(
-        "--recursive", "-r", default=False, help="Read sub-folders too; keep their structure in the output."
-    )
+    recursive: bool = flag("--recursive", "-r", False, "Read sub-folders too; keep their structure in the output.")
     #: A labelled data set (any format) instead of ``images``: its images (``split``: default
     #: ``val`` when it ships one, else the images the model's training held out) are predicted,
     #: and ``side_by_side`` shows the ground truth too.
-    data_root: Path | None = F.DATA_ROOT(
-        default=None,
-        help="A labelled data set (any --format) instead of --images: its val images, ground truth "
-        "beside the prediction with --side-by-side.",
-    )
+    data_root: Path | None = F.DATA_ROOT(default=None, help="A labelled data set (any --format) instead of "
+        "--images: its val images, ground truth beside the prediction with --side-by-side.")
+    # fmt: on
 
     def __post_init__(self) -> None:
         self._check_shared()
         if self.overlay is not None and not 0.0 <= self.overlay <= 1.0:
-            raise _flag_error("overlay", self.overlay, "alpha must be between 0 and 1")
+            raise flag_error("--overlay", self.overlay, "alpha must be between 0 and 1")
 
 
 @dataclass(frozen=True)
 class EvaluateOptions(_PredictOptions):
     """Everything ``segpipe evaluate`` needs (same dataset layout and decoding as training)."""
 
+    # fmt: off
     data_root: Path = F.DATA_ROOT()
     #: Any model file: ``.pth``, ``.onnx`` or ``.engine``.
     model: Path = F.MODEL(names=F.MODEL_FILE_NAMES, help=F.MODEL_FILE_HELP)
     #: Network input size (W, H); default the model's own. Metrics are computed at each mask's size.
     size: Size | None = F.SIZE()
     #: Write the figures as JSON here.
-    report: Path | None = F.REPORT(panel=F.OUTPUT_PANEL)
+    report: Path | None = F.REPORT(panel=OUT)
     #: Draw the row-normalised confusion matrix (PNG) here.
-    confusion_matrix: Path | None = flag(
-        "--confusion-matrix",
-        default=None,
-        help="Draw the normalised confusion matrix (PNG) here.",
-        panel=F.OUTPUT_PANEL,
-        metavar="FILE",
-    )
+    confusion_matrix: Path | None = OUT.flag("--confusion-matrix", None,
+        "Draw the normalised confusion matrix (PNG) here.")
     #: Needed only for a bare state_dict or an ONNX file without segpipe metadata.
     num_classes: ClassCount | None = F.NUM_CLASSES()
     #: Palette CSV to decode colour masks; default DATA_ROOT/colors.csv, else the model's colours.
-    colors: Path | None = F.COLORS(
-        help="Palette CSV (id,name,r,g,b) decoding colour masks; default: DATA_ROOT/colors.csv, "
-        "else the model's colours, else the colors.csv shipped with segpipe."
-    )
+    colors: Path | None = F.COLORS(help="Palette CSV (id,name,r,g,b) decoding colour masks; default: "
+        "DATA_ROOT/colors.csv, else the model's colours, else the colors.csv shipped with segpipe.")
     class_map: Path | None = F.CLASS_MAP(help="Class remapping file (as in training).")
     #: Label ignored by the metrics; default the model's (255).
-    ignore_index: int | None = F.IGNORE_INDEX(
-        help="Label left out of the metrics (default: the model's, 255)."
-    )
+    ignore_index: int | None = F.IGNORE_INDEX(help="Label left out of the metrics (default: the model's, 255).")
     #: ``auto``, ``index`` or ``color``.
     mask_type: str = F.MASK_TYPE()
+    # fmt: on
 
     def __post_init__(self) -> None:
         self._check_shared()
         if self.mask_type not in ("auto", "index", "color"):
-            raise _flag_error("mask-type", self.mask_type, "use auto, index or color")
+            raise flag_error("--mask-type", self.mask_type, "use auto, index or color")
         if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
-            raise _flag_error("ignore-index", self.ignore_index, "must be within 0..65535")
+            raise flag_error("--ignore-index", self.ignore_index, "must be within 0..65535")
