@@ -49,22 +49,24 @@ def available(module: str) -> bool:
     return True
 
 
-def lazy_exports(package: str, where: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """A package's ``__getattr__`` and ``__dir__`` re-exporting ``where`` (public name -> the module
-    that defines it: a full name, or a submodule of ``package`` without a dot) on first use (PEP
-    562), so importing the package imports none of them: ``__getattr__, __dir__ =
-    lazy_exports(__name__, _WHERE)``."""
+def lazy_exports(
+    package: str, modules: dict[str, tuple[str, ...]]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__all__``, ``__getattr__`` and ``__dir__`` re-exporting the public names of
+    ``modules`` (module -> its names; a module without a dot is a submodule of ``package``) on first
+    use (PEP 562), so importing the package imports none of them:
+    ``__all__, __getattr__, __dir__ = lazy_exports(__name__, {...})``."""
     namespace = sys.modules[package].__dict__
+    where = {name: m if "." in m else f"{package}.{m}" for m, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        module = where.get(name)
-        if module is None:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module if "." in module else f"{package}.{module}"), name)
+        value = getattr(importlib.import_module(where[name]), name)
         namespace[name] = value
         return value
 
     def __dir__() -> list[str]:
         return sorted({*namespace, *where})
 
-    return __getattr__, __dir__
+    return sorted(where), __getattr__, __dir__

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from segpipe._optional import lazy_exports
 
-_WHERE = {
-    "LabelledSample": "segpipe.data.samples",
-    "MaskDecoder": "segpipe.data.masks",
-    "SegDataset": "segpipe.data.torchdata",
-    "find_samples": "segpipe.data.dataset",
-    "load_class_map": "segpipe.data.masks",
-    "read_image": "segpipe.data.dataset",
-    "sample_data_root": "segpipe.data.dataset",
-}
-
-__all__ = sorted(_WHERE)
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "segpipe.data.dataset": ("find_samples", "read_image", "sample_data_root"),
+        "segpipe.data.masks": ("MaskDecoder", "load_class_map"),
+        "segpipe.data.samples": ("LabelledSample",),
+        "segpipe.data.torchdata": ("SegDataset",),
+    },
+)

@@ -129,7 +129,9 @@ def build_data(
         reader = open_reader(opts, class_map=class_map, reporter=reporter, num_classes=count)
         if num is None and reader.num_classes is not None:
             num = reader.num_classes
-            reporter.info(f"{num} classes, names from {reader.classes().source or Path(opts.data_root) / 'colors.csv'}")
+            reporter.info(
+                f"{num} classes, names from {reader.classes().source or Path(opts.data_root) / 'colors.csv'}"
+            )
     if num is None:
         raise ConfigError(
             "--num-classes is required: the data names no classes (or give --class-names, or a "
@@ -187,7 +189,12 @@ def _classes(
     info = reader.classes() if reader is not None else ClassInfo()
     found = resolve_classes(num, info, opts.data_root, opts.class_names, opts.colors)
     names, hint = found.names, found.hint
-    if hint is not None and start is not None and start.info is not None and len(start.info.class_names) == num:
+    if (
+        hint is not None
+        and start is not None
+        and start.info is not None
+        and len(start.info.class_names) == num
+    ):
         names, hint = tuple(start.info.class_names), None
     if found.palette_warning:
         reporter.warn(found.palette_warning)

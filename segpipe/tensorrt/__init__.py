@@ -22,33 +22,28 @@ from __future__ import annotations
 
 from segpipe._optional import lazy_exports
 
-_EXPORTS = {
-    "EngineOptions": "build",
-    "OnnxSummary": "build",
-    "build_engine": "build",
-    "engine_summary": "build",
-    "inspect_onnx": "build",
-    "trt_major_version": "build",
-    "Fp16Plan": "precision",
-    "PrecisionDecision": "precision",
-    "decide_precision": "precision",
-    "is_int8_graph": "precision",
-    "graph_precision": "precision",
-    "ProfileShape": "shapes",
-    "TensorSpec": "shapes",
-    "format_shapes": "shapes",
-    "parse_shapes": "shapes",
-    "engine_sidecar": "sidecar",
-    "gpu_description": "gpu",
-    "read_sidecar": "sidecar",
-    "sidecar_model_info": "sidecar",
-    "sidecar_path": "sidecar",
-    "write_sidecar": "sidecar",
-    "TensorRTRunner": "runner",
-    "TrtexecCommand": "trtexec",
-    "run_trtexec": "trtexec",
-    "trtexec_command": "trtexec",
-}
-
-__all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "build": (
+            "EngineOptions",
+            "OnnxSummary",
+            "build_engine",
+            "engine_summary",
+            "inspect_onnx",
+            "trt_major_version",
+        ),
+        "precision": (
+            "Fp16Plan",
+            "PrecisionDecision",
+            "decide_precision",
+            "is_int8_graph",
+            "graph_precision",
+        ),
+        "shapes": ("ProfileShape", "TensorSpec", "format_shapes", "parse_shapes"),
+        "sidecar": ("engine_sidecar", "read_sidecar", "sidecar_model_info", "sidecar_path", "write_sidecar"),
+        "gpu": ("gpu_description",),
+        "runner": ("TensorRTRunner",),
+        "trtexec": ("TrtexecCommand", "run_trtexec", "trtexec_command"),
+    },
+)
