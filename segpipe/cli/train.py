@@ -52,36 +52,9 @@ def train_command(flags: Flags) -> None:
 
 def build_options(flags: Flags) -> TrainOptions:
     """TrainOptions from ``--config`` (if any) overlaid with every flag typed on the command line."""
-    from segpipe.errors import ConfigError
-    from segpipe.options import load_config
+    from segpipe.options.train_config import train_options
 
-    config = flags.config
-    explicit = flags.fields_of(TrainOptions, only_given=True)
-    values = load_config(config) if config is not None else {}
-    if not os.environ.get("SEGPIPE_LAUNCHED"):  # launch.LAUNCHED_ENV: the launcher's own config is trusted
-        _command_line_only(config, values, explicit)
-    from_file = set(values) - set(explicit)
-    values.update(explicit)
-    if values.get("data_root") is None:
-        raise ConfigError("--data-root is required (on the command line or in --config)")
-    try:
-        return TrainOptions(**values)
-    except ConfigError as e:  # a choice refused by its flag name: say the file and line it came from
-        raise _from_config(e, config, from_file) from None
-
-
-def _from_config(error: Exception, config: Path | None, from_file: set[str]) -> Exception:
-    """``--optimizer adamx: use one of ...`` -> ``c.yaml line 3: optimizer adamx: use one of ...``
-    when that value was written in the config file, not typed as a flag."""
-    from segpipe.errors import ConfigError
-    from segpipe.schema.options import config_where
-
-    text = str(error)
-    head = text.split(" ", 1)[0]
-    name = head[2:].replace("-", "_") if head.startswith("--") else ""
-    if config is None or name not in from_file:
-        return error
-    return ConfigError(f"{config_where(config, name)} {text.split(' ', 1)[1]}")
+    return train_options(flags.config, flags.fields_of(TrainOptions, only_given=True), warn)
 
 
 def _check_run_folder(opts: Any) -> None:
@@ -114,26 +87,6 @@ def summary(result: Any) -> str:
     names = ("best.pth", "last.pth", "metrics.csv", "curves.png", "val_samples.png")
     files = ", ".join(n for n in names if (result.run_dir / n).exists())
     return f"{epochs} trained; {best}; run folder {result.run_dir} ({files})"
-
-
-def _command_line_only(config: Path | None, values: dict[str, Any], explicit: dict[str, Any]) -> None:
-    """A config file cannot switch on code execution: ``trust_checkpoint`` in it is ignored (with
-    a warning), ``dataset`` in it must be repeated on the command line."""
-    from segpipe.errors import ConfigError
-    from segpipe.options import COMMAND_LINE_ONLY
-
-    if values.pop("trust_checkpoint", None):
-        if "trust_checkpoint" not in explicit:
-            warn(
-                f"{config}: trust_checkpoint ignored: a config file cannot allow unpickling; pass "
-                "--trust-checkpoint on the command line if you trust the checkpoint"
-            )
-    spec = values.pop("dataset", None)
-    if spec and "dataset" not in explicit:
-        raise ConfigError(
-            f"{config}: dataset: {spec} would import and run Python code, which a config file cannot "
-            f"switch on; pass {COMMAND_LINE_ONLY['dataset'].split(' ')[0]} {spec} on the command line if you trust it"
-        )
 
 
 def _train(opts: TrainOptions) -> Any:
