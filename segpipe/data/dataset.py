@@ -1,4 +1,4 @@
-"""The dataset: the original folder layout, checked up front, read as RGB uint8.
+"""The seed layout (segpipe's own), checked up front, and images read as RGB uint8.
 
 Layout::
 

@@ -1,4 +1,4 @@
-"""Synthetic datasets in the original layout: used by the tests, the benchmarks and the script that
+"""Synthetic datasets in the seed layout: used by the tests, the benchmarks and the script that
 makes the bundled sample data (``scripts/make_sample_data.py``).
 
 Each image is a smooth background with a few shapes; every class has its own base colour, so a

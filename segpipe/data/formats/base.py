@@ -7,6 +7,7 @@ sets through these readers without importing it.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import stat
 from collections.abc import Sequence
@@ -172,8 +173,8 @@ class FormatReader:
             raise ConfigError(f"--reduce-zero-label applies to index masks; the {self.name} format has none")
         self.reduce_zero_label = rzl
         self.class_map = class_map
-        if num_classes is not None and num_classes != DATA_CLASSES and not isinstance(num_classes, int):
-            raise TypeError(f"num_classes: an int, None or DATA_CLASSES, not {num_classes!r}")
+        if num_classes is not None and num_classes != DATA_CLASSES:
+            num_classes = operator.index(num_classes)  # an int (numpy's too); a typo: TypeError
         self._num_classes = num_classes
         #: How messages name the class count (default ``--num-classes N``).
         self.limit = limit
