@@ -72,3 +72,17 @@ def test_no_class_count_anywhere_is_one_line(index_dataset: Path) -> None:
         build_data(TrainOptions(data_root=index_dataset))
     reader = open_reader(TrainOptions(data_root=index_dataset, num_classes=3), num_classes=3)
     assert reader.num_classes == 3 and len(reader.samples()) == 12
+
+
+def test_the_format_registry_is_declared_once_and_names_its_readers() -> None:
+    """One table (options/formats.py) gives --format's help, its check and the readers."""
+    from segpipe.data.formats import FORMATS as REGISTRY
+    from segpipe.data.formats import available_formats, reader_class
+    from segpipe.options.flags import FORMAT
+    from segpipe.options.formats import FORMATS, check_format
+
+    assert REGISTRY is FORMATS and available_formats() == list(FORMATS)  # every reader is installed here
+    assert all(reader_class(name).name == name for name in FORMATS)  # type: ignore[union-attr]
+    assert ", ".join(FORMATS) in FORMAT.help
+    with pytest.raises(ConfigError, match="--format nope: use auto or one of " + ", ".join(FORMATS)):
+        check_format("nope")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from segpipe.errors import ConfigError
 from segpipe.options.declare import Panel, comma_list, flag, shared
+from segpipe.options.formats import FORMATS, check_format  # noqa: F401 (F.check_format: the one check)
 
 DATA_PANEL = DATA = Panel("Data")
 MODEL_PANEL = Panel("Model")
@@ -28,34 +28,9 @@ OUTPUT_PANEL = Panel("Outputs")
 DATA_ROOT = DATA.shared("--data-root", "--data_root", help="Data set folder, any label format (see --format).",
     metavar="DIR")
 # fmt: on
-#: The label formats ``--format`` names (the readers, in :data:`segpipe.data.formats.FORMATS`;
-#: tests/test_declare.py keeps the two equal), in the order ``--help`` lists them.
-FORMAT_NAMES = (
-    "seed",
-    "voc",
-    "cityscapes",
-    "ade20k",
-    "ultralytics",
-    "yolo",
-    "coco",
-    "coco_panoptic",
-    "labelme",
-    "cvat",
-    "cvat_images",
-    "mapillary_vistas",
-    "common_semantic_segmentation",
-    "camvid",
-)
-
-
-def check_format(value: str) -> str:
-    """``--format`` lower-cased and checked: ``auto`` or one of :data:`FORMAT_NAMES` (the one check,
-    for the options classes and :func:`segpipe.data.formats.resolve_format` alike)."""
-    name = (value or "auto").lower()
-    if name != "auto" and name not in FORMAT_NAMES:
-        raise ConfigError(f"--format {value}: use auto or one of {', '.join(FORMAT_NAMES)}")
-    return name
-
+#: The label formats ``--format`` names, in the order ``--help`` lists them (declared once, with
+#: their readers, in :mod:`segpipe.options.formats`).
+FORMAT_NAMES = tuple(FORMATS)
 
 # fmt: off
 FORMAT = DATA.shared("--format", "auto", f"Label format: auto (detected, and said), {', '.join(FORMAT_NAMES)} "

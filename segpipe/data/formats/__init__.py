@@ -2,7 +2,8 @@
 
 Contract (what every reader in ``segpipe/data/formats/<name>.py`` gives; see :mod:`.base`):
 
-* :class:`~segpipe.data.formats.base.FormatReader` subclass, registered in :data:`FORMATS` as
+* :class:`~segpipe.data.formats.base.FormatReader` subclass, registered in :data:`FORMATS`
+  (declared in :mod:`segpipe.options.formats`, which ``--format``'s help and check read) as
   ``name -> "module:Class"`` (imported lazily: a registered module that is not installed is
   simply not offered);
 * ``detect(root) -> str | None``: a short reason when the folder looks like the format;
@@ -31,7 +32,8 @@ from typing import Any
 
 from segpipe.data.formats.base import DATA_CLASSES, ClassInfo, FormatReader, LabelledSample, check_root
 from segpipe.errors import ConfigError, DataError
-from segpipe.options.flags import IMAGES_DIR, MASK_SUFFIX, MASK_TYPE, MASKS_DIR, check_format
+from segpipe.options.flags import IMAGES_DIR, MASK_SUFFIX, MASK_TYPE, MASKS_DIR
+from segpipe.options.formats import FORMATS, check_format
 
 __all__ = [
     "DATA_CLASSES",
@@ -50,23 +52,6 @@ __all__ = [
     "select_split",
 ]
 
-#: ``--format`` name -> ``"module:Class"``, most specific first (detection order).
-FORMATS: dict[str, str] = {
-    "cityscapes": "segpipe.data.formats.cityscapes:CityscapesReader",
-    "voc": "segpipe.data.formats.voc:VocReader",
-    "ade20k": "segpipe.data.formats.ade20k:Ade20kReader",
-    "cvat": "segpipe.data.formats.cvat:CvatReader",
-    "cvat_images": "segpipe.data.formats.cvat_xml:CvatXmlReader",
-    "mapillary_vistas": "segpipe.data.formats.mapillary:MapillaryReader",
-    "common_semantic_segmentation": "segpipe.data.formats.common_semseg:CommonSemSegReader",
-    "camvid": "segpipe.data.formats.camvid:CamvidReader",
-    "coco_panoptic": "segpipe.data.formats.coco_panoptic:CocoPanopticReader",
-    "coco": "segpipe.data.formats.coco:CocoReader",
-    "ultralytics": "segpipe.data.formats.ultralytics:UltralyticsReader",
-    "yolo": "segpipe.data.formats.yolo:YoloReader",
-    "labelme": "segpipe.data.formats.labelme:LabelmeReader",
-    "seed": "segpipe.data.formats.seed:SeedReader",
-}
 
 #: The seed layout's options and their defaults (``--images-dir``, ``--masks-dir``, ``--mask-suffix``).
 SEED_LAYOUT: dict[str, str] = {
@@ -101,13 +86,13 @@ def reader_class(name: str) -> type[FormatReader] | None:
 
 
 def available_formats() -> list[str]:
-    """Format names that can be read, in detection order."""
+    """Format names that can be read, in :data:`FORMATS` order."""
     return [n for n in FORMATS if reader_class(n) is not None]
 
 
 def formats_listing() -> list[tuple[str, str, str]]:
     """(name, what it is, the files that identify it) of every format this install reads, in
-    detection order: what ``segpipe data --formats`` prints."""
+    :data:`FORMATS` order: what ``segpipe data --formats`` prints."""
     out = []
     for n in available_formats():
         cls = reader_class(n)
@@ -182,7 +167,7 @@ def detect_format(root: str | Path) -> tuple[str, str]:
             raise DataError(refused)
         hint = nearby(root, _one_format)
         raise DataError(f"{root}: no label format found; " + (hint or f"pass --format ({FORMATS_HINT})"))
-    listed = "; ".join(f"{n} ({r})" for n, r, _ in pick)
+    listed = "; ".join(f"{n} ({r})" for n, r, _ in sorted(pick))
     raise DataError(f"{root}: it could be read as several formats: {listed}; pick one with --format")
 
 
