@@ -9,7 +9,7 @@ from typing import Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
-from segpipe.options.base import check_fields, check_ignore_index
+from segpipe.options.base import check_choice, check_fields, check_ignore_index
 from segpipe.options.flags import check_format
 from segpipe.schema import has_controls, printable, shown
 
@@ -82,8 +82,6 @@ def check_train(opts: Any) -> None:
             "a run name, not a path (no / or \\); the run folder is runs/<model-name>, "
             "--output-dir puts it elsewhere",
         )
-    if not 0 <= opts.seed < 2**32:
-        raise bad("seed", opts.seed, f"must be within 0..{2**32 - 1}")
     if opts.weight_decay < 0:
         raise bad("weight-decay", opts.weight_decay, "must be >= 0")
     classes = (
@@ -93,8 +91,7 @@ def check_train(opts: Any) -> None:
     )
     if opts.ignore_index is None:
         object.__setattr__(opts, "ignore_index", 65535 if classes is not None and classes > 255 else 255)
-    if opts.mode not in MODES:
-        raise bad("mode", opts.mode, f"use one of {', '.join(MODES)}")
+    check_choice("--mode", opts.mode, MODES)
     if opts.num_classes is not None and opts.num_classes < (2 if opts.mode != "multilabel" else 1):
         raise bad(
             "num-classes",
@@ -108,8 +105,6 @@ def check_train(opts: Any) -> None:
             raise bad(flag_name, getattr(opts, name), "must be at least 1")
     if opts.lr <= 0:
         raise bad("lr", opts.lr, "must be positive")
-    if len(opts.size) != 2 or min(opts.size) <= 0:
-        raise bad("size", opts.size, "give WIDTH HEIGHT, both positive")
     if not 0.0 <= opts.val_fraction < 1.0:
         raise bad("val-fraction", opts.val_fraction, "must be in [0, 1)")
     if opts.workers < 0:
@@ -118,10 +113,8 @@ def check_train(opts: Any) -> None:
         raise bad("mixup-alpha", opts.mixup_alpha, "must be positive")
     if opts.patience < 0:
         raise bad("patience", opts.patience, "must be >= 0")
-    if opts.optimizer not in OPTIMIZERS:
-        raise bad("optimizer", opts.optimizer, f"use one of {', '.join(OPTIMIZERS)}")
-    if opts.scheduler not in SCHEDULERS:
-        raise bad("scheduler", opts.scheduler, f"use one of {', '.join(SCHEDULERS)}")
+    check_choice("--optimizer", opts.optimizer, OPTIMIZERS)
+    check_choice("--scheduler", opts.scheduler, SCHEDULERS)
     if opts.mask_type not in ("auto", "index", "color"):
         raise bad("mask-type", opts.mask_type, "use auto, index or color")
     object.__setattr__(opts, "format", check_format(opts.format))
@@ -149,8 +142,7 @@ def check_train(opts: Any) -> None:
     for name, low in (("devices", 1), ("max_restarts", 0), ("log_every", 0)):
         if getattr(opts, name) < low:
             raise bad(name.replace("_", "-"), getattr(opts, name), f"must be at least {low}")
-    if opts.amp_dtype not in AMP_DTYPES:
-        raise bad("amp-dtype", opts.amp_dtype, f"use one of {', '.join(AMP_DTYPES)}")
+    check_choice("--amp-dtype", opts.amp_dtype, AMP_DTYPES)
     weights = parse_class_weights(opts.class_weights)
     object.__setattr__(opts, "class_weights", weights)
     if isinstance(weights, str) and weights not in CLASS_WEIGHTS and not Path(weights).is_file():
@@ -171,5 +163,4 @@ def check_train(opts: Any) -> None:
         raise bad("ema-decay", opts.ema_decay, "must be in (0, 1)")
     if not 0.0 <= opts.warmup_epochs < float("inf"):
         raise bad("warmup-epochs", opts.warmup_epochs, "must be >= 0")
-    if opts.logger not in LOGGERS:
-        raise bad("logger", opts.logger, f"use one of {', '.join(LOGGERS)}")
+    check_choice("--logger", opts.logger, LOGGERS)
