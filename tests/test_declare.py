@@ -99,6 +99,7 @@ def test_compact_declaration_is_the_keyword_one_and_metavars_come_from_types() -
     params, _ = signature_of(Opts)
     shown = {p.name: typing.get_args(p.annotation)[-1].metavar for p in params}
     assert shown == {"out": "FILE", "lr": "NUM", "epochs": "N", "arch": "NAME", "loss": "LOSS", "amp": None}
+    assert declared(dataclasses.make_dataclass("O", [("v", str, flag("--v", "-1", "Offset."))]))["v"].default == "-1"
     with pytest.raises(TypeError, match="default given twice"):
         flag("--x", 1, default=2)
     with pytest.raises(TypeError, match="give the spellings"):

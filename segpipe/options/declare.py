@@ -13,9 +13,9 @@ short line: the spellings, the default, the help, then what is not the usual (``
                                metavar="LOSS")
 
 :func:`flag` returns a ``dataclasses.field`` (the default lives there, nowhere else) whose
-``metadata["flag"]`` is a :class:`Flag`. Its positional arguments are the spellings (every leading
-string that starts with ``-``; the first is the one ``--help`` shows), then the default (none:
-the flag is required), then the help; keywords give the rest (see :class:`Flag`). A
+``metadata["flag"]`` is a :class:`Flag`. Its positional arguments are the spellings (every
+leading string that starts with ``-`` and a letter; the first is the one ``--help`` shows), then
+the default (none: the flag is required), then the help; keywords give the rest (:class:`Flag`). A
 :class:`Panel` is the ``--help`` panel its flags are declared through (``OPTIM.flag(...)``), so a
 declaration never repeats ``panel=``. The metavar is written only where it says something: the
 binder derives the usual one from the field's type (:func:`type_metavar`: ``N``, ``NUM``,
@@ -33,6 +33,7 @@ The options class's own checks (``__post_init__``) validate the values, one line
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -125,8 +126,8 @@ def shared(*args: Any, **spec: Any) -> Flag:
     ``shared("--format", "auto", "Label format...", metavar="FORMAT")``, positional arguments as
     :func:`flag`'s."""
     names: list[str] = []
-    for arg in args:
-        if not (isinstance(arg, str) and arg.startswith("-")):
+    for arg in args:  # the spellings: "--name", "--on/--off", "-n" (a default "-1" is a value)
+        if not (isinstance(arg, str) and re.match(r"--?[A-Za-z]", arg)):
             break
         names.append(arg)
     values = args[len(names) :]
