@@ -230,3 +230,39 @@ def test_a_folder_named_like_a_model_is_said_to_be_a_folder(tmp_path):
         load_runner(folder, "cpu")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_runner(tmp_path / "gone.onnx", "cpu")
+
+
+class _Warnings:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def warn(self, text: str) -> None:
+        self.lines.append(text)
+
+    info = warn
+
+
+def test_runner_keywords_are_one_declaration_lenient_drops_with_one_warning(models):
+    """Every runner takes RunnerOptions' keywords: flags for models without a description are
+    refused by one that has it, or, given for several models at once (lenient), ignored for it in
+    one warning naming the flags given; an unknown keyword is a programming error."""
+    onnx, pth = models["onnx"], models["pth"]
+    with pytest.raises(CheckpointError, match="carries segpipe metadata"):
+        OnnxRunner(onnx, "cpu", mean=(0, 0, 0), std=(1, 1, 1))
+    rec = _Warnings()
+    with OnnxRunner(onnx, "cpu", mean=(0, 0, 0), std=(1, 1, 1), lenient=True, reporter=rec) as r:
+        assert r.options.lenient and r.options.mean == (0, 0, 0)  # as given; the model ignored them
+    assert rec.lines == [f"{onnx} carries segpipe metadata: --mean/--std ignored for it"]
+    with pytest.raises(CheckpointError, match="--input-layout nhwc: .* is a PyTorch checkpoint"):
+        TorchRunner(pth, "cpu", input_layout="nhwc")
+    rec = _Warnings()
+    with load_runner(
+        pth, "cpu", input_layout="nhwc", mean=(1, 2, 3), std=(4, 5, 6), lenient=True, reporter=rec
+    ):
+        pass
+    assert rec.lines == [
+        f"{pth} is a PyTorch checkpoint: --input-layout ignored for it",
+        f"{pth} carries its own normalisation: --mean/--std ignored for it",
+    ]
+    with pytest.raises(TypeError, match="bogus"):
+        OnnxRunner(onnx, "cpu", bogus=1)

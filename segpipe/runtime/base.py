@@ -2,8 +2,9 @@
 
 Contract (ARCHITECTURE.md, convention 4):
 
-* A runner is built from a model file: ``Runner(path, device=..., **kw)``; it is a context manager
-  and :meth:`Runner.close` frees its memory (GPU buffers, sessions).
+* A runner is built from a model file: ``Runner(path, device=..., **kw)``, ``kw`` the fields of
+  :class:`~segpipe.runtime.feed.RunnerOptions` (the same set for every backend); it is a context
+  manager and :meth:`Runner.close` frees its memory (GPU buffers, sessions).
 * :meth:`Runner.__call__` takes a batch of RGB images **already at the network size**, as a numpy
   array N×H×W×3, ``uint8`` (or ``float32`` holding 0-255 values), and returns a numpy array: class
   logits N×C×H×W (``output_kind == "logits"`` or ``"probs"``), or the class map N×H×W
@@ -24,6 +25,7 @@ import numpy as np
 
 from segpipe.errors import CheckpointError, ConfigError, close_matches
 from segpipe.modelinfo import ModelInfo
+from segpipe.runtime.feed import RunnerOptions
 
 #: File suffix -> "module:Class" of the runner that reads it. The TensorRT runner is imported only
 #: when an engine is opened, so segpipe works without tensorrt installed.
@@ -61,6 +63,8 @@ class Runner(ABC):
     def __init__(self, path: str | Path, device: str = "auto", **kwargs: Any) -> None:
         self.path = Path(path)
         self.device = device
+        #: The keywords it was opened with, declared once for every backend (each reads its own).
+        self.options = RunnerOptions(**kwargs)
         self.info: ModelInfo  # set by subclasses
 
     @property
@@ -312,18 +316,6 @@ def load_runner(path: str | Path, device: str = "auto", runtime: str | None = No
         raise CheckpointError(f"model file {p} does not exist")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p} is an empty file (0 bytes), not a model (an interrupted copy?)")
-    if cls.backend == "tensorrt":
-        given = [f for f, k in _FOREIGN_FLAGS if kwargs.get(k) is not None]
-        if given and kwargs.get("lenient"):
-            reporter = kwargs.get("reporter")
-            if reporter is not None:
-                reporter.warn(f"{p} is a TensorRT engine: {'/'.join(given)} ignored for it")
-            kwargs = {k: v for k, v in kwargs.items() if k not in dict(_FOREIGN_FLAGS).values()}
-        elif given:
-            raise CheckpointError(
-                f"{'/'.join(given)}: {p} is a TensorRT engine, which takes its input as the ONNX model "
-                "it was built from did; these flags describe an ONNX model without segpipe metadata"
-            )
     if runtime == "auto" and cls.backend == "openvino" and _file_kind(p) == "onnx":
         try:
             runner = cls(p, device=device, **kwargs)
@@ -347,37 +339,3 @@ class _Said:
 
     def info(self, text: str) -> None:
         self.lines.append(text)
-
-
-#: Flags that describe how to feed a model that does not say it itself (an ONNX model without
-#: segpipe metadata; mean/std also a bare state_dict): (flag, runner keyword).
-_FOREIGN_FLAGS = (("--mean", "mean"), ("--std", "std"), ("--input-layout", "input_layout"))
-
-
-def check_normalization(mean: Any, std: Any, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``--mean``/``--std`` (pixel units, 0-255) as float32 arrays of 3, checked; both or neither."""
-    if (mean is None) != (std is None):
-        given, missing = ("--mean", "--std") if std is None else ("--std", "--mean")
-        raise CheckpointError(f"{given} for {path} needs {missing} too")
-    m = np.asarray(mean, dtype=np.float32).reshape(-1)
-    s = np.asarray(std, dtype=np.float32).reshape(-1)
-    if m.size not in (1, 3) or s.size not in (1, 3):
-        raise CheckpointError(
-            f"--mean {tuple(m.tolist())} --std {tuple(s.tolist())}: give 3 values each (R G B)"
-        )
-    if not np.all(np.isfinite(m)) or not np.all(np.isfinite(s)) or np.any(s <= 0):
-        raise CheckpointError(f"--std {tuple(s.tolist())}: values must be finite and above 0")
-    return np.broadcast_to(m, (3,)).copy(), np.broadcast_to(s, (3,)).copy()
-
-
-def normalization_note(mean: np.ndarray, std: np.ndarray) -> str:
-    """How pixels are fed, in words, with a hint when the values look like the 0-1 scale."""
-    fmt = lambda a: "(" + ", ".join(f"{v:g}" for v in a) + ")"  # noqa: E731
-    text = f"(pixel - mean) / std with mean {fmt(mean)}, std {fmt(std)} in pixel units (0-255)"
-    raw = np.all(mean == 0) and np.all(std == 1)
-    if not raw and np.all(np.abs(mean) <= 1) and np.all(std <= 1):
-        text += (
-            "; these look like values for 0-1 pixels: --mean/--std are in pixel units, e.g. ImageNet "
-            "is --mean 123.675 116.28 103.53 --std 58.395 57.12 57.375"
-        )
-    return text

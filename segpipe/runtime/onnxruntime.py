@@ -23,7 +23,8 @@ from segpipe.errors import CheckpointError, ConfigError, shorten
 from segpipe.imagesize import check_pixels
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
-from segpipe.runtime.base import Runner, check_normalization, normalization_note
+from segpipe.runtime.base import Runner
+from segpipe.runtime.feed import FOREIGN, RunnerOptions, check_normalization, normalization_note
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
@@ -123,52 +124,22 @@ def _static(dim: Any) -> int | None:
 class OnnxRunner(Runner):
     """An ONNX model run with ONNX Runtime.
 
-    Args:
-        path: the ``.onnx`` file.
-        device: ``auto`` (CUDA provider when installed), ``cpu``, ``cuda`` or ``cuda:N``.
-        num_classes: checked against the metadata; needed for a model without segpipe metadata
-            whose output does not show the class count.
-        mode: ``seg`` / ``binary`` / ``multilabel`` for a model without metadata.
-        mean, std: a model without metadata: its input is ``(pixel - mean) / std`` per RGB
-            channel, in pixel units (0-255; ImageNet: 123.675 116.28 103.53 / 58.395 57.12 57.375;
-            pixels as they are: 0 0 0 / 1 1 1). Required for a float input without metadata.
-        input_layout: ``nchw`` or ``nhwc``, for a model without metadata whose input shape does
-            not show it (checked against the metadata otherwise).
-        threads: intra-op threads of the CPU provider (0: one per core).
-        reporter: receives the warning that says what is assumed about a model without metadata.
-        lenient: ``mean``/``std``/``input_layout`` given for several models at once (``benchmark``):
-            a model with metadata ignores them with a warning instead of refusing them.
-        graph: the serialized graph to run instead of the file's (a rewritten copy of it, e.g. the
-            INT8 gate's integer-sum form); the file still names it in messages.
-        optimize: ONNX Runtime's graph optimizations, ``all`` (default), ``extended`` or ``none``
-            (the graph run as written: the INT8 gate, :mod:`segpipe.export.qdq_emulate`).
+    ``device``: ``auto`` (CUDA provider when installed), ``cpu``, ``cuda`` or ``cuda:N``. Keywords
+    (:class:`~segpipe.runtime.feed.RunnerOptions`): ``num_classes`` (checked against the metadata),
+    and for a model without metadata ``mode``, ``mean``/``std`` (required for a float input) and
+    ``input_layout``; ``threads``, ``graph`` and ``optimize`` (the session), ``reporter`` (what is
+    assumed about a model without metadata), ``lenient`` (a model with metadata then ignores
+    ``mean``/``std``/``input_layout`` with a warning instead of refusing them).
     """
 
     backend = "onnxruntime"
 
-    def __init__(
-        self,
-        path: str | Path,
-        device: str = "auto",
-        *,
-        num_classes: int | None = None,
-        mode: str = "seg",
-        mean: Any = None,
-        std: Any = None,
-        input_layout: str | None = None,
-        threads: int = 0,
-        reporter: Reporter | None = None,
-        lenient: bool = False,
-        graph: bytes | None = None,
-        optimize: str = "all",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(path, device)
-        self._graph, self._optimize = graph, optimize
+    def __init__(self, path: str | Path, device: str = "auto", **kwargs: Any) -> None:
+        super().__init__(path, device, **kwargs)
+        reporter = self.options.reporter
         self._norm: tuple[np.ndarray, np.ndarray] | None = None
-        self._lenient = lenient
         self._assumed = ""
-        inputs, outputs, props = self._open(device, int(threads), reporter)
+        inputs, outputs, props = self._open(device, int(self.options.threads), reporter)
         self._input = next((i for i in inputs if i.name == "input_1"), inputs[0])
         self._output = next((o for o in outputs if o.name == "output"), outputs[0])
         if len(self._input.shape) != 4:
@@ -182,7 +153,10 @@ class OnnxRunner(Runner):
             )
         self._in_dtype = _DTYPES[self._input.type]
         meta = ModelInfo.from_metadata(props or {}, f"{self.path}: metadata")
-        self.info = self._describe(meta, num_classes, mode, mean, std, input_layout, reporter)
+        opts = self.options
+        if meta is not None:
+            opts = opts.drop(tuple(FOREIGN), self.path, "carries segpipe metadata")
+        self.info = self._describe(meta, opts)
         shape = self._input.shape
         self._nhwc = self.info.layout == "NHWC"
         h, w = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
@@ -204,16 +178,16 @@ class OnnxRunner(Runner):
         and the model's metadata props. A backend that reads ONNX files another way overrides it."""
         ort = require("onnxruntime", "running .onnx models")
         providers = _providers(ort, device)
-        so = session_options(threads, self._optimize)
+        so = session_options(threads, self.options.optimize)
         self.int8_note = ""
-        if providers == ["CPUExecutionProvider"] and self._optimize == "all":
+        if providers == ["CPUExecutionProvider"] and self.options.optimize == "all":
             from segpipe.runtime.cpu import ort_int8_settings
 
             self.int8_note = ort_int8_settings(so, self.path)
             if self.int8_note and reporter is not None:
                 reporter.warn(self.int8_note)
         try:
-            self.session = open_session(self._graph or self.path, so, providers)
+            self.session = open_session(self.options.graph or self.path, so, providers)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
             raise CheckpointError(
@@ -247,28 +221,14 @@ class OnnxRunner(Runner):
             return "NCHW"
         return None
 
-    def _describe(
-        self,
-        meta: ModelInfo | None,
-        num_classes: int | None,
-        mode: str,
-        mean: Any = None,
-        std: Any = None,
-        input_layout: str | None = None,
-        reporter: Reporter | None = None,
-    ) -> ModelInfo:
+    def _describe(self, meta: ModelInfo | None, opts: RunnerOptions) -> ModelInfo:
+        num_classes, mode, mean, std = opts.num_classes, opts.mode, opts.mean, opts.std
+        input_layout = opts.input_layout
         shape = self._input.shape
         layout = self._layout(input_layout)
         out_shape = self._output.shape
         kind = "labels" if len(out_shape) == 3 else "logits"
         channels = _static(out_shape[1]) if len(out_shape) == 4 else None
-        if meta is not None and self._lenient and (mean, std, input_layout) != (None, None, None):
-            if reporter is not None:
-                reporter.warn(
-                    f"{self.path} carries segpipe metadata: --mean/--std/--input-layout ignored for it"
-                )
-            mean = std = input_layout = None
-            layout = self._layout(None)
         if meta is not None:
             if mean is not None or std is not None:
                 raise CheckpointError(

@@ -13,56 +13,30 @@ from typing import Any
 import numpy as np
 
 from segpipe.errors import CheckpointError
-from segpipe.runtime.base import Runner, check_normalization, normalization_note
+from segpipe.runtime.base import Runner
+from segpipe.runtime.feed import check_normalization, normalization_note
 
 
 class TorchRunner(Runner):
     """A segpipe checkpoint (or a bare state_dict) run with PyTorch.
 
-    Args:
-        path: the ``.pth`` / ``.pt`` file.
-        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-        num_classes: checked against a segpipe checkpoint; needed for a bare state_dict whose
-            head does not reveal it.
-        arch, encoder, mode: describe a bare state_dict (defaults Unet / efficientnet-b0 / seg).
-        trust: allow full unpickling of checkpoints that hold Python objects.
-        output: ``logits`` (default), ``probs`` or ``labels``: what :meth:`__call__` returns.
-        mean, std: a bare state_dict's normalisation in pixel units (0-255), as for ONNX models
-            without metadata; default the encoder's (said in a warning). Refused for a segpipe
-            checkpoint, which carries its own.
-        input_layout: refused: a checkpoint always takes NHWC RGB through its deploy wrapper.
-        lenient: flags given for several models at once (``benchmark``): those that do not apply
-            here are ignored with a warning instead of refused.
+    ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``. Keywords
+    (:class:`~segpipe.runtime.feed.RunnerOptions`): ``num_classes`` (checked against a segpipe
+    checkpoint), ``arch``/``encoder``/``mode`` and ``mean``/``std`` for a bare state_dict (default
+    its encoder's normalisation, said in a warning; refused for a segpipe checkpoint, which carries
+    its own), ``trust``, ``output`` (what :meth:`__call__` returns); ``input_layout`` is refused (a
+    checkpoint takes NHWC RGB through its deploy wrapper); ``lenient`` ignores with a warning what
+    does not apply here.
     """
 
     backend = "pytorch"
 
-    def __init__(
-        self,
-        path: str | Path,
-        device: str = "auto",
-        *,
-        num_classes: int | None = None,
-        arch: str | None = None,
-        encoder: str | None = None,
-        mode: str = "seg",
-        trust: bool = False,
-        output: str = "logits",
-        mean: Any = None,
-        std: Any = None,
-        input_layout: str | None = None,
-        reporter: Any = None,
-        lenient: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(path, device)
-        if lenient and input_layout is not None:
-            input_layout = None
-            if reporter is not None:
-                reporter.warn(f"{self.path} is a PyTorch checkpoint: --input-layout ignored for it")
-        if input_layout is not None:
+    def __init__(self, path: str | Path, device: str = "auto", **kwargs: Any) -> None:
+        super().__init__(path, device, **kwargs)
+        o = self.options.drop(("input_layout",), self.path, "is a PyTorch checkpoint")
+        if o.input_layout is not None:
             raise CheckpointError(
-                f"--input-layout {input_layout}: {self.path} is a PyTorch checkpoint; the flag describes "
+                f"--input-layout {o.input_layout}: {self.path} is a PyTorch checkpoint; the flag describes "
                 "an ONNX model without segpipe metadata"
             )
         import torch
@@ -72,27 +46,18 @@ class TorchRunner(Runner):
 
         self._torch = torch
         self.torch_device = resolve_device(device)
-        model, info, ckpt = load_model(
-            self.path,
-            arch=arch,
-            encoder=encoder,
-            num_classes=num_classes,
-            mode=mode,
-            trust=trust,
-            device=self.torch_device,
-        )
-        if lenient and not ckpt.is_bare and (mean is not None or std is not None):
-            mean = std = None
-            if reporter is not None:
-                reporter.warn(f"{self.path} carries its own normalisation: --mean/--std ignored for it")
-        if mean is not None or std is not None:
+        model, info, ckpt = load_model(self.path, device=self.torch_device, **o.checkpoint())
+        if not ckpt.is_bare:
+            o = o.drop(("mean", "std"), self.path, "carries its own normalisation")
+        reporter = o.reporter
+        if o.mean is not None or o.std is not None:
             if not ckpt.is_bare:
                 raise CheckpointError(
                     f"--mean/--std: {self.path} is a segpipe checkpoint and carries its own normalisation "
                     f"({normalization_note(np.asarray(info.mean) * 255, np.asarray(info.std) * 255)}); "
                     "the flags are for files without it"
                 )
-            m, s = check_normalization(mean, std, self.path)
+            m, s = check_normalization(o.mean, o.std, self.path)
             info = info.replace(mean=tuple(float(v) / 255 for v in m), std=tuple(float(v) / 255 for v in s))
             if reporter is not None:
                 reporter.warn(f"{self.path} is a bare state_dict: feeding it {normalization_note(m, s)}")
@@ -102,8 +67,8 @@ class TorchRunner(Runner):
                 f"{self.path} is a bare state_dict: assuming its encoder's normalisation, "
                 f"{normalization_note(*px)}; pass --mean/--std if it was trained otherwise"
             )
-        self.info = info.replace(output_stride=output_stride(model), output_kind=output)
-        self.module = DeployModel(model, info, output).eval().to(self.torch_device)
+        self.info = info.replace(output_stride=output_stride(model), output_kind=o.output)
+        self.module = DeployModel(model, info, o.output).eval().to(self.torch_device)
         self._sizes_ok: set[tuple[int, int]] = set()
         if self.torch_device.type == "cuda":
             torch.backends.cudnn.benchmark = True

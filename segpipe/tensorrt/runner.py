@@ -41,6 +41,7 @@ from segpipe.errors import CheckpointError, ConfigError, SegpipeError
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
 from segpipe.runtime.base import Runner
+from segpipe.runtime.feed import FOREIGN
 
 __all__ = ["NO_GPU_ERRORS", "TensorRTRunner", "cuda_check", "cuda_runtime", "native_handle", "split_batch"]
 from segpipe.tensorrt.gpu import NO_GPU_ERRORS, cuda_check, cuda_runtime, gpu_description, native_handle
@@ -94,15 +95,16 @@ class TensorRTRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(
-        self,
-        path: str | Path,
-        device: str = "auto",
-        info: ModelInfo | None = None,
-        reporter: Reporter | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(path, device)
+    def __init__(self, path: str | Path, device: str = "auto", **kwargs: Any) -> None:
+        super().__init__(path, device, **kwargs)
+        opts = self.options.drop(tuple(FOREIGN), self.path, "is a TensorRT engine")
+        if opts.foreign():
+            raise CheckpointError(
+                f"{'/'.join(opts.foreign())}: {self.path} is a TensorRT engine, which takes its input as "
+                "the ONNX model it was built from did; these flags describe an ONNX model without segpipe "
+                "metadata"
+            )
+        info = opts.info
         self.warnings: list[str] = []
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, capacity in bytes)
         self._stream: Any = None
@@ -110,7 +112,7 @@ class TensorRTRunner(Runner):
         self._engine: Any = None
         self._runtime: Any = None
         self._closed = False
-        reporter = reporter or Reporter()
+        reporter = opts.reporter or Reporter()
         index = _device_index(device, self.path)
         self.sidecar = read_sidecar(self.path) or {}
         trt = require("tensorrt", f"running the TensorRT engine {self.path}")
