@@ -273,6 +273,14 @@ def _agreements(rows: list[ModelBenchmark], labels: list[np.ndarray]) -> None:
         row.reference = "" if rows[ref] is row else rows[ref].label
 
 
+#: The benchmark's options that mean the same to ``evaluate`` (its mIoU column runs evaluate's
+#: code); the runner keywords (--mean, --runtime...) reach it through the runner benchmark opens.
+EVALUATE_FIELDS = (
+    "data_root", "size", "num_classes", "device", "arch", "encoder", "trust_checkpoint",
+    "tile", "overlap", "tta_flip", "tta_scales",
+)  # fmt: skip
+
+
 def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = None,
                runtime: str | None = None) -> float:  # fmt: skip
     """mIoU of one model on ``opts.data_root``, through ``segpipe evaluate``'s code."""
@@ -281,21 +289,8 @@ def model_miou(path: Path, opts: BenchmarkOptions, reporter: Reporter | None = N
     from segpipe.runtime.pipeline import open_runner
 
     assert opts.data_root is not None
-    eval_opts = EvaluateOptions(
-        data_root=opts.data_root,
-        model=path,
-        size=opts.size,
-        num_classes=opts.num_classes,
-        device=opts.device,
-        batch_size=opts.batch,
-        arch=opts.arch,
-        encoder=opts.encoder,
-        trust_checkpoint=opts.trust_checkpoint,
-        tile=opts.tile,
-        overlap=opts.overlap,
-        tta_flip=opts.tta_flip,
-        tta_scales=opts.tta_scales,
-    )
+    same = {name: getattr(opts, name) for name in EVALUATE_FIELDS}
+    eval_opts = EvaluateOptions(model=path, batch_size=opts.batch, **same)
     # opened here: --mean/--std/--input-layout apply only to models without metadata
     with open_runner(opts, model=path, runtime=runtime, lenient=True) as runner:
         return float(evaluate(eval_opts, reporter, runner=runner).miou)
