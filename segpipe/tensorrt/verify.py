@@ -98,10 +98,8 @@ def verify_engine(
     reporter = reporter or Reporter()
     shown = display_path or engine_path
     batches = verify_batches(input_shape, info.input_dtype, images_dir)
-    with onnx_runner(onnx_path) as reference:
-        runs = Comparator.run({"ONNX Runtime": reference}, batches, where=onnx_path)
-    with TensorRTRunner(engine_path, info=info) as runner:
-        runs.outputs.update(Comparator.run({"TensorRT": runner}, batches, where=shown).outputs)
+    with onnx_runner(onnx_path) as reference, TensorRTRunner(engine_path, info=info) as engine:
+        runs = Comparator.run({"ONNX Runtime": reference, "TensorRT": engine}, batches, where=shown)
     (row,) = Comparator.compare_accuracy(
         runs, "ONNX Runtime", "TensorRT", mode=info.mode, output_kind=info.output_kind, where=shown
     )
