@@ -32,6 +32,8 @@ Agreement = Annotated[float, Range(0, 1, above=True, why="must be in (0, 1]")]
 #: A count of at least one (images, calls, rounds); ``Count0``: zero allowed.
 Count = Annotated[int, Range(1)]
 Count0 = Annotated[int, Range(0)]
+#: A mask value marking ignored pixels (16-bit masks).
+IgnoreIndex = Annotated[int, Range(0, 65535)]
 ClassCount = Annotated[
     int,
     Range(

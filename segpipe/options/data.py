@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 from segpipe.options import flags as F
-from segpipe.options.base import ClassCount, check_fields
-from segpipe.schema import Range
+from segpipe.options.base import ClassCount, IgnoreIndex, check_fields
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class DataOptions:
     reduce_zero_label: bool | None = F.REDUCE_ZERO_LABEL()
     crowds: str = F.CROWDS()
     #: Mask value of ignored pixels; default 255 (65535 above 255 classes).
-    ignore_index: Annotated[int, Range(0, 65535)] | None = F.IGNORE_INDEX(help="Mask value of ignored pixels "
+    ignore_index: IgnoreIndex | None = F.IGNORE_INDEX(help="Mask value of ignored pixels "
         "(written as such by --export-masks). Default: 255 (65535 above 255 classes).")
     images_dir: str = F.IMAGES_DIR()
     masks_dir: str = F.MASKS_DIR()
@@ -40,4 +38,4 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        object.__setattr__(self, "format", F.check_format(self.format))
+        F.check_data_flags(self)

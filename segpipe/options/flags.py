@@ -10,7 +10,9 @@ and test-time augmentation. No typer, no torch here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from segpipe.options.base import flag_error
 from segpipe.options.declare import Panel, comma_list, flag, shared
 from segpipe.options.formats import FORMATS, check_format  # noqa: F401 (F.check_format: the one check)
 
@@ -54,7 +56,23 @@ CLASS_NAMES = DATA.shared("--class-names", None,
 IGNORE_INDEX = DATA.shared("--ignore-index", None,
     "Mask value ignored by loss and metrics. Default: 255 (65535 above 255 classes).")
 COLORS = DATA.shared("--colors", None, "Palette CSV id,name,r,g,b (default: the data's, else segpipe's colours).")
+# fmt: on
 
+
+
+def check_data_flags(opts: Any) -> None:
+    """The data flags an options class holds, checked in one place for train, evaluate, visualize
+    and data: ``--format`` (lower-cased), ``--crowds``, and ``--mask-type``/``--split`` where held."""
+    object.__setattr__(opts, "format", check_format(opts.format))
+    if opts.crowds not in ("ignore", "class"):
+        raise flag_error("--crowds", opts.crowds, "use ignore or class")
+    if getattr(opts, "mask_type", "auto") not in ("auto", "index", "color"):
+        raise flag_error("--mask-type", opts.mask_type, "use auto, index or color")
+    if getattr(opts, "split", None) not in (None, "train", "val", "test", "all"):
+        raise flag_error("--split", opts.split, "use train, val, test or all")
+
+
+# fmt: off
 # ---- the model file, and how to open and feed one that does not describe itself ---------------
 MODEL = MODEL_PANEL.shared("--model", "-m", help="Model file: .pth, .onnx or .engine.", metavar="FILE")
 #: The model file of visualize, evaluate and benchmark: ``--model_name`` was the original tool's

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
 from segpipe.options import flags as F
-from segpipe.options.base import ClassCount, Count, Size, check_choice, check_fields, flag_error
+from segpipe.options.base import ClassCount, Count, IgnoreIndex, Size, check_choice, check_fields, flag_error
 from segpipe.options.declare import flag
 from segpipe.schema import Range
 
@@ -230,11 +230,7 @@ class _PredictOptions:
         check_fields(self)
         _check_model_flags(self)
         check_spec_fields(self)
-        if self.split is not None and self.split not in ("train", "val", "test", "all"):
-            raise flag_error("--split", self.split, "use train, val, test or all")
-        if self.crowds not in ("ignore", "class"):
-            raise flag_error("--crowds", self.crowds, "use ignore or class")
-        object.__setattr__(self, "format", F.check_format(self.format))
+        F.check_data_flags(self)
 
     @property
     def spec(self) -> InferenceSpec:
@@ -316,14 +312,12 @@ class EvaluateOptions(_PredictOptions):
         "DATA_ROOT/colors.csv, else the model's colours, else the colors.csv shipped with segpipe.")
     class_map: Path | None = F.CLASS_MAP(help="Class remapping file (as in training).")
     #: Label ignored by the metrics; default the model's (255).
-    ignore_index: int | None = F.IGNORE_INDEX(help="Label left out of the metrics (default: the model's, 255).")
+    ignore_index: IgnoreIndex | None = F.IGNORE_INDEX(
+        help="Label left out of the metrics (default: the model's, 255).")
     #: ``auto``, ``index`` or ``color``.
     mask_type: str = F.MASK_TYPE()
     # fmt: on
 
     def __post_init__(self) -> None:
         self._check_shared()
-        if self.mask_type not in ("auto", "index", "color"):
-            raise flag_error("--mask-type", self.mask_type, "use auto, index or color")
-        if self.ignore_index is not None and not 0 <= self.ignore_index <= 65535:
-            raise flag_error("--ignore-index", self.ignore_index, "must be within 0..65535")
+

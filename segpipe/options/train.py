@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.options import flags as F
-from segpipe.options.base import ClassCount, Seed, Size, to_plain
+from segpipe.options.base import ClassCount, IgnoreIndex, Seed, Size, to_plain
 from segpipe.options.declare import UNSET, Panel
 from segpipe.options.train_checks import (
     AMP_DTYPES,
@@ -95,7 +95,7 @@ class TrainOptions:
     #: Palette CSV for colour masks and pictures; default the colors.csv shipped with segpipe.
     colors: Path | None = F.COLORS()
     #: Mask value ignored by loss and metrics; default 255, or 65535 above 255 classes.
-    ignore_index: int | None = F.IGNORE_INDEX()
+    ignore_index: IgnoreIndex | None = F.IGNORE_INDEX()
     #: One of ce, dice, focal, lovasz (bce in binary/multilabel) or a sum such as ``ce+dice``.
     loss: str = OPTIM.flag("--loss", "ce", "ce, dice, focal, lovasz (bce) or a sum like ce+dice.", metavar="LOSS")
     #: ``none``, ``light``, ``heavy`` or a YAML albumentations pipeline.

@@ -10,7 +10,7 @@ from typing import Any
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
 from segpipe.options.base import check_choice, check_fields, check_ignore_index
-from segpipe.options.flags import check_format
+from segpipe.options.flags import check_data_flags
 from segpipe.schema import has_controls, printable, shown
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
@@ -115,13 +115,7 @@ def check_train(opts: Any) -> None:
         raise bad("patience", opts.patience, "must be >= 0")
     check_choice("--optimizer", opts.optimizer, OPTIMIZERS)
     check_choice("--scheduler", opts.scheduler, SCHEDULERS)
-    if opts.mask_type not in ("auto", "index", "color"):
-        raise bad("mask-type", opts.mask_type, "use auto, index or color")
-    object.__setattr__(opts, "format", check_format(opts.format))
-    if opts.crowds not in ("ignore", "class"):
-        raise bad("crowds", opts.crowds, "use ignore or class")
-    if not 0 <= opts.ignore_index <= 65535:  # type: ignore[operator]
-        raise bad("ignore-index", opts.ignore_index, "must be within 0..65535")
+    check_data_flags(opts)
     if classes is not None and opts.mode != "binary":
         check_ignore_index(opts.ignore_index, classes)  # type: ignore[arg-type]
     losses = parse_loss(opts.loss)
