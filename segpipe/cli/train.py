@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from segpipe.cli.binder import Flags, command
-from segpipe.cli.common import console, is_debug, process_rank, warn
+from segpipe.cli.common import is_debug, process_rank, say, warn
 from segpipe.errors import SegpipeError
 from segpipe.options.declare import flag
 from segpipe.options.train import RUN, TrainOptions
@@ -47,7 +45,7 @@ def train_command(flags: Flags) -> None:
     from segpipe.training.launch import LAUNCHED_ENV
 
     if rank == 0 and not os.environ.get(LAUNCHED_ENV):
-        console.print(f"[bold green]done:[/] {escape(summary(result))}", markup=True)
+        say("done:", "bold green", f" {summary(result)}")
 
 
 def build_options(flags: Flags) -> TrainOptions:

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from segpipe.cli.binder import Flags, command
-from segpipe.cli.common import RichReporter, console, fail
+from segpipe.cli.common import RichReporter, console, fail, say
 from segpipe.errors import ConfigError, some
 from segpipe.options.declare import flag
 from segpipe.options.flags import OUTPUT_PANEL
@@ -69,14 +67,11 @@ def visualize_command(flags: Flags) -> None:
             f"{result.video_seconds:.1f} s ({result.frames_per_second:.1f} frames/s)"
         )
     for video in result.videos:
-        console.print(f"[green]wrote[/] video {escape(str(video))}", markup=True)
+        say("wrote", "green", f" video {video}")
     if result.class_pixels:
         console.print("classes present: " + ", ".join(result.class_pixels))
-    console.print(
-        f"[green]wrote[/] {escape(result.where())}"
-        + (f" (legend: {escape(str(result.legend))})" if result.legend else ""),
-        markup=True,
-    )
+    legend = f" (legend: {result.legend})" if result.legend else ""
+    say("wrote", "green", f" {result.where()}{legend}")
     if result.failed:
         raise fail(
             f"{len(result.failed)} of {total} image(s) could not be read: "
