@@ -137,8 +137,8 @@ def _version() -> None:
 class RootFlags:
     """The flags before the command: ``segpipe --debug train ...``."""
 
-    version: bool = flag("--version", "-V", default=False, help="Print the version and exit.", action=_version)
-    debug: bool = flag("--debug", default=False, help="Show full tracebacks on errors.")
+    version: bool = flag("--version", "-V", False, "Print the version and exit.", action=_version)
+    debug: bool = flag("--debug", False, "Show full tracebacks on errors.")
 
 
 @app.callback()

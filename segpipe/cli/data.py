@@ -31,16 +31,15 @@ def _list_formats() -> None:
     raise typer.Exit()
 
 
+# fmt: off
 @dataclass(frozen=True)
 class FormatsFlag:
     """``segpipe data --formats``."""
 
-    formats: bool = flag(
-        "--formats",
-        default=False,
-        help="List every label layout segpipe reads and the files that identify it, then exit.",
-        action=_list_formats,
-    )
+    formats: bool = flag("--formats", False,
+        "List every label layout segpipe reads and the files that identify it, then exit.",
+        action=_list_formats)
+# fmt: on
 
 
 @command(DataOptions, FormatsFlag)

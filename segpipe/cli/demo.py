@@ -18,21 +18,18 @@ from segpipe.options.declare import flag
 LEADS = {"wrote": "green", "trained": "bold green", "skipped": "yellow", "no INT8 rung": "yellow"}
 
 
+# fmt: off
 @dataclass(frozen=True)
 class DemoFlags:
     """``segpipe demo``'s flags."""
 
-    output_dir: Path = flag(
-        "--output-dir", default=Path("runs/demo"), help="Where the demo writes everything.", metavar="DIR"
-    )
-    epochs: int = flag("--epochs", default=12, help="Training epochs on the sample data.", metavar="N")
+    output_dir: Path = flag("--output-dir", Path("runs/demo"), "Where the demo writes everything.",
+        metavar="DIR")
+    epochs: int = flag("--epochs", 12, "Training epochs on the sample data.", metavar="N")
     device: str = F.DEVICE(panel=None)
-    quiet: bool = flag(
-        "--quiet",
-        "-q",
-        default=False,
-        help="Only warnings, errors and the closing summary (no bars, no tables).",
-    )
+    quiet: bool = flag("--quiet", "-q", False,
+        "Only warnings, errors and the closing summary (no bars, no tables).")
+# fmt: on
 
 
 def show(kind: str, value: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from segpipe.cli.binder import Flags, command
 from segpipe.cli.common import console, make_table, print_written, say
 from segpipe.errors import ConfigError
-from segpipe.options.declare import flag
+from segpipe.options.declare import Panel
 from segpipe.options.export import ONNX_OUTPUT_KINDS, OnnxExportOptions
 from segpipe.options.flags import QuietFlag
 from segpipe.options.quantize import (
@@ -29,26 +29,24 @@ from segpipe.options.quantize import (
 from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes, output_layout, tensor_text
 
-INT8 = "INT8 (Q/DQ for TensorRT)"
+INT8 = Panel("INT8 (Q/DQ for TensorRT)")
 VERIFY_COLUMNS = ("inputs", "images", "max |diff|", "mean |diff|", "argmax agreement")
 
 
+# fmt: off
 @dataclass(frozen=True)
 class Int8Flags:
     """``export-onnx --int8``: the quantize step chained after the export (its flags, declared
     once in :mod:`segpipe.options.quantize`, placed here under export-onnx's INT8 panel)."""
 
-    int8: bool = flag(
-        "--int8",
-        default=False,
-        help="Also write NAME.int8.onnx: INT8 Q/DQ, calibrated on --calib-images, gated against the FP32 graph.",
-        panel=INT8,
-    )
+    int8: bool = INT8.flag("--int8", False,
+        "Also write NAME.int8.onnx: INT8 Q/DQ, calibrated on --calib-images, gated against the FP32 graph.")
     calib_images: Path | None = CALIB_IMAGES(default=None, panel=INT8)
     calib_count: int = CALIB_COUNT(panel=INT8)
     method: str = CALIB_METHOD(panel=INT8)
     quantizer: str = QUANTIZER(panel=INT8)
     int8_min_agreement: float | None = INT8_AGREEMENT(hidden=(), panel=INT8)
+# fmt: on
 
 
 def split_output_values(values: list[str], output_kind: str | None) -> tuple[Path | None, str]:

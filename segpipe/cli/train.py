@@ -10,22 +10,17 @@ from typing import Any
 from segpipe.cli.binder import Flags, command
 from segpipe.cli.common import is_debug, process_rank, say, warn
 from segpipe.errors import SegpipeError
-from segpipe.options.declare import flag
 from segpipe.options.train import RUN, TrainOptions
 
 
+# fmt: off
 @dataclass(frozen=True)
 class ConfigFlag:
     """``--config FILE.yaml``: TrainOptions from a file, the flags typed on the command line win."""
 
-    config: Path | None = flag(
-        "--config",
-        default=None,
-        help="YAML file of options; flags on the command line win. It cannot set --trust-checkpoint "
-        "or --dataset (they run code).",
-        panel=RUN,
-        metavar="FILE",
-    )
+    config: Path | None = RUN.flag("--config", None, "YAML file of options; flags on the command line "
+        "win. It cannot set --trust-checkpoint or --dataset (they run code).", metavar="FILE")
+# fmt: on
 
 
 @command(TrainOptions, ConfigFlag, interrupted="interrupted before training started; nothing was written")

@@ -9,7 +9,6 @@ from typing import Any
 from segpipe.cli.binder import Flags, command
 from segpipe.cli.common import RichReporter, console, fail, say
 from segpipe.errors import ConfigError, some
-from segpipe.options.declare import flag
 from segpipe.options.flags import OUTPUT_PANEL
 from segpipe.options.inference import TtaFlag, VisualizeOptions
 from segpipe.units import size_text
@@ -17,17 +16,14 @@ from segpipe.units import size_text
 _DEFAULT_OUT = Path("runs/visualize")
 
 
+# fmt: off
 @dataclass(frozen=True)
 class VisualizeFlags:
     """visualize's flags that no options field holds."""
 
-    exist_ok: bool = flag(
-        "--exist-ok",
-        default=False,
-        help="Write into an --output-dir that is (or lies inside) the --images folder; "
-        "an input file is never written over.",
-        panel=OUTPUT_PANEL,
-    )
+    exist_ok: bool = OUTPUT_PANEL.flag("--exist-ok", False, "Write into an --output-dir that is (or lies "
+        "inside) the --images folder; an input file is never written over.")
+# fmt: on
 
 
 def _check_output_dir(opts: Any, exist_ok: bool) -> None:
