@@ -13,7 +13,7 @@ from pathlib import Path
 import albumentations as A
 import cv2
 
-from segpipe.errors import ConfigError
+from segpipe.errors import ConfigError, first_line
 
 PRESETS = ("none", "light", "heavy")
 _FORBIDDEN = ("Normalize", "ToTensorV2", "ToFloat")
@@ -93,7 +93,7 @@ def load_pipeline(path: str | Path) -> A.BasicTransform:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
         raise ConfigError(
-            f"{p}{where}: not an albumentations pipeline ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            f"{p}{where}: not an albumentations pipeline ({first_line(e)})"
         ) from e
     names = {type(t).__name__ for t in _walk(transform)}
     bad = sorted(names & set(_FORBIDDEN))

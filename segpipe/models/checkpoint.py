@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segpipe.errors import CheckpointError
+from segpipe.errors import CheckpointError, first_line
 from segpipe.modelinfo import ModelInfo
 from segpipe.utils import atomic_path
 
@@ -91,8 +91,7 @@ def _torch_load(path: Path, trust: bool = False) -> Any:
             ) from e
     except Exception as e:
         raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else 'corrupt'})"
+            f"{path} is not a readable PyTorch checkpoint ({first_line(e)})"
         ) from e
     try:
         return torch.load(path, map_location="cpu", weights_only=False)

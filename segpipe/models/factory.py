@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segpipe.errors import CheckpointError, ConfigError, close_matches, shorten
+from segpipe.errors import CheckpointError, ConfigError, close_matches, first_line, shorten
 from segpipe.modelinfo import IMAGENET_MEAN, IMAGENET_STD, ModelInfo
 from segpipe.models.checkpoint import (
     Checkpoint,
@@ -100,7 +100,7 @@ def check_combination(arch: str, encoder: str) -> None:
 
 def _build_error(arch: str, encoder: str, exc: BaseException) -> ConfigError:
     """smp's refusal of a combination it cannot build, as one line with what to use instead."""
-    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    first = first_line(exc, limit=500, typed=False)
     hint = ""
     if "output_stride" in first and "unexpected keyword" in first:
         hint = (
@@ -247,7 +247,7 @@ def create_model(info: ModelInfo, encoder_weights: str | Path | None = None) -> 
             ) from e
         if weights and not isinstance(e, (AssertionError, NotImplementedError)):
             raise ConfigError(
-                f"encoder {encoder} has no weights {weights!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+                f"encoder {encoder} has no weights {weights!r}: {first_line(e, typed=False)}"
             ) from e
         raise _build_error(arch, encoder, e) from e
     if weights_file is not None:

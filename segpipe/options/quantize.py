@@ -72,7 +72,7 @@ class QuantizeOptions:
     verify_images: Path | None = F.VERIFY_IMAGES(help="More images to compare INT8 with FP32 on.", panel=GATE)
     #: Most images read from ``verify_images``.
     verify_max_images: int = 16
-    #: A labelled data set (original layout): mIoU of the FP32 and INT8 models, reported.
+    #: A labelled data set (any label format): mIoU of the FP32 and INT8 models, reported.
     data_root: Path | None = F.DATA_ROOT(default=None, help="Labelled data set: mIoU of FP32 and INT8.", panel=GATE)
     #: Smallest argmax agreement with the FP32 model accepted (0..1); default INT8_MIN_AGREEMENT.
     min_agreement: Agreement | None = INT8_AGREEMENT()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segpipe._optional import require
-from segpipe.errors import CheckpointError, ConfigError, shorten
+from segpipe.errors import CheckpointError, ConfigError, first_line
 from segpipe.imagesize import check_pixels
 from segpipe.modelinfo import ModelInfo
 from segpipe.progress import Reporter
@@ -189,10 +189,7 @@ class OnnxRunner(Runner):
         try:
             self.session = open_session(self.options.graph or self.path, so, providers)
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "corrupt"
-            raise CheckpointError(
-                f"{self.path} is not a loadable ONNX model ({type(e).__name__}: {shorten(first)})"
-            ) from e
+            raise CheckpointError(f"{self.path} is not a loadable ONNX model ({first_line(e)})") from e
         self.providers = self.session.get_providers()
         props = self.session.get_modelmeta().custom_metadata_map or {}
         return self.session.get_inputs(), self.session.get_outputs(), props

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 import yaml
 from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, TypeAdapter, ValidationError
 
-from segpipe.errors import ConfigError, close_matches
+from segpipe.errors import ConfigError, close_matches, first_line
 from segpipe.schema import Range, printable, shown
 from segpipe.schema.files import problem_text
 
@@ -186,7 +186,7 @@ def parse_yaml(text: str, path: str | Path, error: type[Exception] = ConfigError
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        problem = getattr(e, "problem", None) or first_line(e, typed=False)
         raise error(f"{path}{where}: malformed YAML ({printable(problem)[:120]})") from None
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe._optional import available, require
-from segpipe.errors import ConfigError, ExportError
+from segpipe.errors import ConfigError, ExportError, first_line
 from segpipe.modelinfo import metadata_value
 
 MODELOPT_INSTALL = 'pip install "nvidia-modelopt[onnx]" --extra-index-url https://pypi.nvidia.com'
@@ -217,8 +217,9 @@ def autocast_fp16(onnx_path: str | Path, out_path: str | Path) -> Path:
             onnx_path=str(src), low_precision_type="fp16", keep_io_types=True
         )
     except Exception as e:  # AutoCast raises plain exceptions with multi-line text
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"{src}: ModelOpt AutoCast could not convert the model to fp16: {first}") from e
+        raise ExportError(
+            f"{src}: ModelOpt AutoCast could not convert the model to fp16: {first_line(e, typed=False)}"
+        ) from e
     have = {p.key for p in model.metadata_props}
     original = onnx.load(str(src), load_external_data=False)
     for prop in original.metadata_props:
