@@ -4,9 +4,11 @@ with the values read from the written config, give ``segpipe visualize``'s class
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -246,3 +248,53 @@ def test_a_second_model_into_the_same_folder_is_refused(models: dict[str, Path],
         write_deepstream(read_model_file(models["fixed"]), tmp_path / "ds")
     assert {p.name: p.read_bytes() for p in (tmp_path / "ds").iterdir()} == before
     assert first.config.is_file()
+
+
+VIDEO_NAMES = [
+    "my video.mp4",
+    "vidéo 日本語.mp4",
+    "100% done.mp4",
+    "%41%2F.mp4",  # already looks percent-encoded: must come back as these characters
+    "take #2?x=1.mp4",
+    ":x:.mp4",
+    'it\'s "quoted" !.mp4',
+]
+
+
+def _run_pipeline(script: Path, video: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """The pipeline script run with a gst-launch-1.0 that records its arguments, one a line."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "gst-launch-1.0").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "$ARGS"\n')
+    (fake / "gst-launch-1.0").chmod(0o755)
+    if not (fake / "python3").exists():
+        (fake / "python3").symlink_to(sys.executable)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "ARGS": str(tmp_path / "args.txt"), "LC_ALL": "C.UTF-8"}
+    return subprocess.run(["sh", str(script), video], cwd=tmp_path, env=env, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", [n.encode() for n in VIDEO_NAMES] + [b"latin1 \xe9t\xe9.mp4"])
+def test_the_video_uri_is_percent_encoded(models: dict[str, Path], tmp_path: Path, name: bytes) -> None:
+    """uridecodebin reads a URI: the script's is the video's absolute path, percent-encoded (spaces,
+    '#', '%', '?', ':', quotes, non-ASCII, non-UTF-8 bytes), and parses back to that path."""
+    result = write_deepstream(read_model_file(models["probs"]), tmp_path / "ds")
+    (tmp_path / "videos").mkdir()
+    video = os.path.join(os.fsencode(tmp_path / "videos"), name)
+    with open(video, "wb"):
+        pass
+    run = _run_pipeline(result.pipeline, os.fsdecode(b"videos/" + name), tmp_path)
+    assert run.returncode == 0, run.stderr
+    args = (tmp_path / "args.txt").read_bytes().splitlines()
+    uri = next(a for a in args if a.startswith(b"uri=")).split(b"=", 1)[1].decode("ascii")
+    assert re.fullmatch(r"file:///[A-Za-z0-9._~/%-]+", uri), uri  # nothing left for a parser to read
+    parts = urllib.parse.urlsplit(uri)
+    assert (parts.scheme, parts.netloc, parts.query, parts.fragment) == ("file", "", "", "")
+    assert urllib.parse.unquote_to_bytes(parts.path) == os.path.realpath(video)
+
+
+def test_a_missing_video_is_one_line(models: dict[str, Path], tmp_path: Path) -> None:
+    result = write_deepstream(read_model_file(models["probs"]), tmp_path / "ds")
+    run = _run_pipeline(result.pipeline, "no such.mp4", tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.decode().strip().endswith("no such.mp4: no such video file")
+    assert not (tmp_path / "args.txt").exists()

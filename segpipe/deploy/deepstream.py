@@ -36,6 +36,16 @@ NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
 #: nvinfer's largest batch-size (NVDSINFER_MAX_BATCH_SIZE in nvdsinfer_context.h).
 MAX_BATCH = 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: The pipeline script's lines that turn its first argument into the file URI uridecodebin reads:
+#: the absolute path (links resolved) percent-encoded by Python's standard library
+#: (``Path.as_uri``: spaces, ``#``, ``%``, ``:``, non-ASCII and non-UTF-8 bytes), so the URI holds
+#: nothing a URI parser or gst-launch reads otherwise; the path is passed as an argument, never as code.
+_URI_LINES = (
+    'VIDEO="${1:?usage: $0 VIDEO [OUT.mp4]}"\n'
+    '[ -e "$VIDEO" ] || { echo "$0: $VIDEO: no such video file" >&2; exit 1; }\n'
+    'command -v python3 >/dev/null 2>&1 || { echo "$0: python3 is needed to write the video\'s file URI" >&2; exit 1; }\n'
+    'URI="$(python3 -c \'import pathlib, sys; print(pathlib.Path(sys.argv[1]).resolve().as_uri())\' "$VIDEO")"\n'
+)
 
 
 @dataclass
@@ -143,9 +153,9 @@ def pipeline_text(config_name: str, width: int, height: int, batch: int) -> str:
         "# (nvinfer), draw the class map (nvsegvisual), encode to an MP4.\n"
         "# usage: sh deepstream_pipeline.sh VIDEO [OUT.mp4]\nset -e\n"
         'HERE="$(cd "$(dirname "$0")" && pwd)"\n'
-        'VIDEO="$(realpath "${1:?usage: $0 VIDEO [OUT.mp4]}")"\n'
+        f"{_URI_LINES}"
         'OUT="${2:-segmented.mp4}"\n'
-        'gst-launch-1.0 -e uridecodebin uri="file://$VIDEO" ! m.sink_0 \\\n'
+        'gst-launch-1.0 -e uridecodebin uri="$URI" ! m.sink_0 \\\n'
         f"  nvstreammux name=m batch-size={batch} width={width} height={height} \\\n"
         f'  ! nvinfer config-file-path="$HERE/{config_name}" \\\n'
         f"  ! nvsegvisual width={width} height={height} \\\n"
