@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from annotation_writers import (  # the writers and helpers these tests share
     CVAT_COLORS,
+    CVAT_LABELMAP,
     ULTRA_YAML,
     Recorder,
     _coco,
@@ -419,3 +420,59 @@ def test_cvat_unknown_colour_is_one_line(tmp_path: Path) -> None:
         reader.read_mask(reader.samples()[1])
     msg = _one_line(exc)
     assert "frame_000001.png" in msg and "1,2,3" in msg and "(x=7, y=4)" in msg and "car 250,50,83" in msg
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        ("car:1,2,3::\n", "labelmap.txt line 5: label 'car' is listed twice"),
+        (
+            "truck:250,50,83::\n",
+            "labelmap.txt line 5: 'truck' has the colour 250,50,83 of 'car'; masks could not tell them apart",
+        ),
+    ],
+)
+def test_cvat_labelmap_duplicates_are_one_line(tmp_path: Path, extra: str, says: str) -> None:
+    from segpipe.data.formats.cvat import read_labelmap
+
+    _cvat(tmp_path)
+    (tmp_path / "labelmap.txt").write_text(CVAT_LABELMAP + extra)
+    with pytest.raises(DataError) as exc:
+        read_labelmap(tmp_path / "labelmap.txt")
+    assert _one_line(exc).endswith(says)
+
+
+def test_cvat_labelmap_of_the_most_labels_is_checked_without_a_hang(tmp_path: Path) -> None:
+    """65,535 labels: each name and colour was compared with all before it (82 s of CPU); a colour
+    used twice at the very end is still found, with the label that had it first."""
+    import signal
+
+    from segpipe.data.formats.cvat import MAX_LABELS, read_labelmap
+
+    rows = "".join(f"c{i}:{i // 256},{i % 256},0::\n" for i in range(MAX_LABELS - 1))
+    (tmp_path / "labelmap.txt").write_text(rows + "last:0,7,0::\n")
+
+    def hang(signum, frame):
+        raise TimeoutError("still checking labels after 20 s")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(20)
+    try:
+        with pytest.raises(DataError, match=r"'last' has the colour 0,7,0 of 'c7'"):
+            read_labelmap(tmp_path / "labelmap.txt")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_cvat_image_without_mask_is_background_above_255_labels(tmp_path: Path) -> None:
+    """An image listed without a mask is all background; with 300 labels and background the 300th,
+    its id does not fit a byte (was an OverflowError) and the mask has decode_colors' uint16."""
+    _cvat(tmp_path)
+    rows = "".join(f"c{i}:{i // 256},{i % 256},1::\n" for i in range(299))
+    (tmp_path / "labelmap.txt").write_text(rows + "background:0,0,0::\n")
+    (tmp_path / "SegmentationClass" / "frame_000001.png").unlink()
+    (tmp_path / "SegmentationClass" / "frame_000000.png").unlink()
+    reader = open_dataset(tmp_path, format="cvat")
+    mask = reader.read_mask(reader.samples()[1])
+    assert mask.dtype == np.uint16 and mask.shape == (20, 30) and (mask == 299).all()

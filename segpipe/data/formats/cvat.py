@@ -48,6 +48,8 @@ def read_labelmap(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
     """(names, RGB colours) from a CVAT/Datumaro ``labelmap.txt``; one line per problem."""
     names: list[str] = []
     colors: list[tuple[int, int, int]] = []
+    seen: set[str] = set()  # names and colours looked up, not searched: 65,535 labels in under a second
+    owner: dict[tuple[int, int, int], str] = {}  # colour -> the label that has it
     for lineno, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -65,15 +67,17 @@ def read_labelmap(path: Path) -> tuple[list[str], list[tuple[int, int, int]]]:
             rgb = ()
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
             raise DataError(f"{where}: colour {color!r} of {name!r} is not r,g,b with values 0..255")
-        if name in names:
+        if name in seen:
             raise DataError(f"{where}: label {name!r} is listed twice")
-        if rgb in colors:
-            other = names[colors.index(rgb)]
+        other = owner.get(rgb)  # type: ignore[call-overload]
+        if other is not None:
             raise DataError(
                 f"{where}: {name!r} has the colour {color} of {other!r}; masks could not tell them apart"
             )
         names.append(name)
+        seen.add(name)
         colors.append(rgb)  # type: ignore[arg-type]
+        owner[rgb] = name  # type: ignore[index]
         if len(names) > MAX_LABELS:
             raise DataError(f"{path}: more than {MAX_LABELS} labels")
     if not names:
@@ -160,6 +164,7 @@ class CvatReader(FormatReader):
         if not lists:
             wanted = [(p.stem, None) for p in sorted(masks.glob("*.png"))]
         names, colors = self.labelmap()
+        background = (0, 0, 0) in colors  # looked up once, not per listed name
         out, missing = [], []
         for name, split in dict(wanted).items():
             image = find_image(images, name)
@@ -168,7 +173,7 @@ class CvatReader(FormatReader):
                 missing.append(f"{name} (image)")
                 continue
             if not mask.is_file():
-                if (0, 0, 0) not in colors:
+                if not background:
                     missing.append(f"{name} (mask)")
                     continue
                 mask = None
@@ -188,8 +193,9 @@ class CvatReader(FormatReader):
         names, colors = self.labelmap()
         if sample.label is None:  # listed without a mask: all background (the 0,0,0 label)
             width, height = image_size(sample.image)
-            ids = np.full((height, width), colors.index((0, 0, 0)), dtype=np.uint8)
-            return ids
+            # the dtype decode_colors gives: above 255 labels the background id may not fit a byte
+            dtype = np.uint8 if len(colors) <= 255 else np.uint16
+            return np.full((height, width), colors.index((0, 0, 0)), dtype=dtype)
         arr, is_rgb = read_color_mask(sample.label)
         if not is_rgb:
             return arr
