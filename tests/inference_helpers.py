@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -110,3 +111,18 @@ def export_onnx(
             prop.key, prop.value = key, value
     onnx.save(proto, str(path))
     return Path(path)
+
+
+def printed_wide(render: Any, *args: Any) -> str:
+    """What ``render(*args)`` prints on segpipe's console, 400 columns wide (one table row per line,
+    so words are not wrapped apart)."""
+    from segpipe.cli.common import console
+
+    width = console.width
+    console.width = 400
+    try:
+        with console.capture() as cap:
+            render(*args)
+    finally:
+        console.width = width
+    return cap.get()

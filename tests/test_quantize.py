@@ -162,7 +162,35 @@ def test_gate_emulates_qdq_independent_of_cpu_kernels(
     res = quantize(
         _opts(fp32_onnx, calib_dir, tmp_path / "e.int8.onnx", min_agreement=0.5, verify_images=calib_dir)
     )
-    assert res.calibration["gate"] == EMULATION
+    assert res.calibration["gate"] == EMULATION and res.target == "tensorrt"
+    # the summary's heading says what the gate emulates for this target (a --target cpu file:
+    # test_quantize_cpu.py), and the file records the figures the summary printed
+    from inference_helpers import printed_wide
+
+    from segpipe.cli.quantize import render_result
+    from segpipe.export.int8_gate import recorded_gate
+    from segpipe.export.quantize import read_calibration
+
+    lines = printed_wide(render_result, res).splitlines()
+    title = next(line for line in lines if "accuracy gate" in line)
+    assert "as TensorRT computes INT8" in title and "CPU kernels" not in title, title
+    header = lines[lines.index(title) + 2]
+    from segpipe.runtime.comparator import COMPARE_COLUMNS  # export-onnx's columns too
+
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == list(COMPARE_COLUMNS), header
+    said = recorded_gate(read_calibration({p.key: p.value for p in onnx.load(str(res.path)).metadata_props}))
+    assert [(g.source, g.images) for g in said] == [("held-out", 2), ("verify-images", 10)]
+    assert [g.argmax_agreement for g in said] == pytest.approx([r.result.argmax_agreement for r in res.gate])
+    printed = {
+        line.split("│")[1].strip(): line.split("│")[5].strip()
+        for line in lines
+        if line.count("│") == 6 and "%" in line
+    }
+    assert printed == {g.source: f"{100 * g.argmax_agreement:.3f}%" for g in said}
+    from segpipe.info import describe_model
+
+    shown = describe_model(res.path).details["int8 gate"]
+    assert shown.endswith("(TensorRT INT8 emulated)") and "on 10 verify-images images" in shown, shown
     # what the gate runs: no fused integer kernel; ORT's default optimizations would fuse some
     # (the QDQ fusions exist for x86-64 and ARM64), so the check can tell the two apart
     assert integer_ops(res.path) == [] and integer_ops(fp32_onnx) == []
@@ -312,9 +340,9 @@ def test_export_onnx_int8_writes_both_graphs(
 
 def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
     from segpipe.benchmark import benchmark
-    from segpipe.ladder import LADDER_COLUMNS, precision_ladder
     from segpipe.data.synthetic import make_dataset
     from segpipe.export.quantize import quantize
+    from segpipe.ladder import LADDER_COLUMNS, precision_ladder
     from segpipe.options import BenchmarkOptions
 
     int8 = quantize(_opts(fp32_onnx, calib_dir, tmp_path / "tiny.int8.onnx", min_agreement=0.5)).path

@@ -30,7 +30,6 @@ from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes, output_layout, tensor_text
 
 INT8 = Panel("INT8 (Q/DQ for TensorRT)")
-VERIFY_COLUMNS = ("inputs", "images", "max |diff|", "mean |diff|", "argmax agreement")
 
 
 # fmt: off
@@ -145,8 +144,10 @@ def render_result(result: Any) -> None:
     if ver is None:
         say("not verified", "yellow", " (--no-verify)")
     else:
+        from segpipe.runtime.comparator import COMPARE_COLUMNS
+
         title = f"verification: ONNX Runtime vs PyTorch (min agreement {ver.min_agreement:g})"
-        console.print(make_table(title, ver.rows(), VERIFY_COLUMNS, left=("inputs",)))
+        console.print(make_table(title, ver.rows(), COMPARE_COLUMNS, left=COMPARE_COLUMNS[:1]))
         say(
             "verified",
             "green",

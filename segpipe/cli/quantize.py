@@ -11,13 +11,11 @@ from typing import Any
 
 from segpipe.cli.binder import Flags, command
 from segpipe.cli.common import RichReporter, console, make_table, print_written, say
-from segpipe.export.qdq_emulate import EMULATION_SHORT
+from segpipe.export.qdq_emulate import emulation
 from segpipe.options.flags import QuietFlag
 from segpipe.options.quantize import QuantizeOptions
 from segpipe.outpaths import check_output_file
 from segpipe.units import human_bytes
-
-GATE_COLUMNS = ("images", "count", "max |diff|", "mean |diff|", "argmax agreement")
 
 
 @command(QuantizeOptions, QuietFlag)
@@ -54,9 +52,13 @@ def render_result(result: Any) -> None:
         ("time", f"{result.seconds:.1f} s"),
     ]
     console.print(make_table(f"INT8 quantization of {result.info.arch}/{result.info.encoder}", rows))
-    gate = [(row.source, row.images, *_figures(row.result)) for row in result.gate]
-    title = f"accuracy gate (min agreement {result.min_agreement:g}): INT8 vs FP32, {EMULATION_SHORT}"
-    console.print(make_table(title, gate, GATE_COLUMNS, left=("images",)))
+    from segpipe.runtime.comparator import COMPARE_COLUMNS
+
+    title = (
+        f"accuracy gate (min agreement {result.min_agreement:g}): INT8 vs FP32, {emulation(result.target)[1]}"
+    )
+    gate = [row.cells() for row in result.gate]
+    console.print(make_table(title, gate, COMPARE_COLUMNS, left=COMPARE_COLUMNS[:1]))
     if result.miou_fp32 is not None:
         delta = 100 * (result.miou_int8 - result.miou_fp32)
         console.print(
@@ -66,8 +68,3 @@ def render_result(result: Any) -> None:
     agreement = 100 * result.worst.result.argmax_agreement
     say("passed", "green", f": argmax agreement {agreement:.3f}% >= {100 * result.min_agreement:g}%")
     print_written(result.path, "INT8 ONNX model")
-
-
-def _figures(r: Any) -> tuple[str, str, str]:
-    """One comparison's max and mean absolute difference and argmax agreement, as the gate shows them."""
-    return f"{r.max_abs_diff:.3g}", f"{r.mean_abs_diff:.3g}", f"{100 * r.argmax_agreement:.3f}%"

@@ -8,7 +8,9 @@ scale), flags as they are typed (``--int8-min-agreement`` is a fraction, ``--max
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +47,58 @@ def gate(
     return Comparator.compare_accuracy(
         runs, "FP32", "INT8", mode=info.mode, output_kind=info.output_kind, where=shown
     )
+
+
+def gate_record(rows: list[GateRow], miou_fp32: float | None, miou_int8: float | None) -> dict[str, Any]:
+    """The gate's figures as the file records them (``gate_figures`` in its calibration record):
+    per source the images compared and the argmax agreement (0..1); mIoU (0..1) when measured."""
+    record: dict[str, Any] = {
+        "rows": [
+            {"source": r.source, "images": r.images, "argmax_agreement": round(r.result.argmax_agreement, 6)}
+            for r in rows
+        ]
+    }
+    if miou_fp32 is not None and miou_int8 is not None:
+        record.update(miou_fp32=round(miou_fp32, 6), miou_int8=round(miou_int8, 6))
+    return record
+
+
+class RecordedGate(NamedTuple):
+    """One source of the gate's figures as an INT8 file records them: its name (``held-out``,
+    ``verify-images``), how many images, the argmax agreement with FP32 (0..1)."""
+
+    source: str
+    images: int
+    argmax_agreement: float
+
+    def text(self) -> str:
+        """``99.88% on 3 held-out images`` (the gate's digits: two)."""
+        return f"{_pct(self.argmax_agreement)} on {self.images} {self.source} image{'s' * (self.images != 1)}"
+
+
+def recorded_gate(calibration: dict[str, Any] | None) -> list[RecordedGate]:
+    """The gate figures of a calibration record (:func:`segpipe.export.quantize.read_calibration`);
+    ``[]`` when it has none (a file quantized before they were recorded) or they are damaged: the
+    figures only describe, so a damaged entry reads as missing."""
+    figures = (calibration or {}).get("gate_figures")
+    rows = figures.get("rows") if isinstance(figures, dict) else None
+    out = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict):
+            return []
+        source, images, agreement = row.get("source"), row.get("images"), row.get("argmax_agreement")
+        if (
+            not isinstance(source, str)
+            or not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", source)  # held-out, verify-images...
+            or type(images) is not int
+            or not 0 < images < 1 << 31
+            or not isinstance(agreement, (int, float))
+            or isinstance(agreement, bool)
+            or not 0.0 <= agreement <= 1.0
+        ):
+            return []
+        out.append(RecordedGate(source, images, float(agreement)))
+    return out
 
 
 def miou(model: Path, data_root: Path, reporter: Reporter) -> float:

@@ -19,6 +19,12 @@ between numpy's and ONNX Runtime's float sums of the same Q/DQ graph), each INT8
 rewritten to sum its integers, exact in float32 in any order, and scale after
 (:func:`integer_convolutions`): the same figure comes out on any x86 or ARM CPU.
 
+A ``segpipe quantize --target cpu`` file (U8S8: uint8 activations with a zero point, 7-bit weights)
+is meant for ONNX Runtime's and OpenVINO's CPU kernels, which also accumulate exactly in int32 (the
+7-bit weights keep ``vpmaddubsw`` from saturating without VNNI): the gate runs it the same way,
+each activation's zero point subtracted before the integer sums, and says it emulates those
+kernels, not TensorRT (:func:`emulation`).
+
 :func:`gate_graph_runner` and :func:`gate_runner` are meant to be reused wherever an INT8 Q/DQ
 model must be run for its accuracy rather than its speed on this CPU. Their sessions are opened by
 :mod:`segpipe.runtime.onnxruntime` like every other (only the options differ).
@@ -30,15 +36,34 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-#: One line saying what the gate's figures emulate (printed by ``quantize``, recorded in metadata).
+#: One line saying what the gate's figures emulate for a TensorRT file (S8S8: ``segpipe quantize``;
+#: printed by ``quantize``, recorded in metadata).
 EMULATION = (
     "Q/DQ graph run as written in ONNX Runtime with graph optimizations off, each INT8 convolution "
     "summed over its integers then scaled (TensorRT's INT8 arithmetic: exact int32 accumulation, no "
     "saturation); no CPU integer kernels, the same figure on any CPU"
 )
+#: The same for a CPU file (U8S8, 7-bit weights: ``segpipe quantize --target cpu``).
+EMULATION_CPU = (
+    "Q/DQ graph run as written in ONNX Runtime with graph optimizations off, each INT8 convolution "
+    "summed over its integers (activation minus its zero point, times the 7-bit weight) then scaled "
+    "(the arithmetic of ONNX Runtime's and OpenVINO's U8S8 CPU kernels: exact int32 accumulation, "
+    "which 7-bit weights keep from saturating without VNNI); no CPU integer kernels, the same figure "
+    "on any CPU"
+)
 
-#: Short form for table titles.
+#: Short forms for table titles.
 EMULATION_SHORT = "Q/DQ emulated as TensorRT computes INT8 (exact integer sums), no CPU integer kernels"
+EMULATION_CPU_SHORT = (
+    "Q/DQ emulated as ONNX Runtime's / OpenVINO's U8S8 CPU kernels compute INT8 (exact integer "
+    "sums, 7-bit weights), no CPU integer kernels"
+)
+
+
+def emulation(target: str) -> tuple[str, str]:
+    """(what the gate emulates, its short form) for a ``--target`` (``tensorrt`` or ``cpu``)."""
+    return (EMULATION_CPU, EMULATION_CPU_SHORT) if target == "cpu" else (EMULATION, EMULATION_SHORT)
+
 
 #: Op types of ONNX Runtime's fused integer kernels (what the gate must never run).
 INTEGER_OPS = frozenset(
@@ -65,15 +90,18 @@ INTEGER_OPS = frozenset(
 
 
 def integer_convolutions(proto: Any) -> tuple[Any, int]:
-    """(``proto`` with each symmetric INT8 convolution computed as TensorRT computes it, how many).
+    """(``proto`` with each INT8 convolution computed as integer kernels compute it, how many).
 
-    ``DQ(q_a; s_a) -> Conv <- DQ(q_w; s_w per channel)`` becomes ``Conv(float(q_a), float(q_w))``
-    times ``s_a * s_w`` per output channel, plus the bias: the same function, but the convolution
-    now sums products of integers, which float32 holds exactly (below 2**24) in any order. So the
+    ``DQ(q_a; s_a, z_a) -> Conv <- DQ(q_w; s_w per channel)`` becomes ``Conv(float(q_a) - z_a,
+    float(q_w))`` times ``s_a * s_w`` per output channel, plus the bias: the same function, but the
+    convolution now sums products of integers, which float32 holds exactly (below 2**24) in any
+    order. That is TensorRT's INT8 arithmetic for a symmetric S8S8 file (``z_a`` = 0) and that of
+    ONNX Runtime's / OpenVINO's U8S8 CPU kernels for a ``--target cpu`` file (uint8 ``z_a``; its
+    padding, float 0, is ``q_a = z_a``, an integer 0 after the subtraction, as Conv pads). So the
     values every following QuantizeLinear rounds do not depend on how this CPU's float kernels
-    order their sums (AVX2 or AVX-512), and neither does the gate's figure. Convolutions with a
-    non-zero zero point, or whose operands are not both dequantized, are left as they are, and so
-    are quantized MatMul/Gemm (transformer encoders): those still sum in float.
+    order their sums (AVX2 or AVX-512), and neither does the gate's figure. Convolutions whose
+    weights have a non-zero zero point, or whose operands are not both dequantized, are left as
+    they are, and so are quantized MatMul/Gemm (transformer encoders): those still sum in float.
     """
     import numpy as np
     import onnx
@@ -89,26 +117,35 @@ def integer_convolutions(proto: Any) -> tuple[Any, int]:
             uses[name] = uses.get(name, 0) + 1
     uses.update({o.name: uses.get(o.name, 0) + 1 for o in graph.output})
 
-    def array(name: str) -> Any:
+    def array(name: str) -> Any:  # an initializer, also behind Identity nodes (the exporter's dedup)
+        while name not in init and name in producer and producer[name].op_type == "Identity":
+            name = producer[name].input[0]
         return numpy_helper.to_array(init[name]) if name in init else None
 
-    def dq_parts(name: str) -> tuple[Any, Any, Any] | None:
-        """(quantized input, scale array, DQ node) of a symmetric INT8 DequantizeLinear."""
+    def dq_parts(name: str, symmetric: bool) -> tuple[Any, Any, Any, float] | None:
+        """(quantized input, scale array, DQ node, zero point) of an 8-bit DequantizeLinear: a
+        symmetric INT8 one, or (``symmetric=False``: activations) one with a single zero point."""
         dq = producer.get(name)
         if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 2:
             return None
         scale = array(dq.input[1])
-        zp = array(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else np.zeros((), np.int8)
-        if scale is None or zp is None or zp.dtype != np.int8 or zp.any():
+        zp = array(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else np.zeros((), np.uint8)
+        if scale is None or zp is None or zp.dtype not in (np.int8, np.uint8):
             return None
-        return dq.input[0], scale.astype(np.float32), dq
+        if symmetric:
+            return (
+                None if zp.dtype != np.int8 or zp.any() else (dq.input[0], scale.astype(np.float32), dq, 0.0)
+            )
+        if zp.size != 1:
+            return None
+        return dq.input[0], scale.astype(np.float32), dq, float(zp.reshape(()))
 
     new_nodes, removed, count = [], set(), 0
     for original in graph.node:
         node = onnx.NodeProto()
         node.CopyFrom(original)
-        a = dq_parts(node.input[0]) if node.op_type == "Conv" else None
-        w = dq_parts(node.input[1]) if a is not None and len(node.input) > 1 else None
+        a = dq_parts(node.input[0], symmetric=False) if node.op_type == "Conv" else None
+        w = dq_parts(node.input[1], symmetric=True) if a is not None and len(node.input) > 1 else None
         q_w = array(w[0]) if w is not None else None
         bias = array(node.input[2]) if w is not None and len(node.input) > 2 and node.input[2] else None
         if (
@@ -134,8 +171,13 @@ def integer_convolutions(proto: Any) -> tuple[Any, int]:
         conv = helper.make_node("Conv", [f"{stem}_x", f"{stem}_w"], [f"{stem}_acc"], name=f"{stem}_conv")
         conv.attribute.extend(node.attribute)
         tail = [node.output[0]] if bias is None else [f"{stem}_scaled"]
+        x = [helper.make_node("Cast", [a[0]], [f"{stem}_x"], name=f"{stem}_cast", to=onnx.TensorProto.FLOAT)]
+        if a[3]:  # an asymmetric activation (U8S8): the integer is q - zero point, 0 where Conv pads
+            x[0].output[0] = f"{stem}_q"
+            graph.initializer.append(numpy_helper.from_array(np.array(a[3], np.float32), f"{stem}_zp"))
+            x.append(helper.make_node("Sub", [f"{stem}_q", f"{stem}_zp"], [f"{stem}_x"], name=f"{stem}_sub"))
         new_nodes += [
-            helper.make_node("Cast", [a[0]], [f"{stem}_x"], name=f"{stem}_cast", to=onnx.TensorProto.FLOAT),
+            *x,
             conv,
             helper.make_node("Mul", [f"{stem}_acc", f"{stem}_scale"], tail, name=f"{stem}_mul"),
         ]

@@ -41,8 +41,8 @@ from segpipe.export.calibrate import (
     quantize_ort,
     split_holdout,
 )
-from segpipe.export.int8_gate import GateRow, check_gate, gate, miou
-from segpipe.export.qdq_emulate import EMULATION
+from segpipe.export.int8_gate import GateRow, check_gate, gate, gate_record, miou
+from segpipe.export.qdq_emulate import emulation
 from segpipe.export.qdq_graph import (
     MIN_OPSET,
     Q_OPS,
@@ -90,7 +90,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class QuantizeResult:
     """What ``quantize`` wrote, with the figures of its summary."""
@@ -109,6 +108,8 @@ class QuantizeResult:
     dequantize_linear: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: ``--target``: what the file is shaped for and the gate emulates (``tensorrt`` or ``cpu``).
+    target: str = "tensorrt"
 
     @property
     def worst(self) -> GateRow:
@@ -261,16 +262,11 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
             "weights": "int8 symmetric per-channel",
             **(CPU_RECORD if opts.target == "cpu" else {}),
             "float_nodes": exclude,
-            "gate": EMULATION,
+            "gate": emulation(opts.target)[0],
         }
         qinfo = info.replace(precision="int8")
         set_metadata(q, qinfo)
-        entry = q.metadata_props.add()
-        entry.key, entry.value = CALIBRATION_KEY, json.dumps(calibration)
-        try:
-            onnx.save(q, str(cand))
-        except (OSError, ValueError) as e:
-            raise (disk_full_error(out, e) or ExportError(f"cannot write {cand}: {e}")) from e
+        _write_calibration(q, calibration, cand, out)
         rows = gate(src, cand, io_, info, sources, out)
         task.advance(step="gated")
         miou_fp32 = miou_int8 = None
@@ -279,6 +275,9 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
             miou_int8 = miou(cand, opts.data_root, Reporter())
             task.advance(step="mIoU")
         check_gate(opts, rows, (miou_fp32, miou_int8), len(calib_files), n_files)
+        # the figures the gate measured, in the file (benchmark and info show them beside theirs)
+        calibration["gate_figures"] = gate_record(rows, miou_fp32, miou_int8)
+        _write_calibration(q, calibration, cand, out)
         os.chmod(cand, new_file_mode(out))
         os.replace(cand, out)
         task.advance(step="written")
@@ -296,7 +295,20 @@ def quantize(opts: QuantizeOptions, reporter: Reporter | None = None) -> Quantiz
         dequantize_linear=counts["DequantizeLinear"],
         seconds=time.perf_counter() - start,
         notes=notes,
+        target=opts.target,
     )
+
+
+def _write_calibration(q: Any, calibration: dict[str, Any], cand: Path, out: Path) -> None:
+    """Set the calibration record of ``q`` and save it at ``cand``; one line when it cannot."""
+    import onnx
+
+    entry = next((p for p in q.metadata_props if p.key == CALIBRATION_KEY), None) or q.metadata_props.add()
+    entry.key, entry.value = CALIBRATION_KEY, json.dumps(calibration)
+    try:
+        onnx.save(q, str(cand))
+    except (OSError, ValueError) as e:
+        raise (disk_full_error(out, e) or ExportError(f"cannot write {cand}: {e}")) from e
 
 
 def read_calibration(props: dict[str, str]) -> dict[str, Any] | None:

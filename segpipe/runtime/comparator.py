@@ -34,6 +34,10 @@ from segpipe.runtime.inputs import VerifyBatch
 RunnerFn = Callable[[np.ndarray], Any]
 
 
+#: The header of :meth:`CompareRow.cells`: every check's table (export-onnx's, quantize's gate).
+COMPARE_COLUMNS = ("inputs", "images", "max |diff|", "mean |diff|", "argmax agreement")
+
+
 @dataclass(frozen=True)
 class CompareRow:
     """Two runners compared on one source of images: how many, and the figures."""
