@@ -361,6 +361,54 @@ def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: 
     assert precision_ladder(benchmark(single)) == []
 
 
+def test_calibration_sees_the_pixels_inference_feeds(fp32_onnx: Path, calib_dir: Path) -> None:
+    """Calibration and the gate's images (quantize), --verify-images (export-onnx, build-trt) and
+    the inference pipeline (visualize, evaluate, serve) resize an image to the network the same
+    way: each calibration image equals what the pipeline hands the model for the same file, the
+    80x48 ones included (calibration used INTER_AREA, inference bilinear)."""
+    import cv2
+    import onnx
+
+    from segpipe.export.quantize import _images, graph_io
+    from segpipe.modelinfo import ModelInfo
+    from segpipe.runtime import load_runner
+    from segpipe.runtime.inputs import folder_images, image_files
+    from segpipe.runtime.pipeline import predict
+
+    proto = onnx.load(str(fp32_onnx))
+    io_ = graph_io(proto, ModelInfo.from_metadata({p.key: p.value for p in proto.metadata_props}), fp32_onnx)
+    calib, calib_files, held_files, sources, _ = _images(_opts(fp32_onnx, calib_dir, fp32_onnx), io_, [])
+    seen = np.concatenate([calib, sources["held-out"]])
+    files = calib_files + held_files
+
+    class Recording:  # the runner the pipeline calls, keeping what it was fed
+        def __init__(self, runner) -> None:
+            self.runner, self.fed = runner, []
+
+        def __getattr__(self, name: str):
+            return getattr(self.runner, name)
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            self.fed.append(np.array(x))
+            return self.runner(x)
+
+    with load_runner(fp32_onnx, "cpu") as runner:
+        rec = Recording(runner)
+        assert all(p.error is None for p in predict(rec, files, size=io_.size, batch_size=1))
+    fed = np.concatenate(rec.fed)
+    assert fed.shape == seen.shape == (10, SIZE[1], SIZE[0], 3) and fed.dtype == seen.dtype == np.uint8
+    assert np.array_equal(fed, seen)
+    # export-onnx's and build-trt's --verify-images: the same pixels
+    everything = image_files(calib_dir, "x")
+    order = [everything.index(f) for f in files]
+    assert np.array_equal(folder_images(calib_dir, SIZE, 100)[order], seen)
+    # not vacuous: the resized images are ones where the interpolation shows
+    small = [i for i, f in enumerate(files) if cv2.imread(str(f)).shape[:2] != (SIZE[1], SIZE[0])]
+    assert len(small) == 4
+    area = cv2.resize(cv2.imread(str(files[small[0]]))[:, :, ::-1], SIZE, interpolation=cv2.INTER_AREA)
+    assert not np.array_equal(area, seen[small[0]])
+
+
 def test_split_holdout() -> None:
     from segpipe.export.quantize import split_holdout
 

@@ -1,7 +1,8 @@
 """The inputs every verification feeds both sides of a comparison (export-onnx: ONNX Runtime vs
 PyTorch; quantize's gate: INT8 vs FP32; build-trt: TensorRT vs ONNX Runtime): smooth seeded random
 images and real ones from a folder (calibration images too), in batches of exactly the graph's
-batch size. Built one way, here, for every check (:mod:`segpipe.runtime.comparator`)."""
+batch size. Built one way, here, for every check (:mod:`segpipe.runtime.comparator`), and resized
+to the network by the function inference uses too (:func:`to_network`)."""
 
 from __future__ import annotations
 
@@ -55,21 +56,33 @@ def image_files(folder: Path, flag: str, error: type[SegpipeError] = ConfigError
     return files
 
 
-def load_images(
-    files: list[Path], size: tuple[int, int], flag: str, resize: str = "area"
-) -> tuple[np.ndarray, int]:
-    """RGB uint8 N×H×W×3 at (W, H) ``size`` and how many images had to be resized (``resize``:
-    OpenCV's ``area`` or ``linear`` interpolation).
+def to_network(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An RGB image resized to the network's (W, H) ``size`` with bilinear interpolation (as
+    training's ``eval`` transform resizes), or the image itself when it has that size already.
+
+    The one resize of images fed to a model: inference (:mod:`segpipe.runtime.pipeline`, the
+    sliding window's windows), calibration and the INT8 gate's images (:func:`load_images`), and
+    export-onnx's and build-trt's ``--verify-images`` (:func:`folder_images`). So calibration sees
+    the pixels inference will feed, and a check measures what a deployment runs.
+    """
+    import cv2
+
+    w, h = size
+    if image.shape[1] == w and image.shape[0] == h:
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def load_images(files: list[Path], size: tuple[int, int], flag: str) -> tuple[np.ndarray, int]:
+    """RGB uint8 N×H×W×3 at (W, H) ``size`` (read as inference reads an image, resized by
+    :func:`to_network`) and how many images had to be resized.
 
     An unreadable file is a one-line error naming it (a folder with a broken file is more likely a
     wrong folder than something to skip silently).
     """
-    import cv2
-
     from segpipe.data.dataset import read_image
 
     width, height = size
-    how = cv2.INTER_AREA if resize == "area" else cv2.INTER_LINEAR
     out = np.empty((len(files), height, width, 3), dtype=np.uint8)
     resized = 0
     for i, f in enumerate(files):
@@ -77,10 +90,8 @@ def load_images(
             img = read_image(f)
         except DataError as e:
             raise DataError(f"{flag}: {e}") from e
-        if img.shape[:2] != (height, width):
-            img = cv2.resize(img, (width, height), interpolation=how)
-            resized += 1
-        out[i] = img
+        resized += img.shape[:2] != (height, width)
+        out[i] = to_network(img, size)
     return out, resized
 
 
@@ -90,7 +101,7 @@ def folder_images(
     """Up to ``max_images`` images of ``folder`` (sorted by name), RGB, resized to (W, H) ``size``;
     a missing or empty folder is one ``error`` naming ``--verify-images``."""
     files = image_files(folder, "--verify-images", error)[:max_images]
-    return load_images(files, size, "--verify-images", resize="linear")[0]
+    return load_images(files, size, "--verify-images")[0]
 
 
 def fixed_batches(source: str, images: np.ndarray, batch: int) -> list[VerifyBatch]:

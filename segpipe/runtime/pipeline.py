@@ -6,7 +6,8 @@ Images are decoded (and resized) in background threads while the model runs on t
 OpenCV releases the GIL while it decodes and resizes, so this overlaps for real.
 
 Resizing follows training: images go to the network size with bilinear interpolation (what the
-``eval`` transform does); logits come back with bilinear interpolation before the argmax (smoother
+``eval`` transform does; :func:`segpipe.runtime.inputs.to_network`, the resize calibration and
+every check's images go through too); logits come back with bilinear interpolation before the argmax (smoother
 borders than upscaling a class map), a class map (``labels`` models) with exact nearest neighbour.
 """
 
@@ -27,6 +28,7 @@ from segpipe.errors import ConfigError, DataError, SegpipeError
 from segpipe.imagesize import check_pixels
 from segpipe.runtime import base
 from segpipe.runtime.base import Runner
+from segpipe.runtime.inputs import to_network
 from segpipe.runtime.tiling import InferenceSpec, check_spec, run_views, tiled_scores
 from segpipe.utils import check_divisible
 
@@ -100,14 +102,6 @@ def network_size(runner: Runner, size: tuple[int, int] | None = None) -> tuple[i
     if callable(check):
         check(int(w), int(h))
     return int(w), int(h)
-
-
-def to_network(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An RGB image resized to the network's (W, H) with bilinear interpolation (as in training)."""
-    w, h = size
-    if image.shape[1] == w and image.shape[0] == h:
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def label_dtype(num_classes: int) -> type[np.unsignedinteger]:

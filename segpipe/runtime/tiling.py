@@ -31,6 +31,7 @@ import numpy as np
 from segpipe.errors import ConfigError
 from segpipe.options import InferenceSpec, parse_tta
 from segpipe.runtime.base import Runner
+from segpipe.runtime.inputs import to_network
 
 __all__ = [
     "InferenceSpec",
@@ -118,11 +119,7 @@ def run_views(runner: Runner, batch: np.ndarray, spec: InferenceSpec) -> np.ndar
     views = 0
     for scale in spec.scales:
         sw, sh = scaled_size((w, h), scale, stride)
-        x = (
-            batch
-            if (sw, sh) == (w, h)
-            else np.stack([cv2.resize(im, (sw, sh), interpolation=cv2.INTER_LINEAR) for im in batch])
-        )
+        x = batch if (sw, sh) == (w, h) else np.stack([to_network(im, (sw, sh)) for im in batch])
         if spec.flip:
             x = np.concatenate([x, x[:, :, ::-1]])
         out = np.asarray(runner(np.ascontiguousarray(x)), dtype=np.float32)
@@ -218,9 +215,7 @@ def tiled_scores(
     for start in range(0, len(boxes), batch_size):
         group = boxes[start : start + batch_size]
         crops = [image[y : y + th, x : x + tw] for y, x in group]
-        net = np.stack(
-            [c if (tw, th) == network else cv2.resize(c, network, cv2.INTER_LINEAR) for c in crops]
-        )
+        net = np.stack([to_network(c, network) for c in crops])  # as a whole image is fed
         out = run_views(runner, net, spec)
         if acc is None:
             acc = np.zeros((num_classes if labels_model else out.shape[1], cap, width), np.float32)
