@@ -24,7 +24,7 @@ def cli(*args: object):
 def test_data_shows_voc_format_splits_and_names(voc_root: Path) -> None:
     r = cli("data", voc_root)
     assert r.exit_code == 0, r.output
-    assert "voc format (JPEGImages/ and SegmentationClass/ with ImageSets" in r.output
+    assert "voc format, found JPEGImages/ and SegmentationClass/ with ImageSets" in r.output
     assert "8 train, 4 val" in r.output
     assert "aeroplane" in r.output and "Pascal VOC (built in)" in r.output
     assert "no problems found" in r.output
@@ -93,3 +93,61 @@ def test_data_command_imports_no_torch(voc_root: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert "EXIT 0 False" in out.stdout, out.stdout + out.stderr
+
+
+def _cvat_with_labels(root: Path, labels: int, colours: list[tuple[int, int, int]]) -> None:
+    """A CVAT Segmentation mask export whose labelmap.txt declares ``labels`` labels (label i
+    coloured i // 256, i % 256, 0) and one 8x8 mask of the ``colours`` in four quarters."""
+    for d in ("SegmentationClass", "JPEGImages"):
+        (root / d).mkdir(parents=True)
+    rows = "".join(f"c{i}:{i // 256},{i % 256},0::\n" for i in range(labels))
+    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n" + rows)
+    mask = np.zeros((8, 8, 3), np.uint8)
+    for k, colour in enumerate(colours):
+        mask[4 * (k // 2) : 4 * (k // 2) + 4, 4 * (k % 2) : 4 * (k % 2) + 4] = colour
+    Image.fromarray(mask).save(root / "SegmentationClass" / "a.png")
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(root / "JPEGImages" / "a.jpg")
+
+
+def test_65535_classes_list_those_with_pixels_and_every_class_goes_to_colors_csv(tmp_path: Path) -> None:
+    """A labelmap of 65,535 labels drew 65,535 rows (~80 s); the table lists the classes with pixels
+    and one row for the rest, and --export-masks writes every class to colors.csv."""
+    root, out = tmp_path / "cvat", tmp_path / "seed"
+    _cvat_with_labels(root, 65535, [(0, 0, 0), (1, 2, 0), (0, 0, 0), (255, 254, 0)])
+    r = cli("data", root, "--export-masks", out)
+    assert r.exit_code == 0, r.output
+    assert len(r.output.splitlines()) < 40, r.output
+    assert "3 of 65,535 listed: those with pixels" in r.output and "(65,532 more)" in r.output
+    rows = [ln.split("│")[1:5] for ln in r.output.splitlines() if ln.startswith("│")]
+    listed = [(i.strip(), name.strip(), share.strip()) for i, name, _, share in rows]
+    assert listed[:3] == [("0", "c0", "50.00"), ("258", "c258", "25.00"), ("65534", "c65534", "25.00")]
+    said = f"65,532 classes not listed; every class is written to {out}/colors.csv"
+    assert "".join(said.split()) in "".join(r.output.split())  # a long temporary path may wrap
+    written = (out / "colors.csv").read_text().splitlines()
+    assert sum(1 for ln in written if ln.split(",")[1].startswith("c")) == 65535
+    assert any(ln.startswith("65533,c65533,255,253,0") for ln in written)
+
+
+def test_the_table_lists_every_class_up_to_256_and_the_largest_shares_above() -> None:
+    from segpipe.data.inspect import TABLE_ROWS, table_ids
+
+    assert TABLE_ROWS >= 182  # COCO-Stuff's classes, all listed
+    assert table_ids(np.zeros(256, np.int64)).tolist() == list(range(256))  # no pixels: still all
+    pixels = np.zeros(1000, np.int64)
+    pixels[[3, 500, 999]] = 7
+    assert table_ids(pixels).tolist() == [3, 500, 999]
+    pixels = np.arange(1000, dtype=np.int64)  # 999 classes with pixels: the 4 largest, in id order
+    assert table_ids(pixels, limit=4).tolist() == [996, 997, 998, 999]
+    pixels[[10, 20]] = 5000
+    assert table_ids(pixels, limit=4).tolist() == [10, 20, 998, 999]
+
+
+def test_the_format_line_says_what_and_why_without_brackets_in_brackets(index_dataset: Path) -> None:
+    for args, says in (
+        ((), "seed format, found images/ and indexes/ (segpipe's layout)"),
+        (("--format", "seed"), "seed format, given by --format"),
+    ):
+        r = cli("data", index_dataset, *args)
+        assert r.exit_code == 0, r.output
+        said = " ".join(r.output.split())  # a long temporary path may wrap
+        assert f": {says} " in said and "((" not in said and "))" not in said

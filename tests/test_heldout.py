@@ -119,3 +119,29 @@ def test_visualize_data_root_draws_the_held_out_images(trained_run: TrainedRun, 
         RecordingReporter(),
     )
     assert res.images == 12
+
+
+def _depth(text: str) -> int:
+    depth = most = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        most = max(most, depth)
+    return most
+
+
+def test_another_data_set_is_said_in_one_plain_line(tmp_path: Path) -> None:
+    """What happens (all images read) and why (not the data set the model trained on, so no
+    held-out split), one line without brackets in brackets, starting with the folder (the demo
+    says it once by that start)."""
+    from segpipe.data.heldout import select_for_model
+    from segpipe.data.samples import LabelledSample
+
+    samples = [LabelledSample(f"s{i}", tmp_path / f"s{i}.png", None, None) for i in range(13)]
+    record = {"kind": "fraction", "digest": "another", "source": "sample", "images": 120}
+    chosen, caution, line = select_for_model(samples, None, tmp_path, record, "best.pth")
+    assert chosen == samples and not caution
+    assert line == (
+        f"{tmp_path} is not the data set best.pth trained on (120 images in sample/), so it has "
+        "no held-out split here: reading all 13 images"
+    )
+    assert _depth(line) == 1

@@ -46,18 +46,26 @@ class FormatsFlag:
 def data_command(flags: Flags) -> None:
     """Show a data set's format, splits, classes (names, colours, pixel shares) and problems."""
     from segpipe.cli.common import RichReporter
-    from segpipe.data.build import open_reader
+    from segpipe.data.build import format_line, open_reader
     from segpipe.data.inspect import export_masks, scan_data
 
     opts = flags.build(DataOptions)
     reporter = RichReporter()
     reader = open_reader(opts, opts.data_root, reporter=reporter)  # the root given: says nothing
-    console.print(f"{opts.data_root}: {reader.name} format ({reader.detected})")
+    console.print(format_line(opts.data_root, reader))
     report = scan_data(
         reader, opts.class_names or None, opts.num_classes, reporter, opts.ignore_index is not None
     )
     console.print("samples: " + ", ".join(f"{n} {split}" for split, n in report.splits.items()))
-    console.print(_classes_table(report))
+    table, unlisted = _classes_table(report)
+    console.print(table)
+    if unlisted:  # the full list goes to a file, never to a terminal
+        where = (
+            f"{opts.export_masks}/colors.csv"
+            if opts.export_masks is not None
+            else "DIR/colors.csv by --export-masks DIR"
+        )
+        console.print(f"{unlisted:,} classes not listed; every class is written to {where}")
     for message in [report.classes.hint, *report.notes, *report.problems[:20]]:
         if message:
             warn(message)
@@ -70,16 +78,28 @@ def data_command(flags: Flags) -> None:
         print_written(out, "seed layout")
 
 
-def _classes_table(report: Any) -> Any:
-    """Each class: id, name, a swatch of its colour, its share of the pixels (and the ignored share)."""
+def _classes_table(report: Any) -> tuple[Any, int]:
+    """(table, classes it does not list): each class's id, name, a swatch of its colour and its
+    share of the pixels, then the ignored share; above ``TABLE_ROWS`` classes only those with
+    pixels (``inspect.table_ids``), the others' count and share in one row."""
     from rich.text import Text
 
+    from segpipe.data.inspect import table_ids
+
     total = max(int(report.pixels.sum()) + report.ignored, 1)
+    colors = report.classes.palette.colors
+    ids = table_ids(report.pixels)
     rows = []
-    for i, name in enumerate(report.classes.names):
-        r, g, b = report.classes.palette.colors[i]
-        swatch = Text("██ ", style=f"rgb({r},{g},{b})") + Text(f"{report.classes.palette.colors[i]}")
-        rows.append((i, Text(name), swatch, f"{100 * report.pixels[i] / total:.2f}"))
-    rows.append(("", Text("(ignored)"), Text(""), f"{100 * report.ignored / total:.2f}"))
+    for i in ids.tolist():
+        swatch = Text("██ ", style="rgb({},{},{})".format(*colors[i])) + Text(f"{colors[i]}")
+        rows.append((i, Text(report.classes.names[i]), swatch, f"{100 * report.pixels[i] / total:.2f}"))
     title = f"classes (names: {report.classes.source})"
-    return make_table(title, rows, ("id", "class", "colour", "pixels %"), left=("class", "colour"))
+    unlisted = len(report.pixels) - len(ids)
+    if unlisted:
+        hidden = int(report.pixels.sum() - report.pixels[ids].sum())
+        rows.append(("", Text(f"({unlisted:,} more)"), Text(""), f"{100 * hidden / total:.2f}"))
+        which = "those with pixels" if hidden == 0 else "the largest shares"
+        title = title[:-1] + f"; {len(ids):,} of {len(report.pixels):,} listed: {which})"
+    rows.append(("", Text("(ignored)"), Text(""), f"{100 * report.ignored / total:.2f}"))
+    table = make_table(title, rows, ("id", "class", "colour", "pixels %"), left=("class", "colour"))
+    return table, unlisted

@@ -65,8 +65,16 @@ def open_reader(opts: Any, root: str | Path | None = None, **overrides: Any) -> 
     reader = open_dataset(root or opts.data_root, opts.format, **options)
     reporter = options.get("reporter")
     if opts.format == "auto" and reporter is not None and root is None:
-        reporter.info(f"{opts.data_root}: {reader.name} format ({reader.detected})")
+        reporter.info(format_line(opts.data_root, reader))
     return reader
+
+
+def format_line(root: str | Path, reader: FormatReader) -> str:
+    """The one line saying what ``root`` is read as and why: ``DIR: seed format, found images/ and
+    indexes/ (segpipe's layout)``, ``DIR: voc format, given by --format`` (a reason holds its own
+    brackets: never wrapped in more)."""
+    why = reader.detected
+    return f"{root}: {reader.name} format, " + (f"given by {why}" if why.startswith("--") else f"found {why}")
 
 
 @dataclass

@@ -95,8 +95,9 @@ def select_for_model(
                 samples,
                 False,
                 (
-                    f"{root} is not the data set {model} trained on ({record.get('source')}/, "
-                    f"{record.get('images')} images): reading all {len(samples)} images"
+                    f"{root} is not the data set {model} trained on ({record.get('images')} images in "
+                    f"{record.get('source')}/), so it has no held-out split here: reading all "
+                    f"{len(samples)} images"
                 ),
             )
         if kind == "fraction" and record.get("val"):
