@@ -142,7 +142,13 @@ def test_the_table_lists_every_class_up_to_256_and_the_largest_shares_above() ->
     assert table_ids(pixels, limit=4).tolist() == [10, 20, 998, 999]
 
 
-def test_the_format_line_says_what_and_why_without_brackets_in_brackets(index_dataset: Path) -> None:
+def test_the_format_line_says_what_and_why_without_brackets_in_brackets(
+    index_dataset: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(index_dataset, tmp_path / "outer" / "inner")  # the folder above: the hint names it
+    r = cli("data", tmp_path / "outer")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "is a seed data set with images/ and indexes/ (segpipe's layout): use" in said
     for args, says in (
         ((), "seed format, found images/ and indexes/ (segpipe's layout)"),
         (("--format", "seed"), "seed format, given by --format"),

@@ -167,7 +167,7 @@ def detect_format(root: str | Path) -> tuple[str, str]:
             raise DataError(refused)
         hint = nearby(root, _one_format)
         raise DataError(f"{root}: no label format found; " + (hint or f"pass --format ({FORMATS_HINT})"))
-    listed = "; ".join(f"{n} ({r})" for n, r, _ in sorted(pick))
+    listed = "; ".join(f"{n} with {r}" for n, r, _ in sorted(pick))  # a reason holds its own brackets
     raise DataError(f"{root}: it could be read as several formats: {listed}; pick one with --format")
 
 

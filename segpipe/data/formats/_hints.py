@@ -88,7 +88,7 @@ def nearby(root: Path, detect: Callable[[Path], tuple[str, str] | None]) -> str 
             break
         found = detect(up)
         if found:
-            return f"{what} {up} is a {found[0]} data set ({found[1]}): use --data-root {up}"
+            return f"{what} {up} is a {found[0]} data set with {found[1]}: use --data-root {up}"
     try:
         entries = itertools.islice(here.iterdir(), 50 * MAX_CHILDREN)
         children = sorted(itertools.islice((p for p in entries if p.is_dir()), MAX_CHILDREN))
@@ -97,7 +97,7 @@ def nearby(root: Path, detect: Callable[[Path], tuple[str, str] | None]) -> str 
     hits = [(c, f) for c in children if (f := detect(c))]
     if len(hits) == 1:
         child, found = hits[0]
-        return f"the folder {child} is a {found[0]} data set ({found[1]}): use --data-root {child}"
+        return f"the folder {child} is a {found[0]} data set with {found[1]}: use --data-root {child}"
     if hits:
         listed = ", ".join(f"{c.name}/ ({f[0]})" for c, f in hits[:6])
         return f"its sub-folders {listed} are data sets: use --data-root {hits[0][0]} (or another of them)"
