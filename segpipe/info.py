@@ -241,10 +241,9 @@ _KNOWN_PROPS = {
 
 def _describe_int8(proto: Any, props: dict[str, str], desc: ModelDescription) -> None:
     """Q/DQ node counts and the calibration record of an INT8 graph (``segpipe quantize``)."""
-    from segpipe.export.int8_gate import recorded_gate
+    from segpipe.export.int8_gate import gate_summary
     from segpipe.export.qdq_graph import quantized_for
     from segpipe.export.quantize import qdq_counts, read_calibration
-    from segpipe.runtime.cpu import CPU_TARGET
 
     counts = qdq_counts(proto)
     if sum(counts.values()):
@@ -260,12 +259,9 @@ def _describe_int8(proto: Any, props: dict[str, str], desc: ModelDescription) ->
         )
         if cal.get("float_nodes"):
             desc.details["kept fp32"] = f"{len(cal['float_nodes'])} nodes (input normalisation, head)"
-        gate = recorded_gate(cal)
-        if gate:  # what quantize's gate measured (``benchmark`` shows it beside its own figure)
-            kernels = "U8S8 CPU kernels" if cal.get("target") == CPU_TARGET else "TensorRT INT8"
-            desc.details["int8 gate"] = (
-                f"argmax agreement with FP32 {', '.join(g.text() for g in gate)} ({kernels} emulated)"
-            )
+        gate = gate_summary(cal)
+        if gate is not None:  # what quantize's gate measured (``benchmark`` shows it beside its own)
+            desc.details["int8 gate"] = f"argmax agreement with FP32 {gate[1]}"
 
 
 def _describe_engine(path: Path) -> ModelDescription:

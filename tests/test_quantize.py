@@ -338,18 +338,20 @@ def test_export_onnx_int8_writes_both_graphs(
     assert "INT8 quantization" in res.output and "accuracy gate" in res.output
 
 
-def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: Path) -> None:
+def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: Path, capsys) -> None:
     from segpipe.benchmark import benchmark
     from segpipe.data.synthetic import make_dataset
     from segpipe.export.quantize import quantize
     from segpipe.ladder import LADDER_COLUMNS, precision_ladder
     from segpipe.options import BenchmarkOptions
 
-    int8 = quantize(_opts(fp32_onnx, calib_dir, tmp_path / "tiny.int8.onnx", min_agreement=0.5)).path
+    res8 = quantize(_opts(fp32_onnx, calib_dir, tmp_path / "tiny.int8.onnx", min_agreement=0.5))
+    int8 = res8.path
     data = make_dataset(tmp_path / "ds", count=3, size=SIZE, num_classes=3, seed=9)
     opts = BenchmarkOptions(models=(int8, fp32_onnx), warmup=1, runs=2, device="cpu", data_root=data)
     col = {name: i for i, name in enumerate(LADDER_COLUMNS)}
-    rows = precision_ladder(benchmark(opts))
+    result = benchmark(opts)
+    rows = precision_ladder(result)
     fp32, q8 = rows
     assert [r[0] for r in rows] == ["FP32", "INT8"] and fp32[col["vs FP32"]] == "reference"
     assert fp32[col["mIoU vs FP32"]] == "+0.00 pt"
@@ -359,6 +361,55 @@ def test_benchmark_precision_ladder(fp32_onnx: Path, calib_dir: Path, tmp_path: 
     assert q8[col["vs FP32"]].endswith(("x faster", "x slower")) or q8[col["vs FP32"]] == "unsteady"
     single = BenchmarkOptions(models=(fp32_onnx,), warmup=0, runs=1, device="cpu")
     assert precision_ladder(benchmark(single)) == []
+
+    # two figures for one file explain each other: the benchmark's own (random pixels) and, beside
+    # it, the one quantize's gate measured on held-out images and recorded in the file
+    from segpipe.cli.benchmark import agreement_note, render
+
+    m8, m32 = result.models
+    assert m32.gate_agreement is None and m8.gate_agreement == pytest.approx(
+        res8.worst.result.argmax_agreement
+    )
+    shown = f"{100 * m8.agreement:.2f}% (gate {100 * m8.gate_agreement:.2f}%)"
+    assert m8.agreement_text() == q8[col["argmax vs FP32"]] == shown
+    note = agreement_note(result)
+    gate = f"{100 * m8.gate_agreement:.2f}% on 2 held-out images (TensorRT INT8 emulated)"
+    assert (
+        "on the timed batch: uniform random pixels (--seed 0)" in note and f"tiny.int8.onnx: {gate}" in note
+    )
+    from segpipe.cli.common import console
+
+    capsys.readouterr()
+    width, console.width = console.width, 400  # one table row a line, however wide the figures
+    try:
+        render(result)  # a pipe, as here: the figures whole
+    finally:
+        console.width = width
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "argmax vs FP32 ┃" in printed and "(random pixels) ┃" in printed and shown in printed and f"note: {note}" in printed
+    assert result.to_dict()["models"][0]["gate"] == gate and agreement_note(benchmark(single)) == ""
+
+
+def test_recorded_gate_reads_damage_as_missing() -> None:
+    """The gate figures in a file only describe: a damaged record reads as none, never an error."""
+    from segpipe.export.int8_gate import gate_summary, recorded_gate
+
+    good = {"source": "held-out", "images": 3, "argmax_agreement": 0.9988}
+    assert recorded_gate({"gate_figures": {"rows": [good]}})[0].text() == "99.88% on 3 held-out images"
+    assert gate_summary({"gate_figures": {"rows": [good]}, "target": "x"})[1].endswith(
+        "(TensorRT INT8 emulated)"
+    )
+    for bad in ({"argmax_agreement": float("nan")}, {"argmax_agreement": 1.5}, {"images": True},
+                {"images": 0}, {"source": "[red]x"}, {"source": "a" * 41}, {"argmax_agreement": "1"}):  # fmt: skip
+        assert recorded_gate({"gate_figures": {"rows": [good, {**good, **bad}]}}) == [], bad
+    for record in (
+        None,
+        {},
+        {"gate_figures": []},
+        {"gate_figures": {"rows": "x"}},
+        {"gate_figures": {"rows": [1]}},
+    ):
+        assert recorded_gate(record) == [] and gate_summary(record) is None
 
 
 def test_calibration_sees_the_pixels_inference_feeds(fp32_onnx: Path, calib_dir: Path) -> None:

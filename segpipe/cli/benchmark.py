@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from segpipe.cli.binder import Flags, command
-from segpipe.cli.common import RichReporter, console, make_table, print_written
+from segpipe.cli.common import RichReporter, console, make_table, print_written, say
 from segpipe.options.benchmark import BenchmarkOptions
 from segpipe.options.flags import QuietFlag
 from segpipe.options.inference import TtaFlag
@@ -48,7 +49,23 @@ def render(result: Any) -> None:
         )
     )
     out.print(table)
+    note = agreement_note(result)
+    if note:
+        say("note:", "yellow", f" {note}", out)
     render_ladder(result, out)
+
+
+def agreement_note(result: Any) -> str:
+    """A line for under the table when a row shows an INT8 file's gate figure beside its own: what
+    each was measured on, so the two numbers explain each other ("" when no row has one)."""
+    gates = {Path(m.model).name: m.gate for m in result.models if m.gate}
+    if not gates:
+        return ""
+    return (
+        f"argmax vs FP32 is measured on {result.agreement_on}, not photographs; (gate N%) is what "
+        "segpipe quantize measured on real images and recorded in the file: "
+        + "; ".join(f"{name}: {text}" for name, text in gates.items())
+    )
 
 
 def render_ladder(result: Any, out: Any = None) -> None:
@@ -59,7 +76,7 @@ def render_ladder(result: Any, out: Any = None) -> None:
     if rows:
         title = (
             "precision ladder (same backend; vs FP32: faster or slower by the median, argmax "
-            "agreement on the timed batch, mIoU points)"
+            "agreement on the timed batch of random pixels, mIoU points)"
         )
         (out or console).print(
             make_table(title, rows, LADDER_COLUMNS, left=("precision", "model", "backend"))

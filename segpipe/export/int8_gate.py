@@ -17,10 +17,11 @@ import numpy as np
 from segpipe.errors import ExportError, first_line
 from segpipe.export.qdq_emulate import gate_graph_runner, gate_runner
 from segpipe.export.qdq_graph import GraphIO
-from segpipe.modelinfo import ModelInfo
+from segpipe.modelinfo import ModelInfo, metadata_value
 from segpipe.options.quantize import FP32_PARTS, QUANT_METHODS, QUANTIZERS, QuantizeOptions
 from segpipe.progress import Reporter
 from segpipe.runtime.comparator import Comparator, CompareRow
+from segpipe.runtime.cpu import CALIBRATION_KEY, CPU_TARGET
 from segpipe.runtime.inputs import fixed_batches
 
 #: The INT8 graph against the FP32 one on one source of images (``source``, ``images``, ``result``).
@@ -99,6 +100,31 @@ def recorded_gate(calibration: dict[str, Any] | None) -> list[RecordedGate]:
             return []
         out.append(RecordedGate(source, images, float(agreement)))
     return out
+
+
+def gate_summary(calibration: dict[str, Any] | None) -> tuple[float, str] | None:
+    """(the lowest argmax agreement quantize's gate recorded, its figures in words with the
+    arithmetic it emulated: ``99.88% on 2 held-out images (TensorRT INT8 emulated)``); ``None``
+    when the record holds no figures."""
+    gate = recorded_gate(calibration)
+    if not gate or calibration is None:
+        return None
+    kernels = "U8S8 CPU kernels" if calibration.get("target") == CPU_TARGET else "TensorRT INT8"
+    return min(g.argmax_agreement for g in gate), f"{', '.join(g.text() for g in gate)} ({kernels} emulated)"
+
+
+def file_gate_summary(path: str | Path) -> tuple[float, str] | None:
+    """:func:`gate_summary` of an ONNX file's calibration record (``segpipe quantize`` writes it);
+    ``None`` for other files, files without one, and files ONNX cannot read."""
+    if Path(path).suffix.lower() != ".onnx":
+        return None
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return None
+    return gate_summary(metadata_value({p.key: p.value for p in proto.metadata_props}, CALIBRATION_KEY, dict))
 
 
 def miou(model: Path, data_root: Path, reporter: Reporter) -> float:
