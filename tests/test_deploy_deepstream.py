@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -298,3 +299,42 @@ def test_a_missing_video_is_one_line(models: dict[str, Path], tmp_path: Path) ->
     assert run.returncode == 1
     assert run.stderr.decode().strip().endswith("no such.mp4: no such video file")
     assert not (tmp_path / "args.txt").exists()
+
+
+def _gstreamer_decodes_avi() -> bool:
+    inspect = shutil.which("gst-inspect-1.0")
+    return bool(shutil.which("gst-launch-1.0") and inspect) and all(
+        subprocess.run([inspect, "--exists", e], capture_output=True).returncode == 0  # type: ignore[list-item]
+        for e in ("uridecodebin", "avidemux", "jpegdec", "fakesink")
+    )
+
+
+@pytest.mark.skipif(not _gstreamer_decodes_avi(), reason="GStreamer with base and good plugins not installed")
+def test_real_uridecodebin_opens_the_scripts_uri(models: dict[str, Path], tmp_path: Path) -> None:
+    """The URI the script builds, given to GStreamer's own uridecodebin (a real gst-launch-1.0 in
+    place of the DeepStream elements): every frame decodes, for names the plain file:// URI lost
+    ('%', '#', '?', non-UTF-8 bytes: 'Could not open resource' / 'Resource not found')."""
+    result = write_deepstream(read_model_file(models["probs"]), tmp_path / "ds")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "gst-launch-1.0").write_text(
+        '#!/bin/sh\nfor a in "$@"; do case "$a" in uri=*) U="$a";; esac; done\n'
+        f'exec {shutil.which("gst-launch-1.0")} -q uridecodebin "$U" ! fakesink\n'
+    )
+    (fake / "gst-launch-1.0").chmod(0o755)
+    (fake / "python3").symlink_to(sys.executable)
+    folder = os.fsencode(tmp_path / "videos")
+    os.mkdir(folder)
+    for name in (b"100% take #2?x=1.avi", b"latin1 \xe9t\xe9.avi"):
+        writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (W, H))
+        for i in range(3):
+            writer.write(np.full((H, W, 3), 40 * i, np.uint8))
+        writer.release()
+        os.rename(tmp_path / "v.avi", os.path.join(folder, name))
+        run = subprocess.run(
+            ["sh", str(result.pipeline), os.path.join(folder, name)],
+            env={"PATH": f"{fake}:/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+            capture_output=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, (name, run.stdout[-500:], run.stderr[-500:])
