@@ -113,3 +113,29 @@ def test_demo_twice_end_to_end(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
     assert (tmp_path / "demo-2" / "train" / "best.pth").is_file() and "demo-2" in r.output
+
+
+def test_resumed_run_keeps_the_learning_rates(index_dataset: Path, tmp_path: Path, recwarn) -> None:
+    """Stopped in the middle of an epoch (inside the warm-up: last.pth's optimizer holds a warmed
+    value) and after an epoch's last step (the resumed epoch runs no batch), then resumed: the
+    learning rate of every epoch in metrics.csv is the uninterrupted run's, and torch does not warn
+    that the scheduler stepped before the optimizer."""
+    import csv
+
+    from segpipe.training import train
+
+    def lrs(run: Path) -> list[float]:
+        with (run / "metrics.csv").open() as f:
+            return [float(row["lr"]) for row in csv.DictReader(f)]
+
+    recipe = dict(epochs=2, scheduler="cosine", warmup_epochs=1.5)  # 2 steps an epoch: 3 warm-up steps
+    whole = train(tiny_train_options(index_dataset, tmp_path / "whole", **recipe), RecordingReporter())
+    expected = lrs(whole.run_dir)
+    assert len(set(expected)) == 2  # the schedule moves: a shifted epoch would show
+    for after in (1, 2):  # stopped at step 1 of epoch 1 (warming up); after its step 2 of 2
+        opts = tiny_train_options(index_dataset, tmp_path / f"stopped{after}", **recipe)
+        assert f"at epoch 1, step {after} of 2" in _interrupt(opts, after=after)
+        recwarn.clear()
+        resumed = train(opts.replace(resume=True), RecordingReporter())
+        assert lrs(resumed.run_dir) == pytest.approx(expected), after
+        assert not [w for w in recwarn if "lr_scheduler.step()" in str(w.message)], after

@@ -14,7 +14,9 @@ progress bar), where stop requests and non-finite losses are also agreed on acro
 from __future__ import annotations
 
 import math
+import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,7 @@ class Trainer(TrainerSetup):
         self.log_every = self.opts.log_every or (10 if self.device.type == "cuda" else 1)
         self.guard = StopGuard(announce=False)
         self._loaders: dict[tuple[int, bool], tuple[DataLoader, Any]] = {}
+        self.batches_run = 0  # by this process in the last epoch (none: resumed after its last step)
 
     # ---- data --------------------------------------------------------------------------------
     def loader(self, dataset: Dataset, epoch: int, shuffle: bool, skip: int = 0) -> DataLoader:
@@ -211,8 +214,8 @@ class Trainer(TrainerSetup):
         skip = self.start_step if resumed else 0
         loss_sum, loss_steps = self.partial if resumed else (0.0, 0)
         loader = self.loader(self.train_set, epoch, shuffle=True, skip=skip)
-        steps = skip + len(loader)
-        lr = self.optimizer.param_groups[0]["lr"]
+        steps, self.batches_run = skip + len(loader), len(loader)
+        lr = self.scheduler.get_last_lr()[0]
         acc = torch.zeros(3, dtype=torch.float64, device=dev)  # finite-loss sum, finite steps, others
         first_bad = torch.full((), steps, dtype=torch.int64, device=dev)
         step, pending, skipped = skip, 0, 0
@@ -280,6 +283,19 @@ class Trainer(TrainerSetup):
             f"interrupted by {cause} {where}; saved {last}; {hint}", self.guard.exit_code, last
         )
 
+    def step_scheduler(self) -> None:
+        """The per-epoch scheduler step. An epoch resumed from a stop after its last step runs no
+        batch here: its optimizer steps were taken by the stopped process, whose scheduler state
+        (with its step count) was restored, so this is the step the uninterrupted run takes here
+        (tests/test_rerun.py compares metrics.csv's lr). torch's warning that the scheduler stepped
+        before the optimizer only sees this process's optimizer; it is benign, so ignored there."""
+        if self.batches_run:
+            self.scheduler.step()
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+            self.scheduler.step()
+
     # ---- the run -----------------------------------------------------------------------------
     def fit(self) -> RunResult:
         """Train from where the run stands to ``opts.epochs``; rank 0 writes the run folder."""
@@ -307,14 +323,14 @@ class Trainer(TrainerSetup):
         with self.guard, closing_logger(logger, run):  # a stop already requested still counts
             for epoch in range(self.start_epoch, opts.epochs):
                 t0 = time.perf_counter()
-                lr = self.optimizer.param_groups[0]["lr"]
+                lr = self.scheduler.get_last_lr()[0]  # not the optimizer's: last.pth may hold a warm-up value
                 train_loss = self.train_epoch(epoch)
                 if self.val_set is not None and len(self.val_set):  # type: ignore[arg-type]
                     val_loss, metrics = self.validate(epoch)
                     score = metrics.miou
                 else:
                     val_loss, metrics, score = math.nan, None, -train_loss
-                self.scheduler.step()
+                self.step_scheduler()
                 row = {
                     "epoch": epoch + 1,
                     "time_s": time.perf_counter() - t0,
