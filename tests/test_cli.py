@@ -65,3 +65,19 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path) -> None:
     assert (out / "demo.fp16.onnx").is_file()
     precisions = {m["precision"] for m in json.loads((out / "benchmark.json").read_text())["models"]}
     assert {"fp32", "fp16"} <= precisions
+
+
+def test_long_file_names_whole_in_a_log(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    """Output to a pipe or a CI log, not a terminal: rich laid it out at 80 columns and cut the
+    progress heading and the table cell that hold a file name with '…'; both appear whole."""
+    import shutil
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    model = tmp_path / ("camera_front_left_" + "v" * 80 + ".pth")
+    shutil.copyfile(tiny_checkpoint, model)
+    out = tmp_path / ("segmentation_" + "w" * 80 + ".onnx")
+    r = runner.invoke(app, ["export-onnx", "--model", str(model), "-o", str(out), "--no-verify"])
+    assert r.exit_code == 0, r.output
+    assert f"export-onnx {model.name} " in r.output, r.output  # the progress heading, in the log
+    assert any(line.startswith("│ file") and f" {out} │" in line for line in r.output.splitlines()), r.output
+    assert "…" not in r.output

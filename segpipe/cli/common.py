@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -54,11 +54,31 @@ def _unsurrogate(text: str) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+#: The width a console writes at to a pipe, a file or a CI log (rich would take 80 columns there and
+#: cut table cells and progress lines, a model's file name with them): tables and bars take their
+#: natural width up to this, plain lines are never wrapped (``soft_wrap``).
+LOG_WIDTH = 1000
+
+
 class SafeConsole(Console):
     """A rich Console that never writes a control character coming from text it was given: ESC
     sequences (window titles, screen clears), CR overwrites and bidi overrides are shown escaped.
     Strings are escaped before they are measured (tables stay aligned); every rendered segment is
-    checked again (rich's own styling is added later, as control codes of its own)."""
+    checked again (rich's own styling is added later, as control codes of its own).
+
+    Not writing to a terminal (its stream is resolved at write time), it is :data:`LOG_WIDTH` wide,
+    unless a width was given or ``COLUMNS`` is set."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is None and "COLUMNS" not in self._environ and not self.is_terminal:
+            return ConsoleDimensions(LOG_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
     def render_str(self, text: str, **kwargs: Any) -> Any:
         return super().render_str(_unsurrogate(printable(text, keep_newlines=True)), **kwargs)
