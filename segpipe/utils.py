@@ -303,6 +303,22 @@ def resolve_device(spec: str = "auto"):
     raise ConfigError(f"--device {spec!r} is not one of auto, cpu, cuda, cuda:N")
 
 
+def under_elastic() -> bool:
+    """Started by torchrun or segpipe's launcher (torch elastic): the variables it sets. The one
+    rule, for the training processes (:mod:`segpipe.training.distributed`) and the CLI's error
+    handler (without importing torch)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or ("WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ)
+
+
+def process_rank() -> int:
+    """This process's rank in a run torch elastic started (:func:`under_elastic`), else 0 (also for
+    a ``RANK`` that is not a number: a message must still be printed)."""
+    try:
+        return int(os.environ.get("RANK", 0)) if under_elastic() else 0
+    except ValueError:
+        return 0
+
+
 def check_divisible(width: int, height: int, stride: int, what: str = "--size") -> None:
     """Raise a one-line error when W or H is not a multiple of ``stride``, naming valid sizes."""
     bad = [(name, v) for name, v in (("width", width), ("height", height)) if v <= 0 or v % stride]

@@ -81,3 +81,25 @@ def test_long_file_names_whole_in_a_log(tiny_checkpoint: Path, tmp_path: Path, m
     assert f"export-onnx {model.name} " in r.output, r.output  # the progress heading, in the log
     assert any(line.startswith("│ file") and f" {out} │" in line for line in r.output.splitlines()), r.output
     assert "…" not in r.output
+
+
+@pytest.mark.parametrize(
+    ("env", "rank"),
+    [
+        ({}, 0),
+        ({"RANK": "3"}, 0),  # RANK alone is not torch elastic
+        ({"WORLD_SIZE": "4", "LOCAL_RANK": "1", "RANK": "3"}, 3),
+        ({"TORCHELASTIC_RUN_ID": "x", "RANK": "2"}, 2),
+        ({"TORCHELASTIC_RUN_ID": "x", "RANK": "two"}, 0),  # the error line still gets printed
+    ],
+)
+def test_the_error_handler_and_training_read_one_elastic_rule(monkeypatch, env, rank) -> None:
+    from segpipe.cli import common
+    from segpipe.utils import under_elastic
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert common.process_rank() == rank
+    assert under_elastic() == ("TORCHELASTIC_RUN_ID" in env or "LOCAL_RANK" in env)

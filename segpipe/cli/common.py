@@ -34,6 +34,7 @@ from rich.text import Text
 from segpipe.errors import SegpipeError, one_line
 from segpipe.progress import Reporter, Task
 from segpipe.schema import has_controls, printable
+from segpipe.utils import process_rank
 
 # Consoles resolve sys.stdout / sys.stderr at write time, so typer's CliRunner captures them.
 # Paths, class names and error texts come from users and files: nothing printed is read as rich
@@ -116,18 +117,6 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {escape(printable(message))}", markup=True)
-
-
-def process_rank() -> int:
-    """This process's rank in a distributed run started by torch elastic (torchrun or segpipe's
-    launcher), else 0 (the environment rule of :func:`segpipe.training.distributed.under_elastic`)."""
-    elastic = "TORCHELASTIC_RUN_ID" in os.environ or (
-        "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ
-    )
-    try:
-        return int(os.environ.get("RANK", 0)) if elastic else 0
-    except ValueError:
-        return 0
 
 
 @contextlib.contextmanager

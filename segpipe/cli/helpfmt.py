@@ -6,9 +6,9 @@ and it joins every spelling of an option in the name column (``--opt-level,--bui
 which at 80 columns cuts them. :func:`tidy_help` fixes all of that in one place for every command
 (and the root group), once, when the command is built:
 
-- flags show no value; other options show their ``metavar`` (``FILE``, ``DIR``, ``W H``, ``N``,
-  ``NAME``, ``LIST``: declared with each flag, :mod:`segpipe.options.flags`), else one derived
-  from the type (``N`` for integers, ``NUM`` for decimals, ``PATH``, ``TEXT``);
+- flags show no value; other options show their ``metavar``: declared with the flag (``DIR``,
+  ``W H``), else derived from its type by the binder, :func:`segpipe.options.declare.type_metavar`
+  (``N``, ``NUM``, ``FILE``, ``NAME``), which also serves an option typer adds itself;
 - arguments read ``MODEL`` / ``FILE...`` in the usage line and the panel;
 - the name column shows the option's first long name and its short flag only; the other spellings
   (the original tool's ``--data_root``, trtexec's ``--saveEngine``) still parse and are named once
@@ -24,32 +24,12 @@ from typing import Any
 
 from typer.core import TyperArgument, TyperOption
 
+from segpipe.options.declare import type_metavar
+
 #: Spellings accepted for old command lines but not advertised (each has a clearer one in --help);
 #: a declared flag names its own (``Flag.hidden``), which the binder hands over as ``HIDDEN_ATTR``.
 HIDDEN_SPELLINGS = frozenset({"--model_in", "--model-in"})
 HIDDEN_ATTR = "segpipe_hidden"
-
-
-def _type_metavar(annotation: Any) -> str:
-    """A metavar for a bare type: ``N`` (int), ``X`` (float), ``PATH``, ``TEXT``."""
-    import pathlib
-    import typing
-
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin is tuple and tuple(args) == (int, int):
-        return "W H"  # every two-integer option is a size, width first (segpipe.cli.sizes)
-    if origin in (list, tuple) and args:
-        return " ".join(_type_metavar(a) for a in args) if origin is tuple else _type_metavar(args[0])
-    if args:  # X | None
-        return _type_metavar(args[0])
-    if annotation is int:
-        return "N"
-    if annotation is float:
-        return "NUM"
-    if isinstance(annotation, type) and issubclass(annotation, pathlib.PurePath):
-        return "PATH"
-    return "TEXT"
 
 
 class _Option(TyperOption):
@@ -105,7 +85,7 @@ def tidy_help(params: Iterable[Any]) -> None:
         if isinstance(param, TyperOption) and type(param) is TyperOption:
             param.__class__ = _Option  # same object and state; only how help draws it changes
             if param.metavar is None and not param.is_flag:
-                param.metavar = _type_metavar(param.type_descriptor.annotation)
+                param.metavar = type_metavar(param.type_descriptor.annotation) or "VALUE"
             if param.is_flag and param.secondary_opts:
                 # "--channels-last/--no-channels-last": the negative spelling in the text, not in a
                 # column of its own that 80 columns cut ("--no-persistent-wor…")
@@ -117,10 +97,8 @@ def tidy_help(params: Iterable[Any]) -> None:
                 param.help = f"{param.help} (also {', '.join(others)})"
         elif isinstance(param, TyperArgument) and type(param) is TyperArgument:
             param.__class__ = _Argument
-            if param.metavar is None:
-                param.metavar = _type_metavar(param.type_descriptor.annotation)
-                if param.metavar in ("PATH", "TEXT"):
-                    param.metavar = param.name.upper()
+            if param.metavar is None:  # the binder names its arguments (MODEL); others: their name
+                param.metavar = param.name.upper()
 
 
 @contextlib.contextmanager

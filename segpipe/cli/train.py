@@ -87,7 +87,8 @@ def _train(opts: TrainOptions) -> Any:
     (every other failure is a SegpipeError the command line's one handler reports)."""
     from segpipe.cli.common import RichReporter
     from segpipe.training import train
-    from segpipe.training.distributed import is_comm_error, under_elastic
+    from segpipe.training.distributed import is_comm_error
+    from segpipe.utils import under_elastic
 
     try:
         return train(opts, RichReporter())

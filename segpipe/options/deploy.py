@@ -28,7 +28,7 @@ MAX_BATCH = F.MAX_BATCH.but(
     "model gets 0, no batching).",
 )
 #: ``--name``: the model's name where clients ask for it.
-NAME = Flag(("--name",), default=None, metavar="NAME")
+NAME = Flag(("--name",), default=None)
 
 # one declaration a line or two (segpipe.options.declare), kept so by the formatter:
 # fmt: off
@@ -42,7 +42,7 @@ class TritonOptions:
     repo: Path = OUTPUT_DIR(default=Path("model_repository"),
         help="Model repository folder (created if missing).")
     name: str | None = NAME(help="Model name in the repository (default: the model file's stem).")
-    version: int = flag("--version", 1, "Model version folder.", metavar="N")
+    version: int = flag("--version", 1, "Model version folder.")
     max_batch_size: int = MAX_BATCH()
     queue_delay_us: int = flag("--queue-delay-us", 100,
         "How long the dynamic batcher waits to fill a batch, in microseconds.", metavar="US")
@@ -59,7 +59,7 @@ class DeepstreamOptions:
         help="Folder for the config, labels, model and pipeline.")
     batch_size: int | None = F.BATCH(default=None, panel=None,
         help="nvinfer batch-size (default: the model's fixed batch, else 1).")
-    gpu_id: int = flag("--gpu-id", 0, "GPU nvinfer runs on.", metavar="N")
+    gpu_id: int = flag("--gpu-id", 0, "GPU nvinfer runs on.")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class ServeOptions:
     max_delay_ms: float = flag("--max-delay-ms", 5.0,
         "How long a request waits for others to batch with, in ms.", metavar="MS")
     server: str = flag("--server", "auto", "builtin (segpipe's own KServe v2 server), pytriton (NVIDIA "
-        "Triton through nvidia-pytriton) or auto (pytriton when installed).", metavar="NAME")
+        "Triton through nvidia-pytriton) or auto (pytriton when installed).")
     device: str = F.DEVICE()
     #: For a model without segpipe metadata (as visualize).
     mean: tuple[float, float, float] | None = F.MEAN()

@@ -163,11 +163,6 @@ def world_from_env() -> tuple[int, int, int]:
     )
 
 
-def under_elastic() -> bool:
-    """Started by torchrun or segpipe's launcher (torch elastic)."""
-    return "TORCHELASTIC_RUN_ID" in os.environ or ("WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ)
-
-
 def restart_count() -> int:
     """How often torch elastic restarted this job's processes (``--max-restarts``); 0 otherwise."""
     try:

@@ -22,8 +22,7 @@ from types import FrameType
 from typing import Any
 
 from segpipe.errors import SegpipeError
-from segpipe.training.distributed import under_elastic
-from segpipe.utils import die_cleanly
+from segpipe.utils import die_cleanly, under_elastic
 
 #: The stop signals: Ctrl-C, ``kill``/``timeout``/Slurm's ``scancel``, and a closing terminal.
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -37,7 +37,7 @@ from segpipe.training.metrics import SegMetrics
 from segpipe.training.runlog import write_options_yaml
 from segpipe.training.setup import auto_resume_path, resolve_run_dir, resumable
 from segpipe.training.state import RunResult
-from segpipe.utils import resolve_device
+from segpipe.utils import resolve_device, under_elastic
 
 #: Set in the launched processes: they leave the closing summary to the launcher.
 LAUNCHED_ENV = "SEGPIPE_LAUNCHED"
@@ -198,7 +198,7 @@ def train(opts: TrainOptions, reporter: Reporter | None = None) -> RunResult:
     writes files). With ``opts.devices > 1`` outside torchrun, it launches that many processes
     through torch's elastic launcher and waits for them (:func:`launch`).
     """
-    if opts.devices > 1 and not distributed.under_elastic():
+    if opts.devices > 1 and not under_elastic():
         return launch(opts, reporter)
     env = distributed.setup(opts.device)
     if not env.is_main:
