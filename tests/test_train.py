@@ -290,3 +290,43 @@ def test_curves_mark_the_best_epoch_and_survive_runs_without_validation(tmp_path
     assert matplotlib.image.imread(plot_curves(rows, tmp_path / "c.png")).shape[2] in (3, 4)
     no_val = [{"epoch": e, "train_loss": 1 / e, "miou": math.nan} for e in (1, 2)]
     assert plot_curves(no_val, tmp_path / "n.png").stat().st_size > 0
+
+
+#: (field, flag, a value refused, why, the value at the edge that is accepted): the declared ranges
+#: of TrainOptions (options/train_checks.py), hand-written checks before.
+RANGES = [
+    ("epochs", "--epochs", "0", "must be at least 1", 1),
+    ("batch_size", "--batch", "0", "must be at least 1", 1),
+    ("lr", "--lr", "0", "must be above 0", 1e-9),
+    ("weight_decay", "--weight-decay", "-0.5", "must be at least 0", 0.0),
+    ("val_fraction", "--val-fraction", "1", "must be in [0, 1)", 0.0),
+    ("workers", "--workers", "-1", "must be at least 0", 0),
+    ("mixup_alpha", "--mixup-alpha", "0", "must be above 0", 1e-6),
+    ("patience", "--patience", "-1", "must be at least 0", 0),
+    ("devices", "--devices", "0", "must be at least 1", 1),
+    ("max_restarts", "--max-restarts", "-1", "must be at least 0", 0),
+    ("log_every", "--log-every", "-1", "must be at least 0", 0),
+    ("class_weight_cap", "--class-weight-cap", "0.5", "must be at least 1", 1.0),
+    ("ema_decay", "--ema-decay", "1", "must be in (0, 1)", 0.999999),
+    ("ema_decay", "--ema-decay", "0", "must be in (0, 1)", 1e-6),
+    ("warmup_epochs", "--warmup-epochs", "-1", "must be at least 0", 0.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "flag", "bad", "why", "edge"), RANGES, ids=[f"{r[0]}={r[2]}" for r in RANGES]
+)
+def test_a_value_out_of_its_declared_range(
+    index_dataset: Path, tmp_path: Path, field, flag, bad, why, edge
+) -> None:
+    """Typed: one line naming the flag and the value. From --config: one line naming the file, the
+    line, the key and the value as written there (``--batch`` from a file named neither before)."""
+    r = run_cli("train", "--data-root", index_dataset, *FAST, flag, bad)  # the last one typed counts
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: {flag} {bad}") and lines[0].endswith(why), lines
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"seed: 3\n{field}: {bad}\n")
+    r = run_cli("train", "--data-root", index_dataset, "--config", cfg)
+    assert r.exit_code == 1 and r.output.strip() == f"error: {cfg} line 2: {field}: {bad}: {why}", r.output
+    assert getattr(tiny_train_options(index_dataset, tmp_path, **{field: edge}), field) == edge

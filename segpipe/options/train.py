@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from segpipe.options import flags as F
-from segpipe.options.base import ClassCount, IgnoreIndex, Seed, Size, to_plain
+from segpipe.options.base import ClassCount, Count, Count0, IgnoreIndex, Seed, Size, to_plain
 from segpipe.options.declare import UNSET, Panel
 from segpipe.options.train_checks import (
     AMP_DTYPES,
@@ -19,6 +19,11 @@ from segpipe.options.train_checks import (
     MAX_CLASS_WEIGHT,
     OPTIMIZERS,
     SCHEDULERS,
+    Decay,
+    Fraction,
+    NonNegative,
+    Positive,
+    WeightCap,
     check_train,
     default_workers,
     parse_class_weights,
@@ -69,21 +74,21 @@ class TrainOptions:
     #: ``imagenet``, ``none`` or a path to an encoder weights file.
     encoder_weights: str = MODEL.flag("--encoder-weights", "imagenet", "imagenet, none, or a weights file.",
         metavar="WEIGHTS")
-    epochs: int = OPTIM.flag("--epochs", 50, "Training epochs.")
+    epochs: Count = OPTIM.flag("--epochs", 50, "Training epochs.")
     #: Images per step and process.
-    batch_size: int = F.BATCH(default=8, help="Images per step (per process).", panel=OPTIM)
-    lr: float = OPTIM.flag("--lr", 1e-3, "Learning rate.")
-    weight_decay: float = OPTIM.flag("--weight-decay", 1e-4, "Weight decay.")
+    batch_size: Count = F.BATCH(default=8, help="Images per step (per process).", panel=OPTIM)
+    lr: Positive = OPTIM.flag("--lr", 1e-3, "Learning rate.")
+    weight_decay: NonNegative = OPTIM.flag("--weight-decay", 1e-4, "Weight decay.")
     optimizer: str = OPTIM.flag("--optimizer", "adamw", "adamw, adam or sgd.")
     scheduler: str = OPTIM.flag("--scheduler", "cosine", "cosine, poly or constant (per epoch).")
     size: Size = F.SIZE(default=(512, 512), help="WIDTH HEIGHT, multiples of the output stride. Default: 512 512.",
         panel=DATA, show_default=False)
     #: Fraction of the data held out for validation when ``val_root`` is not given (0: none).
-    val_fraction: float = DATA.flag("--val-fraction", 0.2, "Share of the data held out for validation.")
+    val_fraction: Fraction = DATA.flag("--val-fraction", 0.2, "Share of the data held out for validation.")
     val_root: Path | None = DATA.flag("--val-root", None, "A separate validation folder (same layout).",
         metavar="DIR")
     #: Data loader processes; default min(4, cores).
-    workers: int = F.WORKERS(default=UNSET, default_factory=default_workers,
+    workers: Count0 = F.WORKERS(default=UNSET, default_factory=default_workers,
         help="Data loader processes. Default: min(4, cores).", panel=RUN, show_default=False)
     device: str = F.DEVICE(panel=RUN)
     #: Mixed precision (CUDA only; ignored with a warning on CPU).
@@ -103,9 +108,9 @@ class TrainOptions:
         metavar="PRESET")
     use_mixup: bool = AUG.flag("--use-mixup", "--use_mixup", False,
         "Mix-up of two samples, loss mixed by the same weight.")
-    mixup_alpha: float = AUG.flag("--mixup-alpha", 0.4, "Beta(alpha, alpha) of the mix-up weight.")
+    mixup_alpha: Positive = AUG.flag("--mixup-alpha", 0.4, "Beta(alpha, alpha) of the mix-up weight.")
     #: Stop after this many epochs without a better validation mIoU (0: never).
-    patience: int = OPTIM.flag("--patience", 0, "Early stopping after N epochs without a better mIoU (0: off).")
+    patience: Count0 = OPTIM.flag("--patience", 0, "Early stopping after N epochs without a better mIoU (0: off).")
     images_dir: str = F.IMAGES_DIR()
     masks_dir: str = F.MASKS_DIR()
     mask_suffix: str = F.MASK_SUFFIX()
@@ -131,11 +136,11 @@ class TrainOptions:
     #: through torch.distributed's elastic launcher. Under ``torchrun`` the world size comes from
     #: torchrun and this is ignored. ``batch_size`` is per process: the effective batch is
     #: ``batch_size * processes``; ``lr`` is used as given (not scaled).
-    devices: int = SCALE.flag("--devices", 1, "Processes on this machine (one per GPU; with --device cpu, CPU "
+    devices: Count = SCALE.flag("--devices", 1, "Processes on this machine (one per GPU; with --device cpu, CPU "
         "processes), launched by torch's elastic launcher. Under torchrun: ignored.")
     #: Elastic restarts of all processes after a failure when launched with ``devices > 1``
     #: (torchrun: its own ``--max-restarts``); a restart resumes from the run's ``last.pth``.
-    max_restarts: int = SCALE.flag("--max-restarts", 0,
+    max_restarts: Count0 = SCALE.flag("--max-restarts", 0,
         "With --devices: restart all processes this often after a failure, resuming from last.pth.")
     #: If the run folder already holds ``last.pth``, resume from it (else start as usual): makes a
     #: re-queued job pick up where it stopped. Needs ``output_dir`` or the default folder name.
@@ -162,7 +167,7 @@ class TrainOptions:
         "Deterministic CUDA kernels, no cudnn.benchmark (exact resume on GPU; slower).")
     #: Steps between progress-bar updates, each a host synchronisation; 0: every step on CPU, every
     #: 10 on CUDA. A stop signal or a non-finite loss is acted on at the next update.
-    log_every: int = LOGGING.flag("--log-every", 0, "Steps between progress updates (host syncs); 0: 1 on CPU, "
+    log_every: Count0 = LOGGING.flag("--log-every", 0, "Steps between progress updates (host syncs); 0: 1 on CPU, "
         "10 on CUDA.")
     #: Skip batches whose loss is not finite (NaN/inf) instead of stopping the run (costs one host
     #: synchronisation per step).
@@ -181,16 +186,16 @@ class TrainOptions:
         "class, or 0.5,1,4.", cli_type=str, metavar="WEIGHTS")
     #: With ``inverse``/``sqrt-inverse``: no class weighs more than this many times the most
     #: frequent one.
-    class_weight_cap: float = RECIPE.flag("--class-weight-cap", 10.0,
+    class_weight_cap: WeightCap = RECIPE.flag("--class-weight-cap", 10.0,
         "inverse/sqrt-inverse: no class weighs more than this times the most frequent.")
     #: Exponential moving average of the weights (timm ModelEmaV3, decay warmed up):
     #: validation and best.pth use the averaged weights.
     ema: bool = RECIPE.flag("--ema", False, "EMA of the weights: validation and best.pth use it.")
     #: The EMA decay the warm-up ``1 - (1 + step) ** -0.75`` rises to.
-    ema_decay: float = RECIPE.flag("--ema-decay", 0.9999, "The EMA decay its warm-up rises to.")
+    ema_decay: Decay = RECIPE.flag("--ema-decay", 0.9999, "The EMA decay its warm-up rises to.")
     #: Linear learning-rate warm-up over this many epochs (per step; fractions allowed), before
     #: the scheduler takes over.
-    warmup_epochs: float = RECIPE.flag("--warmup-epochs", 0.0,
+    warmup_epochs: NonNegative = RECIPE.flag("--warmup-epochs", 0.0,
         "Linear learning-rate warm-up over N epochs (per step) before the scheduler.")
     #: ``auto``, ``tensorboard``, ``mlflow`` or ``none``; both log into the run folder, no network.
     logger: str = LOGGING.flag("--logger", "auto",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from segpipe.errors import ConfigError
 from segpipe.modelinfo import MODES
 from segpipe.options.base import check_choice, check_fields, check_ignore_index
 from segpipe.options.flags import check_data_flags
-from segpipe.schema import has_controls, printable, shown
+from segpipe.schema import Range, has_controls, printable, shown
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -19,6 +19,14 @@ SCHEDULERS = ("cosine", "poly", "constant")
 AMP_DTYPES = ("fp16", "bf16")
 CLASS_WEIGHTS = ("none", "inverse", "sqrt-inverse")
 LOGGERS = ("auto", "tensorboard", "mlflow", "none")
+#: Declared ranges of TrainOptions fields (checked by ``check_fields``, and where a ``--config``
+#: file gives the value, with its file and line): a rate or a weight above 0, one at least 0 (whole
+#: numbers: ``Count``/``Count0``), shares in [0, 1) and (0, 1), a class-weight cap at least 1.
+Positive = Annotated[float, Range(0, above=True)]
+NonNegative = Annotated[float, Range(0)]
+Fraction = Annotated[float, Range(0, 1, below=True, why="must be in [0, 1)")]
+Decay = Annotated[float, Range(0, 1, above=True, below=True, why="must be in (0, 1)")]
+WeightCap = Annotated[float, Range(1)]
 #: Largest per-class loss weight: beyond it a weighted loss overflows to infinity in FP16/FP32 sums.
 MAX_CLASS_WEIGHT = 1e6
 
@@ -67,8 +75,8 @@ def default_workers() -> int:
 
 
 def check_train(opts: Any) -> None:
-    """Every field of a :class:`TrainOptions` in range and consistent (one line naming the flag);
-    fills ``ignore_index`` and parses ``class_weights``."""
+    """Every field of a :class:`TrainOptions` in range (its declared type) and consistent (one line
+    naming the flag); fills ``ignore_index`` and parses ``class_weights``."""
     check_fields(opts)
 
     def bad(flag: str, value: Any, why: str) -> ConfigError:
@@ -82,8 +90,6 @@ def check_train(opts: Any) -> None:
             "a run name, not a path (no / or \\); the run folder is runs/<model-name>, "
             "--output-dir puts it elsewhere",
         )
-    if opts.weight_decay < 0:
-        raise bad("weight-decay", opts.weight_decay, "must be >= 0")
     classes = (
         opts.num_classes
         if opts.num_classes is not None
@@ -100,19 +106,6 @@ def check_train(opts: Any) -> None:
         )
     if opts.mode == "binary" and opts.num_classes not in (None, 2):
         raise bad("num-classes", opts.num_classes, "binary mode has exactly 2 classes (0 and 1)")
-    for name, flag_name in (("epochs", "epochs"), ("batch_size", "batch")):
-        if getattr(opts, name) < 1:
-            raise bad(flag_name, getattr(opts, name), "must be at least 1")
-    if opts.lr <= 0:
-        raise bad("lr", opts.lr, "must be positive")
-    if not 0.0 <= opts.val_fraction < 1.0:
-        raise bad("val-fraction", opts.val_fraction, "must be in [0, 1)")
-    if opts.workers < 0:
-        raise bad("workers", opts.workers, "must be >= 0")
-    if opts.mixup_alpha <= 0:
-        raise bad("mixup-alpha", opts.mixup_alpha, "must be positive")
-    if opts.patience < 0:
-        raise bad("patience", opts.patience, "must be >= 0")
     check_choice("--optimizer", opts.optimizer, OPTIMIZERS)
     check_choice("--scheduler", opts.scheduler, SCHEDULERS)
     check_data_flags(opts)
@@ -133,9 +126,6 @@ def check_train(opts: Any) -> None:
         )
     if opts.dataset is not None and ":" not in opts.dataset:
         raise bad("dataset", opts.dataset, "use package.module:ClassName")
-    for name, low in (("devices", 1), ("max_restarts", 0), ("log_every", 0)):
-        if getattr(opts, name) < low:
-            raise bad(name.replace("_", "-"), getattr(opts, name), f"must be at least {low}")
     check_choice("--amp-dtype", opts.amp_dtype, AMP_DTYPES)
     weights = parse_class_weights(opts.class_weights)
     object.__setattr__(opts, "class_weights", weights)
@@ -151,10 +141,4 @@ def check_train(opts: Any) -> None:
             ",".join(f"{w:g}" for w in weights),
             f"gives {len(weights)} weights for {opts.num_classes} classes",
         )
-    if not opts.class_weight_cap >= 1.0:
-        raise bad("class-weight-cap", opts.class_weight_cap, "must be at least 1")
-    if not 0.0 < opts.ema_decay < 1.0:
-        raise bad("ema-decay", opts.ema_decay, "must be in (0, 1)")
-    if not 0.0 <= opts.warmup_epochs < float("inf"):
-        raise bad("warmup-epochs", opts.warmup_epochs, "must be >= 0")
     check_choice("--logger", opts.logger, LOGGERS)

@@ -79,7 +79,8 @@ def shown(value: Any, limit: int = 40) -> str:
 class Range:
     """A declared bound on a number option or field: ``Annotated[int, Range(0, 2**32 - 1)]``.
 
-    ``low``/``high`` are inclusive (``None``: unbounded); ``above``: strictly greater than ``low``.
+    ``low``/``high`` are inclusive (``None``: unbounded); ``above``: strictly greater than ``low``,
+    ``below``: strictly less than ``high`` (give ``why``: ``must be in [0, 1)``).
     The options checks (:mod:`segpipe.schema.options`) and the config reader enforce it with one
     line, ``must be within 0..4294967295`` / ``must be at least 1`` / ``must be above 0``.
     """
@@ -87,6 +88,7 @@ class Range:
     low: float | None = None
     high: float | None = None
     above: bool = False
+    below: bool = False
     #: The message when out of range, instead of ``must be within LOW..HIGH``.
     why: str | None = None
 
@@ -98,7 +100,7 @@ class Range:
                 continue
             if self.low is not None and (v <= self.low if self.above else v < self.low):
                 return self.describe()
-            if self.high is not None and v > self.high:
+            if self.high is not None and (v >= self.high if self.below else v > self.high):
                 return self.describe()
         return None
 
