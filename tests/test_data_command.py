@@ -157,3 +157,16 @@ def test_the_format_line_says_what_and_why_without_brackets_in_brackets(
         assert r.exit_code == 0, r.output
         said = " ".join(r.output.split())  # a long temporary path may wrap
         assert f": {says} " in said and "((" not in said and "))" not in said
+
+
+def test_colors_give_the_colours_as_in_training(voc_root: Path, tmp_path: Path) -> None:
+    """``--colors`` was read by no reader but the seed layout's, so ``segpipe data`` showed and
+    exported VOC's own colours; the table and colors.csv now take the file's, as ``train`` does
+    (the names stay the data's)."""
+    colors = tmp_path / "colors.csv"
+    colors.write_text("id,name,r,g,b\n" + "".join(f"{i},n{i},{i},{200 - i},7\n" for i in range(21)))
+    r = cli("data", voc_root, "--colors", colors, "--export-masks", tmp_path / "seed")
+    assert r.exit_code == 0, r.output
+    assert "(0, 200, 7)" in r.output and "(15, 185, 7)" in r.output and "(128, 0, 0)" not in r.output
+    written = (tmp_path / "seed" / "colors.csv").read_text().splitlines()
+    assert "0,background,0,200,7" in written and "15,person,15,185,7" in written

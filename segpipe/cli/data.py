@@ -53,9 +53,8 @@ def data_command(flags: Flags) -> None:
     reporter = RichReporter()
     reader = open_reader(opts, opts.data_root, reporter=reporter)  # the root given: says nothing
     console.print(format_line(opts.data_root, reader))
-    report = scan_data(
-        reader, opts.class_names or None, opts.num_classes, reporter, opts.ignore_index is not None
-    )
+    given = opts.ignore_index is not None
+    report = scan_data(reader, opts.class_names or None, opts.num_classes, reporter, given, opts.colors)
     console.print("samples: " + ", ".join(f"{n} {split}" for split, n in report.splits.items()))
     table, unlisted = _classes_table(report)
     console.print(table)
@@ -66,7 +65,8 @@ def data_command(flags: Flags) -> None:
             else "DIR/colors.csv by --export-masks DIR"
         )
         console.print(f"{unlisted:,} classes not listed; every class is written to {where}")
-    for message in [report.classes.hint, *report.notes, *report.problems[:20]]:
+    classes = report.classes
+    for message in [classes.palette_warning, classes.hint, *report.notes, *report.problems[:20]]:
         if message:
             warn(message)
     if len(report.problems) > 20:

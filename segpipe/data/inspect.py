@@ -62,11 +62,13 @@ def scan_data(
     num_classes: int | None = None,
     reporter: Reporter | None = None,
     ignore_given: bool = True,
+    colors: str | Path | None = None,
 ) -> DataReport:
     """Read every sample once: split counts, pixels per class, and the problems found (files that do
     not read, size mismatches, values beyond the classes), each one line naming the file.
     ``ignore_given`` False (``segpipe data`` without ``--ignore-index``): above 255 classes the
-    reader's ignore value becomes 65535, as training's default does."""
+    reader's ignore value becomes 65535, as training's default does. ``colors``: the ``--colors``
+    palette, whose colours win as in training (:func:`segpipe.data.classes.resolve_classes`)."""
     reporter = reporter or Reporter()
     if num_classes is not None and not 2 <= num_classes <= MAX_CLASSES:  # 0 read as "not given"
         raise ConfigError(f"--num-classes {num_classes}: use 2..{MAX_CLASSES} (binary: 2)")
@@ -115,7 +117,7 @@ def scan_data(
             f"mask values {beyond[:5]} are beyond the {num} classes ({int(counts[beyond].sum())} pixels) in "
             f"{len(files)} file(s): {some(files)}; give --num-classes, --class-names or map them with --class-map"
         )
-    classes = resolve_classes(num, info, reader.root, class_names)
+    classes = resolve_classes(num, info, reader.root, class_names, colors)
     splits: dict[str, int] = {}
     for s in samples:
         splits[s.split or "all"] = splits.get(s.split or "all", 0) + 1
