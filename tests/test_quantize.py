@@ -190,7 +190,7 @@ def test_gate_emulates_qdq_independent_of_cpu_kernels(
     from segpipe.info import describe_model
 
     shown = describe_model(res.path).details["int8 gate"]
-    assert shown.endswith("(TensorRT INT8 emulated)") and "on 10 verify-images images" in shown, shown
+    assert shown.endswith("(TensorRT INT8 emulated)") and "on 10 images of --verify-images" in shown, shown
     # what the gate runs: no fused integer kernel; ORT's default optimizations would fuse some
     # (the QDQ fusions exist for x86-64 and ARM64), so the check can tell the two apart
     assert integer_ops(res.path) == [] and integer_ops(fp32_onnx) == []

@@ -73,8 +73,14 @@ class RecordedGate(NamedTuple):
     argmax_agreement: float
 
     def text(self) -> str:
-        """``99.88% on 3 held-out images`` (the gate's digits: two)."""
-        return f"{_pct(self.argmax_agreement)} on {self.images} {self.source} image{'s' * (self.images != 1)}"
+        """``99.88% on 3 held-out images``, ``99.5% on 10 images of --verify-images`` (two digits)."""
+        n, s = self.images, "s" * (self.images != 1)
+        where = (
+            f"{n} image{s} of --verify-images"
+            if self.source == "verify-images"
+            else f"{n} {self.source} image{s}"
+        )
+        return f"{_pct(self.argmax_agreement)} on {where}"
 
 
 def recorded_gate(calibration: dict[str, Any] | None) -> list[RecordedGate]:
