@@ -55,7 +55,7 @@ def close_matches(value: str, choices: Iterable[str], n: int = 5) -> str:
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
     matches = difflib.get_close_matches(value.lower(), list(lowered), n=n, cutoff=0.5)
-    if not matches:
+    if not matches and value.strip():  # an empty value is in every name: no match at all
         matches = [c for c in lowered if value.lower() in c][:n]
     if not matches:
         return ""

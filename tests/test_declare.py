@@ -176,3 +176,12 @@ def test_format_names_are_the_readers() -> None:
     assert check_format("VOC") == "voc" and check_format("auto") == "auto"
     with pytest.raises(ConfigError, match="--format vocc: use auto or one of seed, voc"):
         check_format("vocc")
+
+
+def test_an_empty_choice_lists_the_choices_once() -> None:
+    """``--runtime ''`` is in every choice's name: the choices, without all of them again as "close"."""
+    r = CliRunner().invoke(app, ["evaluate", "--model", "m.onnx", "--data-root", ".", "--runtime", ""])
+    assert r.exit_code == 1, r.output
+    assert r.output.strip() == "error: --runtime : use one of auto, pytorch, onnxruntime, openvino, tensorrt"
+    r = CliRunner().invoke(app, ["evaluate", "--model", "m.onnx", "--data-root", ".", "--runtime", "onnx"])
+    assert "close matches: onnxruntime" in r.output  # a part of a name still finds it
