@@ -42,21 +42,10 @@ def _from_config(error: Exception, config: Path | None, from_file: set[str]) -> 
 
     text = str(error)
     head = text.split(" ", 1)[0]
-    name = _field_of(head) if head.startswith("--") else ""
+    name = head[2:].replace("-", "_") if head.startswith("--") else ""
     if config is None or name not in from_file:
         return error
     return ConfigError(f"{config_where(config, name)} {text.split(' ', 1)[1]}")
-
-
-def _field_of(flag: str) -> str:
-    """The TrainOptions field a message's leading flag names, by its declared spellings
-    (``--batch`` and ``--batch_size`` -> ``batch_size``), else the flag's own words."""
-    from segpipe.options.declare import declared
-
-    for name, spec in declared(TrainOptions).items():
-        if flag in {s for n in (*spec.names, *spec.hidden) for s in n.split("/")}:
-            return name
-    return flag[2:].replace("-", "_")
 
 
 def _command_line_only(
