@@ -211,6 +211,15 @@ def test_cli_bad_shapes_is_one_red_line(tmp_path, monkeypatch):
     ]
 
 
+@pytest.mark.parametrize("value", ["0", "1.5", "-1"])
+def test_cli_min_agreement_out_of_range_is_one_line_with_an_example(tmp_path, monkeypatch, value):
+    """build-trt's refusal keeps its example value (the declared range replaced a hand check)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli_app(), ["build-trt", "--model", "m.onnx", "--min-agreement", value])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: --min-agreement {float(value)}: must be in (0, 1], e.g. 0.999"
+
+
 def test_registered_in_segpipe_app():
     try:
         from segpipe.cli.app import COMMANDS, app

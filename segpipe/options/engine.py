@@ -12,7 +12,7 @@ from typing import Annotated
 
 from segpipe.errors import ConfigError
 from segpipe.options import flags as F
-from segpipe.options.base import Agreement, check_fields
+from segpipe.options.base import check_fields
 from segpipe.options.declare import Panel, flag
 from segpipe.options.shapes import ShapesArg, normalize_shapes
 from segpipe.schema import Range
@@ -38,6 +38,8 @@ def _shapes(*names: str, help: str) -> ShapesArg:
 Images = Annotated[int, Range(1, why="must be a positive number of images")]
 MiB = Annotated[int, Range(1, why="must be a positive number of MiB")]
 OptLevel = Annotated[int, Range(0, 5, why="must be between 0 and 5")]
+#: The shared Agreement's range, with the example build-trt's message has always given.
+EngineAgreement = Annotated[float, Range(0, 1, above=True, why="must be in (0, 1], e.g. 0.999")]
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class EngineOptions:
     #: Folder of pictures for verification; default: seeded random images.
     verify_images: Path | None = F.VERIFY_IMAGES(help="Folder of pictures to verify on (default: random).")
     #: Minimum argmax agreement with ONNX Runtime, 0-1; default 0.999 (fp32) or 0.99 (fp16).
-    min_agreement: Agreement | None = F.MIN_AGREEMENT(
+    min_agreement: EngineAgreement | None = F.MIN_AGREEMENT(
         help="Minimum argmax agreement (default 0.999 fp32, 0.99 fp16, 0.98 int8).")
     # fmt: on
 
