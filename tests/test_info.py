@@ -232,3 +232,15 @@ def test_normalisation_in_the_flags_pixel_units(files: dict[str, Path]) -> None:
         data = json.loads(CliRunner().invoke(app, ["info", "--json", str(path)]).output)
         assert data["normalisation"]["mean"] == pytest.approx(expected)
         assert data["normalisation"]["std"] == pytest.approx([v * 255 for v in info.std])
+
+
+def test_model_flag_and_files_together_describe_all(files: dict[str, Path]) -> None:
+    """``info --model a.onnx b.pth``: the flag's file and the positional one are both described
+    (it was "--model [PosixPath(...)]: the models is given twice"); one file given both ways once."""
+    res = CliRunner().invoke(app, ["info", "--json", "--model", str(files["onnx"]), str(files["ckpt"])])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    described = [Path(d["path"]).name for d in (data if isinstance(data, list) else [data])]
+    assert sorted(described) == ["best.onnx", "best.pth"], described
+    res = CliRunner().invoke(app, ["info", "--json", "--model", str(files["onnx"]), str(files["onnx"])])
+    assert res.exit_code == 0 and "PosixPath" not in res.output, res.output

@@ -203,9 +203,12 @@ def _merge_arguments(values: dict[str, Any], specs: dict[str, Flag], ctx: Any) -
             positional = None
         if isinstance(option, list) and not option:
             option = None
+        if isinstance(positional, list) and isinstance(option, list):  # several: all of them
+            positional, option = [*option, *(p for p in positional if p not in option)], None
         if positional is not None and option is not None and positional != option:
             raise ConfigError(
-                f"{spec.names[0]} {option}: the {name.replace('_', ' ')} is given twice ({positional})"
+                f"{spec.names[0]} {option}: the {name.replace('_', ' ')} is given twice "
+                f"(also as the argument {positional})"
             )
         values[name] = positional if positional is not None else option
         if values[name] is None and spec.is_required:

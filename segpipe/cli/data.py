@@ -19,7 +19,7 @@ def _list_formats() -> None:
 
     from segpipe.data.formats import formats_listing, refused_layouts
 
-    console.print("Label formats (--format NAME; auto tries them in this order and says which it chose):")
+    console.print("Label formats (--format NAME; auto detects which one a folder holds and says which):")
     rows = formats_listing()
     width = max(len(name) for name, _, _ in rows)
     for name, description, layout in rows:
