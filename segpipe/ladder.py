@@ -20,14 +20,16 @@ def precision_ladder(result: Any) -> list[list[str]]:
     relative to the FP32 model of the same backend (speed-up, mIoU points).
 
     Empty unless some backend has models of two or more precisions (the ladder compares those).
-    ONNX files that ``--runtime auto`` sent to two CPU runtimes (FP32 on ONNX Runtime, INT8 on
-    OpenVINO) form one ladder: what each file gives on the runtime segpipe runs it on.
+    ONNX files that ``--runtime auto`` sent to two CPU runtimes (FP32 and FP16 on ONNX Runtime, INT8
+    on OpenVINO) form one ladder, unless a precision ran on both (``--runtime all``): what each file
+    gives on the runtime segpipe runs it on.
     """
     by_backend: dict[str, list[Any]] = {}
     for m in result.models:
         by_backend.setdefault(m.backend, []).append(m)
     onnx = [b for b in ("onnxruntime", "openvino") if b in by_backend]
-    if len(onnx) == 2 and all(len({m.precision for m in by_backend[b]}) < 2 for b in onnx):
+    kinds = [{m.precision for m in by_backend[b]} for b in onnx]
+    if len(onnx) == 2 and not kinds[0] & kinds[1]:  # each precision on one of them: one ladder
         by_backend["onnx"] = [m for m in result.models if m.backend in onnx]
         for b in onnx:
             del by_backend[b]

@@ -143,12 +143,14 @@ def test_auto_picks_openvino_on_a_vnni_cpu_and_says_so(models, monkeypatch):
     rec = RecordingReporter()
     with load_runner(models["int8"], "cpu", runtime="auto", reporter=rec) as r:
         assert r.backend == "openvino"
-    assert len(rec.infos) == 1 and rec.infos[0].startswith("runtime: openvino (INT8 Q/DQ model on the CPU")
+    assert len(rec.infos) == 1 and rec.infos[0].startswith(
+        f"runtime for {models['int8'].name}: openvino (INT8 Q/DQ model on the CPU"
+    )
     assert not rec.warnings
     # FP32: ONNX Runtime (OpenVINO measured no steady gain there), said so
     rec = RecordingReporter()
     assert runner_class(models["onnx"], "auto", "cpu", rec) is OnnxRunner
-    assert rec.infos[0].startswith("runtime: onnxruntime (not INT8")
+    assert rec.infos[0].startswith(f"runtime for {models['onnx'].name}: onnxruntime (not INT8")
     # a .pth stays with PyTorch; without openvino an ONNX model goes to ONNX Runtime, said so
     assert runner_class(models["pth"], "auto").backend == "pytorch"
     import segpipe._optional as optional

@@ -538,3 +538,30 @@ def test_info_says_what_the_int8_file_was_quantized_for(fp32_onnx: Path, tmp_pat
     said = describe_model(u8).details["quantized for"]
     assert said.startswith("ONNX Runtime on the CPU: U8S8") and "not TensorRT" in said
     assert "quantized for" not in describe_model(fp32_onnx).details
+
+
+def test_precision_ladder_joins_the_cpu_runtimes_auto_chose() -> None:
+    """The demo's three files: FP32 and FP16 on ONNX Runtime, INT8 on OpenVINO (``--runtime auto``)
+    are one ladder of three rows (the INT8 rung was dropped when FP16 was there too); with
+    ``--runtime all`` each runtime keeps its own ladder."""
+    from types import SimpleNamespace
+
+    from segpipe.ladder import precision_ladder
+
+    def model(name: str, precision: str, backend: str, ms: float) -> SimpleNamespace:
+        return SimpleNamespace(
+            model=name, precision=precision, backend=backend, size_mb=1.0, p50_ms=ms, steady=True,
+            miou=0.5, latency_text=lambda: f"{ms:.2f}", agreement_text=lambda: "99.00%",
+        )  # fmt: skip
+
+    auto = [model("m.onnx", "fp32", "onnxruntime", 20), model("m.fp16.onnx", "fp16", "onnxruntime", 30),
+            model("m.int8.onnx", "int8", "openvino", 5)]  # fmt: skip
+    rows = precision_ladder(SimpleNamespace(models=auto))
+    assert [(r[0], r[2]) for r in rows] == [("FP32", "onnxruntime"), ("FP16", "onnxruntime"), ("INT8", "openvino")]
+    assert rows[2][5] == "4.00x faster"
+    both = [model("m.onnx", "fp32", b, 20) for b in ("onnxruntime", "openvino")]
+    both += [model("m.int8.onnx", "int8", b, 10) for b in ("onnxruntime", "openvino")]
+    rows = precision_ladder(SimpleNamespace(models=both))
+    assert [(r[0], r[2]) for r in rows] == [
+        ("FP32", "onnxruntime"), ("INT8", "onnxruntime"), ("FP32", "openvino"), ("INT8", "openvino")
+    ]  # fmt: skip

@@ -298,7 +298,7 @@ def runner_class(
         name, why = auto_onnx_runtime(p, device)
         target = RUNTIMES[name][0]
         if reporter is not None:
-            reporter.info(f"runtime: {name} ({why})")
+            reporter.info(f"runtime for {p.name}: {name} ({why})")
     module_name, cls_name = target.split(":")
     return getattr(importlib.import_module(module_name), cls_name)
 
