@@ -83,6 +83,21 @@ def test_long_file_names_whole_in_a_log(tiny_checkpoint: Path, tmp_path: Path, m
     assert "…" not in r.output
 
 
+def test_a_heading_rule_in_a_log_is_a_line_not_a_page(monkeypatch, capsys) -> None:
+    """A log is LOG_WIDTH wide so names stay whole, but a rule fills the width: the demo's step
+    headings were 1,000 characters of '─' each in a CI log; at a terminal's width they still fill it."""
+    from segpipe.cli.common import LOG_RULE_WIDTH, LOG_WIDTH, SafeConsole
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    log = SafeConsole(file=sys.stdout, force_terminal=False)
+    assert log.width == LOG_WIDTH
+    log.rule("1. train")
+    assert [len(line) for line in capsys.readouterr().out.splitlines()] == [LOG_RULE_WIDTH]
+    SafeConsole(file=sys.stdout, force_terminal=False, width=60).rule("1. train")
+    line = capsys.readouterr().out.rstrip("\n")
+    assert len(line) == 60 and " 1. train " in line
+
+
 @pytest.mark.parametrize(
     ("env", "rank"),
     [

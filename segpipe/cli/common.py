@@ -59,6 +59,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 #: cut table cells and progress lines, a model's file name with them): tables and bars take their
 #: natural width up to this, plain lines are never wrapped (``soft_wrap``).
 LOG_WIDTH = 1000
+#: A heading rule's width there (it fills the line: 1000 characters of it in a log would not help).
+LOG_RULE_WIDTH = 100
 
 
 class SafeConsole(Console):
@@ -80,6 +82,15 @@ class SafeConsole(Console):
     @size.setter
     def size(self, new_size: tuple[int, int]) -> None:
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+    def rule(self, title: Any = "", **kwargs: Any) -> None:
+        """A heading rule, as wide as a terminal's line; in a log :data:`LOG_RULE_WIDTH` (a rule
+        fills the console's width)."""
+        if self.width < LOG_WIDTH:
+            return super().rule(title, **kwargs)
+        from rich.rule import Rule
+
+        self.print(Rule(title, **kwargs), width=LOG_RULE_WIDTH)
 
     def render_str(self, text: str, **kwargs: Any) -> Any:
         return super().render_str(_unsurrogate(printable(text, keep_newlines=True)), **kwargs)
