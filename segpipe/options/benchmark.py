@@ -41,7 +41,7 @@ class BenchmarkOptions:
         "available for the file on this device), names joined by commas (onnxruntime,openvino: each that reads the "
         "file) or all (every installed one that reads it).")
     #: CPU threads of PyTorch and ONNX Runtime (0: their defaults, one per core).
-    threads: Count0 = F.HARDWARE.flag("--threads", 0, "CPU threads of PyTorch and ONNX Runtime (0: one per core).")
+    threads: Count0 = F.HARDWARE_PANEL.flag("--threads", 0, "CPU threads of PyTorch and ONNX Runtime (0: one per core).")
     #: A labelled data set to compute each model's mIoU on (as ``segpipe evaluate`` does).
     data_root: Path | None = F.DATA_ROOT(default=None, help="Also compute each model's mIoU on this data set.")
     #: Write the figures as JSON here.

@@ -16,9 +16,9 @@ from segpipe.options.base import flag_error
 from segpipe.options.declare import Panel, comma_list, flag, shared
 from segpipe.options.formats import FORMATS, check_format  # noqa: F401 (F.check_format: the one check)
 
-DATA_PANEL = DATA = Panel("Data")
+DATA_PANEL = Panel("Data")
 MODEL_PANEL = Panel("Model")
-HARDWARE_PANEL = HARDWARE = Panel("Hardware")
+HARDWARE_PANEL = Panel("Hardware")
 INFERENCE_PANEL = Panel("Sliding window and TTA")
 OUTPUT_PANEL = Panel("Outputs")
 
@@ -27,7 +27,7 @@ OUTPUT_PANEL = Panel("Outputs")
 # see segpipe.options.declare.
 
 # ---- data: where a labelled data set is and how to read it --------------------------------------
-DATA_ROOT = DATA.shared("--data-root", "--data_root", help="Data set folder, any label format (see --format).",
+DATA_ROOT = DATA_PANEL.shared("--data-root", "--data_root", help="Data set folder, any label format (see --format).",
     metavar="DIR")
 # fmt: on
 #: The label formats ``--format`` names, in the order ``--help`` lists them (declared once, with
@@ -35,27 +35,27 @@ DATA_ROOT = DATA.shared("--data-root", "--data_root", help="Data set folder, any
 FORMAT_NAMES = tuple(FORMATS)
 
 # fmt: off
-FORMAT = DATA.shared("--format", "auto", f"Label format: auto (detected, and said), {', '.join(FORMAT_NAMES)} "
+FORMAT = DATA_PANEL.shared("--format", "auto", f"Label format: auto (detected, and said), {', '.join(FORMAT_NAMES)} "
     "(segpipe data --formats lists them).", metavar="FORMAT")
-IMAGES_DIR = DATA.shared("--images-dir", "images", "Seed layout: the images folder.")
-MASKS_DIR = DATA.shared("--masks-dir", "indexes", "Seed layout: the masks folder.")
-MASK_SUFFIX = DATA.shared("--mask-suffix", "_color_mask", "Seed layout: mask file = NAME + suffix + .png.",
+IMAGES_DIR = DATA_PANEL.shared("--images-dir", "images", "Seed layout: the images folder.")
+MASKS_DIR = DATA_PANEL.shared("--masks-dir", "indexes", "Seed layout: the masks folder.")
+MASK_SUFFIX = DATA_PANEL.shared("--mask-suffix", "_color_mask", "Seed layout: mask file = NAME + suffix + .png.",
     metavar="SUFFIX")
-REDUCE_ZERO_LABEL = DATA.shared("--reduce-zero-label/--no-reduce-zero-label", None,
+REDUCE_ZERO_LABEL = DATA_PANEL.shared("--reduce-zero-label/--no-reduce-zero-label", None,
     "Index masks where 0 means 'other' (ADE20K): 0 -> ignore, others minus 1. "
     "Default: the format's (on for ade20k).", show_default=False)
-CROWDS = DATA.shared("--crowds", "ignore", "COCO crowd regions (iscrowd 1): ignore (ignored where no object covers "
+CROWDS = DATA_PANEL.shared("--crowds", "ignore", "COCO crowd regions (iscrowd 1): ignore (ignored where no object covers "
     "them, as COCO and MMSegmentation do) or class (kept as their category).", metavar="MODE")
-SPLIT = DATA.shared("--split", None, "train, val, test or all (default: val when the data set ships one, else the "
+SPLIT = DATA_PANEL.shared("--split", None, "train, val, test or all (default: val when the data set ships one, else the "
     "images the model's training held out, else all).", metavar="SPLIT")
-MASK_TYPE = DATA.shared("--mask-type", "auto", "auto, index or color.", metavar="TYPE")
-CLASS_MAP = DATA.shared("--class-map", None, "File of 'raw,new' lines (new may be 'ignore').")
-CLASS_NAMES = DATA.shared("--class-names", None,
+MASK_TYPE = DATA_PANEL.shared("--mask-type", "auto", "auto, index or color.", metavar="TYPE")
+CLASS_MAP = DATA_PANEL.shared("--class-map", None, "File of 'raw,new' lines (new may be 'ignore').")
+CLASS_NAMES = DATA_PANEL.shared("--class-names", None,
     "Comma-separated class names (default: the data's, else class_0...).", metavar="LIST", parse=comma_list,
     cli_type=str)
-IGNORE_INDEX = DATA.shared("--ignore-index", None,
+IGNORE_INDEX = DATA_PANEL.shared("--ignore-index", None,
     "Mask value ignored by loss and metrics. Default: 255 (65535 above 255 classes).")
-COLORS = DATA.shared("--colors", None, "Palette CSV id,name,r,g,b (default: the data's, else segpipe's colours).")
+COLORS = DATA_PANEL.shared("--colors", None, "Palette CSV id,name,r,g,b (default: the data's, else segpipe's colours).")
 # fmt: on
 
 
@@ -101,13 +101,13 @@ SIZE = shared("--size", None, 'Network input size as WIDTH HEIGHT (width first; 
 # ---- hardware and batching ----------------------------------------------------------------------
 #: The one batch flag: images per model call (``--batch-size`` and the original ``--batch_size``
 #: are accepted everywhere, hidden).
-BATCH = HARDWARE.shared("--batch", 4, "Images per model call.", hidden=("--batch-size", "--batch_size"))
-DEVICE = HARDWARE.shared("--device", "auto", "auto, cpu, cuda or cuda:N.", metavar="DEVICE")
-RUNTIME = HARDWARE.shared("--runtime", "auto", "Backend that runs the model: auto (the fastest available for the "
+BATCH = HARDWARE_PANEL.shared("--batch", 4, "Images per model call.", hidden=("--batch-size", "--batch_size"))
+DEVICE = HARDWARE_PANEL.shared("--device", "auto", "auto, cpu, cuda or cuda:N.", metavar="DEVICE")
+RUNTIME = HARDWARE_PANEL.shared("--runtime", "auto", "Backend that runs the model: auto (the fastest available for the "
     "file on this device, said in one line), pytorch, onnxruntime, openvino or tensorrt.")
 #: The largest batch: of a TensorRT profile (build-trt), of a server's dynamic batcher (serve, triton).
 MAX_BATCH = shared("--max-batch", None, "Largest batch.")
-WORKERS = HARDWARE.shared("--workers", 2, "Image decoding threads (and writing, for commands that write pictures).")
+WORKERS = HARDWARE_PANEL.shared("--workers", 2, "Image decoding threads (and writing, for commands that write pictures).")
 
 # ---- sliding window and test-time augmentation --------------------------------------------------
 TILE = INFERENCE_PANEL.shared("--tile", None, "Sliding-window inference: cover each image with overlapping W x H "
