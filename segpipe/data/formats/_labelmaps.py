@@ -191,11 +191,6 @@ class LabelMapReader(FormatReader):
         """The label map (read on first use; one line naming the file on a problem)."""
         return self._label_map[0]
 
-    @property
-    def label_source(self) -> str:
-        """Where :meth:`labels` came from, in words (``"label_colors.txt"``)."""
-        return self._label_map[1]
-
     def classes(self) -> ClassInfo:
         pairs, source = self._label_map
         return ClassInfo(tuple(n for n, _ in pairs), filled_colors(pairs), source)
