@@ -51,16 +51,7 @@ from segpipe.tensorrt.sidecar import (
 from segpipe.tensorrt.verify import default_min_agreement, onnx_reference, verification_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trt_helpers import make_seg_onnx, reference_logits  # noqa: E402
-
-HAS_TRT = available("tensorrt")
-no_trt = pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here; these check the message without it")
-
-
-def one_line(exc: pytest.ExceptionInfo) -> str:
-    text = str(exc.value)
-    assert "\n" not in text, text
-    return text
+from trt_helpers import make_seg_onnx, no_trt, one_line, reference_logits  # noqa: E402
 
 
 # ---- shape strings ------------------------------------------------------------------------------

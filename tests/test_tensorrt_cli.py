@@ -13,7 +13,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segpipe._optional import available
 from segpipe.errors import ExportError
 from segpipe.modelinfo import ModelInfo
 from segpipe.tensorrt.build import (
@@ -28,16 +27,7 @@ from segpipe.tensorrt.sidecar import (
 from segpipe.tensorrt.trtexec import parse_trtexec_version, trtexec_command
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trt_helpers import make_seg_onnx  # noqa: E402
-
-HAS_TRT = available("tensorrt")
-no_trt = pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here; these check the message without it")
-
-
-def one_line(exc: pytest.ExceptionInfo) -> str:
-    text = str(exc.value)
-    assert "\n" not in text, text
-    return text
+from trt_helpers import make_seg_onnx, no_trt, one_line  # noqa: E402
 
 
 # ---- trtexec ------------------------------------------------------------------------------------

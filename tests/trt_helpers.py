@@ -12,9 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from segpipe._optional import available
 from segpipe.modelinfo import ModelInfo
+
+HAS_TRT = available("tensorrt")
+no_trt = pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here; these check the message without it")
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    """The exception's message, asserted to be one line."""
+    text = str(exc.value)
+    assert "\n" not in text, text
+    return text
 
 WEIGHT_SEED = 1
 
