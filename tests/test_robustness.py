@@ -123,6 +123,7 @@ def _opts(split: tuple[Path, Path], out: Path, **kw) -> TrainOptions:
 
 
 # ---- signals --------------------------------------------------------------------------------------
+@pytest.mark.slow  # 21 s; SIGINT/SIGTERM to the process group with loader workers stays in the default run (test_dependable)
 def test_sigint_mid_epoch_saves_last_and_the_resumed_run_ends_the_same(split, tmp_path: Path) -> None:
     train_dir, val_dir = split
     out, log = tmp_path / "run", tmp_path / "seen.txt"
